@@ -1,0 +1,1 @@
+"""Stratus services: one package per service; they never import each other."""

@@ -1,0 +1,1 @@
+"""The bridge service: Alertmanager's webhook in, normalised alerts out on NATS."""

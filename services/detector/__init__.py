@@ -1,0 +1,1 @@
+"""The detector service: turns alerts and probe results into incidents."""

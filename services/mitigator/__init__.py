@@ -1,0 +1,1 @@
+"""The mitigator service."""

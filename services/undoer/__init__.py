@@ -1,0 +1,1 @@
+"""The undoer service."""

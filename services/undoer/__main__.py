@@ -1,0 +1,6 @@
+"""`python -m services.undoer`"""
+
+from services.undoer.app import main
+
+if __name__ == "__main__":
+    main()

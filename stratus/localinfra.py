@@ -1,0 +1,148 @@
+"""Start real ``nats-server -js`` and ``redis-server`` processes on free loopback ports.
+
+Used by ``stratus up`` (when nothing answers at the configured URLs), by ``make demo`` and by the test fixtures.
+Each server gets a temporary data directory and is stopped (and its directory removed) by ``stop()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from stratus.errors import PermanentError, TemporaryError
+
+
+def find_binary(name: str) -> str:
+    """The venv's copy first (installed from wheels by ``make install``), then the PATH."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if found is None:
+        raise PermanentError(f"{name} not found in {here.parent} or on PATH; run `make install` first")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def reachable(url: str, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections at the URL's host and port."""
+    parsed = urlparse(url)
+    default = {"nats": 4222, "redis": 6379}.get(parsed.scheme, 80)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class LocalServer:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _wait(predicate: object, what: str, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise PermanentError(f"{what} exited with code {proc.returncode} while starting:\n{tail}")
+        if callable(predicate) and predicate():
+            return
+        time.sleep(0.02)
+    proc.kill()
+    raise TemporaryError(f"{what} did not become ready within {timeout:.0f}s (log: {log})")
+
+
+def start_nats(*, timeout: float = 15.0) -> LocalServer:
+    """``nats-server -js`` on a free client port; the URL is read from the server's own ports file."""
+    workdir = Path(tempfile.mkdtemp(prefix="stratus-nats-"))
+    log = workdir / "nats.log"
+    cmd = [
+        find_binary("nats-server"),
+        "-js",
+        "-a",
+        "127.0.0.1",
+        "-p",
+        "-1",
+        "-m",
+        "-1",
+        "-sd",
+        str(workdir / "data"),
+        "--ports_file_dir",
+        str(workdir),
+        "-l",
+        str(log),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ports_file = workdir / f"nats-server_{proc.pid}.ports"
+
+    def ready() -> bool:
+        if not ports_file.exists():
+            return False
+        with contextlib.suppress(ValueError):
+            ports = json.loads(ports_file.read_text())
+            return bool(ports.get("nats")) and reachable(ports["nats"][0])
+        return False
+
+    _wait(ready, "nats-server", proc, timeout, log)
+    ports = json.loads(ports_file.read_text())
+    return LocalServer("nats", ports["nats"][0], proc, workdir, {"monitor": ports.get("monitoring", [""])[0]})
+
+
+def start_redis(*, timeout: float = 10.0) -> LocalServer:
+    workdir = Path(tempfile.mkdtemp(prefix="stratus-redis-"))
+    log = workdir / "redis.log"
+    port = free_port()
+    cmd = [
+        find_binary("redis-server"),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        "--logfile",
+        str(log),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"redis://127.0.0.1:{port}/0"
+    _wait(lambda: reachable(url), "redis-server", proc, timeout, log)
+    return LocalServer("redis", url, proc, workdir)
