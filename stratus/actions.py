@@ -1,0 +1,466 @@
+"""The typed action space: every read and write an agent may ask the cluster gateway for.
+
+One pydantic model per verb, gathered in a union discriminated on ``verb`` (``ACTION_ADAPTER``). Actions travel on the
+bus and in the journal as ``stratus.contracts.ActionSpec`` (``to_spec`` / ``action_from_spec``); their JSON schemas
+(``action_json_schemas``) are the tool schemas an LLM reasoner hands to the model.
+
+``scope`` is the unit of the A-Lock: the action's namespace, or ``"cluster"`` for cluster-scoped kinds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from stratus.contracts import ActionSpec
+
+CLUSTER_SCOPE = "cluster"
+
+
+class KindInfo(NamedTuple):
+    """How the gateway reaches one Kubernetes kind over REST."""
+
+    kind: str
+    api_version: str
+    plural: str
+    namespaced: bool
+    aliases: tuple[str, ...]
+
+
+KINDS: dict[str, KindInfo] = {
+    k.kind: k
+    for k in (
+        KindInfo("Pod", "v1", "pods", True, ("po", "pod", "pods")),
+        KindInfo("Service", "v1", "services", True, ("svc", "service", "services")),
+        KindInfo("Endpoints", "v1", "endpoints", True, ("ep", "endpoint", "endpoints")),
+        KindInfo("ConfigMap", "v1", "configmaps", True, ("cm", "configmap", "configmaps")),
+        KindInfo("Secret", "v1", "secrets", True, ("secret", "secrets")),
+        KindInfo("ServiceAccount", "v1", "serviceaccounts", True, ("sa", "serviceaccount", "serviceaccounts")),
+        KindInfo("PersistentVolumeClaim", "v1", "persistentvolumeclaims", True, ("pvc", "persistentvolumeclaim")),
+        KindInfo("Event", "v1", "events", True, ("ev", "event", "events")),
+        KindInfo("PersistentVolume", "v1", "persistentvolumes", False, ("pv", "persistentvolume")),
+        KindInfo("Node", "v1", "nodes", False, ("no", "node", "nodes")),
+        KindInfo("Namespace", "v1", "namespaces", False, ("ns", "namespace", "namespaces")),
+        KindInfo("Deployment", "apps/v1", "deployments", True, ("deploy", "deployment", "deployments")),
+        KindInfo("ReplicaSet", "apps/v1", "replicasets", True, ("rs", "replicaset", "replicasets")),
+        KindInfo("StatefulSet", "apps/v1", "statefulsets", True, ("sts", "statefulset", "statefulsets")),
+        KindInfo("DaemonSet", "apps/v1", "daemonsets", True, ("ds", "daemonset", "daemonsets")),
+        KindInfo("Job", "batch/v1", "jobs", True, ("job", "jobs")),
+        KindInfo("CronJob", "batch/v1", "cronjobs", True, ("cj", "cronjob", "cronjobs")),
+        KindInfo("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", True, ("netpol", "networkpolicy")),
+        KindInfo("Ingress", "networking.k8s.io/v1", "ingresses", True, ("ing", "ingress", "ingresses")),
+        KindInfo("StorageClass", "storage.k8s.io/v1", "storageclasses", False, ("sc", "storageclass")),
+    )
+}
+"""The kinds Stratus acts on, by Kind."""
+
+_ALIASES: dict[str, str] = {}
+for _info in KINDS.values():
+    _ALIASES[_info.kind.lower()] = _info.kind
+    _ALIASES[_info.plural] = _info.kind
+    _ALIASES[f"{_info.plural}.{_info.api_version.rpartition('/')[0]}"] = _info.kind
+    _ALIASES[f"{_info.kind.lower()}.{_info.api_version.rpartition('/')[0]}"] = _info.kind
+    for _alias in _info.aliases:
+        _ALIASES[_alias] = _info.kind
+
+SCALABLE_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
+ROLLOUT_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
+
+
+def resolve_kind(name: str) -> str:
+    """The Kind for a kind name, plural, short alias or ``plural.group`` (``deploy`` -> ``Deployment``)."""
+    if name in KINDS:
+        return name
+    kind = _ALIASES.get(name.lower())
+    if kind is None:
+        supported = ", ".join(sorted(KINDS))
+        raise ValueError(f"Unknown resource type {name!r}. Supported kinds: {supported}.")
+    return kind
+
+
+def is_cluster_scoped(kind: str) -> bool:
+    return not KINDS[resolve_kind(kind)].namespaced
+
+
+def scope_of(kind: str | None, namespace: str | None) -> str:
+    """The A-Lock scope of an object: its namespace, or ``cluster`` for cluster-scoped kinds."""
+    if kind is not None and is_cluster_scoped(kind):
+        return CLUSTER_SCOPE
+    return namespace or CLUSTER_SCOPE
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    WRITE: ClassVar[bool] = False
+    ALLOWED_KINDS: ClassVar[frozenset[str] | None] = None
+    verb: str
+    kind: str = Field(description="Kubernetes kind (Deployment, Pod, ...); aliases like deploy or po are accepted.")
+    namespace: str | None = Field(default=None, description="Namespace of the object; None for cluster-scoped kinds.")
+    name: str | None = Field(default=None, description="Name of the object.")
+
+    @field_validator("kind")
+    @classmethod
+    def _canonical_kind(cls, value: str) -> str:
+        return resolve_kind(value)
+
+    @model_validator(mode="after")
+    def _check_namespace(self) -> _Action:
+        if self.ALLOWED_KINDS is not None and self.kind not in self.ALLOWED_KINDS:
+            allowed = ", ".join(sorted(self.ALLOWED_KINDS))
+            raise ValueError(f"{self.verb} does not apply to {self.kind}; it applies to: {allowed}")
+        info = KINDS[self.kind]
+        if not info.namespaced and self.namespace is not None:
+            object.__setattr__(self, "namespace", None)
+        elif info.namespaced and self.namespace is None and not self._namespace_optional():
+            raise ValueError(f"{self.kind} is namespaced: give a namespace")
+        return self
+
+    def _namespace_optional(self) -> bool:
+        return False
+
+    @property
+    def is_write(self) -> bool:
+        return self.WRITE
+
+    @property
+    def scope(self) -> str:
+        return scope_of(self.kind, self.namespace)
+
+    @property
+    def target(self) -> str:
+        """``Kind/namespace/name`` (``Kind/name`` for cluster-scoped objects)."""
+        parts = [self.kind, *([self.namespace] if self.namespace else []), *([self.name] if self.name else [])]
+        return "/".join(parts)
+
+    def to_spec(self) -> ActionSpec:
+        params = self.model_dump(mode="json", exclude={"verb", "kind", "namespace", "name"})
+        return ActionSpec(verb=self.verb, kind=self.kind, namespace=self.namespace, name=self.name, params=params)
+
+
+class _Named(_Action):
+    name: str = Field(min_length=1, description="Name of the object.")
+
+
+class _ManifestAction(_Action):
+    """An action carrying a whole object; kind, namespace and name are read from the manifest."""
+
+    manifest: dict[str, Any] = Field(description="The Kubernetes object (apiVersion, kind, metadata, spec...).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_manifest(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("manifest"), dict):
+            return data
+        manifest = data["manifest"]
+        meta = manifest.get("metadata") or {}
+        kind = manifest.get("kind")
+        if not isinstance(kind, str) or not kind:
+            raise ValueError("the manifest has no kind")
+        name = meta.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(
+                "the manifest has no metadata.name (generateName is not supported: an undo needs the object's name)"
+            )
+        kind = resolve_kind(kind)
+        if manifest.get("apiVersion") != KINDS[kind].api_version:
+            raise ValueError(f"{kind} must have apiVersion {KINDS[kind].api_version}, not {manifest.get('apiVersion')}")
+        namespace = meta.get("namespace") or data.get("namespace")
+        if data.get("namespace") and meta.get("namespace") and data["namespace"] != meta["namespace"]:
+            raise ValueError(f"the manifest's namespace {meta['namespace']} differs from {data['namespace']}")
+        if data.get("name") and data["name"] != name:
+            raise ValueError(f"the manifest's name {name} differs from {data['name']}")
+        out = dict(data)
+        out["kind"] = kind
+        out["name"] = name
+        if KINDS[kind].namespaced:
+            out["namespace"] = namespace
+            if namespace:
+                out["manifest"] = {**manifest, "metadata": {**meta, "namespace": namespace}}
+        else:
+            out["namespace"] = None
+        return out
+
+
+# --- reads ----------------------------------------------------------------------------------------------------
+
+Output = Literal["table", "wide", "yaml", "json", "name"]
+
+
+class Get(_Named):
+    """Read one object."""
+
+    verb: Literal["get"] = "get"
+    output: Output = Field(default="table", description="table (kubectl-like), wide, yaml, json or name.")
+
+
+class ListObjects(_Action):
+    """List the objects of a kind in a namespace (or all namespaces), optionally filtered."""
+
+    verb: Literal["list"] = "list"
+    all_namespaces: bool = Field(default=False, description="List across every namespace (kubectl -A).")
+    label_selector: str | None = Field(default=None, description="Label selector, e.g. app=web,tier!=db.")
+    field_selector: str | None = Field(default=None, description="Field selector, e.g. status.phase=Running.")
+    output: Output = Field(default="table", description="table (kubectl-like), wide, yaml, json or name.")
+
+    def _namespace_optional(self) -> bool:
+        return self.all_namespaces
+
+
+class Describe(_Action):
+    """Describe one object (or every object of a kind when name is None) with its recent events."""
+
+    verb: Literal["describe"] = "describe"
+    label_selector: str | None = Field(default=None, description="With no name: describe the objects matching this.")
+
+
+class Logs(_Named):
+    """Container logs of a pod (or of one pod of a workload: Deployment, StatefulSet, ReplicaSet...)."""
+
+    ALLOWED_KINDS = WORKLOAD_KINDS | {"Pod"}
+    verb: Literal["logs"] = "logs"
+    kind: str = Field(default="Pod", description="Pod, or a workload kind whose first pod is read.")
+    container: str | None = Field(default=None, description="Container name; the first container when None.")
+    tail: int | None = Field(default=None, ge=0, description="Only the last N lines.")
+    previous: bool = Field(default=False, description="Logs of the previous (crashed) instance of the container.")
+
+
+class Events(_Action):
+    """Events of a namespace, optionally only those about one object."""
+
+    ALLOWED_KINDS = frozenset({"Event"})
+    verb: Literal["events"] = "events"
+    kind: str = Field(default="Event", description="Always Event.")
+    all_namespaces: bool = Field(default=False, description="Events of every namespace.")
+    for_kind: str | None = Field(default=None, description="Only events about an object of this kind.")
+    for_name: str | None = Field(default=None, description="Only events about the object with this name.")
+    field_selector: str | None = Field(default=None, description="Raw field selector on events.")
+
+    @field_validator("for_kind")
+    @classmethod
+    def _canonical_for_kind(cls, value: str | None) -> str | None:
+        return None if value is None else resolve_kind(value)
+
+    def _namespace_optional(self) -> bool:
+        return self.all_namespaces
+
+
+class RolloutStatus(_Named):
+    """The rollout state of a workload, right now (never waits)."""
+
+    ALLOWED_KINDS = ROLLOUT_KINDS
+    verb: Literal["rollout_status"] = "rollout_status"
+
+
+class RolloutHistory(_Named):
+    """The revisions of a Deployment (its ReplicaSets), for ``rollout_undo``."""
+
+    ALLOWED_KINDS = frozenset({"Deployment"})
+    verb: Literal["rollout_history"] = "rollout_history"
+
+
+# --- writes ---------------------------------------------------------------------------------------------------
+
+
+class Patch(_Named):
+    """Patch an object: strategic merge (default, like kubectl), JSON merge (RFC 7386) or JSON patch (RFC 6902)."""
+
+    WRITE = True
+    verb: Literal["patch"] = "patch"
+    patch_type: Literal["strategic", "merge", "json"] = Field(default="strategic", description="The patch format.")
+    patch: dict[str, Any] | list[dict[str, Any]] = Field(
+        description="The patch: an object for strategic/merge, a list of operations for json."
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> Patch:
+        if self.patch_type == "json" and not isinstance(self.patch, list):
+            raise ValueError("a json patch is a list of operations ([{'op': ..., 'path': ...}])")
+        if self.patch_type != "json" and not isinstance(self.patch, dict):
+            raise ValueError(f"a {self.patch_type} patch is an object")
+        return self
+
+
+class Scale(_Named):
+    """Set the replica count of a Deployment, StatefulSet or ReplicaSet."""
+
+    WRITE = True
+    verb: Literal["scale"] = "scale"
+    ALLOWED_KINDS = SCALABLE_KINDS
+    replicas: int = Field(ge=0, description="The desired number of replicas.")
+
+
+class SetImage(_Named):
+    """Change container images of a workload's pod template (or of a bare pod)."""
+
+    ALLOWED_KINDS = WORKLOAD_KINDS | {"Pod"}
+    WRITE = True
+    verb: Literal["set_image"] = "set_image"
+    images: dict[str, str] = Field(min_length=1, description="Container name -> image; '*' means every container.")
+
+
+class SetEnv(_Named):
+    """Set or remove environment variables in a workload's pod template."""
+
+    ALLOWED_KINDS = WORKLOAD_KINDS
+    WRITE = True
+    verb: Literal["set_env"] = "set_env"
+    container: str | None = Field(default=None, description="Only this container; every container when None.")
+    env: dict[str, str] = Field(default_factory=dict, description="Variables to set (name -> value).")
+    unset: list[str] = Field(default_factory=list, description="Variables to remove.")
+
+    @model_validator(mode="after")
+    def _something(self) -> SetEnv:
+        if not self.env and not self.unset:
+            raise ValueError("set_env needs at least one variable to set or unset")
+        return self
+
+
+class RolloutRestart(_Named):
+    """Restart a workload's pods by stamping its pod template (kubectl rollout restart)."""
+
+    ALLOWED_KINDS = ROLLOUT_KINDS
+    WRITE = True
+    verb: Literal["rollout_restart"] = "rollout_restart"
+
+
+class RolloutUndo(_Named):
+    """Roll a Deployment back to its previous revision, or to ``to_revision``."""
+
+    ALLOWED_KINDS = frozenset({"Deployment"})
+    WRITE = True
+    verb: Literal["rollout_undo"] = "rollout_undo"
+    to_revision: int | None = Field(default=None, ge=1, description="The revision to return to; previous if None.")
+
+
+class Delete(_Named):
+    """Delete one object by name (selectors are refused: each write needs its own pre-image)."""
+
+    WRITE = True
+    verb: Literal["delete"] = "delete"
+
+
+class Apply(_ManifestAction):
+    """Create the object, or merge the manifest into the existing one (strategic merge, like kubectl apply)."""
+
+    WRITE = True
+    verb: Literal["apply"] = "apply"
+
+
+class Create(_ManifestAction):
+    """Create the object; fails if it exists."""
+
+    WRITE = True
+    verb: Literal["create"] = "create"
+
+
+class Replace(_ManifestAction):
+    """Replace the object with the manifest (create it if absent); the undo of most writes."""
+
+    WRITE = True
+    verb: Literal["replace"] = "replace"
+
+
+class Cordon(_Named):
+    """Mark a node unschedulable."""
+
+    ALLOWED_KINDS = frozenset({"Node"})
+    WRITE = True
+    verb: Literal["cordon"] = "cordon"
+    kind: str = Field(default="Node", description="Always Node.")
+
+
+class Uncordon(_Named):
+    """Mark a node schedulable."""
+
+    ALLOWED_KINDS = frozenset({"Node"})
+    WRITE = True
+    verb: Literal["uncordon"] = "uncordon"
+    kind: str = Field(default="Node", description="Always Node.")
+
+
+class Exec(_Named):
+    """Run a vetted command in a container; allowed only with a declared inverse command that undoes it."""
+
+    ALLOWED_KINDS = frozenset({"Pod"})
+    WRITE = True
+    verb: Literal["exec"] = "exec"
+    kind: str = Field(default="Pod", description="Always Pod.")
+    container: str | None = Field(default=None, description="Container name; the first container when None.")
+    command: list[str] = Field(min_length=1, description="The command and its arguments (no shell).")
+    inverse: list[str] = Field(
+        default_factory=list, description="The command that undoes this one; without it the exec is refused."
+    )
+
+
+Action = Annotated[
+    Get
+    | ListObjects
+    | Describe
+    | Logs
+    | Events
+    | RolloutStatus
+    | RolloutHistory
+    | Patch
+    | Scale
+    | SetImage
+    | SetEnv
+    | RolloutRestart
+    | RolloutUndo
+    | Delete
+    | Apply
+    | Create
+    | Replace
+    | Cordon
+    | Uncordon
+    | Exec,
+    Field(discriminator="verb"),
+]
+ACTION_ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
+
+ACTION_TYPES: dict[str, type[_Action]] = {
+    cls.model_fields["verb"].default: cls
+    for cls in (
+        Get,
+        ListObjects,
+        Describe,
+        Logs,
+        Events,
+        RolloutStatus,
+        RolloutHistory,
+        Patch,
+        Scale,
+        SetImage,
+        SetEnv,
+        RolloutRestart,
+        RolloutUndo,
+        Delete,
+        Apply,
+        Create,
+        Replace,
+        Cordon,
+        Uncordon,
+        Exec,
+    )
+}
+"""Every verb and its model."""
+
+READ_VERBS = frozenset(v for v, cls in ACTION_TYPES.items() if not cls.WRITE)
+WRITE_VERBS = frozenset(v for v, cls in ACTION_TYPES.items() if cls.WRITE)
+
+
+def action_from_spec(spec: ActionSpec) -> Action:
+    """Rebuild the typed action from its bus/journal form; raises ``pydantic.ValidationError`` if it is invalid."""
+    data: dict[str, Any] = {**spec.params, "verb": spec.verb}
+    for key in ("kind", "namespace", "name"):
+        value = getattr(spec, key)
+        if value is not None:
+            data[key] = value
+    return ACTION_ADAPTER.validate_python(data)
+
+
+def action_json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON schema of each verb's model, usable as an LLM tool's parameters."""
+    return {verb: cls.model_json_schema() for verb, cls in ACTION_TYPES.items()}
