@@ -59,6 +59,7 @@ class Bus:
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 allow_reconnect=True,
+                drain_timeout=5,
             )
         except Exception as exc:  # nats-py raises several unrelated types for "cannot connect"
             raise TemporaryError(f"cannot connect to NATS at {url}: {exc!r}", delay=1.0) from exc

@@ -1,0 +1,152 @@
+"""Run the whole system on one machine: NATS and Redis (when none answers), then every service as its own process.
+
+``stratus up`` and ``make demo`` use it. The supervisor merges the services' output into one log (each line already
+carries the service name), and on stop it sends SIGTERM to every child, waits, then SIGKILLs what is left, so no
+process outlives it. Children also get PR_SET_PDEATHSIG on Linux: if the supervisor itself is killed, they die too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import IO
+
+from stratus.contracts import SERVICES, HealthReply, health_subject
+from stratus.localinfra import LocalServer, reachable, start_nats, start_redis
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Supervisor:
+    nats_url: str
+    redis_url: str
+    services: Iterable[str] = SERVICES
+    env: dict[str, str] = field(default_factory=dict)
+    replicas: dict[str, int] = field(default_factory=dict)
+    echo: Callable[[str], None] = lambda line: print(line, flush=True)  # noqa: T201
+    started_servers: list[LocalServer] = field(default_factory=list)
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    _pumps: list[threading.Thread] = field(default_factory=list)
+
+    def ensure_infrastructure(self) -> None:
+        """Start a local nats-server / redis-server for each URL where nothing answers."""
+        if not reachable(self.nats_url):
+            server = start_nats()
+            self.started_servers.append(server)
+            self.echo(f"supervisor  started nats-server -js at {server.url} (nothing answered at {self.nats_url})")
+            self.nats_url = server.url
+        if not reachable(self.redis_url):
+            server = start_redis()
+            self.started_servers.append(server)
+            self.echo(f"supervisor  started redis-server at {server.url} (nothing answered at {self.redis_url})")
+            self.redis_url = server.url
+
+    def child_env(self, service: str, replica: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.env)
+        env["STRATUS_NATS_URL"] = self.nats_url
+        env["STRATUS_REDIS_URL"] = self.redis_url
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.replicas.get(service, 1) > 1:
+            env["STRATUS_INSTANCE"] = f"{service}-{replica}"
+        return env
+
+    def start_services(self) -> None:
+        for service in self.services:
+            for replica in range(self.replicas.get(service, 1)):
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", f"services.{service}"],
+                    env=self.child_env(service, replica),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                )
+                self.children.append((service, proc))
+                assert proc.stdout is not None
+                pump = threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True)
+                pump.start()
+                self._pumps.append(pump)
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            self.echo(raw.decode(errors="replace").rstrip())
+
+    def exited(self) -> list[tuple[str, int]]:
+        return [(name, code) for name, proc in self.children if (code := proc.poll()) is not None]
+
+    def stop(self, timeout: float = 8.0) -> None:
+        for _, proc in self.children:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for _, proc in self.children:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        for pump in self._pumps:
+            pump.join(timeout=2)
+        for server in reversed(self.started_servers):
+            server.stop()
+        self.children.clear()
+        self.started_servers.clear()
+
+
+async def gather_health(nats_url: str, services: Iterable[str] = SERVICES, window: float = 0.7) -> dict[str, list[HealthReply]]:
+    """Ask every service's health subject and collect the replies of all replicas for ``window`` seconds."""
+    import nats
+
+    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
+    replies: dict[str, list[HealthReply]] = {s: [] for s in services}
+    try:
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox + ".*")
+        for s in services:
+            await nc.publish(health_subject(s), b"{}", reply=f"{inbox}.{s}")
+        deadline = time.monotonic() + window
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await sub.next_msg(timeout=left)
+            except Exception:
+                break
+            with contextlib.suppress(ValueError):
+                reply = HealthReply.model_validate_json(msg.data)
+                replies.setdefault(reply.service, []).append(reply)
+    finally:
+        await nc.close()
+    return replies
+
+
+async def wait_healthy(nats_url: str, services: Iterable[str] = SERVICES, timeout: float = 10.0) -> dict[str, list[HealthReply]]:
+    services = tuple(services)
+    deadline = time.monotonic() + timeout
+    replies: dict[str, list[HealthReply]] = {}
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            replies = await gather_health(nats_url, services, window=0.4)
+            if all(any(r.ok for r in replies.get(s, [])) for s in services):
+                return replies
+        await asyncio.sleep(0.2)
+    return replies
+
+
+def health_json(replies: dict[str, list[HealthReply]]) -> str:
+    return json.dumps({s: [r.model_dump(mode="json") for r in rs] for s, rs in replies.items()}, indent=2)

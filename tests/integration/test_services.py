@@ -1,0 +1,114 @@
+"""`stratus up` runs six real service processes against real NATS and Redis; they answer health, refuse work they
+cannot do yet with a readable event, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stratus import contracts as c
+from stratus.bus import Bus
+from stratus.localinfra import LocalServer
+from stratus.supervisor import gather_health, wait_healthy
+
+pytestmark = pytest.mark.integration
+
+STRATUS = str(Path(sys.executable).parent / "stratus")
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def system(nats_server: LocalServer, redis_server: LocalServer) -> Iterator[subprocess.Popen[bytes]]:
+    env = dict(os.environ, STRATUS_NATS_URL=nats_server.url, STRATUS_REDIS_URL=redis_server.url)
+    proc = subprocess.Popen([STRATUS, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+async def test_all_six_services_are_healthy_within_10s(system: subprocess.Popen[bytes], nats_server: LocalServer) -> None:
+    start = time.monotonic()
+    replies = await wait_healthy(nats_server.url, timeout=10)
+    assert {s for s, rs in replies.items() if any(r.ok for r in rs)} == set(c.SERVICES)
+    assert time.monotonic() - start < 10
+    status = subprocess.run([STRATUS, "status", "--nats-url", nats_server.url], capture_output=True, text=True)
+    assert status.returncode == 0, status.stdout + status.stderr
+    for s in c.SERVICES:
+        assert s in status.stdout
+
+
+@pytest.mark.parametrize("kind", ["diagnose", "mitigate", "undo"])
+async def test_unimplemented_work_is_refused_with_a_readable_event(
+    system: subprocess.Popen[bytes], nats_server: LocalServer, bus: Bus, uid: str, kind: str
+) -> None:
+    await wait_healthy(nats_server.url, timeout=10)
+    from datetime import UTC, datetime
+
+    lease = c.Lease(scope="ns", holder="t", token=1, expires_at=datetime.now(UTC))
+    incident = f"inc-{uid}"
+    request: c.Message = {
+        "diagnose": c.DiagnoseRequest(incident_id=incident, scope="ns"),
+        "mitigate": c.MitigateRequest(incident_id=incident, scope="ns", tx_id="tx", attempt=1, lease=lease),
+        "undo": c.UndoRequest(incident_id=incident, scope="ns", tx_id="tx", attempt=1, lease=lease, checkpoint_digest=""),
+    }[kind]
+    service = c.WORK_KIND_SERVICE[kind]
+    sub = await bus.js.subscribe(c.events_subject(incident, "work_failed"), ordered_consumer=True)
+    await bus.publish(c.work_subject(service), request)
+    msg = await sub.next_msg(timeout=10)
+    event = c.EVENT_ADAPTER.validate_json(msg.data)
+    assert isinstance(event, c.WorkFailed)
+    assert event.service == service and "not implemented yet" in event.reason and event.request_id == request.id
+    await sub.unsubscribe()
+
+
+async def test_sigint_stops_everything_and_leaves_no_process(
+    system: subprocess.Popen[bytes], nats_server: LocalServer
+) -> None:
+    await wait_healthy(nats_server.url, timeout=10)
+    kids = children_of(system.pid)
+    assert len(kids) >= 6
+    system.send_signal(signal.SIGINT)
+    system.wait(timeout=20)
+    assert system.returncode == 0
+    deadline = time.monotonic() + 5
+    while any(alive(k) for k in kids) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not [k for k in kids if alive(k)]
+    replies = await gather_health(nats_server.url, window=0.3)
+    assert not any(replies.values())
+    assert system.stdout is not None
+    log = system.stdout.read().decode()
+    for s in c.SERVICES:
+        assert f"{s}: stopped" in log, log[-3000:]
