@@ -1,0 +1,732 @@
+"""The A-Lock: a readers-writer lock per scope in Redis, with leases and fencing tokens (TNR assumption A1).
+
+Why it is shaped this way:
+
+- **Leases, not locks.** A writer (mitigator, undoer) may be SIGKILLed, paused by the GC or cut off by a partition.
+  Every grant therefore carries an expiry computed from Redis's own clock (``TIME`` inside the script, ``PEXPIREAT``),
+  so a holder that vanished loses the lock when its lease runs out and no client clock is ever trusted. A live holder
+  keeps its lease with ``renew`` (see ``LeaseKeeper``, which renews at ttl/3 and raises a flag when renewal fails).
+- **Fencing tokens.** Expiry alone is not safe: a writer paused past its expiry wakes up believing it still holds the
+  lock. Each write grant INCRs a per-scope counter *in the same script* that grants the lease; the counter has no TTL,
+  so a token is never reused, even after every lease expired. The cluster gateway calls ``ensure_fence`` immediately
+  before every write: only the scope's current, unexpired writer token passes, so a stale writer can never write again.
+  (Kubernetes cannot check a token itself, so the residual window is the time between that check and the write; pass
+  ``min_remaining_s`` to refuse a write that would not finish well inside the lease.)
+- **One Lua script per state change.** Check-and-grant, renew, release and fence checks are each one atomic script
+  (``register_script``: EVALSHA with a transparent reload), so no interleaving of clients can produce two writers.
+- **Scopes and the cluster scope.** A scope is a namespace or ``"cluster"`` (cluster-scoped objects: nodes, PVs, ...).
+  Same scope: writers exclude readers and each other; readers share. Disjoint namespaces never block each other. A
+  *cluster writer* acts on objects every namespace depends on (cordoning a node reschedules everyone's pods), so it
+  conflicts with every namespace holder, writer or reader, and they with it; the scripts find namespace holders through
+  one index sorted set (member per holder, score = its expiry). Namespace writers do not touch cluster-scoped objects,
+  so they do not conflict with *cluster readers*. A namespace literally named ``cluster`` is treated as the cluster
+  scope, which only ever excludes more, never less.
+- **Writer preference.** A writer that has to wait registers a short-lived *intent* (refreshed on every retry, gone
+  ``INTENT_MS`` after its waiter dies); new readers of that scope (and, for a cluster writer, new namespace holders)
+  are refused while an intent exists, so a stream of overlapping readers cannot starve the mitigator.
+- **Waiting.** Releases PUBLISH the scope on one channel per prefix; each ``ALock`` keeps one subscriber that wakes
+  its local waiters. Notifications are only a hint: waiters also poll with jittered exponential back-off (capped,
+  and never longer than the blocking lease's remaining time), so lost messages and expiries cost latency, never safety.
+- **Keys.** All keys of one prefix share a Redis Cluster hash tag (``{prefix}``) because the cluster-writer script
+  touches several scopes' keys at once; lock traffic is tiny, so one slot is no bottleneck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+import redis.asyncio as aioredis
+from prometheus_client import REGISTRY, Counter, Histogram
+from pydantic import Field
+
+from stratus.contracts import Lease, Model
+from stratus.errors import PermanentError, TemporaryError
+
+log = logging.getLogger(__name__)
+
+CLUSTER_SCOPE = "cluster"
+"""The scope of cluster-scoped objects; its writer conflicts with every namespace holder."""
+
+INTENT_MS = 3000
+"""How long a waiting writer's intent keeps new readers out after its last retry."""
+
+POLL_FIRST_S = 0.002
+POLL_CAP_S = 0.25
+
+Mode = Literal["read", "write"]
+_L = TypeVar("_L", Lease, "ReadLease")
+
+
+# --- errors -----------------------------------------------------------------------------------------------------
+
+
+class LockTimeout(TemporaryError):
+    """The lock was not granted within the wait; the message says who holds it."""
+
+
+class FencingError(PermanentError):
+    """A token or lease is no longer the scope's current one: the holder lost it and must not write."""
+
+
+# --- models -----------------------------------------------------------------------------------------------------
+
+
+class ReadLease(Model):
+    """Shared (reader) permission on a scope. Readers have no fencing token: they never write."""
+
+    scope: str
+    holder: str = Field(description="Who holds the lease (service, incident).")
+    lease_id: str = Field(description="Unique id of this grant; renew and release name it.")
+    expires_at: datetime = Field(description="Expiry by the Redis server's clock (UTC).")
+
+
+AnyLease = Lease | ReadLease
+
+
+# --- metrics ----------------------------------------------------------------------------------------------------
+
+
+def _metric(factory: Callable[[], Any], name: str) -> Any:
+    """Create a metric once per process; a second import of this module (tests, reloads) reuses the first."""
+    try:
+        return factory()
+    except ValueError:  # already registered under this name
+        return REGISTRY._names_to_collectors[name]
+
+
+LOCK_WAIT: Histogram = _metric(
+    lambda: Histogram(
+        "stratus_lock_wait_seconds",
+        "Time from asking for an A-Lock lease to its grant or give-up.",
+        ["mode"],
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    ),
+    "stratus_lock_wait_seconds",
+)
+LOCK_ACQUIRE: Counter = _metric(
+    lambda: Counter("stratus_lock_acquisitions", "A-Lock acquisition outcomes.", ["mode", "outcome"]),
+    "stratus_lock_acquisitions",
+)
+
+
+# --- scripts ----------------------------------------------------------------------------------------------------
+
+_PRELUDE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function touch(key)
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #top > 0 then redis.call('PEXPIREAT', key, top[2]) end
+end
+local function prune(key)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+end
+local function first(key)
+  local m = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if #m > 0 then return m end
+  return nil
+end
+"""
+
+# KEYS: 1 writer hash, 2 readers zset, 3 fence counter, 4 intent zset, 5 namespace-holder index,
+#       6 cluster writer hash, 7 cluster intent zset
+# ARGV: 1 holder, 2 ttl_ms, 3 is_cluster, 4 intent_ms (0: do not register), 5 index member
+# -> {1, token, expires_ms} | {0, blocker kind, blocker, remaining_ms}
+_ACQUIRE_WRITE = (
+    _PRELUDE
+    + """
+local holder, ttl, is_cluster, intent_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
+prune(KEYS[2]); prune(KEYS[4])
+local function refuse(kind, who, left)
+  if intent_ms > 0 then
+    redis.call('ZADD', KEYS[4], now + intent_ms, holder)
+    touch(KEYS[4])
+  end
+  return {0, kind, who, left}
+end
+local w = redis.call('HMGET', KEYS[1], 'holder', 'token')
+if w[1] then return refuse('writer', w[1] .. ' (token ' .. w[2] .. ')', redis.call('PTTL', KEYS[1])) end
+local r = first(KEYS[2])
+if r then return refuse('reader', r[1], tonumber(r[2]) - now) end
+if is_cluster then
+  prune(KEYS[5])
+  local h = first(KEYS[5])
+  if h then return refuse('namespace holder', h[1], tonumber(h[2]) - now) end
+else
+  local cw = redis.call('HMGET', KEYS[6], 'holder', 'token')
+  if cw[1] then
+    return refuse('cluster writer', cw[1] .. ' (token ' .. cw[2] .. ')', redis.call('PTTL', KEYS[6]))
+  end
+  prune(KEYS[7])
+  local ci = first(KEYS[7])
+  if ci then return refuse('waiting cluster writer', ci[1], tonumber(ci[2]) - now) end
+end
+local token = redis.call('INCR', KEYS[3])
+local exp = now + ttl
+redis.call('HSET', KEYS[1], 'holder', holder, 'token', token, 'exp', exp)
+redis.call('PEXPIREAT', KEYS[1], exp)
+redis.call('ZREM', KEYS[4], holder)
+touch(KEYS[4])
+if not is_cluster then
+  redis.call('ZADD', KEYS[5], exp, ARGV[5])
+  touch(KEYS[5])
+end
+return {1, token, exp}
+"""
+)
+
+# KEYS: 1 readers zset, 2 writer hash, 3 intent zset, 4 namespace-holder index, 5 cluster writer hash,
+#       6 cluster intent zset
+# ARGV: 1 member ('<lease id>|<holder>'), 2 ttl_ms, 3 is_cluster, 4 index member
+_ACQUIRE_READ = (
+    _PRELUDE
+    + """
+local member, ttl, is_cluster = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
+prune(KEYS[1]); prune(KEYS[3])
+local w = redis.call('HMGET', KEYS[2], 'holder', 'token')
+if w[1] then return {0, 'writer', w[1] .. ' (token ' .. w[2] .. ')', redis.call('PTTL', KEYS[2])} end
+local i = first(KEYS[3])
+if i then return {0, 'waiting writer', i[1], tonumber(i[2]) - now} end
+if not is_cluster then
+  local cw = redis.call('HMGET', KEYS[5], 'holder', 'token')
+  if cw[1] then return {0, 'cluster writer', cw[1] .. ' (token ' .. cw[2] .. ')', redis.call('PTTL', KEYS[5])} end
+  prune(KEYS[6])
+  local ci = first(KEYS[6])
+  if ci then return {0, 'waiting cluster writer', ci[1], tonumber(ci[2]) - now} end
+end
+local exp = now + ttl
+redis.call('ZADD', KEYS[1], exp, member)
+touch(KEYS[1])
+if not is_cluster then
+  redis.call('ZADD', KEYS[4], exp, ARGV[4])
+  touch(KEYS[4])
+end
+return {1, 0, exp}
+"""
+)
+
+# KEYS: 1 writer hash, 2 namespace-holder index.  ARGV: 1 holder, 2 token, 3 ttl_ms, 4 is_cluster, 5 index member
+# -> {1, expires_ms} | {0, current holder or '', current token or ''}
+_RENEW_WRITE = (
+    _PRELUDE
+    + """
+local w = redis.call('HMGET', KEYS[1], 'holder', 'token')
+if w[1] ~= ARGV[1] or w[2] ~= ARGV[2] then return {0, w[1] or '', w[2] or ''} end
+local exp = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'exp', exp)
+redis.call('PEXPIREAT', KEYS[1], exp)
+if ARGV[4] ~= '1' then
+  redis.call('ZADD', KEYS[2], exp, ARGV[5])
+  touch(KEYS[2])
+end
+return {1, exp}
+"""
+)
+
+# KEYS: 1 writer hash, 2 namespace-holder index.  ARGV: 1 holder, 2 token, 3 index member, 4 channel, 5 scope
+_RELEASE_WRITE = """
+local w = redis.call('HMGET', KEYS[1], 'holder', 'token')
+if w[1] ~= ARGV[1] or w[2] ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+"""
+
+# KEYS: 1 readers zset, 2 namespace-holder index.  ARGV: 1 member, 2 ttl_ms, 3 is_cluster, 4 index member
+_RENEW_READ = (
+    _PRELUDE
+    + """
+prune(KEYS[1])
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {0} end
+local exp = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], exp, ARGV[1])
+touch(KEYS[1])
+if ARGV[3] ~= '1' then
+  redis.call('ZADD', KEYS[2], exp, ARGV[4])
+  touch(KEYS[2])
+end
+return {1, exp}
+"""
+)
+
+# KEYS: 1 readers zset, 2 namespace-holder index.  ARGV: 1 member, 2 index member, 3 channel, 4 scope
+_RELEASE_READ = (
+    _PRELUDE
+    + """
+prune(KEYS[1])
+local held = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+if held == 1 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+return held
+"""
+)
+
+# KEYS: 1 writer hash.  ARGV: 1 token, 2 min remaining ms
+# -> {ok, current holder or '', current token or '', remaining ms}
+_CHECK_FENCE = """
+local w = redis.call('HMGET', KEYS[1], 'holder', 'token')
+local left = redis.call('PTTL', KEYS[1])
+if not w[1] then return {0, '', '', left} end
+if w[2] == ARGV[1] and left > tonumber(ARGV[2]) then return {1, w[1], w[2], left} end
+return {0, w[1], w[2], left}
+"""
+
+# KEYS: 1 intent zset.  ARGV: 1 holder
+_DROP_INTENT = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+class ALock:
+    """Readers-writer leases per scope, keyed under ``{prefix}:alock:``.
+
+    Use one instance per process (it keeps one pub/sub subscriber for release notifications); ``aclose()`` it, or
+    use it as an async context manager. Every method is safe to call concurrently from many tasks.
+    """
+
+    def __init__(self, redis: aioredis.Redis, *, prefix: str = "stratus") -> None:
+        if not prefix or any(c in prefix for c in "{}"):
+            raise PermanentError(f"A-Lock prefix {prefix!r} must be non-empty and contain no braces")
+        self.redis = redis
+        self.prefix = prefix
+        self._base = f"{{{prefix}}}:alock"
+        self.channel = f"{self._base}:released"
+        self._acquire_write = redis.register_script(_ACQUIRE_WRITE)
+        self._acquire_read = redis.register_script(_ACQUIRE_READ)
+        self._renew_write = redis.register_script(_RENEW_WRITE)
+        self._release_write = redis.register_script(_RELEASE_WRITE)
+        self._renew_read = redis.register_script(_RENEW_READ)
+        self._release_read = redis.register_script(_RELEASE_READ)
+        self._check_fence = redis.register_script(_CHECK_FENCE)
+        self._drop_intent = redis.register_script(_DROP_INTENT)
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._listener_ready: asyncio.Event | None = None
+
+    # --- keys ---
+
+    def _key(self, kind: str, scope: str) -> str:
+        return f"{self._base}:{kind}:{scope}"
+
+    @staticmethod
+    def _check_scope(scope: str) -> str:
+        if not scope or any(c in scope for c in "|{}\n\0"):
+            raise PermanentError(f"A-Lock scope {scope!r} is not a namespace name or {CLUSTER_SCOPE!r}")
+        return scope
+
+    def _index(self) -> str:
+        return f"{self._base}:nsholders"
+
+    # --- writers ---
+
+    async def try_acquire_write(self, scope: str, holder: str, ttl_s: float) -> Lease | None:
+        """One attempt at the write lease of ``scope``; ``None`` when someone conflicting holds the scope."""
+        granted, _ = await self._try_write(scope, holder, ttl_s, intent_ms=0)
+        return granted
+
+    async def acquire_write(self, scope: str, holder: str, ttl_s: float, wait_s: float = 0.0) -> Lease:
+        """The write lease of ``scope``, waiting up to ``wait_s``; raises ``LockTimeout`` naming the blocker."""
+
+        async def attempt(last: bool) -> tuple[Lease | None, tuple[str, str, int]]:
+            return await self._try_write(scope, holder, ttl_s, intent_ms=0 if last else INTENT_MS)
+
+        try:
+            return await self._wait_for(scope, "write", holder, wait_s, attempt)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._drop_intent(keys=[self._key("intent", scope)], args=[holder])
+            raise
+
+    async def _try_write(
+        self, scope: str, holder: str, ttl_s: float, *, intent_ms: int
+    ) -> tuple[Lease | None, tuple[str, str, int]]:
+        self._check_scope(scope)
+        is_cluster = scope == CLUSTER_SCOPE
+        reply = await self._acquire_write(
+            keys=[
+                self._key("w", scope),
+                self._key("r", scope),
+                self._key("fence", scope),
+                self._key("intent", scope),
+                self._index(),
+                self._key("w", CLUSTER_SCOPE),
+                self._key("intent", CLUSTER_SCOPE),
+            ],
+            args=[holder, _ttl_ms(ttl_s), int(is_cluster), intent_ms, f"w|{scope}|{holder}"],
+        )
+        if int(reply[0]) == 1:
+            lease = Lease(scope=scope, holder=holder, token=int(reply[1]), expires_at=_at(int(reply[2])))
+            return lease, ("", "", 0)
+        return None, (_s(reply[1]), _describe(_s(reply[2])), int(reply[3]))
+
+    # --- readers ---
+
+    async def try_acquire_read(self, scope: str, holder: str, ttl_s: float) -> ReadLease | None:
+        """One attempt at a read lease of ``scope``; ``None`` when a writer holds or waits for it."""
+        granted, _ = await self._try_read(scope, holder, ttl_s)
+        return granted
+
+    async def acquire_read(self, scope: str, holder: str, ttl_s: float, wait_s: float = 0.0) -> ReadLease:
+        """A shared lease of ``scope``, waiting up to ``wait_s``; raises ``LockTimeout`` naming the blocker."""
+
+        async def attempt(last: bool) -> tuple[ReadLease | None, tuple[str, str, int]]:
+            return await self._try_read(scope, holder, ttl_s)
+
+        return await self._wait_for(scope, "read", holder, wait_s, attempt)
+
+    async def _try_read(self, scope: str, holder: str, ttl_s: float) -> tuple[ReadLease | None, tuple[str, str, int]]:
+        self._check_scope(scope)
+        is_cluster = scope == CLUSTER_SCOPE
+        lease_id = uuid.uuid4().hex
+        reply = await self._acquire_read(
+            keys=[
+                self._key("r", scope),
+                self._key("w", scope),
+                self._key("intent", scope),
+                self._index(),
+                self._key("w", CLUSTER_SCOPE),
+                self._key("intent", CLUSTER_SCOPE),
+            ],
+            args=[f"{lease_id}|{holder}", _ttl_ms(ttl_s), int(is_cluster), f"r|{scope}|{lease_id}|{holder}"],
+        )
+        if int(reply[0]) == 1:
+            lease = ReadLease(scope=scope, holder=holder, lease_id=lease_id, expires_at=_at(int(reply[2])))
+            return lease, ("", "", 0)
+        return None, (_s(reply[1]), _describe(_s(reply[2])), int(reply[3]))
+
+    # --- renew, release, fence ---
+
+    async def renew(self, lease: Lease, ttl_s: float) -> Lease:
+        """Extend a write lease to ``ttl_s`` from now; raises ``FencingError`` when it is no longer held."""
+        reply = await self._renew_write(
+            keys=[self._key("w", lease.scope), self._index()],
+            args=[
+                lease.holder,
+                lease.token,
+                _ttl_ms(ttl_s),
+                int(lease.scope == CLUSTER_SCOPE),
+                f"w|{lease.scope}|{lease.holder}",
+            ],
+        )
+        if int(reply[0]) == 1:
+            return lease.model_copy(update={"expires_at": _at(int(reply[1]))})
+        raise FencingError(
+            f"write lease on scope {lease.scope!r} (holder {lease.holder!r}, token {lease.token}) was lost"
+            f"{_current(_s(reply[1]), _s(reply[2]))}; stop writing and let the coordinator decide (undo or retry)"
+        )
+
+    async def renew_read(self, lease: ReadLease, ttl_s: float) -> ReadLease:
+        """Extend a read lease to ``ttl_s`` from now; raises ``FencingError`` when it expired or was released."""
+        reply = await self._renew_read(
+            keys=[self._key("r", lease.scope), self._index()],
+            args=[
+                f"{lease.lease_id}|{lease.holder}",
+                _ttl_ms(ttl_s),
+                int(lease.scope == CLUSTER_SCOPE),
+                f"r|{lease.scope}|{lease.lease_id}|{lease.holder}",
+            ],
+        )
+        if int(reply[0]) == 1:
+            return lease.model_copy(update={"expires_at": _at(int(reply[1]))})
+        raise FencingError(
+            f"read lease {lease.lease_id} on scope {lease.scope!r} (holder {lease.holder!r}) expired or was released; "
+            "what was read under it may be stale: acquire a new lease and read again"
+        )
+
+    async def release(self, lease: AnyLease) -> bool:
+        """Give a lease back (compare-and-delete). ``False`` when it was no longer held (expired or taken over)."""
+        if isinstance(lease, ReadLease):
+            reply = await self._release_read(
+                keys=[self._key("r", lease.scope), self._index()],
+                args=[
+                    f"{lease.lease_id}|{lease.holder}",
+                    f"r|{lease.scope}|{lease.lease_id}|{lease.holder}",
+                    self.channel,
+                    lease.scope,
+                ],
+            )
+        else:
+            reply = await self._release_write(
+                keys=[self._key("w", lease.scope), self._index()],
+                args=[lease.holder, lease.token, f"w|{lease.scope}|{lease.holder}", self.channel, lease.scope],
+            )
+        return int(reply) == 1
+
+    async def check_fence(self, scope: str, token: int, *, min_remaining_s: float = 0.0) -> bool:
+        """True when ``token`` is the current, unexpired write lease of ``scope`` (with ``min_remaining_s`` left)."""
+        ok, _, _, _ = await self._fence(scope, token, min_remaining_s)
+        return ok
+
+    async def ensure_fence(self, scope: str, token: int, *, min_remaining_s: float = 0.0) -> None:
+        """Raise ``FencingError`` unless ``token`` is the current write lease of ``scope``; call before every write."""
+        ok, holder, current, left_ms = await self._fence(scope, token, min_remaining_s)
+        if ok:
+            return
+        if current == str(token):
+            why = (
+                f"the lease has only {max(left_ms, 0) / 1000:.3f}s left, less than the {min_remaining_s:.3f}s "
+                "the write needs; renew the lease first"
+            )
+        else:
+            why = f"the lease expired or was released{_current(holder, current)}; the write was not sent"
+        raise FencingError(
+            f"fencing token {token} is not the current writer of scope {scope!r}: {why}. A writer that lost its lease "
+            "must stop; the coordinator rolls its transaction back from the journal"
+        )
+
+    async def _fence(self, scope: str, token: int, min_remaining_s: float) -> tuple[bool, str, str, int]:
+        self._check_scope(scope)
+        reply = await self._check_fence(
+            keys=[self._key("w", scope)], args=[token, max(0, round(min_remaining_s * 1000))]
+        )
+        return int(reply[0]) == 1, _s(reply[1]), _s(reply[2]), int(reply[3])
+
+    async def holders(self, scope: str) -> dict[str, Any]:
+        """Who holds ``scope`` right now (for humans and the CLI): the writer, the readers, the last token issued."""
+        self._check_scope(scope)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hgetall(self._key("w", scope))
+        pipe.pttl(self._key("w", scope))
+        pipe.zrange(self._key("r", scope), 0, -1, withscores=True)
+        pipe.get(self._key("fence", scope))
+        pipe.time()
+        w, w_ttl, readers, fence, (sec, usec) = await pipe.execute()
+        now = sec * 1000 + usec // 1000
+        writer: dict[str, Any] | None = None
+        if w:
+            fields = {_s(k): _s(v) for k, v in w.items()}
+            writer = {"holder": fields["holder"], "token": int(fields["token"]), "remaining_s": w_ttl / 1000}
+        live = []
+        for member, score in readers:
+            if score > now:
+                lease_id, _, name = _s(member).partition("|")
+                live.append({"holder": name, "lease_id": lease_id, "remaining_s": (score - now) / 1000})
+        return {"writer": writer, "readers": live, "last_token": int(fence) if fence is not None else 0}
+
+    # --- waiting ---
+
+    async def _wait_for(
+        self,
+        scope: str,
+        mode: Mode,
+        holder: str,
+        wait_s: float,
+        attempt: Callable[[bool], Awaitable[tuple[_L | None, tuple[str, str, int]]]],
+    ) -> _L:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = start + max(wait_s, 0.0)
+        delay = POLL_FIRST_S
+        event = asyncio.Event()
+        watching = False
+        try:
+            while True:
+                event.clear()
+                now = loop.time()
+                granted, (kind, who, left_ms) = await attempt(now >= deadline)
+                if granted is not None:
+                    LOCK_WAIT.labels(mode).observe(loop.time() - start)
+                    LOCK_ACQUIRE.labels(mode, "granted").inc()
+                    return granted
+                now = loop.time()
+                if now >= deadline:
+                    LOCK_WAIT.labels(mode).observe(now - start)
+                    LOCK_ACQUIRE.labels(mode, "timeout").inc()
+                    raise LockTimeout(
+                        f"{mode} lease on scope {scope!r} for {holder!r} not granted within {wait_s:.3f}s: held by "
+                        f"{kind} {who} for another {max(left_ms, 0) / 1000:.3f}s; retry later",
+                        delay=max(left_ms / 1000, 0.1),
+                    )
+                if not watching:
+                    await self._watch(scope, event)
+                    watching = True
+                    continue  # a release may have slipped in before the subscription: look again at once
+                pause = min(delay * random.uniform(0.5, 1.0), deadline - now)
+                if left_ms > 0:
+                    pause = min(pause, left_ms / 1000 + 0.001)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), pause)
+                delay = min(delay * 2, POLL_CAP_S)
+        finally:
+            if watching:
+                self._unwatch(scope, event)
+
+    async def _watch(self, scope: str, event: asyncio.Event) -> None:
+        self._waiters.setdefault(scope, set()).add(event)
+        if self._listener is None or self._listener.done():
+            self._listener_ready = asyncio.Event()
+            self._listener = asyncio.create_task(self._listen(self._listener_ready), name=f"alock-{self.prefix}")
+        assert self._listener_ready is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listener_ready.wait(), 1.0)
+
+    def _unwatch(self, scope: str, event: asyncio.Event) -> None:
+        events = self._waiters.get(scope)
+        if events is not None:
+            events.discard(event)
+            if not events:
+                del self._waiters[scope]
+
+    def _wake(self, scope: str) -> None:
+        # A release on a namespace can unblock a cluster writer; a release of the cluster scope can unblock anyone.
+        for waiting, events in self._waiters.items():
+            if waiting == scope or CLUSTER_SCOPE in (scope, waiting):
+                for event in events:
+                    event.set()
+
+    async def _listen(self, ready: asyncio.Event) -> None:
+        backoff = 0.1
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                ready.set()
+                backoff = 0.1
+                while True:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                    if msg is not None and msg.get("type") == "message":
+                        self._wake(_s(msg["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # waiters keep polling meanwhile
+                log.warning(
+                    "A-Lock release subscriber on %s failed (%s); retrying in %.1fs", self.channel, exc, backoff
+                )
+                ready.set()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def aclose(self) -> None:
+        """Stop the release subscriber (the Redis client stays the caller's)."""
+        task, self._listener = self._listener, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> ALock:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    def keep(self, lease: Lease, ttl_s: float, *, release_on_exit: bool = True) -> LeaseKeeper:
+        """A ``LeaseKeeper`` renewing ``lease`` every ``ttl_s / 3`` while the ``async with`` body runs."""
+        return LeaseKeeper(self, lease, ttl_s, release_on_exit=release_on_exit)
+
+
+def _ttl_ms(ttl_s: float) -> int:
+    if ttl_s <= 0:
+        raise PermanentError(f"lease ttl must be positive, got {ttl_s}")
+    return max(1, round(ttl_s * 1000))
+
+
+def _describe(member: str) -> str:
+    """A blocker as a human reads it: index and reader members carry the holder after their ids."""
+    parts = member.split("|")
+    if len(parts) == 2:  # reader: lease id | holder
+        return f"{parts[1]!r} (read lease {parts[0]})"
+    if len(parts) >= 3 and parts[0] == "w":  # index: w | scope | holder
+        return f"writer {'|'.join(parts[2:])!r} on {parts[1]!r}"
+    if len(parts) >= 4 and parts[0] == "r":  # index: r | scope | lease id | holder
+        return f"reader {'|'.join(parts[3:])!r} on {parts[1]!r}"
+    return member
+
+
+def _current(holder: str, token: str) -> str:
+    return f"; the scope's writer is now {holder!r} with token {token}" if holder else "; the scope has no writer now"
+
+
+class LeaseKeeper:
+    """Keeps a write lease alive: renews it every ttl/3 and sets ``lost`` when it can no longer be renewed.
+
+    Renewal that fails with ``FencingError`` means someone else may already hold the scope: ``lost`` is set at once.
+    Renewal that fails because Redis is unreachable is retried until the lease's last known expiry (measured on the
+    local monotonic clock from the last successful renewal, which is conservative), then ``lost`` is set. The holder
+    must stop writing when ``lost`` is set; the gateway's fence check refuses its writes anyway.
+
+        async with alock.keep(lease, ttl_s=30) as keeper:
+            ...  # work; check keeper.lost.is_set() or await keeper.lost.wait() in a race
+    """
+
+    def __init__(self, alock: ALock, lease: Lease, ttl_s: float, *, release_on_exit: bool = True) -> None:
+        self.alock = alock
+        self.lease = lease
+        self.ttl_s = ttl_s
+        self.release_on_exit = release_on_exit
+        self.lost = asyncio.Event()
+        self.error: BaseException | None = None
+        self.renewals = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LeaseKeeper:
+        self._task = asyncio.create_task(self._run(), name=f"lease-keeper-{self.lease.scope}-{self.lease.token}")
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.release_on_exit and not self.lost.is_set():
+            try:
+                await self.alock.release(self.lease)
+            except Exception as exc:  # the lease then simply expires
+                log.warning("could not release %s/%s: %s", self.lease.scope, self.lease.token, exc)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.ttl_s / 3
+        valid_until = loop.time() + self.ttl_s  # conservative: the lease was granted before the keeper started
+        pause = interval
+        while True:
+            await asyncio.sleep(pause)
+            asked = loop.time()
+            try:
+                # Past ``valid_until`` the lease may be someone else's, whatever a late reply says.
+                self.lease = await asyncio.wait_for(
+                    self.alock.renew(self.lease, self.ttl_s), timeout=max(valid_until - asked, 0.001)
+                )
+            except FencingError as exc:
+                self._lose(exc)
+                return
+            except Exception as exc:
+                if loop.time() >= valid_until:
+                    self._lose(exc)
+                    return
+                log.warning("renewing lease %s/%s failed (%r); retrying", self.lease.scope, self.lease.token, exc)
+                pause = min(interval, max(valid_until - loop.time(), 0.0) / 2, 1.0)
+                continue
+            self.renewals += 1
+            valid_until = asked + self.ttl_s
+            pause = interval
+
+    def _lose(self, exc: BaseException) -> None:
+        self.error = exc
+        self.lost.set()
+        log.warning("lease on %s (token %s) lost: %s", self.lease.scope, self.lease.token, exc)
+
+
+def lease_keeper(alock: ALock, lease: Lease, ttl_s: float, *, release_on_exit: bool = True) -> LeaseKeeper:
+    """``async with lease_keeper(alock, lease, ttl_s) as keeper:`` keeps ``lease`` alive; see ``LeaseKeeper``."""
+    return LeaseKeeper(alock, lease, ttl_s, release_on_exit=release_on_exit)
