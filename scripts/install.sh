@@ -15,7 +15,8 @@ fi
 stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "install: pip install -e .[dev]"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[dev]"
+  # (this machine's pip config names index folders that may not exist; those warnings are noise)
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[dev]" 2> >(grep -v "is ignored: it is neither" >&2)
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
