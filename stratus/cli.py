@@ -10,6 +10,7 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Annotated
 
@@ -141,12 +142,19 @@ def show_settings(service: Annotated[str, typer.Argument(help=f"One of: {', '.jo
     console.print(table)
 
 
+def _unavailable(name: str, exc: Exception) -> Callable[[], None]:
+    def command() -> None:
+        sys.exit(f"{name}: unavailable ({exc!r}); reinstall with `make install`")
+
+    return command
+
+
 def _mount_plugins() -> None:
     for ep in entry_points(group="stratus.cli"):
         try:
             sub = ep.load()
         except Exception as exc:  # a broken plugin must not break the product's CLI
-            app.command(ep.name, help=f"(unavailable: {exc!r})")(lambda: sys.exit(f"{ep.name}: unavailable"))
+            app.command(ep.name, help=f"(unavailable: {exc!r})")(_unavailable(ep.name, exc))
             continue
         app.add_typer(sub, name=ep.name)
 

@@ -54,7 +54,7 @@ RefusalRule = Literal[
 class Refusal(PermanentError):
     """An action the rules forbid. ``str(refusal)`` is the message for the agent."""
 
-    def __init__(self, message: str, *, rule: RefusalRule) -> None:
+    def __init__(self, message: str, rule: RefusalRule = "unsupported") -> None:
         super().__init__(message)
         self.rule: RefusalRule = rule
 
@@ -151,7 +151,7 @@ def _scan_shell(line: str) -> None:
         i += 1
 
 
-def _subcommand(tokens: list[str]) -> tuple[int, str]:
+def find_subcommand(tokens: list[str]) -> tuple[int, str]:
     """Index and name of the kubectl sub-command (the first positional token after ``kubectl``)."""
     i = 1
     while i < len(tokens):
@@ -210,7 +210,7 @@ def confine_command(line: str, role: Role = "read") -> list[str]:
     except ValueError:
         dashdash = len(tokens)
     head = tokens[:dashdash]
-    idx, sub = _subcommand(head)
+    idx, sub = find_subcommand(head)
     if sub in FORBIDDEN_COMMANDS:
         label, instead = FORBIDDEN_COMMANDS[sub]
         raise _refuse(label, f"kubectl {sub}", "", instead, "forbidden_command")

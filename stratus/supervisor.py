@@ -110,7 +110,9 @@ class Supervisor:
         self.started_servers.clear()
 
 
-async def gather_health(nats_url: str, services: Iterable[str] = SERVICES, window: float = 0.7) -> dict[str, list[HealthReply]]:
+async def gather_health(
+    nats_url: str, services: Iterable[str] = SERVICES, window: float = 0.7
+) -> dict[str, list[HealthReply]]:
     """Ask every service's health subject and collect the replies of all replicas for ``window`` seconds."""
     import nats
 
@@ -135,7 +137,9 @@ async def gather_health(nats_url: str, services: Iterable[str] = SERVICES, windo
     return replies
 
 
-async def wait_healthy(nats_url: str, services: Iterable[str] = SERVICES, timeout: float = 10.0) -> dict[str, list[HealthReply]]:
+async def wait_healthy(
+    nats_url: str, services: Iterable[str] = SERVICES, timeout: float = 10.0
+) -> dict[str, list[HealthReply]]:
     services = tuple(services)
     deadline = time.monotonic() + timeout
     replies: dict[str, list[HealthReply]] = {}

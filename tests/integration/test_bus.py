@@ -40,7 +40,7 @@ async def test_every_contract_type_round_trips_through_jetstream(bus: Bus, uid: 
 
 
 async def test_publish_is_deduplicated_by_message_id(bus: Bus, uid: str) -> None:
-    stream, prefix = await make_stream(bus, uid)
+    _, prefix = await make_stream(bus, uid)
     event = c.StateChanged(incident_id="i", state="opened")
     first = await bus.publish(f"{prefix}.x", event)
     second = await bus.publish(f"{prefix}.x", event)

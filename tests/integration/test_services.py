@@ -58,7 +58,9 @@ def system(nats_server: LocalServer, redis_server: LocalServer) -> Iterator[subp
         proc.stdout.close()
 
 
-async def test_all_six_services_are_healthy_within_10s(system: subprocess.Popen[bytes], nats_server: LocalServer) -> None:
+async def test_all_six_services_are_healthy_within_10s(
+    system: subprocess.Popen[bytes], nats_server: LocalServer
+) -> None:
     start = time.monotonic()
     replies = await wait_healthy(nats_server.url, timeout=10)
     assert {s for s, rs in replies.items() if any(r.ok for r in rs)} == set(c.SERVICES)
@@ -81,7 +83,9 @@ async def test_unimplemented_work_is_refused_with_a_readable_event(
     request: c.Message = {
         "diagnose": c.DiagnoseRequest(incident_id=incident, scope="ns"),
         "mitigate": c.MitigateRequest(incident_id=incident, scope="ns", tx_id="tx", attempt=1, lease=lease),
-        "undo": c.UndoRequest(incident_id=incident, scope="ns", tx_id="tx", attempt=1, lease=lease, checkpoint_digest=""),
+        "undo": c.UndoRequest(
+            incident_id=incident, scope="ns", tx_id="tx", attempt=1, lease=lease, checkpoint_digest=""
+        ),
     }[kind]
     service = c.WORK_KIND_SERVICE[kind]
     sub = await bus.js.subscribe(c.events_subject(incident, "work_failed"), ordered_consumer=True)
