@@ -1,0 +1,133 @@
+"""The image catalogue (``images.yaml``) as typed data: images -> binaries -> programs.
+
+A program says what a binary listens on, what it needs at start-up and what each of its operations calls. Addresses
+and ports may reference the image's baked-in configuration as ``{Key}``; a container env var of the same name wins.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+HERE = Path(__file__).parent
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(_Strict):
+    port: str = Field(description="Port the binary listens on; may be a {ConfigKey} reference.")
+    protocol: str = Field(description="Wire protocol (http, grpc, thrift, mongodb, memcached, redis, tcp).")
+
+
+class StartupStep(_Strict):
+    kind: Literal["mongodb", "consul"] = Field(description="What the binary connects to before it serves.")
+    address: str = Field(description="host:port, may reference {ConfigKey}.")
+    database: str | None = Field(None, description="MongoDB database the binary uses.")
+    collection: str | None = Field(None, description="Collection touched by the start-up check.")
+    user: str | None = Field(None, description="MongoDB user the binary authenticates as (None: no auth).")
+    password: str | None = Field(None, description="Password of that user.")
+    check: Literal["connect", "count", "index"] = Field(
+        "connect", description="count: a read on the database (needs read); index: createIndex (needs write)."
+    )
+    on_fail: Literal["panic", "fatal", "retry"] = Field(
+        description="panic: Go log.Panic (exit 2); fatal: log.Fatal (exit 1); retry: log every second, keep running "
+        "without listening until it succeeds."
+    )
+
+
+class Step(_Strict):
+    """One thing an operation does: call another service or touch a backend."""
+
+    call: str | None = Field(None, description="Callee: 'host:port' (via dns) or a consul name like srv-geo.")
+    via: Literal["dns", "consul"] = Field("dns", description="How the callee is discovered.")
+    operation: str | None = Field(None, description="The callee's operation.")
+    mongodb: str | None = Field(None, description="MongoDB address (host:port).")
+    memcached: str | None = Field(None, description="memcached address.")
+    redis: str | None = Field(None, description="redis address.")
+    database: str | None = Field(None, description="MongoDB database.")
+    access: Literal["read", "write"] = Field("read", description="MongoDB access the step needs.")
+    user: str | None = Field(None, description="MongoDB user (None: no auth).")
+    password: str | None = Field(None, description="MongoDB password.")
+    probability: float = Field(1.0, ge=0, le=1, description="Fraction of requests that take this step.")
+
+    @property
+    def kind(self) -> str:
+        for k in ("call", "mongodb", "memcached", "redis"):
+            if getattr(self, k):
+                return k
+        raise ValueError("step has no target")
+
+    @property
+    def address(self) -> str:
+        return str(getattr(self, self.kind))
+
+
+class Operation(_Strict):
+    span: str = Field(description="Server span operation name (as the real tracer names it).")
+    work_ms: float = Field(0.5, description="Own processing time in milliseconds.")
+    steps: list[Step] = Field(default_factory=list, description="Calls made, in order; any failure fails the op.")
+
+
+class Program(_Strict):
+    style: Literal["go", "cpp", "nginx", "mongod", "plain"] = Field(description="Logging style of the binary.")
+    source: str | None = Field(None, description="Source file named in Go log lines (main).")
+    db_source: str | None = Field(None, description="Source file of the database initialisation (Go).")
+    server: Literal["mongodb", "memcached", "redis", "consul"] | None = Field(None, description="Backend it serves.")
+    listens: list[Listen] = Field(default_factory=list)
+    registers: str | None = Field(None, description="Name it registers in consul (e.g. srv-geo).")
+    tracer: str | None = Field(None, description="Jaeger service name of its spans.")
+    startup: list[StartupStep] = Field(default_factory=list)
+    routes: dict[str, str] = Field(default_factory=dict, description="HTTP path -> operation (front ends).")
+    operations: dict[str, Operation] = Field(default_factory=dict)
+
+
+class Image(_Strict):
+    shell: bool = Field(False, description="Whether the image has /bin/sh.")
+    entrypoint: str | None = Field(None, description="Binary run when the container has no command.")
+    config: dict[str, str] = Field(default_factory=dict, description="Configuration baked into the image.")
+    binaries: dict[str, str] = Field(description="Binary name -> program.")
+    tools: list[str] = Field(default_factory=list, description="Extra executables (e.g. the mongo shell).")
+
+
+class Catalogue(_Strict):
+    programs: dict[str, Program]
+    images: dict[str, Image]
+    hotel_config: dict[str, str] = Field(default_factory=dict, description="Shared anchor, unused directly.")
+
+    def image(self, ref: str) -> Image | None:
+        return self.images.get(normalise_image(ref))
+
+
+def normalise_image(ref: str) -> str:
+    """``docker.io/library/mongo:4.4.6`` -> ``mongo:4.4.6``; no tag means ``:latest``."""
+    ref = ref.strip()
+    for prefix in ("docker.io/", "index.docker.io/"):
+        if ref.startswith(prefix):
+            ref = ref[len(prefix) :]
+    if ref.startswith("library/"):
+        ref = ref[len("library/") :]
+    last = ref.rsplit("/", 1)[-1]
+    if ":" not in last and "@" not in last:
+        ref += ":latest"
+    return ref
+
+
+_REF = re.compile(r"\{(\w+)\}")
+
+
+def expand(template: str, config: dict[str, str]) -> str:
+    """Replace ``{Key}`` by the configuration's value (unknown keys stay as written)."""
+    return _REF.sub(lambda m: config.get(m.group(1), m.group(0)), template)
+
+
+@cache
+def load_catalogue(path: Path = HERE / "images.yaml") -> Catalogue:
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    return Catalogue.model_validate(data)
