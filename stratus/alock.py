@@ -144,15 +144,15 @@ _ACQUIRE_WRITE = (
     + """
 local holder, ttl, is_cluster, intent_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
 prune(KEYS[2]); prune(KEYS[4])
-local function refuse(kind, who, left)
+local function refuse(kind, who, left, token)
   if intent_ms > 0 then
     redis.call('ZADD', KEYS[4], now + intent_ms, holder)
     touch(KEYS[4])
   end
-  return {0, kind, who, left}
+  return {0, kind, who, left, token or ''}
 end
 local w = redis.call('HMGET', KEYS[1], 'holder', 'token')
-if w[1] then return refuse('writer', w[1] .. ' (token ' .. w[2] .. ')', redis.call('PTTL', KEYS[1])) end
+if w[1] then return refuse('writer', w[1], redis.call('PTTL', KEYS[1]), w[2]) end
 local r = first(KEYS[2])
 if r then return refuse('reader', r[1], tonumber(r[2]) - now) end
 if is_cluster then
@@ -162,7 +162,7 @@ if is_cluster then
 else
   local cw = redis.call('HMGET', KEYS[6], 'holder', 'token')
   if cw[1] then
-    return refuse('cluster writer', cw[1] .. ' (token ' .. cw[2] .. ')', redis.call('PTTL', KEYS[6]))
+    return refuse('cluster writer', cw[1], redis.call('PTTL', KEYS[6]), cw[2])
   end
   prune(KEYS[7])
   local ci = first(KEYS[7])
@@ -191,15 +191,15 @@ _ACQUIRE_READ = (
 local member, ttl, is_cluster = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 prune(KEYS[1]); prune(KEYS[3])
 local w = redis.call('HMGET', KEYS[2], 'holder', 'token')
-if w[1] then return {0, 'writer', w[1] .. ' (token ' .. w[2] .. ')', redis.call('PTTL', KEYS[2])} end
+if w[1] then return {0, 'writer', w[1], redis.call('PTTL', KEYS[2]), w[2]} end
 local i = first(KEYS[3])
-if i then return {0, 'waiting writer', i[1], tonumber(i[2]) - now} end
+if i then return {0, 'waiting writer', i[1], tonumber(i[2]) - now, ''} end
 if not is_cluster then
   local cw = redis.call('HMGET', KEYS[5], 'holder', 'token')
-  if cw[1] then return {0, 'cluster writer', cw[1] .. ' (token ' .. cw[2] .. ')', redis.call('PTTL', KEYS[5])} end
+  if cw[1] then return {0, 'cluster writer', cw[1], redis.call('PTTL', KEYS[5]), cw[2]} end
   prune(KEYS[6])
   local ci = first(KEYS[6])
-  if ci then return {0, 'waiting cluster writer', ci[1], tonumber(ci[2]) - now} end
+  if ci then return {0, 'waiting cluster writer', ci[1], tonumber(ci[2]) - now, ''} end
 end
 local exp = now + ttl
 redis.call('ZADD', KEYS[1], exp, member)
@@ -344,7 +344,7 @@ class ALock:
     async def acquire_write(self, scope: str, holder: str, ttl_s: float, wait_s: float = 0.0) -> Lease:
         """The write lease of ``scope``, waiting up to ``wait_s``; raises ``LockTimeout`` naming the blocker."""
 
-        async def attempt(last: bool) -> tuple[Lease | None, tuple[str, str, int]]:
+        async def attempt(last: bool) -> tuple[Lease | None, tuple[str, int]]:
             return await self._try_write(scope, holder, ttl_s, intent_ms=0 if last else INTENT_MS)
 
         try:
@@ -356,7 +356,7 @@ class ALock:
 
     async def _try_write(
         self, scope: str, holder: str, ttl_s: float, *, intent_ms: int
-    ) -> tuple[Lease | None, tuple[str, str, int]]:
+    ) -> tuple[Lease | None, tuple[str, int]]:
         self._check_scope(scope)
         is_cluster = scope == CLUSTER_SCOPE
         reply = await self._acquire_write(
@@ -373,8 +373,8 @@ class ALock:
         )
         if int(reply[0]) == 1:
             lease = Lease(scope=scope, holder=holder, token=int(reply[1]), expires_at=_at(int(reply[2])))
-            return lease, ("", "", 0)
-        return None, (_s(reply[1]), _describe(_s(reply[2])), int(reply[3]))
+            return lease, ("", 0)
+        return None, (_blocker(_s(reply[1]), _s(reply[2]), _s(reply[4])), int(reply[3]))
 
     # --- readers ---
 
@@ -386,12 +386,12 @@ class ALock:
     async def acquire_read(self, scope: str, holder: str, ttl_s: float, wait_s: float = 0.0) -> ReadLease:
         """A shared lease of ``scope``, waiting up to ``wait_s``; raises ``LockTimeout`` naming the blocker."""
 
-        async def attempt(last: bool) -> tuple[ReadLease | None, tuple[str, str, int]]:
+        async def attempt(last: bool) -> tuple[ReadLease | None, tuple[str, int]]:
             return await self._try_read(scope, holder, ttl_s)
 
         return await self._wait_for(scope, "read", holder, wait_s, attempt)
 
-    async def _try_read(self, scope: str, holder: str, ttl_s: float) -> tuple[ReadLease | None, tuple[str, str, int]]:
+    async def _try_read(self, scope: str, holder: str, ttl_s: float) -> tuple[ReadLease | None, tuple[str, int]]:
         self._check_scope(scope)
         is_cluster = scope == CLUSTER_SCOPE
         lease_id = uuid.uuid4().hex
@@ -408,8 +408,8 @@ class ALock:
         )
         if int(reply[0]) == 1:
             lease = ReadLease(scope=scope, holder=holder, lease_id=lease_id, expires_at=_at(int(reply[2])))
-            return lease, ("", "", 0)
-        return None, (_s(reply[1]), _describe(_s(reply[2])), int(reply[3]))
+            return lease, ("", 0)
+        return None, (_blocker(_s(reply[1]), _s(reply[2]), _s(reply[4])), int(reply[3]))
 
     # --- renew, release, fence ---
 
@@ -528,7 +528,7 @@ class ALock:
         mode: Mode,
         holder: str,
         wait_s: float,
-        attempt: Callable[[bool], Awaitable[tuple[_L | None, tuple[str, str, int]]]],
+        attempt: Callable[[bool], Awaitable[tuple[_L | None, tuple[str, int]]]],
     ) -> _L:
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -540,7 +540,7 @@ class ALock:
             while True:
                 event.clear()
                 now = loop.time()
-                granted, (kind, who, left_ms) = await attempt(now >= deadline)
+                granted, (blocker, left_ms) = await attempt(now >= deadline)
                 if granted is not None:
                     LOCK_WAIT.labels(mode).observe(loop.time() - start)
                     LOCK_ACQUIRE.labels(mode, "granted").inc()
@@ -550,8 +550,8 @@ class ALock:
                     LOCK_WAIT.labels(mode).observe(now - start)
                     LOCK_ACQUIRE.labels(mode, "timeout").inc()
                     raise LockTimeout(
-                        f"{mode} lease on scope {scope!r} for {holder!r} not granted within {wait_s:.3f}s: held by "
-                        f"{kind} {who} for another {max(left_ms, 0) / 1000:.3f}s; retry later",
+                        f"{mode} lease on scope {scope!r} for {holder!r} not granted within {wait_s:.3f}s: blocked by "
+                        f"{blocker} for another {max(left_ms, 0) / 1000:.3f}s; retry later",
                         delay=max(left_ms / 1000, 0.1),
                     )
                 if not watching:
@@ -641,16 +641,20 @@ def _ttl_ms(ttl_s: float) -> int:
     return max(1, round(ttl_s * 1000))
 
 
-def _describe(member: str) -> str:
-    """A blocker as a human reads it: index and reader members carry the holder after their ids."""
-    parts = member.split("|")
-    if len(parts) == 2:  # reader: lease id | holder
-        return f"{parts[1]!r} (read lease {parts[0]})"
-    if len(parts) >= 3 and parts[0] == "w":  # index: w | scope | holder
-        return f"writer {'|'.join(parts[2:])!r} on {parts[1]!r}"
-    if len(parts) >= 4 and parts[0] == "r":  # index: r | scope | lease id | holder
-        return f"reader {'|'.join(parts[3:])!r} on {parts[1]!r}"
-    return member
+def _blocker(kind: str, who: str, token: str) -> str:
+    """What blocks a grant, as a human reads it (reader and index members carry the holder after their ids)."""
+    if token:
+        return f"{kind} {who!r} (token {token})"
+    if kind == "reader":
+        lease_id, _, holder = who.partition("|")
+        return f"reader {holder!r} (read lease {lease_id})"
+    if kind == "namespace holder":
+        mode, _, rest = who.partition("|")
+        scope, _, holder = rest.partition("|")
+        if mode == "r":
+            holder = holder.partition("|")[2]
+        return f"{'writer' if mode == 'w' else 'reader'} {holder!r} of namespace {scope!r}"
+    return f"{kind} {who!r}"
 
 
 def _current(holder: str, token: str) -> str:
