@@ -1,0 +1,242 @@
+"""Severity ``mu(s) = w1*|A| + w2*|V| + w3*|L|`` of a scope, from three oracles.
+
+- A, firing alerts in scope: Alertmanager's API (``/api/v2/alerts``), when configured.
+- V, SLO violations: HTTP probes (a URL that must answer 2xx within a latency budget) and, when configured,
+  Prometheus queries whose non-empty result is a violation.
+- L, unhealthy capacity, from the Kubernetes API: pods not Ready or waiting in a bad state, Deployments/StatefulSets
+  with fewer available replicas than desired, Services whose selector finds no ready endpoint, unbound PVCs,
+  NotReady or unschedulable nodes.
+
+``mu = inf`` when the API cannot be read or every workload in scope is down: an action that takes the whole scope
+down must never look like an improvement. The computation (``assess``) is pure; ``SeverityMeter`` does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from stratus.contracts import Severity
+
+Obj = dict[str, Any]
+
+BAD_WAITING = {
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "RunContainerError",
+}
+
+
+class ObjectLister(Protocol):
+    async def list_objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
+        """Objects of ``kind`` (Pod, Deployment, ...) as JSON-shaped dicts; cluster-scoped kinds take None."""
+        ...
+
+
+@dataclass(frozen=True)
+class Weights:
+    alerts: float = 1.0
+    violations: float = 1.0
+    unhealthy: float = 1.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An HTTP SLO: ``url`` answers 2xx within ``max_latency_s``."""
+
+    name: str
+    url: str
+    max_latency_s: float = 2.0
+
+
+@dataclass
+class Snapshot:
+    """What the oracles read for one scope."""
+
+    pods: list[Obj] = field(default_factory=list)
+    deployments: list[Obj] = field(default_factory=list)
+    statefulsets: list[Obj] = field(default_factory=list)
+    services: list[Obj] = field(default_factory=list)
+    endpoints: list[Obj] = field(default_factory=list)
+    pvcs: list[Obj] = field(default_factory=list)
+    nodes: list[Obj] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+
+
+def _name(obj: Obj) -> str:
+    return str(obj.get("metadata", {}).get("name", "?"))
+
+
+def pod_problems(pod: Obj) -> list[str]:
+    """Why a pod counts as unhealthy capacity (empty when it is fine or has completed)."""
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    if phase == "Succeeded" or pod.get("metadata", {}).get("deletionTimestamp"):
+        return []
+    problems: list[str] = []
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in BAD_WAITING:
+            problems.append(f"{cs.get('name')} {waiting['reason']}")
+    if phase == "Pending" and not problems:
+        problems.append("Pending")
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    if not ready and not problems:
+        problems.append("not Ready")
+    return problems
+
+
+def _available_short(workload: Obj) -> str | None:
+    desired = (workload.get("spec") or {}).get("replicas", 1)
+    available = (workload.get("status") or {}).get("availableReplicas") or 0
+    if desired is not None and available < desired:
+        return f"{available}/{desired} available"
+    return None
+
+
+def _service_without_endpoints(svc: Obj, endpoints: dict[str, Obj]) -> bool:
+    spec = svc.get("spec") or {}
+    if not spec.get("selector") or spec.get("type") == "ExternalName":
+        return False
+    ep = endpoints.get(_name(svc)) or {}
+    return not any(subset.get("addresses") for subset in ep.get("subsets") or [])
+
+
+def assess(snap: Snapshot, weights: Weights = Weights()) -> Severity:
+    unhealthy: list[str] = []
+    for pod in snap.pods:
+        problems = pod_problems(pod)
+        if problems:
+            unhealthy.append(f"pod/{_name(pod)}: {', '.join(problems)}")
+    workloads = [("deployment", d) for d in snap.deployments] + [("statefulset", s) for s in snap.statefulsets]
+    up = 0
+    for kind, w in workloads:
+        short = _available_short(w)
+        if short:
+            unhealthy.append(f"{kind}/{_name(w)}: {short}")
+        if ((w.get("status") or {}).get("availableReplicas") or 0) > 0:
+            up += 1
+    eps = {_name(e): e for e in snap.endpoints}
+    for svc in snap.services:
+        if _service_without_endpoints(svc, eps):
+            unhealthy.append(f"service/{_name(svc)}: no ready endpoints")
+    for pvc in snap.pvcs:
+        phase = (pvc.get("status") or {}).get("phase")
+        if phase != "Bound":
+            unhealthy.append(f"pvc/{_name(pvc)}: {phase or 'Pending'}")
+    for node in snap.nodes:
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (node.get("status") or {}).get("conditions") or []
+        )
+        if not ready:
+            unhealthy.append(f"node/{_name(node)}: NotReady")
+    crashed = bool(workloads) and up == 0
+    if crashed:
+        return Severity(mu=math.inf, alerts=snap.alerts, violations=snap.violations, unhealthy=unhealthy, crashed=True)
+    mu = weights.alerts * len(snap.alerts) + weights.violations * len(snap.violations)
+    mu += weights.unhealthy * len(unhealthy)
+    return Severity(mu=mu, alerts=snap.alerts, violations=snap.violations, unhealthy=unhealthy)
+
+
+class SeverityMeter:
+    """Reads the three oracles for a scope and returns ``Severity``."""
+
+    def __init__(
+        self,
+        lister: ObjectLister,
+        *,
+        weights: Weights = Weights(),
+        alertmanager_url: str | None = None,
+        prometheus_url: str | None = None,
+        slo_queries: Sequence[tuple[str, str]] = (),
+        probes: Callable[[str], Sequence[Probe]] = lambda scope: (),
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.lister = lister
+        self.weights = weights
+        self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None
+        self.prometheus_url = prometheus_url.rstrip("/") if prometheus_url else None
+        self.slo_queries = slo_queries
+        self.probes = probes
+        self.http = http or httpx.AsyncClient(timeout=5.0)
+
+    async def measure(self, scope: str) -> Severity:
+        ns = None if scope == "cluster" else scope
+        try:
+            snap = await self._read_cluster(ns)
+        except Exception as exc:  # the API itself is unreachable: the worst state there is
+            return Severity(mu=math.inf, unhealthy=[f"api: unreachable ({exc!r})"], crashed=True)
+        snap.alerts, snap.violations = await asyncio.gather(self._alerts(scope), self._violations(scope))
+        return assess(snap, self.weights)
+
+    async def _read_cluster(self, ns: str | None) -> Snapshot:
+        kinds = ("Pod", "Deployment", "StatefulSet", "Service", "Endpoints", "PersistentVolumeClaim")
+        if ns is None:
+            nodes = await self.lister.list_objects("Node")
+            return Snapshot(nodes=nodes)
+        results = await asyncio.gather(*(self.lister.list_objects(k, ns) for k in kinds))
+        pods, deps, sts, svcs, eps, pvcs = results
+        return Snapshot(pods=pods, deployments=deps, statefulsets=sts, services=svcs, endpoints=eps, pvcs=pvcs)
+
+    async def _alerts(self, scope: str) -> list[str]:
+        if not self.alertmanager_url:
+            return []
+        try:
+            resp = await self.http.get(
+                f"{self.alertmanager_url}/api/v2/alerts", params={"active": "true", "silenced": "false"}
+            )
+            resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            return [f"alertmanager unreachable: {exc!r}"]
+        out = []
+        for alert in resp.json():
+            labels = alert.get("labels", {})
+            if (alert.get("status") or {}).get("state") == "active" and labels.get("namespace", "cluster") == scope:
+                out.append(f"{labels.get('alertname', '?')}{{{_label_text(labels)}}}")
+        return sorted(out)
+
+    async def _violations(self, scope: str) -> list[str]:
+        checks: list[Awaitable[str | None]] = [self._probe(p) for p in self.probes(scope)]
+        checks += [self._query(name, q.replace("$scope", scope)) for name, q in self.slo_queries]
+        results = await asyncio.gather(*checks)
+        return sorted(r for r in results if r)
+
+    async def _probe(self, probe: Probe) -> str | None:
+        start = time.monotonic()
+        try:
+            resp = await self.http.get(probe.url, timeout=probe.max_latency_s + 1)
+        except httpx.HTTPError as exc:
+            return f"{probe.name}: {type(exc).__name__}"
+        took = time.monotonic() - start
+        if resp.status_code >= 300:
+            return f"{probe.name}: HTTP {resp.status_code}"
+        if took > probe.max_latency_s:
+            return f"{probe.name}: {took:.1f}s > {probe.max_latency_s:.1f}s"
+        return None
+
+    async def _query(self, name: str, query: str) -> str | None:
+        try:
+            resp = await self.http.get(f"{self.prometheus_url}/api/v1/query", params={"query": query})
+            resp.raise_for_status()
+            result = resp.json().get("data", {}).get("result", [])
+        except (httpx.HTTPError, ValueError) as exc:
+            return f"{name}: prometheus unreachable ({type(exc).__name__})"
+        return f"{name}: {len(result)} series" if result else None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def _label_text(labels: dict[str, str]) -> str:
+    keep = ("service", "pod", "deployment", "persistentvolumeclaim")
+    return ",".join(f"{k}={labels[k]}" for k in keep if k in labels)
