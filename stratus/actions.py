@@ -147,6 +147,7 @@ class _Named(_Action):
 class _ManifestAction(_Action):
     """An action carrying a whole object; kind, namespace and name are read from the manifest."""
 
+    kind: str = Field(default="", description="Read from the manifest.")
     manifest: dict[str, Any] = Field(description="The Kubernetes object (apiVersion, kind, metadata, spec...).")
 
     @model_validator(mode="before")

@@ -270,7 +270,7 @@ def _parse(line: _Line, namespace: str, workdir: Path | None, exec_inverse: list
                 out.append(
                     {
                         "verb": "events",
-                        "namespace": ns,
+                        "namespace": None if all_ns else ns,
                         "all_namespaces": all_ns,
                         "field_selector": line.one("field_selector"),
                     }

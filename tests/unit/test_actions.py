@@ -1,0 +1,141 @@
+"""The typed action space: validation, scopes, write flags and the ActionSpec round trip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from stratus.actions import (
+    ACTION_TYPES,
+    READ_VERBS,
+    WRITE_VERBS,
+    Apply,
+    Cordon,
+    Create,
+    Delete,
+    Events,
+    Exec,
+    Get,
+    ListObjects,
+    Logs,
+    Patch,
+    Replace,
+    RolloutRestart,
+    RolloutUndo,
+    Scale,
+    SetEnv,
+    SetImage,
+    Uncordon,
+    action_from_spec,
+    action_json_schemas,
+    resolve_kind,
+)
+from stratus.contracts import ActionSpec
+
+DEPLOY = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 1}}
+SC = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fast"}, "provisioner": "p"}
+
+EXAMPLES: list[Any] = [
+    Get(kind="po", namespace="shop", name="web-0", output="yaml"),
+    ListObjects(kind="pods", all_namespaces=True, label_selector="app=web"),
+    Logs(namespace="shop", name="web-0", container="app", tail=20, previous=True),
+    Events(namespace="shop", for_kind="pod", for_name="web-0"),
+    Patch(kind="svc", namespace="shop", name="web", patch={"spec": {"type": "ClusterIP"}}),
+    Patch(kind="deploy", namespace="shop", name="web", patch_type="json", patch=[{"op": "remove", "path": "/x"}]),
+    Scale(kind="deploy", namespace="shop", name="web", replicas=0),
+    SetImage(kind="deploy", namespace="shop", name="web", images={"app": "web:2"}),
+    SetEnv(kind="sts", namespace="shop", name="db", env={"A": "1"}, unset=["B"]),
+    RolloutRestart(kind="deploy", namespace="shop", name="web"),
+    RolloutUndo(kind="deploy", namespace="shop", name="web", to_revision=2),
+    Delete(kind="pod", namespace="shop", name="web-0"),
+    Apply(manifest=DEPLOY, namespace="shop"),
+    Create(manifest=SC),
+    Replace(manifest={**DEPLOY, "metadata": {"name": "web", "namespace": "shop"}}),
+    Cordon(name="node-1"),
+    Uncordon(name="node-1"),
+    Exec(namespace="shop", name="web-0", command=["touch", "/tmp/x"], inverse=["rm", "/tmp/x"]),
+]
+
+
+@pytest.mark.parametrize("action", EXAMPLES, ids=lambda a: a.verb)
+def test_spec_round_trip(action: Any) -> None:
+    spec = action.to_spec()
+    assert isinstance(spec, ActionSpec)
+    assert spec.verb == action.verb and spec.kind == action.kind and spec.name == action.name
+    again = ActionSpec.model_validate_json(spec.model_dump_json())
+    assert action_from_spec(again) == action
+
+
+def test_every_verb_is_read_or_write() -> None:
+    assert set(ACTION_TYPES) == READ_VERBS | WRITE_VERBS
+    assert not READ_VERBS & WRITE_VERBS
+    assert {"get", "list", "describe", "logs", "events"} <= READ_VERBS
+    assert {"patch", "scale", "set_image", "set_env", "rollout_restart", "rollout_undo", "delete"} <= WRITE_VERBS
+    assert {"apply", "create", "cordon", "uncordon", "exec"} <= WRITE_VERBS
+    assert all(a.is_write == (a.verb in WRITE_VERBS) for a in EXAMPLES)
+
+
+def test_scopes() -> None:
+    assert Scale(kind="deploy", namespace="shop", name="w", replicas=1).scope == "shop"
+    assert Cordon(name="n").scope == "cluster"
+    assert Create(manifest=SC).scope == "cluster"
+    assert Delete(kind="pv", name="v").scope == "cluster"
+    assert Delete(kind="sc", name="v", namespace="ignored").namespace is None
+    assert Apply(manifest={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}).scope == "cluster"
+
+
+ALIASES = {"po": "Pod", "svc": "Service", "deploy": "Deployment", "rs": "ReplicaSet", "ns": "Namespace", "no": "Node"}
+ALIASES |= {"pv": "PersistentVolume", "pvc": "PersistentVolumeClaim", "cm": "ConfigMap", "sc": "StorageClass"}
+ALIASES |= {"sts": "StatefulSet", "ep": "Endpoints"}
+
+
+def test_kind_aliases() -> None:
+    for alias, kind in ALIASES.items():
+        assert resolve_kind(alias) == kind
+    assert resolve_kind("deployments.apps") == "Deployment"
+    with pytest.raises(ValueError, match="Unknown resource type 'widgets'"):
+        resolve_kind("widgets")
+
+
+def test_manifest_fills_kind_namespace_name() -> None:
+    a = Apply(manifest=DEPLOY, namespace="shop")
+    assert (a.kind, a.namespace, a.name) == ("Deployment", "shop", "web")
+    assert a.manifest["metadata"]["namespace"] == "shop"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "x-"}}, "generateName"),
+        ({"apiVersion": "v1", "metadata": {"name": "x"}}, "no kind"),
+        ({"apiVersion": "v1", "kind": "Deployment", "metadata": {"name": "x"}}, "apiVersion apps/v1"),
+    ],
+)
+def test_bad_manifests(manifest: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Create(manifest=manifest, namespace="shop")
+
+
+def test_validation() -> None:
+    with pytest.raises(ValidationError, match="namespaced"):
+        Scale(kind="deploy", name="web", replicas=1)
+    with pytest.raises(ValidationError, match="scale does not apply to Service"):
+        Scale(kind="svc", namespace="s", name="web", replicas=1)
+    with pytest.raises(ValidationError, match="list of operations"):
+        Patch(kind="svc", namespace="s", name="w", patch_type="json", patch={"a": 1})
+    with pytest.raises(ValidationError):
+        Scale(kind="deploy", namespace="s", name="web", replicas=-1)
+    with pytest.raises(ValidationError, match="at least one"):
+        SetEnv(kind="deploy", namespace="s", name="web")
+    with pytest.raises(ValidationError, match="cordon does not apply to Pod"):
+        Cordon(kind="Pod", name="x")
+
+
+def test_json_schemas_are_tool_schemas() -> None:
+    schemas = action_json_schemas()
+    assert set(schemas) == set(ACTION_TYPES)
+    scale = schemas["scale"]
+    assert scale["properties"]["replicas"]["description"]
+    assert {"kind", "name", "replicas"} <= set(scale["required"]) | {"kind"}
