@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
@@ -217,6 +217,118 @@ async def _keep_in_progress(msg: Msg, ack_wait_s: float) -> None:
         await asyncio.sleep(max(ack_wait_s / 3, 0.5))
         with contextlib.suppress(Exception):
             await msg.in_progress()
+
+
+class KeyedDispatcher(Generic[T]):
+    """Consume in parallel across keys and strictly in order within a key (the coordinator's incidents).
+
+    One fetch loop feeds a queue per key; each key has one worker that handles its messages one after another and
+    acks each when done. A ``TemporaryError`` is retried *in place* (after its delay), not nak'ed, so a later event of
+    the same key can never overtake it; after ``max_attempts`` the message is nak'ed and the worker moves on.
+    ``max_inflight`` bounds unacknowledged messages across keys.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        service: str,
+        spec: ConsumerSpec,
+        adapter: TypeAdapter[T],
+        handler: Handler[T],
+        key: Callable[[T], str],
+        *,
+        max_inflight: int = 64,
+        max_attempts: int = 20,
+    ) -> None:
+        self.bus, self.service, self.spec, self.adapter = bus, service, spec, adapter
+        self.handler, self.key = handler, key
+        self.max_attempts = max_attempts
+        self._slots = asyncio.Semaphore(max_inflight)
+        self._queues: dict[str, asyncio.Queue[tuple[T, Msg]]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.bus.ensure_consumer(self.spec)
+        sub = await self.bus.js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream)
+        try:
+            while not stop.is_set():
+                await self._slots.acquire()
+                try:
+                    msgs = await sub.fetch(batch=1, timeout=0.5)
+                except NatsTimeout:
+                    self._slots.release()
+                    continue
+                except Exception as exc:
+                    self._slots.release()
+                    if stop.is_set():
+                        break
+                    log.warning("%s: fetch failed: %r", self.service, exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    await self._dispatch(msg)
+        finally:
+            for worker in self._workers.values():
+                worker.cancel()
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _dispatch(self, msg: Msg) -> None:
+        try:
+            value = self.adapter.validate_json(msg.data)
+        except ValidationError as exc:
+            await self._reject(msg, f"malformed message on {msg.subject}: {_short_validation(exc)}")
+            return
+        k = self.key(value)
+        queue = self._queues.setdefault(k, asyncio.Queue())
+        queue.put_nowait((value, msg))
+        worker = self._workers.get(k)
+        if worker is None or worker.done():
+            self._workers[k] = asyncio.create_task(self._work(k, queue))
+
+    async def _reject(self, msg: Msg, reason: str) -> None:
+        try:
+            log.error("%s: %s", self.service, reason)
+            await self.bus.deadletter(self.service, msg, reason)
+            await msg.term()
+        finally:
+            self._slots.release()
+
+    async def _work(self, k: str, queue: asyncio.Queue[tuple[T, Msg]]) -> None:
+        while not queue.empty():
+            value, msg = queue.get_nowait()
+            try:
+                await self._handle(value, msg)
+            finally:
+                self._slots.release()
+        self._queues.pop(k, None)
+        self._workers.pop(k, None)
+
+    async def _handle(self, value: T, msg: Msg) -> None:
+        beat = asyncio.create_task(_keep_in_progress(msg, self.spec.ack_wait_s))
+        try:
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    await self.handler(value, msg)
+                except PermanentError as exc:
+                    log.error("%s: rejected %s: %s", self.service, msg.subject, exc)
+                    await self.bus.deadletter(self.service, msg, str(exc))
+                    await msg.term()
+                    return
+                except (TemporaryError, Exception) as exc:
+                    delay = exc.delay if isinstance(exc, TemporaryError) else min(0.2 * 2**attempt, 5.0)
+                    if isinstance(exc, TemporaryError):
+                        log.warning("%s: retrying %s in %.1fs: %s", self.service, msg.subject, delay, exc)
+                    else:
+                        log.exception("%s: handler failed on %s (attempt %d)", self.service, msg.subject, attempt)
+                    await asyncio.sleep(delay)
+                    continue
+                await msg.ack()
+                return
+            await msg.nak(delay=1.0)
+        finally:
+            beat.cancel()
 
 
 def _short_validation(exc: ValidationError) -> str:

@@ -1,0 +1,478 @@
+"""The coordinator's engine: applies incident events to durable records and owns the transaction protocol.
+
+Every handler loads the incident's record, checks that the event is the one the current state waits for (anything
+else is a duplicate, a redelivery or a straggler and changes nothing), changes the record, and saves it together
+with its outbox before publishing (see ``machine``). One incident's events are handled strictly in order (the
+dispatcher keys on the incident id); different incidents run concurrently.
+
+The engine also owns the A-Lock for transactions: it takes the scope's write lease before the checkpoint, hands it
+to the mitigator (which renews it while it works), keeps it while the system settles and mu is measured, and hands
+the same lease to the undoer on abort. A watchdog notices a writer whose lease lapsed (crashed, paused, partitioned):
+it takes a fresh lease, whose higher fencing token shuts the old writer out, and has the transaction rolled back
+from its journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+
+from services.coordinator.machine import (
+    FINAL_STATES,
+    Attempt,
+    IncidentRecord,
+    Outgoing,
+    State,
+    decide,
+    escalation_report,
+    healthy,
+    reflection,
+)
+from stratus.alock import ALock, FencingError, lease_keeper
+from stratus.bus import Bus
+from stratus.contracts import (
+    COORDINATOR_EVENT_KINDS,
+    ActionExecuted,
+    Checkpointed,
+    DiagnoseRequest,
+    DiagnosisReady,
+    Event,
+    IncidentClosed,
+    IncidentEvent,
+    IncidentOpened,
+    Lease,
+    MitigateRequest,
+    Severity,
+    StateChanged,
+    TransactionDecided,
+    TransactionEnded,
+    UndoCompleted,
+    UndoRequest,
+    WorkFailed,
+    events_subject,
+    work_subject,
+)
+from stratus.registry import Registry
+from stratus.settings import CoordinatorSettings
+
+log = logging.getLogger(__name__)
+
+
+class Observer(Protocol):
+    """What the coordinator reads of the cluster: mu, and the normalised state digest with its snapshot."""
+
+    async def measure(self, scope: str) -> Severity: ...
+
+    async def snapshot(self, scope: str) -> tuple[str, dict[str, Any]]: ...
+
+
+class IncidentStore:
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _key(self, incident_id: str) -> str:
+        return f"{self.prefix}:incident:{incident_id}"
+
+    async def load(self, incident_id: str) -> IncidentRecord | None:
+        raw = await self.redis.get(self._key(incident_id))
+        return IncidentRecord.model_validate_json(raw) if raw else None
+
+    async def save(self, record: IncidentRecord) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(record.incident_id), record.model_dump_json())
+            if record.state in FINAL_STATES:
+                pipe.srem(f"{self.prefix}:incidents:open", record.incident_id)
+            else:
+                pipe.sadd(f"{self.prefix}:incidents:open", record.incident_id)
+            await pipe.execute()
+
+    async def open_ids(self) -> list[str]:
+        members = await self.redis.smembers(f"{self.prefix}:incidents:open")
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+
+class Engine:
+    def __init__(
+        self,
+        bus: Bus,
+        redis: aioredis.Redis,
+        alock: ALock,
+        observer: Observer,
+        settings: CoordinatorSettings,
+        *,
+        prefix: str = "stratus",
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.bus = bus
+        self.alock = alock
+        self.observer = observer
+        self.settings = settings
+        self.store = IncidentStore(redis, prefix)
+        self.registry = Registry(redis, prefix=prefix)
+        self.sleep = sleep
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # --- dispatch ----------------------------------------------------------------------------------------------
+
+    async def handle(self, event: Event, _msg: object = None) -> None:
+        if event.kind in COORDINATOR_EVENT_KINDS:
+            return
+        async with self._locks[event.incident_id]:
+            if isinstance(event, IncidentOpened):
+                await self._on_opened(event)
+                return
+            record = await self.store.load(event.incident_id)
+            if record is None:
+                log.warning("event %s for unknown incident %s ignored", event.kind, event.incident_id)
+                return
+            await self._flush(record)
+            handler = {
+                "diagnosis": self._on_diagnosis,
+                "action_executed": self._on_action,
+                "transaction_ended": self._on_transaction_ended,
+                "undo_completed": self._on_undo_completed,
+                "work_failed": self._on_work_failed,
+            }.get(event.kind)
+            if handler is not None:
+                await handler(record, event)
+
+    # --- handlers ----------------------------------------------------------------------------------------------
+
+    async def _on_opened(self, event: IncidentOpened) -> None:
+        record = await self.store.load(event.incident_id)
+        if record is not None:
+            await self._flush(record)
+            return
+        record = IncidentRecord(
+            incident_id=event.incident_id, scope=event.scope, baseline=event.baseline, visible_mu=[event.baseline]
+        )
+        self._move(record, "diagnosing", "incident opened")
+        request = DiagnoseRequest(
+            id=f"{record.incident_id}:diagnose",
+            incident_id=record.incident_id,
+            scope=record.scope,
+            evidence=event.evidence,
+        )
+        self._emit_work(record, "diagnoser", request)
+        await self._commit(record)
+
+    async def _on_diagnosis(self, record: IncidentRecord, event: IncidentEvent) -> None:
+        assert isinstance(event, DiagnosisReady)
+        if record.state != "diagnosing":
+            return
+        record.diagnosis = event
+        await self._start_attempt(record)
+
+    async def _on_action(self, record: IncidentRecord, event: IncidentEvent) -> None:
+        assert isinstance(event, ActionExecuted)
+        attempt = record.attempt
+        if attempt is None or attempt.tx_id != event.tx_id or record.state != "mitigating":
+            return
+        if event.seq > len(attempt.actions):
+            attempt.actions.append(event.action)
+            if event.mu_after is not None:
+                attempt.hidden_mu.append(event.mu_after)
+            await self.store.save(record)
+
+    async def _on_transaction_ended(self, record: IncidentRecord, event: IncidentEvent) -> None:
+        assert isinstance(event, TransactionEnded)
+        attempt = record.attempt
+        if attempt is None or attempt.tx_id != event.tx_id or record.state not in ("mitigating", "validating"):
+            return
+        if record.state == "mitigating":
+            if event.hidden_mu:
+                attempt.hidden_mu = list(event.hidden_mu)
+            note = f"transaction {event.outcome}: {event.actions} write(s)" + (
+                f"; {event.reason}" if event.reason else ""
+            )
+            self._move(record, "validating", note)
+            await self._commit(record)
+        await self._validate(record, attempt)
+
+    async def _on_undo_completed(self, record: IncidentRecord, event: IncidentEvent) -> None:
+        assert isinstance(event, UndoCompleted)
+        attempt = record.attempt
+        if attempt is None or attempt.tx_id != event.tx_id or record.state != "undoing":
+            return
+        attempt.undo_divergences = len(event.divergences)
+        await self._release_lease(record)
+        restored = await self.observer.measure(record.scope)
+        record.visible_mu.append(restored.mu)
+        if event.divergences:
+            record.report = f"undo of {attempt.tx_id} left {len(event.divergences)} divergence(s)"
+        await self._start_attempt(record)
+
+    async def _on_work_failed(self, record: IncidentRecord, event: IncidentEvent) -> None:
+        assert isinstance(event, WorkFailed)
+        attempt = record.attempt
+        if event.service == "diagnoser" and record.state == "diagnosing":
+            record.reflections.append(f"Diagnosis failed: {event.reason}")
+            await self._start_attempt(record)
+        elif event.service == "mitigator" and record.state == "mitigating" and attempt and attempt.tx_id == event.tx_id:
+            ended = TransactionEnded(
+                incident_id=record.incident_id,
+                tx_id=attempt.tx_id,
+                attempt=attempt.n,
+                actions=len(attempt.actions),
+                outcome="failed",
+                reason=event.reason,
+                hidden_mu=attempt.hidden_mu,
+            )
+            await self._on_transaction_ended(record, ended)
+        elif event.service == "undoer" and record.state == "undoing" and attempt and attempt.tx_id == event.tx_id:
+            record.report = f"undo of {attempt.tx_id} failed: {event.reason}"
+            await self._escalate(record, record.report)
+
+    # --- the transaction protocol ------------------------------------------------------------------------------
+
+    async def _start_attempt(self, record: IncidentRecord) -> None:
+        n = len(record.attempts) + 1
+        if n > 1 + self.settings.max_retries:
+            await self._escalate(record, f"no attempt left after {n - 1}")
+            return
+        tx_id = f"{record.incident_id}-tx{n}"
+        lease = await self.alock.acquire_write(
+            record.scope,
+            f"{record.incident_id}/{tx_id}",
+            self.settings.lease_ttl_s,
+            wait_s=self.settings.lease_ttl_s + 5,
+        )
+        try:
+            pre = await self.observer.measure(record.scope)
+            if healthy(pre):
+                await self.alock.release(lease)
+                record.visible_mu.append(pre.mu)
+                self._move(record, "resolved", "the oracles pass")
+                self._close(record, "resolved", "the oracles pass")
+                await self._commit(record)
+                await self.registry.release_scope(record.scope, record.incident_id)
+                return
+            digest, snapshot = await self.observer.snapshot(record.scope)
+            await self.registry.put_checkpoint(tx_id, snapshot)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.alock.release(lease)
+            raise
+        record.lease = lease
+        record.attempts.append(Attempt(n=n, tx_id=tx_id, mu_pre=pre.mu, digest_pre=digest))
+        self._move(record, "mitigating", f"attempt {n}", attempt=n)
+        self._emit(
+            record,
+            Checkpointed(
+                id=f"{tx_id}:checkpoint",
+                incident_id=record.incident_id,
+                tx_id=tx_id,
+                attempt=n,
+                severity=pre,
+                digest=digest,
+            ),
+        )
+        request = MitigateRequest(
+            id=f"{tx_id}:mitigate",
+            incident_id=record.incident_id,
+            scope=record.scope,
+            tx_id=tx_id,
+            attempt=n,
+            lease=lease,
+            diagnosis=record.diagnosis,
+            reflections=record.reflections[-3:],
+            max_actions=self.settings.max_actions,
+        )
+        self._emit_work(record, "mitigator", request)
+        await self._commit(record)
+
+    async def _validate(self, record: IncidentRecord, attempt: Attempt) -> None:
+        """R3: let the system settle, measure mu_post, commit or abort."""
+        assert record.lease is not None
+        lost = False
+        try:
+            async with lease_keeper(
+                self.alock, record.lease, self.settings.lease_ttl_s, release_on_exit=False
+            ) as keeper:
+                await self.sleep(self.settings.settle_s)
+                post = await self.observer.measure(record.scope)
+                lost = keeper.lost.is_set()
+                record.lease = keeper.lease
+        except FencingError:
+            lost = True
+            post = await self.observer.measure(record.scope)
+        decision, reason = decide(attempt.mu_pre, post, record.baseline)
+        if lost and decision == "commit":
+            decision, reason = "abort", "the transaction's lease was lost before it could commit"
+        attempt.mu_post, attempt.decision, attempt.reason = post.mu, decision, reason
+        self._emit(
+            record,
+            TransactionDecided(
+                id=f"{attempt.tx_id}:decided",
+                incident_id=record.incident_id,
+                tx_id=attempt.tx_id,
+                attempt=attempt.n,
+                decision=decision,
+                mu_pre=attempt.mu_pre,
+                mu_post=post.mu,
+                reason=reason,
+            ),
+        )
+        if decision == "commit":
+            record.visible_mu.append(post.mu)
+            self._move(record, "committed", reason)
+            await self._release_lease(record)
+            if healthy(post):
+                self._move(record, "resolved", "the oracles pass")
+                self._close(record, "resolved", reason)
+                await self._commit(record)
+                await self.registry.release_scope(record.scope, record.incident_id)
+            else:
+                await self._commit(record)
+                await self._start_attempt(record)
+            return
+        record.reflections.append(reflection(attempt, post))
+        self._move(record, "aborted", reason)
+        await self._begin_undo(record, attempt, lost)
+
+    async def _begin_undo(self, record: IncidentRecord, attempt: Attempt, need_new_lease: bool) -> None:
+        if need_new_lease or record.lease is None:
+            await self._release_lease(record)
+            record.lease = await self.alock.acquire_write(
+                record.scope,
+                f"{record.incident_id}/{attempt.tx_id}/undo",
+                self.settings.lease_ttl_s,
+                wait_s=self.settings.lease_ttl_s + 5,
+            )
+        lease = record.lease
+        if record.state != "undoing":
+            self._move(record, "undoing", f"rolling back {attempt.tx_id} from its journal")
+        request = UndoRequest(
+            id=f"{attempt.tx_id}:undo:{lease.token}",
+            incident_id=record.incident_id,
+            scope=record.scope,
+            tx_id=attempt.tx_id,
+            attempt=attempt.n,
+            lease=lease,
+            checkpoint_digest=attempt.digest_pre,
+        )
+        self._emit_work(record, "undoer", request)
+        await self._commit(record)
+
+    async def _escalate(self, record: IncidentRecord, why: str) -> None:
+        await self._release_lease(record)
+        self._move(record, "escalated", why)
+        record.report = escalation_report(record) + (f"\n{record.report}" if record.report else "")
+        self._close(record, "escalated", record.report)
+        await self._commit(record)
+        await self.registry.release_scope(record.scope, record.incident_id)
+
+    # --- the watchdog ------------------------------------------------------------------------------------------
+
+    async def watchdog(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        """Roll back transactions whose writer vanished; re-issue undos whose undoer vanished; flush outboxes."""
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("watchdog sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def sweep(self) -> None:
+        for incident_id in await self.store.open_ids():
+            lock = self._locks[incident_id]
+            if lock.locked():
+                continue
+            async with lock:
+                record = await self.store.load(incident_id)
+                if record is None:
+                    continue
+                await self._flush(record)
+                attempt = record.attempt
+                if record.state not in ("mitigating", "undoing") or record.lease is None or attempt is None:
+                    continue
+                if await self.alock.check_fence(record.scope, record.lease.token):
+                    continue
+                who = "mitigator" if record.state == "mitigating" else "undoer"
+                log.warning("%s: the %s of %s lost its lease; taking over", incident_id, who, attempt.tx_id)
+                if record.state == "mitigating":
+                    attempt.decision = "abort"
+                    attempt.reason = "the mitigator lost its lease (crashed or cut off); rolled back from the journal"
+                    record.reflections.append(reflection(attempt, None))
+                    self._emit(
+                        record,
+                        TransactionDecided(
+                            id=f"{attempt.tx_id}:decided",
+                            incident_id=record.incident_id,
+                            tx_id=attempt.tx_id,
+                            attempt=attempt.n,
+                            decision="abort",
+                            mu_pre=attempt.mu_pre,
+                            mu_post=attempt.hidden_mu[-1] if attempt.hidden_mu else attempt.mu_pre,
+                            reason=attempt.reason,
+                        ),
+                    )
+                    self._move(record, "aborted", attempt.reason)
+                record.lease = None
+                await self._begin_undo(record, attempt, need_new_lease=True)
+
+    # --- plumbing ----------------------------------------------------------------------------------------------
+
+    def _move(self, record: IncidentRecord, state: State, reason: str, attempt: int | None = None) -> None:
+        previous = record.move(state)
+        n = attempt if attempt is not None else (record.attempt.n if record.attempt else 0)
+        event = StateChanged(
+            id=f"{record.incident_id}:state:{len(record.attempts)}:{previous}:{state}",
+            incident_id=record.incident_id,
+            state=state,
+            previous=previous,
+            reason=reason,
+            attempt=n,
+        )
+        self._emit(record, event)
+
+    def _close(self, record: IncidentRecord, outcome: str, report: str) -> None:
+        self._emit(
+            record,
+            IncidentClosed(
+                id=f"{record.incident_id}:closed",
+                incident_id=record.incident_id,
+                outcome="resolved" if outcome == "resolved" else "escalated",
+                report=report,
+                attempts=len(record.attempts),
+                visible_mu=record.visible_mu,
+            ),
+        )
+
+    def _emit(self, record: IncidentRecord, event: IncidentEvent) -> None:
+        subject = events_subject(record.incident_id, getattr(event, "kind", "event"))
+        record.outbox.append(Outgoing(subject=subject, payload=event.model_dump_json(), msg_id=event.id))
+
+    def _emit_work(self, record: IncidentRecord, service: str, request: BaseModel) -> None:
+        msg_id = str(getattr(request, "id", ""))
+        record.outbox.append(Outgoing(subject=work_subject(service), payload=request.model_dump_json(), msg_id=msg_id))
+
+    async def _commit(self, record: IncidentRecord) -> None:
+        await self.store.save(record)
+        await self._flush(record)
+
+    async def _flush(self, record: IncidentRecord) -> None:
+        if not record.outbox:
+            return
+        for out in record.outbox:
+            await self.bus.js.publish(
+                out.subject, out.payload.encode(), headers={"Nats-Msg-Id": out.msg_id}, timeout=5.0
+            )
+        record.outbox.clear()
+        await self.store.save(record)
+
+    async def _release_lease(self, record: IncidentRecord) -> None:
+        if record.lease is not None:
+            lease: Lease = record.lease
+            record.lease = None
+            with contextlib.suppress(Exception):
+                await self.alock.release(lease)

@@ -1,0 +1,138 @@
+"""The per-incident state machine, as data and pure decisions (no I/O here).
+
+    opened -> diagnosing -> mitigating(n) -> validating -> committed -> resolved
+                                                       \\-> aborted -> undoing -> mitigating(n+1) ... -> escalated
+
+An ``IncidentRecord`` is the whole durable state of one incident; the engine loads it, applies one event, and saves
+it together with an *outbox* of messages to publish. Saving state and outbox in one write, then publishing and
+clearing the outbox, makes every step crash-safe: a coordinator that dies after the save re-publishes the outbox
+when it comes back, and the messages carry deterministic ids, so JetStream drops the copies.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from stratus.contracts import ActionSpec, DiagnosisReady, Lease, Severity, utcnow
+
+State = Literal[
+    "opened", "diagnosing", "mitigating", "validating", "committed", "aborted", "undoing", "resolved", "escalated"
+]
+OPEN_STATES: frozenset[str] = frozenset(
+    {"opened", "diagnosing", "mitigating", "validating", "committed", "aborted", "undoing"}
+)
+FINAL_STATES: frozenset[str] = frozenset({"resolved", "escalated"})
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "opened": frozenset({"diagnosing", "escalated"}),
+    "diagnosing": frozenset({"mitigating", "escalated", "resolved"}),
+    "mitigating": frozenset({"validating", "aborted", "escalated"}),
+    "validating": frozenset({"committed", "aborted"}),
+    "committed": frozenset({"resolved", "mitigating", "escalated"}),
+    "aborted": frozenset({"undoing", "escalated"}),
+    "undoing": frozenset({"mitigating", "escalated", "resolved"}),
+    "resolved": frozenset(),
+    "escalated": frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+class Outgoing(BaseModel):
+    """A message the engine owes the bus (the outbox)."""
+
+    subject: str
+    payload: str = Field(description="The message as JSON.")
+    msg_id: str = Field(description="Deterministic id: re-publishing after a crash is de-duplicated by JetStream.")
+
+
+class Attempt(BaseModel):
+    """One transaction: what was tried and what it did to mu."""
+
+    n: int
+    tx_id: str
+    mu_pre: float
+    digest_pre: str
+    actions: list[ActionSpec] = Field(default_factory=list)
+    hidden_mu: list[float] = Field(default_factory=list)
+    mu_post: float | None = None
+    decision: Literal["commit", "abort"] | None = None
+    reason: str = ""
+    undo_divergences: int | None = None
+
+
+class IncidentRecord(BaseModel):
+    incident_id: str
+    scope: str
+    state: State = "opened"
+    baseline: float = Field(description="b = mu(s0).")
+    opened_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    diagnosis: DiagnosisReady | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    lease: Lease | None = None
+    visible_mu: list[float] = Field(default_factory=list, description="mu at opening and at each commit/abort point.")
+    reflections: list[str] = Field(default_factory=list)
+    outbox: list[Outgoing] = Field(default_factory=list)
+    report: str = ""
+
+    @property
+    def attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    def move(self, new: State) -> str:
+        """Change state (raising on an illegal move); returns the previous state."""
+        if new not in TRANSITIONS[self.state]:
+            raise IllegalTransition(f"incident {self.incident_id}: {self.state} -> {new} is not a legal transition")
+        previous, self.state = self.state, new
+        self.updated_at = utcnow()
+        return previous
+
+
+def healthy(severity: Severity) -> bool:
+    """The oracles pass: nothing firing, no SLO violated, no unhealthy capacity."""
+    return not severity.crashed and severity.mu == 0
+
+
+def decide(mu_pre: float, post: Severity, baseline: float) -> tuple[Literal["commit", "abort"], str]:
+    """R3: commit when the oracles pass or mu went down, and never above the baseline; otherwise abort."""
+    mu_post = post.mu
+    if post.crashed or math.isinf(mu_post):
+        return "abort", "the scope is down after the transaction (mu = inf)"
+    if mu_post > baseline:
+        return "abort", f"mu {mu_post:g} is above the incident's baseline {baseline:g}"
+    if healthy(post):
+        return "commit", "the oracles pass"
+    if mu_post < mu_pre:
+        return "commit", f"mu went down from {mu_pre:g} to {mu_post:g}"
+    return "abort", f"mu did not go down ({mu_pre:g} -> {mu_post:g})"
+
+
+def reflection(attempt: Attempt, post: Severity | None) -> str:
+    """A short lesson for the next attempt: what was tried, the hidden mu-path, why it was aborted."""
+    tried = "; ".join(_describe(a) for a in attempt.actions) or "no write"
+    path = " -> ".join(f"{m:g}" for m in [attempt.mu_pre, *attempt.hidden_mu])
+    still = f" Still unhealthy: {', '.join(post.unhealthy[:5])}." if post and post.unhealthy else ""
+    return f"Attempt {attempt.n} tried: {tried}. Hidden mu: {path}. Aborted and undone: {attempt.reason}.{still}"
+
+
+def _describe(a: ActionSpec) -> str:
+    target = "/".join(p for p in (a.kind, a.namespace, a.name) if p)
+    params = ", ".join(f"{k}={v}" for k, v in a.params.items() if k not in ("manifest", "pre_image"))
+    return f"{a.verb} {target}" + (f" ({params})" if params else "")
+
+
+def escalation_report(record: IncidentRecord) -> str:
+    lines = [f"Incident {record.incident_id} in {record.scope} escalated after {len(record.attempts)} attempt(s)."]
+    if record.diagnosis:
+        lines.append(f"Diagnosis: {', '.join(record.diagnosis.localisation) or '?'} — {record.diagnosis.summary}")
+    for a in record.attempts:
+        lines.append(f"- attempt {a.n}: {a.decision or 'unfinished'} ({a.reason}); {len(a.actions)} write(s)")
+    lines.append("The scope is at or below its baseline severity; a human should take over.")
+    return "\n".join(lines)

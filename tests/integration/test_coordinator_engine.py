@@ -1,0 +1,237 @@
+"""The coordinator's transaction protocol on real NATS and Redis, with the cluster readings scripted.
+
+The arena-backed end-to-end tests (tests/e2e) cover the same protocol against a cluster; here each branch of the
+state machine is driven precisely: commit, abort -> undo -> retry with a reflection, escalation, duplicates,
+a writer that vanished, and a coordinator restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from services.coordinator.engine import Engine
+from stratus import contracts as c
+from stratus.alock import ALock
+from stratus.bus import Bus
+from stratus.settings import CoordinatorSettings
+
+pytestmark = pytest.mark.integration
+
+
+class ScriptedObserver:
+    """Cluster readings in a given order (the cluster itself is exercised by the e2e tests)."""
+
+    def __init__(self, mus: list[float]) -> None:
+        self.mus = list(mus)
+        self.calls = 0
+
+    async def measure(self, scope: str) -> c.Severity:
+        self.calls += 1
+        mu = self.mus.pop(0) if self.mus else 0.0
+        return c.Severity(mu=mu, unhealthy=[f"pod/x-{i}" for i in range(int(mu))])
+
+    async def snapshot(self, scope: str) -> tuple[str, dict[str, Any]]:
+        return "digest-0", {"Deployment/x": {"spec": {"replicas": 1}}}
+
+
+class Outbox:
+    """Everything the engine publishes, seen through a core subscription on stratus.>."""
+
+    def __init__(self, incident: str) -> None:
+        self.incident = incident
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.arrived = asyncio.Event()
+
+    async def on_msg(self, msg: Any) -> None:
+        import json
+
+        data = json.loads(msg.data)
+        if data.get("incident_id") == self.incident:
+            self.messages.append((msg.subject, data))
+            self.arrived.set()
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [d for _, d in self.messages if d.get("kind") == kind]
+
+    async def wait_kind(self, kind: str, count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
+        async def until() -> None:
+            while len(self.of_kind(kind)) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+        await asyncio.wait_for(until(), timeout)
+        return self.of_kind(kind)
+
+
+@pytest.fixture
+async def alock(redis: aioredis.Redis, uid: str) -> AsyncIterator[ALock]:
+    lock = ALock(redis, prefix=f"t{uid}")
+    yield lock
+    await lock.aclose()
+
+
+def settings(**overrides: Any) -> CoordinatorSettings:
+    base: dict[str, Any] = {"settle_s": 0.0, "lease_ttl_s": 2.0, "max_retries": 2, "max_actions": 5}
+    base.update(overrides)
+    return CoordinatorSettings(**base)
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+async def start(bus: Bus, incident: str) -> tuple[Outbox, Any]:
+    await bus.ensure_streams()
+    box = Outbox(incident)
+    sub = await bus.nc.subscribe("stratus.>", cb=box.on_msg)
+    return box, sub
+
+
+def opened(incident: str, scope: str, b: float = 3.0) -> c.IncidentOpened:
+    return c.IncidentOpened(incident_id=incident, scope=scope, s0=c.Severity(mu=b), baseline=b)
+
+
+def diagnosis(incident: str) -> c.DiagnosisReady:
+    return c.DiagnosisReady(incident_id=incident, localisation=["geo"], summary="geo crash-loops")
+
+
+def ended(incident: str, req: dict[str, Any], hidden: list[float]) -> c.TransactionEnded:
+    return c.TransactionEnded(
+        incident_id=incident, tx_id=req["tx_id"], attempt=req["attempt"], actions=len(hidden), hidden_mu=hidden
+    )
+
+
+async def test_a_fix_that_helps_commits_and_resolves(bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    engine = Engine(bus, redis, alock, ScriptedObserver([3, 0]), settings(), prefix=f"t{uid}", sleep=no_sleep)
+    await engine.handle(opened(incident, scope))
+    assert (await box.wait_kind("diagnose"))[0]["scope"] == scope
+    await engine.handle(diagnosis(incident))
+    request = (await box.wait_kind("mitigate"))[0]
+    lease = c.Lease.model_validate(request["lease"])
+    assert await alock.check_fence(scope, lease.token)
+    await engine.handle(ended(incident, request, [0.0]))
+    closed = (await box.wait_kind("incident_closed"))[0]
+    assert closed["outcome"] == "resolved" and closed["visible_mu"] == [3.0, 0.0]
+    assert (await box.wait_kind("transaction_decided"))[0]["decision"] == "commit"
+    assert not await alock.check_fence(scope, lease.token)  # released
+    states = [d["state"] for d in box.of_kind("state_changed")]
+    assert states == ["diagnosing", "mitigating", "validating", "committed", "resolved"]
+    await sub.unsubscribe()
+
+
+async def test_a_harmful_attempt_is_aborted_undone_and_the_retry_carries_a_reflection(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    # pre 3 -> post 7 (worse: abort) -> after undo 3 -> pre 3 -> post 0 (commit)
+    engine = Engine(bus, redis, alock, ScriptedObserver([3, 7, 3, 3, 0]), settings(), prefix=f"t{uid}", sleep=no_sleep)
+    await engine.handle(opened(incident, scope))
+    await engine.handle(diagnosis(incident))
+    first = (await box.wait_kind("mitigate"))[0]
+    await engine.handle(ended(incident, first, [5.0, 7.0]))
+    undo = (await box.wait_kind("undo"))[0]
+    assert undo["tx_id"] == first["tx_id"] and undo["lease"]["token"] == first["lease"]["token"]
+    assert (await box.wait_kind("transaction_decided"))[0]["decision"] == "abort"
+    await engine.handle(
+        c.UndoCompleted(incident_id=incident, tx_id=first["tx_id"], attempt=1, undone=2, restored_digest="digest-0")
+    )
+    second = (await box.wait_kind("mitigate", 2))[1]
+    assert second["attempt"] == 2 and second["lease"]["token"] > first["lease"]["token"]
+    assert "Attempt 1" in second["reflections"][0] and "3 -> 5 -> 7" in second["reflections"][0]
+    await engine.handle(ended(incident, second, [0.0]))
+    closed = (await box.wait_kind("incident_closed"))[0]
+    assert closed["outcome"] == "resolved"
+    assert max(closed["visible_mu"]) <= 3.0  # TNR: the visible path never went above b
+    await sub.unsubscribe()
+
+
+async def test_duplicate_and_redelivered_events_change_nothing(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    engine = Engine(bus, redis, alock, ScriptedObserver([3, 0]), settings(), prefix=f"t{uid}", sleep=no_sleep)
+    for _ in range(2):
+        await engine.handle(opened(incident, scope))
+    d = diagnosis(incident)
+    await engine.handle(d)
+    await engine.handle(d)
+    request = (await box.wait_kind("mitigate"))[0]
+    e = ended(incident, request, [0.0])
+    await engine.handle(e)
+    await engine.handle(e)
+    await box.wait_kind("incident_closed")
+    await asyncio.sleep(0.2)  # let any (wrong) extra message arrive before counting
+    assert len(box.of_kind("diagnose")) == 1 and len(box.of_kind("mitigate")) == 1
+    assert len(box.of_kind("incident_closed")) == 1
+    await sub.unsubscribe()
+
+
+async def test_attempts_run_out_and_the_incident_escalates_with_a_report(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    engine = Engine(
+        bus, redis, alock, ScriptedObserver([3, 4, 3]), settings(max_retries=0), prefix=f"t{uid}", sleep=no_sleep
+    )
+    await engine.handle(opened(incident, scope))
+    await engine.handle(diagnosis(incident))
+    request = (await box.wait_kind("mitigate"))[0]
+    await engine.handle(ended(incident, request, [4.0]))
+    await box.wait_kind("undo")
+    await engine.handle(
+        c.UndoCompleted(incident_id=incident, tx_id=request["tx_id"], attempt=1, undone=1, restored_digest="digest-0")
+    )
+    closed = (await box.wait_kind("incident_closed"))[0]
+    assert closed["outcome"] == "escalated" and "attempt 1: abort" in closed["report"]
+    await sub.unsubscribe()
+
+
+async def test_a_vanished_writer_is_fenced_out_and_its_transaction_rolled_back(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    engine = Engine(
+        bus, redis, alock, ScriptedObserver([3]), settings(lease_ttl_s=0.5), prefix=f"t{uid}", sleep=no_sleep
+    )
+    await engine.handle(opened(incident, scope))
+    await engine.handle(diagnosis(incident))
+    request = (await box.wait_kind("mitigate"))[0]
+    old = c.Lease.model_validate(request["lease"])
+    # The mitigator never renews (it died). Once the lease lapses the watchdog takes over.
+    deadline = asyncio.get_running_loop().time() + 10
+    while not box.of_kind("undo") and asyncio.get_running_loop().time() < deadline:
+        await engine.sweep()
+        await asyncio.sleep(0.1)
+    undo = (await box.wait_kind("undo"))[0]
+    assert undo["tx_id"] == request["tx_id"]
+    assert undo["lease"]["token"] > old.token
+    assert not await alock.check_fence(scope, old.token)  # the old writer can never write again
+    assert (await box.wait_kind("transaction_decided"))[0]["decision"] == "abort"
+    await sub.unsubscribe()
+
+
+async def test_a_restarted_coordinator_resumes_the_incident(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    first = Engine(bus, redis, alock, ScriptedObserver([3]), settings(), prefix=f"t{uid}", sleep=no_sleep)
+    await first.handle(opened(incident, scope))
+    await first.handle(diagnosis(incident))
+    request = (await box.wait_kind("mitigate"))[0]
+    del first  # the coordinator dies; its successor only has Redis and the bus
+    second = Engine(bus, redis, alock, ScriptedObserver([0]), settings(), prefix=f"t{uid}", sleep=no_sleep)
+    await second.handle(ended(incident, request, [0.0]))
+    assert (await box.wait_kind("incident_closed"))[0]["outcome"] == "resolved"
+    await sub.unsubscribe()
