@@ -47,6 +47,8 @@ RefusalRule = Literal[
     "selector_write",
     "read_only",
     "no_undo",
+    "lease_scope",
+    "risk_window",
     "unsupported",
 ]
 

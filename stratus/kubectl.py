@@ -1,4 +1,4 @@
-"""The ``kubectl`` tool: parse a kubectl command line into typed actions, after confinement.
+"""The ``kubectl`` tool: parse a kubectl command line into typed actions (after confinement); render kubectl output.
 
 Nothing here runs a shell or a kubectl binary: the line is checked (``stratus.confinement``), split with shlex, and
 mapped onto the same typed actions an LLM tool call produces, so one gateway path executes both. Writes on selectors
@@ -7,7 +7,10 @@ are refused rather than expanded, because each write needs the pre-image of the 
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -471,3 +474,220 @@ def parse_command(
 
 def _build(data: dict[str, Any]) -> Action:
     return ACTION_ADAPTER.validate_python({k: v for k, v in data.items() if v is not None})
+
+
+# --- output: what kubectl would print -------------------------------------------------------------------------
+
+
+def _age(timestamp: str | None, now: datetime) -> str:
+    if not timestamp:
+        return "<unknown>"
+    try:
+        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return "<unknown>"
+    s = max(0, int((now - then).total_seconds()))
+    if s < 120:
+        return f"{s}s"
+    if s < 3600 * 3:
+        return f"{s // 60}m"
+    if s < 86400 * 2:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def _pod_status(pod: dict[str, Any]) -> str:
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    status = pod.get("status") or {}
+    reason = status.get("reason")
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        if "waiting" in state and state["waiting"].get("reason"):
+            return str(state["waiting"]["reason"])
+        if "terminated" in state:
+            term = state["terminated"]
+            return str(term.get("reason") or f"ExitCode:{term.get('exitCode')}")
+    return str(reason or status.get("phase") or "Unknown")
+
+
+def _ports(svc: dict[str, Any]) -> str:
+    out = []
+    for p in (svc.get("spec") or {}).get("ports") or []:
+        node = f":{p['nodePort']}" if p.get("nodePort") else ""
+        out.append(f"{p.get('port')}{node}/{p.get('protocol', 'TCP')}")
+    return ",".join(out) or "<none>"
+
+
+def _columns(kind: str, obj: dict[str, Any], wide: bool, now: datetime) -> list[tuple[str, str]]:
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    age = ("AGE", _age(meta.get("creationTimestamp"), now))
+    cols: list[tuple[str, str]] = [("NAME", str(meta.get("name")))]
+    if kind == "Pod":
+        css = status.get("containerStatuses") or []
+        total = len(spec.get("containers") or []) or len(css)
+        ready = sum(1 for c in css if c.get("ready"))
+        restarts = sum(int(c.get("restartCount") or 0) for c in css)
+        cols += [("READY", f"{ready}/{total}"), ("STATUS", _pod_status(obj)), ("RESTARTS", str(restarts)), age]
+        if wide:
+            cols += [("IP", str(status.get("podIP") or "<none>")), ("NODE", str(spec.get("nodeName") or "<none>"))]
+    elif kind in ("Deployment", "StatefulSet", "ReplicaSet"):
+        want = spec.get("replicas", 1)
+        cols.append(("READY", f"{status.get('readyReplicas') or 0}/{want}"))
+        if kind == "Deployment":
+            cols += [("UP-TO-DATE", str(status.get("updatedReplicas") or 0))]
+            cols += [("AVAILABLE", str(status.get("availableReplicas") or 0))]
+        if kind == "ReplicaSet":
+            cols = [cols[0], ("DESIRED", str(want)), ("CURRENT", str(status.get("replicas") or 0)), cols[1]]
+        cols.append(age)
+        if wide:
+            containers = (spec.get("template") or {}).get("spec", {}).get("containers") or []
+            cols += [("CONTAINERS", ",".join(str(c.get("name")) for c in containers))]
+            cols += [("IMAGES", ",".join(str(c.get("image")) for c in containers))]
+    elif kind == "Service":
+        cols += [("TYPE", str(spec.get("type", "ClusterIP"))), ("CLUSTER-IP", str(spec.get("clusterIP") or "<none>"))]
+        ext = ",".join(
+            i.get("ip") or i.get("hostname") or "" for i in (status.get("loadBalancer") or {}).get("ingress") or []
+        )
+        cols += [("EXTERNAL-IP", ext or "<none>"), ("PORT(S)", _ports(obj)), age]
+        if wide:
+            cols.append(("SELECTOR", ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items()) or "<none>"))
+    elif kind == "PersistentVolumeClaim":
+        cap = (status.get("capacity") or {}).get("storage", "")
+        modes = ",".join(_MODES.get(m, m) for m in spec.get("accessModes") or [])
+        cols += [("STATUS", str(status.get("phase", "Pending"))), ("VOLUME", str(spec.get("volumeName") or ""))]
+        cols += [("CAPACITY", cap), ("ACCESS MODES", modes), ("STORAGECLASS", str(spec.get("storageClassName") or ""))]
+        cols.append(age)
+    elif kind == "PersistentVolume":
+        claim = spec.get("claimRef") or {}
+        modes = ",".join(_MODES.get(m, m) for m in spec.get("accessModes") or [])
+        cols += [("CAPACITY", str((spec.get("capacity") or {}).get("storage", ""))), ("ACCESS MODES", modes)]
+        cols += [("RECLAIM POLICY", str(spec.get("persistentVolumeReclaimPolicy", "Retain")))]
+        cols += [("STATUS", str(status.get("phase", "")))]
+        cols += [("CLAIM", f"{claim.get('namespace')}/{claim.get('name')}" if claim else "")]
+        cols += [("STORAGECLASS", str(spec.get("storageClassName") or "")), age]
+    elif kind == "StorageClass":
+        cols += [
+            ("PROVISIONER", str(obj.get("provisioner"))),
+            ("RECLAIMPOLICY", str(obj.get("reclaimPolicy", "Delete"))),
+        ]
+        cols += [("VOLUMEBINDINGMODE", str(obj.get("volumeBindingMode", "Immediate")))]
+        cols += [("ALLOWVOLUMEEXPANSION", str(bool(obj.get("allowVolumeExpansion"))).lower()), age]
+    elif kind == "Node":
+        conds = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        state = "Ready" if conds.get("Ready") == "True" else "NotReady"
+        if spec.get("unschedulable"):
+            state += ",SchedulingDisabled"
+        roles = [k.split("/", 1)[1] for k in meta.get("labels") or {} if k.startswith("node-role.kubernetes.io/")]
+        version = str((status.get("nodeInfo") or {}).get("kubeletVersion", ""))
+        cols += [("STATUS", state), ("ROLES", ",".join(roles) or "<none>"), age, ("VERSION", version)]
+    elif kind == "Namespace":
+        cols += [("STATUS", str(status.get("phase", "Active"))), age]
+    elif kind == "ConfigMap":
+        cols += [("DATA", str(len(obj.get("data") or {}) + len(obj.get("binaryData") or {}))), age]
+    elif kind == "Secret":
+        cols += [("TYPE", str(obj.get("type", "Opaque"))), ("DATA", str(len(obj.get("data") or {}))), age]
+    elif kind == "Endpoints":
+        addrs = [
+            f"{a.get('ip')}:{p.get('port')}"
+            for s in obj.get("subsets") or []
+            for a in s.get("addresses") or []
+            for p in s.get("ports") or [{}]
+        ]
+        cols += [("ENDPOINTS", ",".join(addrs) or "<none>"), age]
+    else:
+        cols.append(age)
+    return cols
+
+
+_MODES = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def _table(rows: list[list[tuple[str, str]]]) -> str:
+    headers = [h for h, _ in rows[0]]
+    cells = [headers] + [[v for _, v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def render_table(
+    kind: str, objects: list[dict[str, Any]], *, wide: bool = False, namespace_column: bool = False, now: datetime
+) -> str:
+    """A kubectl-like table of objects of one kind."""
+    if not objects:
+        return "No resources found."
+    rows = []
+    for obj in objects:
+        cols = _columns(kind, obj, wide, now)
+        if namespace_column:
+            cols.insert(0, ("NAMESPACE", str((obj.get("metadata") or {}).get("namespace") or "")))
+        rows.append(cols)
+    return _table(rows)
+
+
+def render_events(events: list[dict[str, Any]], *, now: datetime, namespace_column: bool = False) -> str:
+    """Events oldest first, like kubectl get events."""
+    if not events:
+        return "No events found."
+
+    def when(e: dict[str, Any]) -> str:
+        return str(e.get("lastTimestamp") or e.get("eventTime") or (e.get("metadata") or {}).get("creationTimestamp"))
+
+    rows = []
+    for e in sorted(events, key=when):
+        inv = e.get("involvedObject") or e.get("regarding") or {}
+        cols = [
+            ("LAST SEEN", _age(when(e), now)),
+            ("TYPE", str(e.get("type", ""))),
+            ("REASON", str(e.get("reason", ""))),
+            ("OBJECT", f"{str(inv.get('kind', '')).lower()}/{inv.get('name', '')}"),
+            ("MESSAGE", str(e.get("message") or e.get("note") or "").strip()),
+        ]
+        if (e.get("count") or 1) > 1:
+            cols[0] = ("LAST SEEN", f"{cols[0][1]} (x{e['count']})")
+        if namespace_column:
+            cols.insert(0, ("NAMESPACE", str((e.get("metadata") or {}).get("namespace") or "")))
+        rows.append(cols)
+    return _table(rows)
+
+
+def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without managedFields (what kubectl get -o yaml shows by default)."""
+    out = copy.deepcopy(obj)
+    (out.get("metadata") or {}).pop("managedFields", None)
+    return out
+
+
+def render_object(obj: dict[str, Any], output: str) -> str:
+    clean = strip_server_fields(obj)
+    if output == "json":
+        return json.dumps(clean, indent=2, sort_keys=False)
+    if output == "name":
+        return f"{str(obj.get('kind', '')).lower()}/{(obj.get('metadata') or {}).get('name')}"
+    return yaml.safe_dump(clean, sort_keys=False, default_flow_style=False).rstrip()
+
+
+def render_describe(obj: dict[str, Any], events: list[dict[str, Any]], *, now: datetime) -> str:
+    """A concise describe: identity, labels and annotations, spec and status as YAML, then the object's events."""
+    meta = obj.get("metadata") or {}
+    lines = [f"Name:         {meta.get('name')}"]
+    if meta.get("namespace"):
+        lines.append(f"Namespace:    {meta['namespace']}")
+    lines.append(f"Kind:         {obj.get('kind')}")
+    labels = ",".join(f"{k}={v}" for k, v in (meta.get("labels") or {}).items())
+    lines.append(f"Labels:       {labels or '<none>'}")
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if not k.endswith("last-applied-configuration")
+    }
+    lines.append(f"Annotations:  {', '.join(f'{k}: {v}' for k, v in annotations.items()) or '<none>'}")
+    owners = ", ".join(f"{o.get('kind')}/{o.get('name')}" for o in meta.get("ownerReferences") or [])
+    if owners:
+        lines.append(f"Controlled By:  {owners}")
+    lines.append(f"Created:      {meta.get('creationTimestamp')} ({_age(meta.get('creationTimestamp'), now)} ago)")
+    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+    if body:
+        lines.append(yaml.safe_dump(body, sort_keys=False, default_flow_style=False).rstrip())
+    lines.append("Events:" + ("  <none>" if not events else ""))
+    if events:
+        lines.extend("  " + line for line in render_events(events, now=now).splitlines())
+    return "\n".join(lines)
