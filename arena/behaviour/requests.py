@@ -1,0 +1,316 @@
+"""Requests: an HTTP request to a front end walks the call graph of the image catalogue, hop by hop.
+
+Each hop is a real connection through ``World.connect`` (DNS -> Service -> endpoints -> targetPort -> listening
+process, NetworkPolicies) or a consul lookup, then the callee's operation runs its own steps. Backends are checked the
+same way (MongoDB also checks TLS, the user and its role on the database). Chaos experiments on either end of a hop
+drop or delay it. The walk yields the HTTP status, the latency (simulated, not slept), Jaeger-style spans with error
+tags, per-operation metrics, and log lines in the callers (e.g. Thrift connect errors), so every symptom comes from
+the same state as the pods' own.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from arena.apps.catalogue import Step, expand
+from arena.behaviour import logstyle
+from arena.behaviour.mongo import MongoError, MongoState
+from arena.behaviour.world import Landed, Process, Refused, Runtime, World, meta
+from arena.hooks import ClusterView, Obj
+
+HOP_MS = 0.15
+BACKEND_MS = 0.3
+
+
+@dataclass
+class Span:
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    service: str
+    operation: str
+    start_us: int
+    duration_us: int
+    kind: str
+    pod: str
+    ip: str
+    namespace: str
+    tags: dict[str, Any] = field(default_factory=dict)
+    logs: list[str] = field(default_factory=list)
+
+    @property
+    def error(self) -> bool:
+        return bool(self.tags.get("error"))
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    status: int
+    """HTTP status; 0 when the connection itself failed (wrk2 counts it as a socket error)."""
+    latency_ms: float
+    trace_id: str | None = None
+    error: str | None = None
+
+
+Observer = Callable[[str, str, str, str, float], None]
+"""(namespace, service, operation, code, seconds) for every server span."""
+
+
+class _HopError(Exception):
+    def __init__(self, message: str, latency_ms: float = 0.0) -> None:
+        super().__init__(message)
+        self.latency_ms = latency_ms
+
+
+class RequestModel:
+    """Serves HTTP requests to the applications' front ends; thread-safe enough for one event loop."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        on_trace: Callable[[list[Span]], None] | None = None,
+        observe: Observer | None = None,
+        timeout_ms: float = 10_000.0,
+    ) -> None:
+        self.rt, self.on_trace, self.observe, self.timeout_ms = runtime, on_trace, observe, timeout_ms
+
+    def http(self, view: ClusterView, namespace: str, service: str, port: int, method: str, path: str) -> HttpResult:
+        world = World(view, self.rt)
+        client = {"metadata": {"namespace": namespace, "name": "wrk2", "labels": {"app": "wrk2"}}, "status": {}}
+        conn = world.connect(client, namespace, f"{service}:{port}")
+        if isinstance(conn, Refused):
+            latency = self.timeout_ms if conn.kind == "timeout" else 0.5
+            return HttpResult(0, latency, None, conn.detail or conn.kind)
+        proc = conn.process
+        route = path.split("?", 1)[0]
+        op = proc.program.routes.get(route)
+        trace_id = uuid.uuid4().hex[:16]
+        spans: list[Span] = []
+        start_us = int(time.time() * 1e6)
+        try:
+            extra = self._chaos(world, None, conn.pod)
+        except _HopError as e:
+            return HttpResult(0, e.latency_ms, None, str(e))
+        if op is None:
+            span = self._span(trace_id, None, conn, f"HTTP {method} {route}", start_us, 0.3, "server")
+            span.tags.update({"http.status_code": 404, "http.method": method, "http.url": path})
+            spans.append(span)
+            self._emit(spans)
+            return HttpResult(404, 0.3 + extra, trace_id, "not found")
+        ok, err, dur = self._operation(world, conn, op, None, trace_id, start_us, spans, is_http=True)
+        status = 200 if ok else 500
+        root = spans[0]
+        root.tags.update({"http.status_code": status, "http.method": method, "http.url": path})
+        if not ok:
+            root.tags["error"] = True
+            if proc.program.style == "nginx":
+                self.rt.log(conn.pod, str(conn.container.get("name")), _nginx_error(route, op, err))
+        self._emit(spans)
+        return HttpResult(status, dur + extra + HOP_MS, trace_id, err)
+
+    # -- the walk ------------------------------------------------------------------------------------------------
+    def _operation(
+        self,
+        world: World,
+        conn: Landed,
+        op_name: str,
+        parent: Span | None,
+        trace_id: str,
+        start_us: int,
+        spans: list[Span],
+        is_http: bool = False,
+    ) -> tuple[bool, str | None, float]:
+        proc = conn.process
+        op = proc.program.operations.get(op_name)
+        if op is None:
+            span = self._span(trace_id, parent, conn, op_name, start_us, 0.1, "server")
+            span.tags["error"] = True
+            spans.append(span)
+            return False, f"unknown method {op_name}", 0.1
+        span = self._span(trace_id, parent, conn, op.span, start_us, 0.0, "server")
+        spans.append(span)
+        elapsed = op.work_ms / 2
+        ok, err = True, None
+        for step in op.steps:
+            if step.probability < 1 and self.rt.rng.random() >= step.probability:
+                continue
+            try:
+                elapsed += self._step(world, conn, step, span, trace_id, start_us + int(elapsed * 1000), spans)
+            except _HopError as e:
+                elapsed += e.latency_ms
+                ok, err = False, str(e)
+                span.tags["error"] = True
+                span.logs.append(str(e))
+                break
+        elapsed += op.work_ms / 2
+        span.duration_us = int(elapsed * 1000)
+        if self.observe and proc.program.tracer:
+            code = ("200" if ok else "500") if is_http else ("OK" if ok else "ERROR")
+            self.observe(str(meta(conn.pod).get("namespace")), proc.program.tracer, op.span, code, elapsed / 1000)
+        return ok, err, elapsed
+
+    def _step(
+        self, world: World, conn: Landed, step: Step, span: Span, trace_id: str, start_us: int, spans: list[Span]
+    ) -> float:
+        proc, pod = conn.process, conn.pod
+        ns = str(meta(pod).get("namespace"))
+        address = expand(step.address, proc.config)
+        if step.kind == "call":
+            if step.via == "consul":
+                target = world.consul_lookup(pod, ns, proc.config.get("consulAddress", "consul:8500"), address)
+            else:
+                target = world.connect(pod, ns, address)
+            client = self._span(trace_id, span, conn, f"{step.operation}", start_us, HOP_MS, "client")
+            spans.append(client)
+            if isinstance(target, Refused):
+                msg = _call_error(proc, target)
+                client.tags["error"] = True
+                client.logs.append(msg)
+                if proc.program.style == "cpp":
+                    self.rt.log(pod, str(conn.container.get("name")), logstyle.cpp(proc, "error", msg, 60))
+                raise _HopError(msg, self.timeout_ms if target.kind == "timeout" else HOP_MS)
+            try:
+                extra = self._chaos(world, pod, target.pod)
+            except _HopError as e:
+                client.tags["error"] = True
+                client.logs.append(_timeout_error(proc, target.pod))
+                client.duration_us = int(e.latency_ms * 1000)
+                raise _HopError(_timeout_error(proc, target.pod), e.latency_ms) from e
+            ok, err, dur = self._operation(
+                world, target, step.operation or "", client, trace_id, start_us + int((HOP_MS + extra) * 1000), spans
+            )
+            total = dur + 2 * HOP_MS + extra
+            client.duration_us = int(total * 1000)
+            if not ok:
+                client.tags["error"] = True
+                raise _HopError(_downstream_error(proc, err or "error"), total)
+            return total
+        return self._backend(world, conn, step, address)
+
+    def _backend(self, world: World, conn: Landed, step: Step, address: str) -> float:
+        ns = str(meta(conn.pod).get("namespace"))
+        target = world.connect(conn.pod, ns, address)
+        kind = step.kind
+        server = "mongodb" if kind == "mongodb" else kind
+        if isinstance(target, Refused) or target.process.program.server != server:
+            latency = self.timeout_ms if isinstance(target, Refused) and target.kind == "timeout" else HOP_MS
+            raise _HopError(_backend_error(conn.process, kind, address, target), latency)
+        extra = self._chaos(world, conn.pod, target.pod)
+        if kind == "mongodb":
+            self._mongo_access(world, conn, target, step, address)
+        return BACKEND_MS + extra
+
+    def _mongo_access(self, world: World, conn: Landed, target: Landed, step: Step, address: str) -> None:
+        from arena.behaviour.model import _tls_required
+
+        if _tls_required(target.process):
+            raise _HopError(_backend_error(conn.process, "mongodb", address, None))
+        state: MongoState = world.mongo_state(target.pod, target.container)
+        principal = None
+        if step.user:
+            try:
+                principal = state.authenticate(step.user, step.password or "", "admin")
+            except MongoError as e:
+                raise _HopError("server returned error on SASL authentication step: Authentication failed.") from e
+        if "--auth" in target.process.args and not MongoState.allowed(principal, step.database or "test", step.access):
+            verb = "insert" if step.access == "write" else "find"
+            raise _HopError(f"not authorized on {step.database} to execute command {{ {verb}: ... }}")
+        if step.access == "write":
+            state.collections.add((step.database or "test", "data"))
+
+    def _chaos(self, world: World, src: Obj | None, dst: Obj) -> float:
+        """Extra latency for a hop src -> dst; raises when the hop is dropped."""
+        extra = 0.0
+        for pod in (src, dst):
+            if pod is None:
+                continue
+            for _, spec in world.chaos_on(pod):
+                if spec.action == "network-loss" and self.rt.rng.random() * 100 < spec.loss:
+                    raise _HopError("context deadline exceeded", self.timeout_ms)
+                if spec.action == "network-delay":
+                    extra += spec.latency_ms
+        return extra
+
+    # -- spans ---------------------------------------------------------------------------------------------------
+    def _span(
+        self, trace_id: str, parent: Span | None, conn: Landed, operation: str, start_us: int, dur_ms: float, kind: str
+    ) -> Span:
+        proc: Process = conn.process
+        return Span(
+            trace_id=trace_id,
+            span_id=uuid.uuid4().hex[:16],
+            parent_id=parent.span_id if parent else None,
+            service=(proc.program.tracer or proc.binary),
+            operation=operation,
+            start_us=start_us,
+            duration_us=int(dur_ms * 1000),
+            kind=kind,
+            pod=str(meta(conn.pod).get("name")),
+            ip=str((conn.pod.get("status") or {}).get("podIP", "")),
+            namespace=str(meta(conn.pod).get("namespace")),
+            tags={"span.kind": kind},
+        )
+
+    def _emit(self, spans: list[Span]) -> None:
+        if self.on_trace and spans:
+            self.on_trace(spans)
+
+
+def _call_error(proc: Process, target: Refused) -> str:
+    if proc.program.style == "go":
+        if target.kind == "unavailable":
+            return f"rpc error: code = Unavailable desc = {target.detail}"
+        if target.kind == "timeout":
+            return "rpc error: code = DeadlineExceeded desc = context deadline exceeded"
+        dialing = f"transport: Error while dialing {target.detail}"
+        return f'rpc error: code = Unavailable desc = connection error: desc = "{dialing}"'
+    if target.kind == "nxdomain":
+        return f"Could not resolve host for client socket. <Host: {target.host} Port: {target.port}>"
+    if target.kind == "timeout":
+        return f"TSocket::open() connect() <Host: {target.host} Port: {target.port}>: Connection timed out"
+    return f"TSocket::open() connect() <Host: {target.host} Port: {target.port}>: Connection refused"
+
+
+def _timeout_error(proc: Process, pod: Obj) -> str:
+    if proc.program.style == "go":
+        return "rpc error: code = DeadlineExceeded desc = context deadline exceeded"
+    return "THRIFT_EAGAIN (timed out)"
+
+
+def _downstream_error(proc: Process, err: str) -> str:
+    if proc.program.style == "go":
+        return err if err.startswith("rpc error") else f"rpc error: code = Unknown desc = {err}"
+    return err
+
+
+def _backend_error(proc: Process, kind: str, address: str, target: Refused | Landed | None) -> str:
+    host, _, port = address.rpartition(":")
+    if kind == "mongodb":
+        if proc.program.style == "go":
+            return "no reachable servers"
+        return (
+            "No suitable servers found (`serverSelectionTryOnce` set): [connection refused calling ismaster on "
+            f"'{address}']"
+        )
+    if kind == "memcached":
+        return (
+            f"dial tcp {address}: connect: connection refused"
+            if proc.program.style == "go"
+            else f"Failed to connect to memcached {host}:{port}"
+        )
+    return f"Could not connect to Redis at {address}: Connection refused"
+
+
+def _nginx_error(route: str, op: str, err: str | None) -> str:
+    stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime())
+    return (
+        f"{stamp} [error] 18#18: *1041 [lua] {op}.lua:62: {op}(): {op} failed: {err}, client: 10.244.0.1, "
+        f'server: localhost, request: "POST {route} HTTP/1.1", host: "nginx-thrift:8080"'
+    )
+
+
+__all__ = ["ClusterView", "HttpResult", "RequestModel", "Span"]
