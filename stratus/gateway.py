@@ -1,0 +1,901 @@
+"""The cluster gateway: the only way Stratus agents touch the Kubernetes API.
+
+Why it is shaped this way:
+
+- **Two faces.** ``ReadGateway`` (detector, diagnoser) executes reads and renders them as text an agent can read;
+  every write it is asked for is refused. ``WriteGateway`` (mitigator, undoer) adds writes, and only under a lease.
+- **Every write is a write-ahead step (DESIGN.md R2), in this order:** confine -> the lease's scope must equal the
+  action's scope -> server-side dry run (``dryRun=All``; a failure returns the API's message, nothing changes and
+  nothing is journaled) -> read the pre-image -> build the undo record (an action with no recordable undo is refused) ->
+  ``journal_intent`` (if it raises, the write is not sent) -> fencing check -> the write -> ``journal_outcome``.
+- **The pre-image is exactly what the write replaces.** Every write carries the pre-image's ``resourceVersion`` as a
+  precondition (in the patch body, as a JSON-patch ``test`` op, or as delete preconditions). If anything changed the
+  object between the pre-image read and the write, the API answers 409 and nothing changes; the journal then holds an
+  intent whose outcome is ``ok=False``, and its undo (restore the pre-image) stays harmless.
+- **Undo records are data.** update/patch/scale/set_*/rollout_*/cordon -> ``replace`` with the pre-image (server
+  fields stripped); create (or apply of a new object) -> ``delete``; delete -> ``create`` from the pre-image; delete of
+  a pod (or ReplicaSet) whose controller exists -> no undo, recorded as "controller-owned, verified"; exec -> the
+  declared inverse. ``apply_undo`` executes them idempotently (a replay after a crash must converge): ``replace``
+  uses the *current* resourceVersion and creates a missing object, ``delete`` of an absent object is done, ``create``
+  of a present object becomes a replace. Undo writes are fenced like any other write.
+- **Fencing is the A-Lock's.** The gateway takes ``check_fence(scope, token)`` as a callable (``ALock.ensure_fence``
+  fits; a callable returning ``False`` also counts as a refusal) and calls it immediately before each request that
+  changes the cluster; it never imports the lock.
+- **Raw JSON over the official client.** Requests go through ``kubernetes.client.ApiClient`` (auth, TLS, kubeconfig and
+  in-cluster config), but bodies stay plain dicts: pre-images and undo records must be exact JSON, not models that drop
+  unknown fields. The client is synchronous; the async methods run it in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import shlex
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol, Self, cast
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from pydantic import BaseModel, ConfigDict, Field
+
+from stratus.actions import (
+    CLUSTER_SCOPE,
+    KINDS,
+    Action,
+    Apply,
+    Cordon,
+    Create,
+    Delete,
+    Describe,
+    Events,
+    Exec,
+    Get,
+    ListObjects,
+    Logs,
+    Patch,
+    Replace,
+    RolloutHistory,
+    RolloutRestart,
+    RolloutStatus,
+    RolloutUndo,
+    Scale,
+    SetEnv,
+    SetImage,
+    Uncordon,
+    action_from_spec,
+    resolve_kind,
+)
+from stratus.confinement import Refusal, Role, confine_action
+from stratus.contracts import ActionSpec, JournalRecord, Lease, new_id
+from stratus.digest import CLUSTER_DIGEST_KINDS, NAMESPACED_DIGEST_KINDS, SERVER_METADATA, StateDigest, digest_of
+from stratus.errors import PermanentError, StratusError
+from stratus.kubectl import parse_command, render_describe, render_events, render_object, render_table
+
+Obj = dict[str, Any]
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+REVISION = "deployment.kubernetes.io/revision"
+RECREATING_OWNERS = {"Pod": {"ReplicaSet", "StatefulSet", "DaemonSet", "Job"}, "ReplicaSet": {"Deployment"}}
+"""Kinds whose deletion a live controller undoes by itself, and the controllers that do it."""
+
+
+class KubeApiError(StratusError):
+    """The API server refused a request; ``str()`` reads like kubectl's ``Error from server``."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"Error from server ({reason}): {message}" if status else message)
+        self.status = status
+        self.reason = reason
+        self.api_message = message
+
+    @classmethod
+    def from_response(cls, status: int, data: bytes) -> KubeApiError:
+        try:
+            body = json.loads(data)
+            return cls(status, str(body.get("reason") or status), str(body.get("message") or body))
+        except (ValueError, AttributeError):
+            return cls(status, str(status), data.decode("utf-8", "replace").strip() or f"HTTP {status}")
+
+
+class FencingRefused(PermanentError):
+    """The fencing check answered False: the lease is no longer the scope's current writer."""
+
+
+class FenceCheck(Protocol):
+    def __call__(self, scope: str, token: int, /) -> Awaitable[object]:
+        """Raise (or return False) unless ``token`` is ``scope``'s current write lease."""
+        ...
+
+
+class JournalCallback(Protocol):
+    def __call__(self, record: JournalRecord, /) -> Awaitable[object]:
+        """Append ``record`` durably; raise if it could not be appended."""
+        ...
+
+
+class WriteResult(BaseModel):
+    """What a write (or an undo write) did."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool = Field(description="True when the write was executed and the API accepted it.")
+    action: ActionSpec = Field(description="The action as journaled.")
+    message: str = Field(description="What happened, for the agent: the API's message on failure.")
+    executed: bool = Field(description="False when nothing was sent (dry run failed, refused).")
+    object: dict[str, Any] | None = Field(default=None, description="Summary of the object after the write.")
+    seq: int | None = Field(default=None, description="Journal sequence number of the write.")
+    undo: list[ActionSpec] = Field(default_factory=list, description="The undo recorded before the write.")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def strip_for_restore(obj: Obj) -> Obj:
+    """A pre-image ready to be created or replaced again: server fields and status removed."""
+    out = {k: copy.deepcopy(v) for k, v in obj.items() if k != "status"}
+    meta = out.setdefault("metadata", {})
+    for key in SERVER_METADATA:
+        meta.pop(key, None)
+    return out
+
+
+def summarise(obj: Obj | None) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    meta = obj.get("metadata") or {}
+    out: dict[str, Any] = {"kind": obj.get("kind"), "name": meta.get("name")}
+    for key in ("namespace", "resourceVersion", "generation"):
+        if meta.get(key) is not None:
+            out[key] = meta[key]
+    spec = obj.get("spec") or {}
+    if isinstance(spec, dict) and "replicas" in spec:
+        out["replicas"] = spec["replicas"]
+    return out
+
+
+# --- REST over the official client ------------------------------------------------------------------------------
+
+
+class KubeApi:
+    """Synchronous JSON REST calls through ``kubernetes.client.ApiClient`` (auth and TLS from its configuration)."""
+
+    def __init__(self, api_client: k8s.ApiClient, *, timeout_s: float = 30.0) -> None:
+        self.client = api_client
+        self.timeout_s = timeout_s
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | Path | None = None, context: str | None = None) -> KubeApi:
+        return cls(
+            cast(Any, k8s_config).new_client_from_config(config_file=str(path) if path else None, context=context)
+        )
+
+    @classmethod
+    def in_cluster(cls) -> KubeApi:
+        configuration = k8s.Configuration()
+        cast(Any, k8s_config).load_incluster_config(client_configuration=configuration)
+        return cls(k8s.ApiClient(configuration))
+
+    def close(self) -> None:
+        cast(Any, self.client).close()
+
+    @staticmethod
+    def path(kind: str, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
+        info = KINDS[resolve_kind(kind)]
+        base = f"/api/{info.api_version}" if "/" not in info.api_version else f"/apis/{info.api_version}"
+        if info.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{info.plural}"
+        if name:
+            base += f"/{name}"
+        if sub:
+            base += f"/{sub}"
+        return base
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        raw: bool = False,
+    ) -> Any:
+        headers = {"Accept": "*/*" if raw else "application/json", "Content-Type": content_type}
+        m, url, hdrs, payload, _ = self.client.param_serialize(
+            method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        response = self.client.call_api(m, url, header_params=hdrs, body=payload, _request_timeout=self.timeout_s)
+        data = cast(Any, response).read()
+        if not 200 <= response.status < 300:
+            raise KubeApiError.from_response(response.status, data)
+        if raw:
+            return data.decode("utf-8", "replace")
+        return json.loads(data) if data else {}
+
+    def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
+        try:
+            obj: Obj = self.request("GET", self.path(kind, namespace, name))
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _with_type(kind, obj)
+
+    def items(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Obj]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        items = self.request("GET", self.path(kind, namespace), query=query).get("items") or []
+        return [_with_type(kind, item) for item in items]
+
+    def create(self, manifest: Obj, *, dry_run: bool = False) -> Obj:
+        meta = manifest.get("metadata") or {}
+        path = self.path(manifest["kind"], meta.get("namespace"))
+        return _with_type(manifest["kind"], self.request("POST", path, query=_dry(dry_run), body=manifest))
+
+    def replace(self, manifest: Obj, *, dry_run: bool = False) -> Obj:
+        meta = manifest.get("metadata") or {}
+        path = self.path(manifest["kind"], meta.get("namespace"), meta["name"])
+        return _with_type(manifest["kind"], self.request("PUT", path, query=_dry(dry_run), body=manifest))
+
+    def patch(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        patch_type: Literal["strategic", "merge", "json"],
+        *,
+        dry_run: bool = False,
+    ) -> Obj:
+        content = {
+            "strategic": "application/strategic-merge-patch+json",
+            "merge": "application/merge-patch+json",
+            "json": "application/json-patch+json",
+        }[patch_type]
+        path = self.path(kind, namespace, name)
+        return _with_type(kind, self.request("PATCH", path, query=_dry(dry_run), body=body, content_type=content))
+
+    def delete(
+        self, kind: str, namespace: str | None, name: str, *, preconditions: Obj | None = None, dry_run: bool = False
+    ) -> Obj:
+        body: Obj = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if preconditions:
+            body["preconditions"] = preconditions
+        if dry_run:
+            body["dryRun"] = ["All"]
+        result: Obj = self.request("DELETE", self.path(kind, namespace, name), query=_dry(dry_run), body=body)
+        return result
+
+    def logs(self, namespace: str, pod: str, *, container: str | None, tail: int | None, previous: bool) -> str:
+        query = [("container", container)] if container else []
+        if tail is not None:
+            query.append(("tailLines", str(tail)))
+        if previous:
+            query.append(("previous", "true"))
+        text: str = self.request("GET", self.path("Pod", namespace, pod, "log"), query=query, raw=True)
+        return text
+
+    def exec(self, namespace: str, pod: str, container: str | None, command: list[str]) -> tuple[int, str, str]:
+        """Run ``command`` in the container (websocket exec); returns (exit code, stdout, stderr)."""
+        from kubernetes.stream import stream
+
+        kwargs: dict[str, Any] = {"command": command, "stdout": True, "stderr": True, "stdin": False, "tty": False}
+        if container:
+            kwargs["container"] = container
+        core = k8s.CoreV1Api(self.client)
+        ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, _preload_content=False, **kwargs)
+        try:
+            ws.run_forever(timeout=self.timeout_s)
+            out, err = ws.read_stdout() or "", ws.read_stderr() or ""
+            code = ws.returncode
+        finally:
+            ws.close()
+        return int(code if code is not None else 0), str(out), str(err)
+
+
+def _dry(dry_run: bool) -> list[tuple[str, str]]:
+    return [("dryRun", "All")] if dry_run else []
+
+
+def _with_type(kind: str, obj: Obj) -> Obj:
+    """List items come without kind/apiVersion; the digest and the undo records need them."""
+    info = KINDS[resolve_kind(kind)]
+    obj.setdefault("kind", info.kind)
+    obj.setdefault("apiVersion", info.api_version)
+    return obj
+
+
+# --- the read face ----------------------------------------------------------------------------------------------
+
+
+class ReadGateway:
+    """Reads the cluster for an agent; refuses every write."""
+
+    role: Role = "read"
+
+    def __init__(self, api: KubeApi, *, default_namespace: str = "default", workdir: Path | None = None) -> None:
+        self.api = api
+        self.default_namespace = default_namespace
+        self.workdir = workdir
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | Path | None = None, context: str | None = None, **kwargs: Any) -> Self:
+        return cls(KubeApi.from_kubeconfig(path, context), **kwargs)
+
+    @classmethod
+    def in_cluster(cls, **kwargs: Any) -> Self:
+        return cls(KubeApi.in_cluster(), **kwargs)
+
+    def close(self) -> None:
+        self.api.close()
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # -- the kubectl tool
+
+    async def kubectl(self, line: str, *, namespace: str | None = None, exec_inverse: list[str] | None = None) -> str:
+        """Run one kubectl command line; every refusal and API error comes back as text for the agent."""
+        try:
+            actions = parse_command(
+                line,
+                role=self.role,
+                namespace=namespace or self.default_namespace,
+                workdir=self.workdir,
+                exec_inverse=exec_inverse,
+            )
+        except Refusal as exc:
+            return str(exc)
+        out: list[str] = []
+        for action in actions:
+            try:
+                result = await self.run(action)
+            except (Refusal, KubeApiError) as exc:
+                out.append(str(exc))
+                continue
+            out.append(result if isinstance(result, str) else result.message)
+        return "\n\n".join(out)
+
+    async def run(self, action: Action) -> str | WriteResult:
+        """Execute one action: reads return text; writes need a ``WriteGateway``."""
+        confine_action(action, self.role)
+        return await self.read(action)
+
+    # -- reads
+
+    async def read(self, action: Action) -> str:
+        if action.is_write:
+            confine_action(action, "read")
+        text: str = await self._call(self._read_sync, action)
+        return text
+
+    def _read_sync(self, action: Action) -> str:
+        now = _now()
+        if isinstance(action, Get):
+            obj = self.api.get(action.kind, action.namespace, action.name)
+            if obj is None:
+                raise KubeApiError(404, "NotFound", f'{KINDS[action.kind].plural} "{action.name}" not found')
+            if action.output in ("yaml", "json", "name"):
+                return render_object(obj, action.output)
+            return render_table(action.kind, [obj], wide=action.output == "wide", now=now)
+        if isinstance(action, ListObjects):
+            ns = None if action.all_namespaces else action.namespace
+            objs = self.api.items(
+                action.kind, ns, label_selector=action.label_selector, field_selector=action.field_selector
+            )
+            if action.output in ("yaml", "json"):
+                return render_object({"apiVersion": "v1", "kind": "List", "items": objs}, action.output)
+            if action.output == "name":
+                return "\n".join(render_object(o, "name") for o in objs) or "No resources found."
+            cluster = not KINDS[action.kind].namespaced
+            table = render_table(
+                action.kind,
+                objs,
+                wide=action.output == "wide",
+                namespace_column=action.all_namespaces and not cluster,
+                now=now,
+            )
+            if not objs and not cluster and not action.all_namespaces:
+                return f"No resources found in {action.namespace} namespace."
+            return table
+        if isinstance(action, Describe):
+            if action.name:
+                obj = self.api.get(action.kind, action.namespace, action.name)
+                if obj is None:
+                    raise KubeApiError(404, "NotFound", f'{KINDS[action.kind].plural} "{action.name}" not found')
+                objs = [obj]
+            else:
+                objs = self.api.items(action.kind, action.namespace, label_selector=action.label_selector)
+                if not objs:
+                    return "No resources found."
+            parts = [render_describe(o, self._events_about(o), now=now) for o in objs]
+            return "\n\n\n".join(parts)
+        if isinstance(action, Logs):
+            pod = action.name if action.kind == "Pod" else self._a_pod_of(action.kind, action.namespace, action.name)
+            return self.api.logs(
+                str(action.namespace), pod, container=action.container, tail=action.tail, previous=action.previous
+            )
+        if isinstance(action, Events):
+            selectors = [action.field_selector] if action.field_selector else []
+            if action.for_kind:
+                selectors.append(f"involvedObject.kind={action.for_kind}")
+            if action.for_name:
+                selectors.append(f"involvedObject.name={action.for_name}")
+            ns = None if action.all_namespaces else action.namespace
+            events = self.api.items("Event", ns, field_selector=",".join(selectors) or None)
+            return render_events(events, now=now, namespace_column=action.all_namespaces)
+        if isinstance(action, RolloutStatus):
+            return self._rollout_status(action)
+        if isinstance(action, RolloutHistory):
+            return self._rollout_history(action)
+        raise Refusal(f"{action.verb} is not a read.", rule="read_only")
+
+    def _events_about(self, obj: Obj) -> list[Obj]:
+        meta = obj.get("metadata") or {}
+        ns = meta.get("namespace") or self.default_namespace
+        sel = f"involvedObject.name={meta.get('name')},involvedObject.kind={obj.get('kind')}"
+        try:
+            events = self.api.items("Event", ns, field_selector=sel)
+        except KubeApiError:
+            return []
+        # Emulated or older servers may ignore field selectors: filter again here.
+        return [
+            e
+            for e in events
+            if (e.get("involvedObject") or {}).get("name") == meta.get("name")
+            and (e.get("involvedObject") or {}).get("kind") == obj.get("kind")
+        ]
+
+    def _a_pod_of(self, kind: str, namespace: str | None, name: str) -> str:
+        owner = self.api.get(kind, namespace, name)
+        if owner is None:
+            raise KubeApiError(404, "NotFound", f'{KINDS[kind].plural} "{name}" not found')
+        labels = ((owner.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        pods = self.api.items("Pod", namespace, label_selector=selector) if selector else []
+        if not pods:
+            raise KubeApiError(0, "", f"error: no pods found for {kind.lower()}/{name}")
+        pods.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")))
+        return str(pods[0]["metadata"]["name"])
+
+    def _rollout_status(self, action: RolloutStatus) -> str:
+        obj = self.api.get(action.kind, action.namespace, action.name)
+        if obj is None:
+            raise KubeApiError(404, "NotFound", f'{KINDS[action.kind].plural} "{action.name}" not found')
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        want = int(spec.get("replicas", 1))
+        ref = f'{action.kind.lower()} "{action.name}"'
+        if (obj["metadata"].get("generation") or 0) > (status.get("observedGeneration") or 0):
+            return f"Waiting for {ref} spec update to be observed..."
+        updated = int(status.get("updatedReplicas") or 0)
+        total = int(status.get("replicas") or 0)
+        available = int(status.get("availableReplicas") or status.get("readyReplicas") or 0)
+        if updated < want:
+            return f"Waiting for {ref} rollout to finish: {updated} out of {want} new replicas have been updated..."
+        if total > updated:
+            return f"Waiting for {ref} rollout to finish: {total - updated} old replicas are pending termination..."
+        if available < updated:
+            return f"Waiting for {ref} rollout to finish: {available} of {updated} updated replicas are available..."
+        return f"{ref} successfully rolled out"
+
+    def _revisions(self, deployment: Obj) -> list[tuple[int, Obj]]:
+        meta = deployment["metadata"]
+        out = []
+        for rs in self.api.items("ReplicaSet", meta.get("namespace")):
+            owners = (rs.get("metadata") or {}).get("ownerReferences") or []
+            if any(o.get("uid") == meta.get("uid") and o.get("controller") for o in owners):
+                rev = ((rs.get("metadata") or {}).get("annotations") or {}).get(REVISION)
+                if rev and str(rev).isdigit():
+                    out.append((int(rev), rs))
+        return sorted(out, key=lambda pair: pair[0])
+
+    def _rollout_history(self, action: RolloutHistory) -> str:
+        obj = self.api.get(action.kind, action.namespace, action.name)
+        if obj is None:
+            raise KubeApiError(404, "NotFound", f'deployments.apps "{action.name}" not found')
+        lines = [f"deployment.apps/{action.name}", "REVISION  IMAGES"]
+        for rev, rs in self._revisions(obj):
+            containers = ((rs.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+            lines.append(f"{rev:<9} {','.join(str(c.get('image')) for c in containers)}")
+        return "\n".join(lines)
+
+    # -- state digests
+
+    async def state_digest(self, scope: str) -> StateDigest:
+        """The normalised digest of a scope's declared state (``stratus.digest``)."""
+        digest: StateDigest = await self._call(self._digest_sync, scope)
+        return digest
+
+    def _digest_sync(self, scope: str) -> StateDigest:
+        objects: list[Obj] = []
+        if scope == CLUSTER_SCOPE:
+            for kind in CLUSTER_DIGEST_KINDS:
+                objects.extend(self.api.items(kind, None))
+        else:
+            for kind in NAMESPACED_DIGEST_KINDS:
+                objects.extend(self.api.items(kind, scope))
+        return digest_of(scope, objects)
+
+    async def get_object(self, kind: str, namespace: str | None, name: str) -> Obj | None:
+        obj: Obj | None = await self._call(self.api.get, kind, namespace, name)
+        return obj
+
+    async def list_objects(
+        self, kind: str, namespace: str | None, *, label_selector: str | None = None, field_selector: str | None = None
+    ) -> list[Obj]:
+        objs: list[Obj] = await self._call(
+            self.api.items, kind, namespace, label_selector=label_selector, field_selector=field_selector
+        )
+        return objs
+
+
+# --- the write face ---------------------------------------------------------------------------------------------
+
+
+class WriteGateway(ReadGateway):
+    """Reads and writes under a lease: every write is confined, dry-run, pre-imaged, journaled and fenced."""
+
+    role: Role = "write"
+
+    def __init__(
+        self,
+        api: KubeApi,
+        *,
+        lease: Lease,
+        check_fence: FenceCheck,
+        journal_intent: JournalCallback | None = None,
+        journal_outcome: JournalCallback | None = None,
+        incident_id: str = "",
+        tx_id: str = "",
+        attempt: int = 0,
+        first_seq: int = 1,
+        max_writes: int | None = None,
+        default_namespace: str = "default",
+        workdir: Path | None = None,
+    ) -> None:
+        super().__init__(api, default_namespace=default_namespace, workdir=workdir)
+        self.lease = lease
+        self.check_fence = check_fence
+        self.journal_intent = journal_intent
+        self.journal_outcome = journal_outcome
+        self.incident_id = incident_id
+        self.tx_id = tx_id
+        self.attempt = attempt
+        self.next_seq = first_seq
+        self.max_writes = max_writes
+        self.writes = 0
+
+    def renew(self, lease: Lease) -> None:
+        """Use a renewed lease (same scope and token, later expiry)."""
+        if lease.scope != self.lease.scope or lease.token != self.lease.token:
+            raise PermanentError("renew() takes the same lease with a later expiry; a new lease needs a new gateway")
+        self.lease = lease
+
+    async def run(self, action: Action) -> str | WriteResult:
+        if action.is_write:
+            return await self.write(action)
+        return await self.read(action)
+
+    # -- the write pipeline
+
+    def _check_scope(self, action: Action) -> None:
+        if action.scope != self.lease.scope:
+            raise Refusal(
+                f"Write operation '{action.verb}' on {action.target} refused: it is in scope '{action.scope}' but "
+                f"this transaction's lease covers scope '{self.lease.scope}'. Act only on objects of "
+                f"'{self.lease.scope}', or report that the fix needs scope '{action.scope}'.",
+                rule="lease_scope",
+            )
+
+    async def _fence(self) -> None:
+        verdict = await self.check_fence(self.lease.scope, self.lease.token)
+        if verdict is False:
+            raise FencingRefused(
+                f"fencing token {self.lease.token} is not the current writer of scope {self.lease.scope!r}; "
+                "the write was not sent"
+            )
+
+    async def write(self, action: Action) -> WriteResult:
+        """Run one write through the whole R2 pipeline (see the module docstring)."""
+        confine_action(action, "write")
+        self._check_scope(action)
+        if self.max_writes is not None and self.writes >= self.max_writes:
+            raise Refusal(
+                f"Write operation '{action.verb}' refused: this transaction already ran {self.writes} writes, its "
+                f"bound K={self.max_writes}. End the transaction and let it be validated.",
+                rule="risk_window",
+            )
+        if self.journal_intent is None or self.journal_outcome is None:
+            raise PermanentError("this gateway has no journal: writes are refused (every write is journaled first)")
+        spec = action.to_spec()
+        try:
+            dry = await self._call(self._execute_sync, action, None, True)
+        except KubeApiError as exc:
+            return WriteResult(
+                ok=False,
+                action=spec,
+                executed=False,
+                message=f"Dry run failed, nothing was changed: {exc}",
+            )
+        pre: Obj | None = await self._call(self._pre_image_sync, action)
+        undo, note = await self._call(self._undo_for_sync, action, pre)
+        if undo is None:
+            raise Refusal(
+                f"Write operation '{action.verb}' on {action.target} refused: {note} Every write needs a recorded "
+                "undo; choose an action whose effect can be reverted.",
+                rule="no_undo",
+            )
+        seq = self.next_seq
+        self.next_seq += 1
+        intent = JournalRecord(
+            incident_id=self.incident_id,
+            tx_id=self.tx_id,
+            attempt=self.attempt,
+            seq=seq,
+            phase="intent",
+            action=spec,
+            pre_image=pre,
+            undo=undo,
+            dry_run=summarise(dry) if isinstance(dry, dict) else None,
+            message=note,
+        )
+        await self.journal_intent(intent)
+        await self._fence()
+        self.writes += 1
+        try:
+            after = await self._call(self._execute_sync, action, pre, False)
+            ok, message = True, _done(action, after, note)
+            summary = summarise(after) if isinstance(after, dict) and after.get("metadata") else None
+        except KubeApiError as exc:
+            ok, message, summary = False, f"The write failed: {exc}", None
+        outcome = intent.model_copy(
+            update={"phase": "outcome", "ok": ok, "message": message, "id": new_id("msg"), "ts": _now()}
+        )
+        await self.journal_outcome(outcome)
+        return WriteResult(ok=ok, action=spec, executed=True, message=message, object=summary, seq=seq, undo=undo)
+
+    async def apply_undo(self, spec: ActionSpec) -> WriteResult:
+        """Execute one undo action idempotently, fenced before every request; used by the undoer.
+
+        ``replace``/``create``/``apply`` converge on the manifest whatever the current state (create if absent,
+        replace at the current resourceVersion, retried on conflicts); ``delete`` of an absent object is done.
+        """
+        action = action_from_spec(spec)
+        confine_action(action, "write")
+        self._check_scope(action)
+        try:
+            after = await self._undo(action)
+        except KubeApiError as exc:
+            return WriteResult(ok=False, action=spec, executed=True, message=f"The undo failed: {exc}")
+        summary = summarise(after) if isinstance(after, dict) and after.get("metadata") else None
+        message = f"undone: {action.verb} {action.target}"
+        return WriteResult(ok=True, action=spec, executed=True, message=message, object=summary)
+
+    async def _undo(self, action: Action) -> Any:
+        api = self.api
+        if isinstance(action, Delete):
+            await self._fence()
+            try:
+                return await self._call(api.delete, action.kind, action.namespace, str(action.name))
+            except KubeApiError as exc:
+                if exc.status == 404:
+                    return {"message": "already absent"}
+                raise
+        if isinstance(action, (Replace, Create, Apply)):
+            for _ in range(5):
+                current = await self._call(api.get, action.kind, action.namespace, str(action.name))
+                if current is not None and current["metadata"].get("deletionTimestamp"):
+                    raise KubeApiError(409, "Conflict", f"{action.target} is being deleted; retry the undo later")
+                await self._fence()
+                try:
+                    if current is None:
+                        return await self._call(api.create, strip_for_restore(action.manifest))
+                    return await self._call(api.replace, _with_rv(strip_for_restore(action.manifest), current))
+                except KubeApiError as exc:
+                    if exc.status != 409:
+                        raise
+            raise KubeApiError(409, "Conflict", f"{action.target} kept changing; the undo did not converge")
+        pre = await self._call(self._pre_image_sync, action)
+        await self._fence()
+        return await self._call(self._execute_sync, action, pre, False)
+
+    # -- sync pieces (run in a thread)
+
+    def _pre_image_sync(self, action: Action) -> Obj | None:
+        if isinstance(action, Exec):
+            return None
+        return self.api.get(action.kind, action.namespace, str(action.name))
+
+    def _undo_for_sync(self, action: Action, pre: Obj | None) -> tuple[list[ActionSpec] | None, str]:
+        if isinstance(action, Exec):
+            if not action.inverse:
+                return None, "exec has no declared inverse."
+            inverse = Exec(
+                namespace=action.namespace,
+                name=action.name,
+                container=action.container,
+                command=action.inverse,
+                inverse=action.command,
+            )
+            return [inverse.to_spec()], f"undo: exec the declared inverse {shlex.join(action.inverse)!r}"
+        if isinstance(action, (Create, Apply, Replace)) and pre is None:
+            undo = Delete(kind=action.kind, namespace=action.namespace, name=str(action.name))
+            return [undo.to_spec()], f"undo: delete the new {action.target}"
+        if pre is None:
+            return None, f"{action.target} does not exist, so there is no pre-image to restore."
+        if isinstance(action, Delete):
+            owner = self._live_controller(action.kind, pre)
+            if owner:
+                return [], f"controller-owned, verified: {owner} recreates {action.target}; nothing to restore"
+            recreate = Create(manifest=strip_for_restore(pre))
+            return [recreate.to_spec()], f"undo: recreate {action.target} from its pre-image"
+        restore = Replace(manifest=strip_for_restore(pre))
+        return [restore.to_spec()], f"undo: restore {action.target} to its pre-image"
+
+    def _live_controller(self, kind: str, pre: Obj) -> str | None:
+        kinds = RECREATING_OWNERS.get(kind)
+        if not kinds:
+            return None
+        meta = pre.get("metadata") or {}
+        for ref in meta.get("ownerReferences") or []:
+            if ref.get("controller") and ref.get("kind") in kinds:
+                owner = self.api.get(str(ref["kind"]), meta.get("namespace"), str(ref.get("name")))
+                if owner is not None and owner["metadata"].get("uid") == ref.get("uid"):
+                    return f"{ref['kind']}/{ref.get('name')}"
+        return None
+
+    def _execute_sync(self, action: Action, pre: Obj | None, dry_run: bool) -> Any:
+        """Send the action. ``dry_run``: against the current object; else against ``pre`` with its resourceVersion."""
+        api = self.api
+        base = pre if not dry_run else (None if isinstance(action, (Create, Exec)) else self._pre_image_sync(action))
+        if isinstance(action, Create):
+            return api.create(action.manifest, dry_run=dry_run)
+        if isinstance(action, (Apply, Replace)):
+            if base is None:
+                return api.create(action.manifest, dry_run=dry_run)
+            if isinstance(action, Replace):
+                return api.replace(_with_rv(action.manifest, base), dry_run=dry_run)
+            body = _with_rv(strip_for_restore(action.manifest), base)
+            return api.patch(action.kind, action.namespace, str(action.name), body, "strategic", dry_run=dry_run)
+        if isinstance(action, Exec):
+            return self._exec_sync(action, dry_run)
+        name = str(action.name)
+        if base is None:
+            raise KubeApiError(404, "NotFound", f'{KINDS[action.kind].plural} "{name}" not found')
+        rv = base["metadata"].get("resourceVersion")
+        if isinstance(action, Delete):
+            pre_cond = {"uid": base["metadata"].get("uid"), "resourceVersion": rv}
+            return api.delete(action.kind, action.namespace, name, preconditions=pre_cond, dry_run=dry_run)
+        if isinstance(action, Patch):
+            if action.patch_type == "json":
+                ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, *list(action.patch)]
+                return api.patch(action.kind, action.namespace, name, ops, "json", dry_run=dry_run)
+            patch_body: Any = _with_rv(action.patch, base) if isinstance(action.patch, dict) else action.patch
+            return api.patch(action.kind, action.namespace, name, patch_body, action.patch_type, dry_run=dry_run)
+        if isinstance(action, Scale):
+            body = {"metadata": {"resourceVersion": rv}, "spec": {"replicas": action.replicas}}
+            return api.patch(action.kind, action.namespace, name, body, "merge", dry_run=dry_run)
+        if isinstance(action, (Cordon, Uncordon)):
+            flag = True if isinstance(action, Cordon) else None
+            body = {"metadata": {"resourceVersion": rv}, "spec": {"unschedulable": flag}}
+            return api.patch(action.kind, None, name, body, "merge", dry_run=dry_run)
+        if isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo)):
+            ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, *self._template_ops(action, base)]
+            return api.patch(action.kind, action.namespace, name, ops, "json", dry_run=dry_run)
+        raise Refusal(f"{action.verb} is not a write.", rule="unsupported")
+
+    def _template_ops(self, action: SetImage | SetEnv | RolloutRestart | RolloutUndo, base: Obj) -> list[Obj]:
+        """JSON-patch operations on the pod template (or a pod's spec) computed from the current object."""
+        pod_spec_path = "/spec" if action.kind == "Pod" else "/spec/template/spec"
+        template = (base.get("spec") or {}).get("template") or {}
+        pod_spec = (base.get("spec") or {}) if action.kind == "Pod" else (template.get("spec") or {})
+        containers = pod_spec.get("containers") or []
+        names = [str(c.get("name")) for c in containers]
+        ops: list[Obj] = []
+        if isinstance(action, SetImage):
+            for cname, image in action.images.items():
+                targets = range(len(names)) if cname == "*" else [i for i, n in enumerate(names) if n == cname]
+                if not targets:
+                    raise KubeApiError(0, "", f'error: unable to find container named "{cname}"')
+                ops += [
+                    {"op": "replace", "path": f"{pod_spec_path}/containers/{i}/image", "value": image} for i in targets
+                ]
+            return ops
+        if isinstance(action, SetEnv):
+            targets = [i for i, n in enumerate(names) if action.container in (None, n)]
+            if not targets:
+                raise KubeApiError(0, "", f'error: unable to find container named "{action.container}"')
+            for i in targets:
+                env = [e for e in containers[i].get("env") or [] if e.get("name") not in action.unset]
+                for key, value in action.env.items():
+                    entry = {"name": key, "value": value}
+                    idx = next((j for j, e in enumerate(env) if e.get("name") == key), None)
+                    if idx is None:
+                        env.append(entry)
+                    else:
+                        env[idx] = entry
+                op = "replace" if "env" in containers[i] else "add"
+                ops.append({"op": op, "path": f"{pod_spec_path}/containers/{i}/env", "value": env})
+            return ops
+        if isinstance(action, RolloutRestart):
+            annotations = dict((template.get("metadata") or {}).get("annotations") or {})
+            annotations[RESTARTED_AT] = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+            meta = dict(template.get("metadata") or {})
+            meta["annotations"] = annotations
+            op = "replace" if "metadata" in template else "add"
+            return [{"op": op, "path": "/spec/template/metadata", "value": meta}]
+        revisions = self._revisions(base)
+        current = int(((base["metadata"].get("annotations") or {}).get(REVISION)) or 0)
+        if action.to_revision is not None:
+            chosen = [rs for rev, rs in revisions if rev == action.to_revision]
+            if not chosen:
+                raise KubeApiError(0, "", f"error: unable to find specified revision {action.to_revision} in history")
+        else:
+            chosen = [rs for rev, rs in revisions if rev < current] if current else [rs for _, rs in revisions[:-1]]
+            chosen = chosen[-1:]
+            if not chosen:
+                raise KubeApiError(0, "", f'error: no rollout history found for deployment "{action.name}"')
+        new_template = copy.deepcopy((chosen[-1].get("spec") or {}).get("template") or {})
+        labels = (new_template.get("metadata") or {}).get("labels") or {}
+        labels.pop("pod-template-hash", None)
+        return [{"op": "replace", "path": "/spec/template", "value": new_template}]
+
+    def _exec_sync(self, action: Exec, dry_run: bool) -> Obj:
+        pod = self.api.get("Pod", action.namespace, action.name)
+        if pod is None:
+            raise KubeApiError(404, "NotFound", f'pods "{action.name}" not found')
+        names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        if action.container and action.container not in names:
+            raise KubeApiError(0, "", f"error: container {action.container} not found in pod {action.name}")
+        if (pod.get("status") or {}).get("phase") != "Running":
+            phase = (pod.get("status") or {}).get("phase")
+            raise KubeApiError(
+                400, "BadRequest", f"pod {action.name} is not running (phase {phase}); exec needs a running container"
+            )
+        if dry_run:
+            return {"dryRun": "exec: pod and container exist and are running (exec has no server dry run)"}
+        code, out, err = self.api.exec(str(action.namespace), action.name, action.container, action.command)
+        if code != 0:
+            raise KubeApiError(0, "", f"command terminated with exit code {code}: {err.strip() or out.strip()}")
+        return {"stdout": out, "stderr": err, "exitCode": code}
+
+
+def _with_rv(manifest: Obj, base: Obj) -> Obj:
+    out = copy.deepcopy(manifest)
+    meta = out.setdefault("metadata", {})
+    meta["resourceVersion"] = base["metadata"].get("resourceVersion")
+    return out
+
+
+def _done(action: Action, after: Any, note: str) -> str:
+    what = f"{action.kind.lower()}/{action.name}"
+    past = {
+        "patch": "patched",
+        "scale": "scaled",
+        "set_image": "image updated",
+        "set_env": "env updated",
+        "rollout_restart": "restarted",
+        "rollout_undo": "rolled back",
+        "delete": "deleted",
+        "apply": "configured",
+        "create": "created",
+        "replace": "replaced",
+        "cordon": "cordoned",
+        "uncordon": "uncordoned",
+    }
+    if isinstance(action, Exec) and isinstance(after, dict):
+        return f"exec in pod/{action.name}: exit 0\n{after.get('stdout', '')}{after.get('stderr', '')}".rstrip()
+    return f"{what} {past.get(action.verb, action.verb)} ({note})"
