@@ -530,16 +530,35 @@ class ReadGateway:
         return digest_of(scope, objects)
 
     async def get_object(self, kind: str, namespace: str | None, name: str) -> Obj | None:
+        """One object as JSON, or None when it does not exist."""
         obj: Obj | None = await self._call(self.api.get, kind, namespace, name)
         return obj
 
     async def list_objects(
-        self, kind: str, namespace: str | None, *, label_selector: str | None = None, field_selector: str | None = None
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> list[Obj]:
+        """Objects of a kind as JSON (every namespace when ``namespace`` is None)."""
         objs: list[Obj] = await self._call(
             self.api.items, kind, namespace, label_selector=label_selector, field_selector=field_selector
         )
         return objs
+
+    async def logs(
+        self, namespace: str, pod: str, container: str | None = None, tail: int = 100, previous: bool = False
+    ) -> str:
+        """A container's log text."""
+        text: str = await self._call(self.api.logs, namespace, pod, container=container, tail=tail, previous=previous)
+        return text
+
+    async def events(self, namespace: str) -> list[Obj]:
+        """The namespace's events, oldest first."""
+        events = await self.list_objects("Event", namespace)
+        return sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
 
 
 # --- the write face ---------------------------------------------------------------------------------------------
@@ -588,6 +607,18 @@ class WriteGateway(ReadGateway):
         if action.is_write:
             return await self.write(action)
         return await self.read(action)
+
+    async def execute(self, action: Action) -> str:
+        """Run one write for a reasoner: the message on success; ``PermanentError`` with the reason otherwise."""
+        result = await self.write(action)
+        if not result.ok:
+            raise PermanentError(result.message)
+        return result.message
+
+    @property
+    def writes_left(self) -> int:
+        """Writes this transaction may still run (K minus writes done); large when unbounded."""
+        return 1_000_000 if self.max_writes is None else max(0, self.max_writes - self.writes)
 
     # -- the write pipeline
 
