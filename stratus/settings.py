@@ -55,6 +55,12 @@ class SeveritySettings(BaseSettings):
     mu_w_unhealthy: float = Field(default=1.0, ge=0, description="w3: weight of unhealthy capacity.")
     alertmanager_url: AnyUrl | None = Field(default=None, description="Alertmanager API for firing alerts.")
     prometheus_url: AnyUrl | None = Field(default=None, description="Prometheus API for SLO queries.")
+    slo_probes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='HTTP SLO probes per scope (JSON): {"ns": ["http://frontend/..."]}; a non-2xx or slow answer '
+        "is a violation.",
+    )
+    slo_max_latency_s: float = Field(default=2.0, gt=0, description="Latency budget of each SLO probe.")
 
 
 class BridgeSettings(CommonSettings):

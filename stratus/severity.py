@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import httpx
 
 from stratus.contracts import Severity
+from stratus.settings import SeveritySettings
 
 Obj = dict[str, Any]
 
@@ -36,7 +37,7 @@ BAD_WAITING = {
 
 
 class ObjectLister(Protocol):
-    async def list_objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
+    async def list_objects(self, kind: str, namespace: str | None) -> list[Obj]:
         """Objects of ``kind`` (Pod, Deployment, ...) as JSON-shaped dicts; cluster-scoped kinds take None."""
         ...
 
@@ -170,6 +171,20 @@ class SeverityMeter:
         self.probes = probes
         self.http = http or httpx.AsyncClient(timeout=5.0)
 
+    @classmethod
+    def from_settings(cls, settings: SeveritySettings, lister: ObjectLister) -> SeverityMeter:
+        probes = {
+            scope: [Probe(name=url, url=url, max_latency_s=settings.slo_max_latency_s) for url in urls]
+            for scope, urls in settings.slo_probes.items()
+        }
+        return cls(
+            lister,
+            weights=Weights(settings.mu_w_alerts, settings.mu_w_violations, settings.mu_w_unhealthy),
+            alertmanager_url=str(settings.alertmanager_url) if settings.alertmanager_url else None,
+            prometheus_url=str(settings.prometheus_url) if settings.prometheus_url else None,
+            probes=lambda scope: probes.get(scope, []),
+        )
+
     async def measure(self, scope: str) -> Severity:
         ns = None if scope == "cluster" else scope
         try:
@@ -182,7 +197,7 @@ class SeverityMeter:
     async def _read_cluster(self, ns: str | None) -> Snapshot:
         kinds = ("Pod", "Deployment", "StatefulSet", "Service", "Endpoints", "PersistentVolumeClaim")
         if ns is None:
-            nodes = await self.lister.list_objects("Node")
+            nodes = await self.lister.list_objects("Node", None)
             return Snapshot(nodes=nodes)
         results = await asyncio.gather(*(self.lister.list_objects(k, ns) for k in kinds))
         pods, deps, sts, svcs, eps, pvcs = results
