@@ -316,7 +316,7 @@ class ALock:
         self._release_read = redis.register_script(_RELEASE_READ)
         self._check_fence = redis.register_script(_CHECK_FENCE)
         self._drop_intent = redis.register_script(_DROP_INTENT)
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waiters: dict[str, dict[asyncio.Event, Mode]] = {}  # per scope, oldest first
         self._listener: asyncio.Task[None] | None = None
         self._listener_ready: asyncio.Event | None = None
 
@@ -555,7 +555,7 @@ class ALock:
                         delay=max(left_ms / 1000, 0.1),
                     )
                 if not watching:
-                    await self._watch(scope, event)
+                    await self._watch(scope, event, mode)
                     watching = True
                     continue  # a release may have slipped in before the subscription: look again at once
                 pause = min(delay * random.uniform(0.5, 1.0), deadline - now)
@@ -568,8 +568,8 @@ class ALock:
             if watching:
                 self._unwatch(scope, event)
 
-    async def _watch(self, scope: str, event: asyncio.Event) -> None:
-        self._waiters.setdefault(scope, set()).add(event)
+    async def _watch(self, scope: str, event: asyncio.Event, mode: Mode) -> None:
+        self._waiters.setdefault(scope, {})[event] = mode
         if self._listener is None or self._listener.done():
             self._listener_ready = asyncio.Event()
             self._listener = asyncio.create_task(self._listen(self._listener_ready), name=f"alock-{self.prefix}")
@@ -580,16 +580,23 @@ class ALock:
     def _unwatch(self, scope: str, event: asyncio.Event) -> None:
         events = self._waiters.get(scope)
         if events is not None:
-            events.discard(event)
+            events.pop(event, None)
             if not events:
                 del self._waiters[scope]
 
     def _wake(self, scope: str) -> None:
         # A release on a namespace can unblock a cluster writer; a release of the cluster scope can unblock anyone.
+        # Every reader may proceed, but only one writer can win: waking the oldest local writer (not all of them)
+        # keeps a release from causing a retry storm; the others still poll, so a wasted wake-up costs no liveness.
         for waiting, events in self._waiters.items():
             if waiting == scope or CLUSTER_SCOPE in (scope, waiting):
-                for event in events:
-                    event.set()
+                writer_woken = False
+                for event, mode in events.items():
+                    if mode == "read":
+                        event.set()
+                    elif not writer_woken:
+                        event.set()
+                        writer_woken = True
 
     async def _listen(self, ready: asyncio.Event) -> None:
         backoff = 0.1
