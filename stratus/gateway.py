@@ -100,6 +100,10 @@ class KubeApiError(StratusError):
             return cls(status, str(status), data.decode("utf-8", "replace").strip() or f"HTTP {status}")
 
 
+class ExecFailed(KubeApiError):
+    """The command ran and exited non-zero: it may have changed something, so its undo is still due."""
+
+
 class FencingRefused(PermanentError):
     """The fencing check answered False: the lease is no longer the scope's current writer."""
 
@@ -692,8 +696,21 @@ class WriteGateway(ReadGateway):
             summary = summarise(after) if isinstance(after, dict) and after.get("metadata") else None
         except KubeApiError as exc:
             ok, message, summary = False, f"The write failed: {exc}", None
+            # An API refusal changed nothing (ok=False: the undoer skips it); a failed command may have (None).
+            recorded_ok = None if isinstance(exc, ExecFailed) else False
+        else:
+            recorded_ok = True
         outcome = intent.model_copy(
-            update={"phase": "outcome", "ok": ok, "message": message, "id": new_id("msg"), "ts": _now()}
+            update={
+                "phase": "outcome",
+                "ok": recorded_ok,
+                "message": message,
+                "id": new_id("msg"),
+                "ts": _now(),
+                "pre_image": None,
+                "undo": [],
+                "dry_run": None,
+            }
         )
         await self.journal_outcome(outcome)
         return WriteResult(ok=ok, action=spec, executed=True, message=message, object=summary, seq=seq, undo=undo)
@@ -900,7 +917,7 @@ class WriteGateway(ReadGateway):
             return {"dryRun": "exec: pod and container exist and are running (exec has no server dry run)"}
         code, out, err = self.api.exec(str(action.namespace), action.name, action.container, action.command)
         if code != 0:
-            raise KubeApiError(0, "", f"command terminated with exit code {code}: {err.strip() or out.strip()}")
+            raise ExecFailed(0, "", f"command terminated with exit code {code}: {err.strip() or out.strip()}")
         return {"stdout": out, "stderr": err, "exitCode": code}
 
 

@@ -1,0 +1,426 @@
+"""The cluster gateway against the arena's emulated API server, through the official Python client.
+
+Each write kind: the dry run stores nothing, a failing dry run returns the API's message, the pre-image and the undo
+record are right, the undo restores the scope's digest; a stale fencing token and a failing journal prevent the write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stratus.actions import (
+    Action,
+    Apply,
+    Cordon,
+    Create,
+    Delete,
+    Exec,
+    Patch,
+    Replace,
+    RolloutRestart,
+    RolloutUndo,
+    Scale,
+    SetEnv,
+    SetImage,
+    action_from_spec,
+)
+from stratus.confinement import Refusal
+from stratus.contracts import JournalRecord, Lease, utcnow
+from stratus.digest import diff_snapshots
+from stratus.gateway import KubeApi, ReadGateway, WriteGateway
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "nginx:1.25"
+IMAGE2 = "nginx:1.27"
+
+
+class Journal:
+    """Records what the gateway journals; ``fail`` makes the intent append raise."""
+
+    def __init__(self) -> None:
+        self.records: list[JournalRecord] = []
+        self.fail = False
+
+    async def intent(self, record: JournalRecord) -> None:
+        if self.fail:
+            raise ConnectionError("journal unavailable")
+        self.records.append(record)
+
+    async def outcome(self, record: JournalRecord) -> None:
+        self.records.append(record)
+
+    def phase(self, phase: str) -> list[JournalRecord]:
+        return [r for r in self.records if r.phase == phase]
+
+
+class Fence:
+    """The scope's current token; a stale token raises, like ``ALock.ensure_fence``."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, int] = {}
+        self.calls = 0
+
+    async def __call__(self, scope: str, token: int) -> None:
+        self.calls += 1
+        if self.current.get(scope) != token:
+            raise PermissionError(f"fencing token {token} is not the current writer of {scope}")
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.05)
+
+
+def deployment(name: str, ns: str, image: str = IMAGE, replicas: int = 2) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": image,
+                            "ports": [{"containerPort": 80}],
+                            "env": [{"name": "A", "value": "1"}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def configmap(name: str, ns: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": {"k": "v"}}
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(arena_kubeconfig: Path) -> Path:
+    return arena_kubeconfig
+
+
+@pytest.fixture
+async def ns(kubeconfig: Path) -> AsyncIterator[str]:
+    """A fresh namespace with a Deployment ``web``, a Service and a ConfigMap."""
+    name = f"gw-{uuid.uuid4().hex[:8]}"
+    api = KubeApi.from_kubeconfig(kubeconfig)
+    await asyncio.to_thread(api.create, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    await asyncio.to_thread(api.create, deployment("web", name))
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": name},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]},
+    }
+    await asyncio.to_thread(api.create, svc)
+    await asyncio.to_thread(api.create, configmap("conf", name))
+    yield name
+    api.close()
+
+
+@pytest.fixture
+async def reader(kubeconfig: Path) -> AsyncIterator[ReadGateway]:
+    gw = ReadGateway.from_kubeconfig(kubeconfig)
+    yield gw
+    gw.close()
+
+
+def writer(kubeconfig: Path, scope: str, journal: Journal, fence: Fence, token: int = 7) -> WriteGateway:
+    fence.current.setdefault(scope, token)
+    lease = Lease(scope=scope, holder="test", token=token, expires_at=utcnow())
+    return WriteGateway.from_kubeconfig(
+        kubeconfig,
+        lease=lease,
+        check_fence=fence,
+        journal_intent=journal.intent,
+        journal_outcome=journal.outcome,
+        incident_id="inc-1",
+        tx_id="tx-1",
+        attempt=1,
+    )
+
+
+async def undo_all(gw: WriteGateway, journal: Journal) -> None:
+    """What the undoer does: the undo of every journaled intent, back to front."""
+    for record in reversed(journal.phase("intent")):
+        for spec in record.undo:
+            result = await gw.apply_undo(spec)
+            assert result.ok, result.message
+
+
+# --- reads ----------------------------------------------------------------------------------------------------
+
+
+async def test_reads_render_text(reader: ReadGateway, ns: str) -> None:
+    table = await reader.kubectl(f"kubectl get deploy -n {ns}")
+    assert table.splitlines()[0].split()[:2] == ["NAME", "READY"] and "web" in table
+    assert "app: web" in await reader.kubectl(f"kubectl get deployment web -n {ns} -o yaml")
+    described = await reader.kubectl(f"kubectl describe svc web -n {ns}")
+    assert "Name:         web" in described and "Events:" in described
+    assert "NotFound" in await reader.kubectl(f"kubectl get pod nope -n {ns}")
+    refusal = await reader.kubectl(f"kubectl scale deploy/web --replicas=0 -n {ns}")
+    assert refusal.startswith("Write operation 'scale' refused: this agent has a read-only role.")
+    assert "Pipe detected" in await reader.kubectl("kubectl get pods | grep web")
+    sc = await reader.kubectl("kubectl get storageclass")
+    assert sc.startswith(("NAME", "No resources"))
+
+
+async def test_read_gateway_refuses_typed_writes(reader: ReadGateway, ns: str) -> None:
+    with pytest.raises(Refusal, match="read-only role"):
+        await reader.run(Scale(kind="deploy", namespace=ns, name="web", replicas=0))
+
+
+# --- writes: one per kind, each undone back to the checkpoint --------------------------------------------------
+
+
+def write_cases(ns: str) -> list[tuple[str, Action]]:
+    return [
+        ("scale", Scale(kind="Deployment", namespace=ns, name="web", replicas=0)),
+        (
+            "patch-strategic",
+            Patch(
+                kind="Service", namespace=ns, name="web", patch={"spec": {"ports": [{"port": 80, "targetPort": 81}]}}
+            ),
+        ),
+        (
+            "patch-merge",
+            Patch(kind="ConfigMap", namespace=ns, name="conf", patch_type="merge", patch={"data": {"k": "x"}}),
+        ),
+        (
+            "patch-json",
+            Patch(
+                kind="Deployment",
+                namespace=ns,
+                name="web",
+                patch_type="json",
+                patch=[{"op": "replace", "path": "/spec/replicas", "value": 5}],
+            ),
+        ),
+        ("set-image", SetImage(kind="Deployment", namespace=ns, name="web", images={"app": IMAGE2})),
+        ("set-env", SetEnv(kind="Deployment", namespace=ns, name="web", env={"B": "2"}, unset=["A"])),
+        ("rollout-restart", RolloutRestart(kind="Deployment", namespace=ns, name="web")),
+        ("delete-configmap", Delete(kind="ConfigMap", namespace=ns, name="conf")),
+        ("delete-deployment", Delete(kind="Deployment", namespace=ns, name="web")),
+        ("create", Create(manifest=configmap("extra", ns))),
+        ("apply-new", Apply(manifest=deployment("api", ns))),
+        ("apply-existing", Apply(manifest={**configmap("conf", ns), "data": {"k": "applied"}})),
+    ]
+
+
+CASES = [name for name, _ in write_cases("x")]
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_write_is_journaled_and_undone(case: str, kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
+    action = dict(write_cases(ns))[case]
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence)
+    checkpoint = await reader.state_digest(ns)
+    pre_read = await reader.get_object(action.kind, action.namespace, str(action.name))
+
+    result = await gw.write(action)
+    assert result.ok, result.message
+    changed = await reader.state_digest(ns)
+    assert changed.digest != checkpoint.digest, f"{case} changed nothing"
+
+    intent, outcome = journal.records
+    assert (intent.phase, outcome.phase, intent.seq, outcome.seq) == ("intent", "outcome", 1, 1)
+    assert intent.action == action.to_spec() and outcome.ok is True
+    assert intent.dry_run is not None
+    if pre_read is None:
+        assert intent.pre_image is None
+        assert [u.verb for u in intent.undo] == ["delete"]
+    else:
+        assert intent.pre_image is not None
+        assert intent.pre_image["metadata"]["resourceVersion"] == pre_read["metadata"]["resourceVersion"]
+        expected_verb = "create" if isinstance(action, Delete) else "replace"
+        assert [u.verb for u in intent.undo] == [expected_verb]
+        restore = action_from_spec(intent.undo[0])
+        assert isinstance(restore, (Create, Replace))
+        assert "resourceVersion" not in restore.manifest["metadata"] and "status" not in restore.manifest
+    assert fence.calls == 1
+
+    await undo_all(gw, journal)
+
+    async def restored() -> bool:
+        return (await reader.state_digest(ns)).digest == checkpoint.digest
+
+    try:
+        await eventually(restored, timeout=5)
+    except TimeoutError:
+        found = await reader.state_digest(ns)
+        pytest.fail(f"{case}: digest not restored: {diff_snapshots(checkpoint.objects, found.objects)}")
+    gw.close()
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_failing_journal_prevents_the_write_and_dry_run_stores_nothing(
+    case: str, kubeconfig: Path, reader: ReadGateway, ns: str
+) -> None:
+    action = dict(write_cases(ns))[case]
+    journal, fence = Journal(), Fence()
+    journal.fail = True
+    gw = writer(kubeconfig, ns, journal, fence)
+    checkpoint = await reader.state_digest(ns)
+    with pytest.raises(ConnectionError):
+        await gw.write(action)
+    assert journal.records == [] and fence.calls == 0
+    # The dry run ran (the failure came after it) and stored nothing.
+    assert (await reader.state_digest(ns)).digest == checkpoint.digest
+    gw.close()
+
+
+async def test_stale_fencing_token_prevents_the_write(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence, token=7)
+    fence.current[ns] = 8  # another writer took the scope after this lease expired
+    checkpoint = await reader.state_digest(ns)
+    with pytest.raises(PermissionError, match="fencing token 7"):
+        await gw.write(Scale(kind="Deployment", namespace=ns, name="web", replicas=0))
+    assert [r.phase for r in journal.records] == ["intent"]  # journaled, never executed: the undo is harmless
+    assert (await reader.state_digest(ns)).digest == checkpoint.digest
+    with pytest.raises(PermissionError):
+        await gw.apply_undo(journal.records[0].undo[0])
+    gw.close()
+
+
+async def test_failing_dry_run_returns_the_api_message(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence)
+    checkpoint = await reader.state_digest(ns)
+    missing = await gw.write(Scale(kind="Deployment", namespace=ns, name="nope", replicas=1))
+    assert not missing.ok and not missing.executed
+    assert missing.message.startswith("Dry run failed, nothing was changed: Error from server (NotFound)")
+    exists = await gw.write(Create(manifest=configmap("conf", ns)))
+    assert not exists.ok and "AlreadyExists" in exists.message
+    bad = await gw.write(
+        Patch(kind="Deployment", namespace=ns, name="web", patch_type="merge", patch={"spec": {"replicas": "many"}})
+    )
+    assert not bad.ok and "Error from server" in bad.message
+    assert journal.records == [] and fence.calls == 0
+    assert (await reader.state_digest(ns)).digest == checkpoint.digest
+    gw.close()
+
+
+async def test_lease_scope_must_cover_the_action(kubeconfig: Path, ns: str) -> None:
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, "some-other-namespace", journal, fence)
+    with pytest.raises(Refusal, match="lease covers scope 'some-other-namespace'"):
+        await gw.write(Scale(kind="Deployment", namespace=ns, name="web", replicas=0))
+    with pytest.raises(Refusal, match="in scope 'cluster'"):
+        await gw.write(Cordon(name="node-1"))
+    assert journal.records == []
+    gw.close()
+
+
+async def test_controller_owned_pod_delete_needs_no_undo(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
+    async def pods() -> list[dict[str, Any]]:
+        return await reader.list_objects("Pod", ns, label_selector="app=web")
+
+    async def two_pods() -> bool:
+        return len(await pods()) == 2
+
+    await eventually(two_pods)
+    pod = (await pods())[0]["metadata"]["name"]
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence)
+    result = await gw.write(Delete(kind="Pod", namespace=ns, name=pod))
+    assert result.ok, result.message
+    intent = journal.phase("intent")[0]
+    assert intent.undo == [] and intent.message.startswith("controller-owned, verified: ReplicaSet/")
+    assert intent.pre_image is not None and intent.pre_image["metadata"]["name"] == pod
+
+    async def replaced() -> bool:
+        names = [p["metadata"]["name"] for p in await pods()]
+        return len(names) == 2 and pod not in names
+
+    await eventually(replaced)
+    gw.close()
+
+
+async def test_rollout_undo_and_its_undo(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence)
+
+    async def revisions() -> int:
+        text = await reader.kubectl(f"kubectl rollout history deploy/web -n {ns}")
+        return len(text.splitlines()) - 2
+
+    async def has_one() -> bool:
+        return await revisions() >= 1
+
+    await eventually(has_one)
+    assert (await gw.write(SetImage(kind="Deployment", namespace=ns, name="web", images={"app": IMAGE2}))).ok
+
+    async def has_two() -> bool:
+        return await revisions() >= 2
+
+    await eventually(has_two)
+    checkpoint = await reader.state_digest(ns)
+    journal.records.clear()
+    result = await gw.write(RolloutUndo(kind="Deployment", namespace=ns, name="web"))
+    assert result.ok, result.message
+    web = await reader.get_object("Deployment", ns, "web")
+    assert web is not None and web["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    assert "pod-template-hash" not in web["spec"]["template"]["metadata"]["labels"]
+    await undo_all(gw, journal)
+    assert (await reader.state_digest(ns)).digest == checkpoint.digest
+    gw.close()
+
+
+async def test_cluster_scope_cordon_and_undo(kubeconfig: Path, reader: ReadGateway) -> None:
+    nodes = await reader.list_objects("Node")
+    if not nodes:
+        pytest.skip("the arena serves no nodes")
+    node = nodes[0]["metadata"]["name"]
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, "cluster", journal, fence)
+    checkpoint = await reader.state_digest("cluster")
+    assert (await gw.write(Cordon(name=node))).ok
+    after = await reader.state_digest("cluster")
+    divergences = diff_snapshots(checkpoint.objects, after.objects)
+    assert [(d.object, d.field, d.found) for d in divergences] == [(f"Node/{node}", "spec.unschedulable", True)]
+    await undo_all(gw, journal)
+    assert (await reader.state_digest("cluster")).digest == checkpoint.digest
+    gw.close()
+
+
+async def test_exec_with_declared_inverse(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
+    async def running() -> list[str]:
+        return [
+            p["metadata"]["name"]
+            for p in await reader.list_objects("Pod", ns, label_selector="app=web")
+            if (p.get("status") or {}).get("phase") == "Running"
+        ]
+
+    async def any_running() -> bool:
+        return bool(await running())
+
+    await eventually(any_running)
+    pod = (await running())[0]
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence)
+    with pytest.raises(Refusal, match="no inverse command was declared"):
+        await gw.write(Exec(namespace=ns, name=pod, command=["touch", "/tmp/ready"]))
+    action = Exec(namespace=ns, name=pod, command=["touch", "/tmp/ready"], inverse=["rm", "/tmp/ready"])
+    result = await gw.write(action)
+    assert result.ok, result.message
+    intent = journal.phase("intent")[0]
+    assert intent.undo[0].params["command"] == ["rm", "/tmp/ready"]
+    undone = await gw.apply_undo(intent.undo[0])
+    assert undone.ok, undone.message
+    gw.close()
