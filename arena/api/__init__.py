@@ -1,0 +1,1 @@
+"""The arena's Kubernetes REST API: discovery, OpenAPI, REST verbs, patches, subresources, tables."""
