@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -28,6 +29,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from stratus.contracts import STREAMS, SUBJECT_PREFIX, ConsumerSpec, StreamSpec
 from stratus.errors import PermanentError, TemporaryError
+from stratus.metrics import observe_message
 
 log = logging.getLogger(__name__)
 
@@ -182,14 +184,17 @@ class Bus:
         except ValidationError as exc:
             reason = f"malformed message on {msg.subject}: {_short_validation(exc)}"
             log.error("%s: %s", service, reason)
+            observe_message(service, msg.subject, "malformed", None)
             await self.deadletter(service, msg, reason)
             await msg.term()
             return
 
         beat = asyncio.create_task(_keep_in_progress(msg, spec.ack_wait_s))
+        started = time.perf_counter()
         try:
             await handler(value, msg)
         except PermanentError as exc:
+            observe_message(service, msg.subject, "rejected", time.perf_counter() - started)
             log.error("%s: rejected %s: %s", service, msg.subject, exc)
             await self.deadletter(service, msg, str(exc))
             if on_rejected is not None:
@@ -197,6 +202,7 @@ class Bus:
                     await on_rejected(value, msg, exc)
             await msg.term()
         except TemporaryError as exc:
+            observe_message(service, msg.subject, "retry", time.perf_counter() - started)
             log.warning("%s: will retry %s in %.1fs: %s", service, msg.subject, exc.delay, exc)
             await msg.nak(delay=exc.delay)
         except asyncio.CancelledError:
@@ -204,9 +210,11 @@ class Bus:
                 await msg.nak(delay=0.5)
             raise
         except Exception:
+            observe_message(service, msg.subject, "error", time.perf_counter() - started)
             log.exception("%s: handler failed on %s; it will be redelivered", service, msg.subject)
             await msg.nak(delay=1.0)
         else:
+            observe_message(service, msg.subject, "handled", time.perf_counter() - started)
             await msg.ack()
         finally:
             beat.cancel()
@@ -290,6 +298,7 @@ class KeyedDispatcher(Generic[T]):
     async def _reject(self, msg: Msg, reason: str) -> None:
         try:
             log.error("%s: %s", self.service, reason)
+            observe_message(self.service, msg.subject, "malformed", None)
             await self.bus.deadletter(self.service, msg, reason)
             await msg.term()
         finally:
@@ -307,23 +316,28 @@ class KeyedDispatcher(Generic[T]):
 
     async def _handle(self, value: T, msg: Msg) -> None:
         beat = asyncio.create_task(_keep_in_progress(msg, self.spec.ack_wait_s))
+        started = time.perf_counter()
         try:
             for attempt in range(1, self.max_attempts + 1):
                 try:
                     await self.handler(value, msg)
                 except PermanentError as exc:
+                    observe_message(self.service, msg.subject, "rejected", time.perf_counter() - started)
                     log.error("%s: rejected %s: %s", self.service, msg.subject, exc)
                     await self.bus.deadletter(self.service, msg, str(exc))
                     await msg.term()
                     return
                 except (TemporaryError, Exception) as exc:
                     delay = exc.delay if isinstance(exc, TemporaryError) else min(0.2 * 2**attempt, 5.0)
+                    outcome = "retry" if isinstance(exc, TemporaryError) else "error"
+                    observe_message(self.service, msg.subject, outcome, None)
                     if isinstance(exc, TemporaryError):
                         log.warning("%s: retrying %s in %.1fs: %s", self.service, msg.subject, delay, exc)
                     else:
                         log.exception("%s: handler failed on %s (attempt %d)", self.service, msg.subject, attempt)
                     await asyncio.sleep(delay)
                     continue
+                observe_message(self.service, msg.subject, "handled", time.perf_counter() - started)
                 await msg.ack()
                 return
             await msg.nak(delay=1.0)

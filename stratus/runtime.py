@@ -23,6 +23,7 @@ from stratus import __version__
 from stratus.bus import Bus, Handler
 from stratus.contracts import CONSUMERS, HealthReply, health_subject
 from stratus.errors import PermanentError
+from stratus.metrics import SERVICE_INFO, MetricsServer, start_metrics_server
 from stratus.settings import CommonSettings
 
 T = TypeVar("T")
@@ -93,6 +94,23 @@ class ServiceRuntime:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
 
+        metrics = await self._start_metrics()
+        try:
+            await self._run()
+        finally:
+            if metrics is not None:
+                await metrics.stop()
+
+    async def _start_metrics(self) -> MetricsServer | None:
+        SERVICE_INFO.labels(self.service, self.instance, __version__).set(1)
+        if not self.settings.metrics_port:
+            return None
+        return await start_metrics_server(self.settings.metrics_port, ready=self._ready)
+
+    def _ready(self) -> bool:
+        return self.bus is not None and self.bus.nc.is_connected and not self.stop.is_set()
+
+    async def _run(self) -> None:
         bus = await self._connect_with_retry()
         if bus is None:
             return
