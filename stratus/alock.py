@@ -27,6 +27,10 @@ Why it is shaped this way:
 - **Waiting.** Releases PUBLISH the scope on one channel per prefix; each ``ALock`` keeps one subscriber that wakes
   its local waiters. Notifications are only a hint: waiters also poll with jittered exponential back-off (capped,
   and never longer than the blocking lease's remaining time), so lost messages and expiries cost latency, never safety.
+- **What it does not promise.** Leases are not reentrant (a holder asking again for a scope it holds waits like
+  anyone else) and writers are not served in FIFO order across processes (each process wakes its own oldest waiting
+  writer first; the winner of a hand-over between processes is whoever's script runs first). Stratus has about one
+  writer per scope at a time, so this buys simplicity at no cost that matters.
 - **Keys.** All keys of one prefix share a Redis Cluster hash tag (``{prefix}``) because the cluster-writer script
   touches several scopes' keys at once; lock traffic is tiny, so one slot is no bottleneck.
 """

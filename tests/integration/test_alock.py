@@ -26,7 +26,7 @@ import stratus.alock
 from stratus.alock import CLUSTER_SCOPE, ALock, FencingError, LockTimeout, ReadLease, lease_keeper
 from stratus.contracts import Lease
 from stratus.errors import PermanentError, TemporaryError
-from stratus.localinfra import start_redis
+from stratus.localinfra import LocalServer, start_redis
 
 pytestmark = pytest.mark.integration
 
@@ -141,6 +141,32 @@ async def test_bad_scope_prefix_or_ttl_is_refused(redis: aioredis.Redis, lock: A
         await lock.try_acquire_read("ns", "r", 0)
     with pytest.raises(PermanentError, match="prefix"):
         ALock(redis, prefix="{bad}")
+
+
+async def test_works_on_a_decoding_client_and_leaves_only_fence_counters(redis_server: LocalServer, uid: str) -> None:
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    alock = ALock(client, prefix=f"dec-{uid}")
+    try:
+        writer = await alock.acquire_write("shop", "w", TTL)
+        reader = await alock.acquire_read("other", "r", TTL)
+        waiter = asyncio.create_task(alock.acquire_read("shop", "r2", TTL, wait_s=5))
+        with pytest.raises(LockTimeout, match="writer 'w' \\(token 1\\)"):
+            await alock.acquire_write("shop", "w2", TTL, wait_s=0.05)
+        assert (await alock.holders("shop"))["writer"] == {
+            "holder": "w",
+            "token": 1,
+            "remaining_s": pytest.approx(5, abs=1),
+        }
+        await alock.ensure_fence("shop", writer.token)
+        await alock.release(writer)
+        await alock.release(await asyncio.wait_for(waiter, 5))
+        await alock.release(reader)
+        ttls = {key: await client.pttl(key) async for key in client.scan_iter(f"{{dec-{uid}}}:*")}
+        assert set(ttls) == {f"{{dec-{uid}}}:alock:fence:shop"}, ttls  # nothing else outlives its leases
+        assert ttls[f"{{dec-{uid}}}:alock:fence:shop"] == -1  # the token counter never expires
+    finally:
+        await alock.aclose()
+        await client.aclose()
 
 
 # --- renew, release, expiry ---------------------------------------------------------------------------------------
