@@ -40,6 +40,13 @@ class Registry:
         script = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
         await self.redis.eval(script, 1, self._claim_key(scope), incident_id)
 
+    async def cool_down(self, scope: str, seconds: float) -> None:
+        """After an escalation: no new incident on ``scope`` for ``seconds`` (a human has it)."""
+        await self.redis.set(f"{self.prefix}:scope-cooldown:{scope}", "1", px=max(1, int(seconds * 1000)))
+
+    async def cooling_down(self, scope: str) -> bool:
+        return bool(await self.redis.exists(f"{self.prefix}:scope-cooldown:{scope}"))
+
     async def put_checkpoint(self, tx_id: str, snapshot: dict[str, Any], ttl_s: int = 7 * 24 * 3600) -> None:
         await self.redis.set(f"{self.prefix}:checkpoint:{tx_id}", json.dumps(snapshot, sort_keys=True), ex=ttl_s)
 

@@ -20,9 +20,9 @@ from nats.aio.msg import Msg
 from pydantic import TypeAdapter
 
 from stratus import __version__
-from stratus.bus import Bus, Handler
+from stratus.bus import Bus, Handler, KeyedDispatcher
 from stratus.contracts import CONSUMERS, HealthReply, health_subject
-from stratus.errors import PermanentError
+from stratus.errors import PermanentError, TemporaryError
 from stratus.metrics import SERVICE_INFO, MetricsServer, start_metrics_server
 from stratus.settings import CommonSettings
 
@@ -51,6 +51,7 @@ class ServiceRuntime:
         self._consumers: list[Callable[[Bus], Coroutine[Any, Any, None]]] = []
         self._tasks: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._startup: list[Callable[[Bus], Awaitable[None]]] = []
+        self.starting: str | None = "connecting"
         self._health_details: Callable[[], dict[str, str]] = dict
 
     # --- registration ------------------------------------------------------------------------------------------
@@ -70,12 +71,22 @@ class ServiceRuntime:
 
         self._consumers.append(run)
 
+    def keyed_consumer(self, adapter: TypeAdapter[T], handler: Handler[T], key: Callable[[T], str]) -> None:
+        """Consume this service's durable consumer in parallel across keys, in order within a key."""
+        spec = CONSUMERS[self.service]
+
+        async def run(bus: Bus) -> None:
+            await KeyedDispatcher(bus, self.service, spec, adapter, handler, key).run(self.stop)
+
+        self._consumers.append(run)
+
     def task(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A background coroutine that runs until ``self.stop`` is set (it should watch it)."""
         self._tasks.append(fn)
 
     def startup(self, fn: Callable[[Bus], Awaitable[None]]) -> None:
-        """A coroutine run once connected, before consuming (check a dependency, declare more topology)."""
+        """A coroutine run once connected, before consuming (check a dependency, build handlers and register
+        consumers that need the connection)."""
         self._startup.append(fn)
 
     def health_details(self, fn: Callable[[], dict[str, str]]) -> None:
@@ -116,10 +127,10 @@ class ServiceRuntime:
             return
         self.bus = bus
         try:
-            await bus.ensure_streams()
-            for hook in self._startup:
-                await hook(bus)
             health = await bus.nc.subscribe(health_subject(self.service), cb=self._on_health)
+            await bus.ensure_streams()
+            if not await self._run_startup(bus):
+                return
             log.info("%s: ready (instance %s, nats %s)", self.service, self.instance, self.settings.nats_url)
             jobs: list[asyncio.Task[None]] = [asyncio.create_task(c(bus)) for c in self._consumers]
             jobs += [asyncio.create_task(t()) for t in self._tasks]
@@ -138,6 +149,26 @@ class ServiceRuntime:
             await bus.close()
             log.info("%s: stopped", self.service)
 
+    async def _run_startup(self, bus: Bus) -> bool:
+        """Run the startup hooks; a ``TemporaryError`` (a dependency not there yet) is retried with back-off while
+        health answers "not ready" with the reason. False when asked to stop meanwhile."""
+        for hook in self._startup:
+            delay = 0.5
+            while True:
+                try:
+                    await hook(bus)
+                    break
+                except TemporaryError as exc:
+                    self.starting = str(exc)
+                    log.warning("%s: not ready: %s; retrying in %.1fs", self.service, exc, delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop.wait(), timeout=delay)
+                    if self.stop.is_set():
+                        return False
+                    delay = min(delay * 2, 10.0)
+        self.starting = None
+        return True
+
     async def _connect_with_retry(self) -> Bus | None:
         delay = 0.2
         while not self.stop.is_set():
@@ -153,7 +184,9 @@ class ServiceRuntime:
     async def _on_health(self, msg: Msg) -> None:
         try:
             details = self._health_details()
-            ok = True
+            ok = self.starting is None
+            if self.starting is not None:
+                details = {**details, "starting": self.starting}
         except Exception as exc:
             details, ok = {"error": repr(exc)}, False
         reply = HealthReply(

@@ -24,6 +24,7 @@ class CommonSettings(BaseSettings):
         default_factory=list,
         description="Namespaces to watch and act on (JSON list); empty means every non-system namespace.",
     )
+    redis_prefix: str = Field(default="stratus", description="Prefix of every Redis key Stratus writes.")
     log_level: str = Field(default="INFO", description="Python logging level.")
     metrics_port: int = Field(default=0, description="Port of the Prometheus /metrics endpoint; 0 disables it.")
     instance: str | None = Field(default=None, description="Replica name in logs and health; defaults to host-pid.")
@@ -74,6 +75,9 @@ class BridgeSettings(CommonSettings):
 class DetectorSettings(CommonSettings, SeveritySettings):
     probe_interval_s: float = Field(default=5.0, gt=0, description="Period of the health probes of each scope.")
     open_threshold: float = Field(default=1.0, ge=0, description="mu at or above which an incident is opened.")
+    confirm_probes: int = Field(
+        default=2, ge=1, description="Consecutive probes over the threshold before an incident opens (no flapping)."
+    )
 
 
 class CoordinatorSettings(CommonSettings, SeveritySettings):
@@ -81,6 +85,9 @@ class CoordinatorSettings(CommonSettings, SeveritySettings):
     max_retries: int = Field(default=9, ge=0, description="Attempts after the first before escalation.")
     settle_s: float = Field(default=5.0, ge=0, description="Wait after a transaction before measuring mu_post.")
     lease_ttl_s: float = Field(default=30.0, gt=0, description="Writer lease time-to-live (renewed while alive).")
+    escalation_cooldown_s: float = Field(
+        default=600.0, ge=0, description="After an escalation, no new incident opens on that scope for this long."
+    )
 
 
 class DiagnoserSettings(CommonSettings, ReasonerSettings):
@@ -94,10 +101,13 @@ class MitigatorSettings(CommonSettings, ReasonerSettings, SeveritySettings):
         description="auto (LLM if configured, else rulebook), rulebook, llm, scripted or chaos.",
     )
     scripted_plan: str | None = Field(default=None, description="Path of a YAML plan for the scripted policy.")
+    chaos_seed: int = Field(default=0, description="Seed of the chaos policy's random choices.")
+    lease_ttl_s: float = Field(default=30.0, gt=0, description="TTL used when renewing the transaction's lease.")
+    jaeger_url: AnyUrl | None = Field(default=None, description="Jaeger query API for traces.")
 
 
 class UndoerSettings(CommonSettings):
-    pass
+    lease_ttl_s: float = Field(default=30.0, gt=0, description="TTL used when renewing the undo's lease.")
 
 
 SETTINGS_BY_SERVICE: dict[str, type[CommonSettings]] = {

@@ -1,4 +1,4 @@
-"""Wiring of the coordinator: settings, runtime, Redis, the event consumer."""
+"""Wiring of the coordinator: Redis (records, A-Lock), the cluster observer, the engine, its watchdog."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from services.coordinator import handlers
+from services.coordinator.engine import Engine
+from services.coordinator.handlers import EventHandler, incident_key
+from stratus.alock import ALock
 from stratus.bus import Bus
 from stratus.contracts import EVENT_ADAPTER
+from stratus.gateway import ReadGateway
+from stratus.kubeapi import kube_api
+from stratus.observer import ClusterObserver
 from stratus.runtime import ServiceRuntime, configure_logging
 from stratus.settings import CoordinatorSettings
 
@@ -17,12 +22,20 @@ def build(settings: CoordinatorSettings) -> ServiceRuntime:
     runtime = ServiceRuntime("coordinator", settings)
     redis = aioredis.Redis.from_url(str(settings.redis_url))
 
-    async def check_redis(bus: Bus) -> None:
+    async def start(bus: Bus) -> None:
         await redis.ping()
+        observer = ClusterObserver.from_settings(settings, ReadGateway(kube_api(settings)))
+        alock = ALock(redis, prefix=settings.redis_prefix)
+        engine = Engine(bus, redis, alock, observer, settings, prefix=settings.redis_prefix)
+        runtime.keyed_consumer(EVENT_ADAPTER, EventHandler(engine), incident_key)
 
-    runtime.consumer(EVENT_ADAPTER, handlers.on_event)
+        async def watchdog() -> None:
+            await engine.watchdog(runtime.stop)
+
+        runtime.task(watchdog)
+
+    runtime.startup(start)
     runtime.health_details(lambda: {"redis": str(settings.redis_url)})
-    runtime.startup(check_redis)
     return runtime
 
 

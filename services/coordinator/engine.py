@@ -368,6 +368,7 @@ class Engine:
         record.report = escalation_report(record) + (f"\n{record.report}" if record.report else "")
         self._close(record, "escalated", record.report)
         await self._commit(record)
+        await self.registry.cool_down(record.scope, self.settings.escalation_cooldown_s)
         await self.registry.release_scope(record.scope, record.incident_id)
 
     # --- the watchdog ------------------------------------------------------------------------------------------

@@ -1,14 +1,20 @@
-"""Thin subscribers of the coordinator."""
+"""Thin subscriber of the coordinator: every incident event goes to the engine, keyed by incident."""
 
 from __future__ import annotations
 
 from nats.aio.msg import Msg
 
-from stratus.contracts import COORDINATOR_EVENT_KINDS, Event
-from stratus.errors import NotImplementedYet
+from services.coordinator.engine import Engine
+from stratus.contracts import Event
 
 
-async def on_event(event: Event, msg: Msg) -> None:
-    if event.kind in COORDINATOR_EVENT_KINDS:
-        return  # its own timeline
-    raise NotImplementedYet("coordinator", f"the incident state machine (event {event.kind})")
+class EventHandler:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def __call__(self, event: Event, msg: Msg) -> None:
+        await self.engine.handle(event, msg)
+
+
+def incident_key(event: Event) -> str:
+    return event.incident_id

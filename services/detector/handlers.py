@@ -1,12 +1,91 @@
-"""Thin subscribers of the detector."""
+"""The detector's two inputs: alerts from the bridge, and the periodic probes of every watched scope."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import math
+
 from nats.aio.msg import Msg
 
-from stratus.contracts import Alert
-from stratus.errors import NotImplementedYet
+from services.detector.detection import Confirmation, evidence, watched
+from stratus.bus import Bus
+from stratus.contracts import Alert, AlertAttached, IncidentOpened, Severity, events_subject, new_id
+from stratus.observer import ClusterObserver
+from stratus.registry import Registry
+from stratus.settings import DetectorSettings
+
+log = logging.getLogger(__name__)
 
 
-async def on_alert(alert: Alert, msg: Msg) -> None:
-    raise NotImplementedYet("detector", f"incident detection (alert {alert.name} in {alert.scope})")
+class Detector:
+    def __init__(self, bus: Bus, registry: Registry, observer: ClusterObserver, settings: DetectorSettings) -> None:
+        self.bus = bus
+        self.registry = registry
+        self.observer = observer
+        self.settings = settings
+        self.confirm = Confirmation(settings.open_threshold, settings.confirm_probes)
+
+    async def scopes(self) -> list[str]:
+        if self.settings.scopes:
+            return list(self.settings.scopes)
+        namespaces = await self.observer.gateway.list_objects("Namespace", None)
+        return watched([n["metadata"]["name"] for n in namespaces], [])
+
+    async def probe(self, scope: str) -> None:
+        if await self.registry.scope_incident(scope) or await self.registry.cooling_down(scope):
+            self.confirm.reset(scope)
+            return
+        severity = await self.observer.measure(scope)
+        if self.confirm.observe(scope, severity):
+            await self.open(scope, severity, "probe")
+
+    async def open(self, scope: str, severity: Severity, source: str) -> str | None:
+        incident_id = new_id("inc")
+        holder = await self.registry.claim_scope(scope, incident_id)
+        if holder != incident_id:
+            return None
+        self.confirm.reset(scope)
+        event = IncidentOpened(
+            incident_id=incident_id,
+            scope=scope,
+            s0=severity,
+            baseline=severity.mu,
+            evidence=evidence(severity),
+            source=source,  # type: ignore[arg-type]
+        )
+        await self.bus.publish(events_subject(incident_id, event.kind), event)
+        log.info("opened %s on %s: mu=%s (%s)", incident_id, scope, severity.mu, "; ".join(event.evidence[:3]))
+        return incident_id
+
+    async def on_alert(self, alert: Alert, msg: Msg) -> None:
+        incident = await self.registry.scope_incident(alert.scope)
+        if incident is not None:
+            attached = AlertAttached(
+                id=f"{incident}:alert:{msg.metadata.sequence.stream}", incident_id=incident, alert=alert
+            )
+            await self.bus.publish(events_subject(incident, attached.kind), attached)
+            return
+        if alert.status != "firing" or await self.registry.cooling_down(alert.scope):
+            return
+        severity = await self.observer.measure(alert.scope)
+        if severity.mu >= self.settings.open_threshold or math.isinf(severity.mu):
+            await self.open(alert.scope, severity, "alert")
+        else:
+            log.info(
+                "alert %s on %s: mu %s under the threshold; the probes keep watching",
+                alert.name,
+                alert.scope,
+                severity.mu,
+            )
+
+    async def run_probes(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                for scope in await self.scopes():
+                    await self.probe(scope)
+            except Exception:
+                log.exception("probe round failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.probe_interval_s)

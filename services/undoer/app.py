@@ -1,18 +1,32 @@
-"""Wiring of the undoer: settings, runtime, consumer."""
+"""Wiring of the undoer: settings, Redis (A-Lock), Kubernetes API, the work consumer."""
 
 from __future__ import annotations
 
 import asyncio
 
-from services.undoer import handlers
+import redis.asyncio as aioredis
+
+from services.undoer.handlers import UndoerDeps, UndoHandler
+from stratus.alock import ALock
+from stratus.bus import Bus
 from stratus.contracts import WORK_ADAPTER
+from stratus.kubeapi import kube_api
+from stratus.registry import Registry
 from stratus.runtime import ServiceRuntime, configure_logging, report_rejected_work
 from stratus.settings import UndoerSettings
 
 
 def build(settings: UndoerSettings) -> ServiceRuntime:
     runtime = ServiceRuntime("undoer", settings)
-    runtime.consumer(WORK_ADAPTER, handlers.on_work, on_rejected=report_rejected_work(runtime))
+    redis = aioredis.Redis.from_url(str(settings.redis_url))
+    alock = ALock(redis, prefix=settings.redis_prefix)
+
+    async def start(bus: Bus) -> None:
+        await redis.ping()
+        deps = UndoerDeps(bus, alock, Registry(redis, prefix=settings.redis_prefix), kube_api(settings))
+        runtime.consumer(WORK_ADAPTER, UndoHandler(deps), on_rejected=report_rejected_work(runtime))
+
+    runtime.startup(start)
     return runtime
 
 

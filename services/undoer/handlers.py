@@ -1,14 +1,51 @@
-"""Thin subscribers of the undoer: decode is done by the bus; the work itself lives in plain modules."""
+"""Thin subscriber of the undoer: check the lease, read the journal, roll back, report."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from nats.aio.msg import Msg
 
-from stratus.contracts import Work
-from stratus.errors import NotImplementedYet, PermanentError
+from services.undoer.undo import roll_back
+from stratus.alock import ALock, lease_keeper
+from stratus.bus import Bus
+from stratus.contracts import UndoRequest, Work, events_subject
+from stratus.errors import PermanentError
+from stratus.gateway import KubeApi, WriteGateway
+from stratus.journal import Journal
+from stratus.registry import Registry
 
 
-async def on_work(request: Work, msg: Msg) -> None:
-    if request.kind != "undo":
-        raise PermanentError(f"undoer: cannot handle work of kind {request.kind!r} (sent to the wrong service?)")
-    raise NotImplementedYet("undoer", "undo")
+@dataclass
+class UndoerDeps:
+    bus: Bus
+    alock: ALock
+    registry: Registry
+    api: KubeApi
+    lease_ttl_s: float = 30.0
+
+
+class UndoHandler:
+    def __init__(self, deps: UndoerDeps) -> None:
+        self.deps = deps
+
+    async def __call__(self, request: Work, msg: Msg) -> None:
+        deps = self.deps
+        if not isinstance(request, UndoRequest):
+            raise PermanentError(f"undoer: cannot handle work of kind {request.kind!r} (sent to the wrong service?)")
+        lease = request.lease
+        if not await deps.alock.check_fence(lease.scope, lease.token):
+            raise PermanentError(
+                f"undo of {request.tx_id} refused: lease token {lease.token} on {lease.scope!r} is no longer current; "
+                "the coordinator re-issues the undo with a fresh lease"
+            )
+        async with lease_keeper(deps.alock, lease, deps.lease_ttl_s, release_on_exit=False) as keeper:
+            gateway = WriteGateway(
+                deps.api, lease=lease, check_fence=deps.alock.ensure_fence, default_namespace=request.scope
+            )
+            records = await Journal(deps.bus).read(request.tx_id)
+            checkpoint = await deps.registry.get_checkpoint(request.tx_id)
+            completed = await roll_back(request, records, gateway, checkpoint)
+            if keeper.lost.is_set():
+                raise PermanentError(f"undo of {request.tx_id}: the lease was lost while undoing; not reporting")
+        await deps.bus.publish(events_subject(completed.incident_id, completed.kind), completed)

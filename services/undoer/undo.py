@@ -1,0 +1,66 @@
+"""Roll one transaction back from its journal (A2: faithful undo).
+
+The journal is replayed back to front (``stratus.journal.undo_plan``); each intent carries the actions that restore
+its pre-image, recorded before the write ran, and ``WriteGateway.apply_undo`` executes them idempotently and fenced.
+Then the scope's digest is compared with the checkpoint's: a mismatch is reported field by field, never hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from stratus.contracts import Divergence, JournalRecord, UndoCompleted, UndoRequest
+from stratus.digest import StateDigest, diff_snapshots
+from stratus.errors import PermanentError
+from stratus.gateway import WriteResult
+from stratus.journal import undo_plan
+
+log = logging.getLogger(__name__)
+
+
+class UndoGateway(Protocol):
+    async def apply_undo(self, spec: Any) -> WriteResult: ...
+
+    async def state_digest(self, scope: str) -> StateDigest: ...
+
+
+async def roll_back(
+    request: UndoRequest,
+    records: list[JournalRecord],
+    gateway: UndoGateway,
+    checkpoint: dict[str, Any] | None,
+) -> UndoCompleted:
+    undone = 0
+    failures: list[Divergence] = []
+    for record in undo_plan(records):
+        for spec in record.undo:
+            result = await gateway.apply_undo(spec)
+            if not result.ok:
+                failures.append(
+                    Divergence(
+                        object=f"{spec.kind}/{spec.name}", field="(undo)", expected=spec.verb, found=result.message
+                    )
+                )
+                log.error("undo of %s #%d failed: %s", request.tx_id, record.seq, result.message)
+        undone += 1
+    state = await gateway.state_digest(request.scope)
+    divergences = list(failures)
+    if state.digest != request.checkpoint_digest:
+        if checkpoint is None:
+            divergences.append(
+                Divergence(object=request.scope, field="digest", expected=request.checkpoint_digest, found=state.digest)
+            )
+        else:
+            divergences.extend(diff_snapshots(checkpoint, state.objects))
+            if not divergences:
+                raise PermanentError("digests differ but the snapshots do not: the checkpoint snapshot is inconsistent")
+    return UndoCompleted(
+        id=f"{request.tx_id}:undone:{request.lease.token}",
+        incident_id=request.incident_id,
+        tx_id=request.tx_id,
+        attempt=request.attempt,
+        undone=undone,
+        restored_digest=state.digest,
+        divergences=divergences,
+    )
