@@ -278,7 +278,7 @@ return held
 _CHECK_FENCE = """
 local w = redis.call('HMGET', KEYS[1], 'holder', 'token')
 local left = redis.call('PTTL', KEYS[1])
-if not w[1] then return {0, '', '', left} end
+if not w[1] or left <= 0 then return {0, '', '', left} end  -- expiring this very millisecond counts as gone
 if w[2] == ARGV[1] and left > tonumber(ARGV[2]) then return {1, w[1], w[2], left} end
 return {0, w[1], w[2], left}
 """

@@ -318,14 +318,14 @@ async def test_tokens_strictly_increase_across_acquisitions_and_expiries(lock: A
 
 
 async def test_lease_keeper_keeps_a_short_lease_alive(lock: ALock) -> None:
-    lease = await lock.acquire_write("shop", "mitigator", 0.3)
-    async with lease_keeper(lock, lease, 0.3) as keeper:
+    lease = await lock.acquire_write("shop", "mitigator", 0.6)
+    async with lease_keeper(lock, lease, 0.6) as keeper:
 
         async def renewed_a_few_times() -> None:
             while keeper.renewals < 4:
                 await asyncio.sleep(0.02)
 
-        await asyncio.wait_for(renewed_a_few_times(), 5.0)  # > 4 * 0.1s: beyond the original 0.3s lease
+        await asyncio.wait_for(renewed_a_few_times(), 5.0)  # 4 * 0.2s: beyond the original 0.6s lease
         assert not keeper.lost.is_set()
         assert await lock.check_fence("shop", lease.token)
         assert keeper.lease.expires_at > lease.expires_at
