@@ -1,0 +1,125 @@
+"""The rulebook's mitigation: read the scope, find root causes, run their recipes as one transaction.
+
+Why it re-reads instead of trusting the diagnosis alone: an attempt after an abort starts from the restored state,
+and the diagnosis may be minutes old; the analyzers are cheap. The diagnosis still orders the plans (its first
+component first). Plans are run root causes first; a plan whose first write an aborted attempt already tried (the
+reflections) is skipped; a blind restart runs only when nothing better is left. Every write goes through
+``tools.execute`` (confinement, dry run, journal, lease), and a refusal is recorded and the next plan tried: a fix that
+needs a cluster-scoped write under a namespace lease is reported as such, not forced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from stratus.actions import Action, RolloutRestart
+from stratus.contracts import MitigateRequest
+from stratus.errors import PermanentError
+from stratus.reasoners.rulebook.analyzers import Finding, analyze
+from stratus.reasoners.rulebook.recipes import Plan, plan_for, tried_before
+from stratus.reasoners.rulebook.snapshot import Snapshot, collect
+from stratus.reasoning import MitigationResult, MitigationTools
+
+MIN_CONFIDENCE = 0.5
+
+
+def choose_plans(findings: list[Finding], namespace: str, reflections: list[str], first: str | None) -> list[Plan]:
+    """The plans to run, in order: root causes (diagnosed component first), then a restart only as a last resort."""
+    plans: list[Plan] = []
+    signatures: set[str] = set()
+    ordered = sorted(findings, key=lambda f: (f.caused_by is not None, f.component != first, -f.confidence))
+    for f in ordered:
+        if f.confidence < MIN_CONFIDENCE and f.mechanism != "crash_loop":
+            continue
+        plan = plan_for(f, namespace)
+        if plan is None or plan.signature in signatures:
+            continue
+        signatures.add(plan.signature)
+        plans.append(plan)
+    fresh = [p for p in plans if not tried_before(p, reflections)]
+    roots = [p for p in fresh if not p.last_resort]
+    if roots:
+        chosen = roots
+    else:
+        explained = {f.component for f in findings if not f.caused_by and f.mechanism != "crash_loop"}
+        chosen = [p for p in fresh if p.last_resort and p.finding.component not in explained][:1]
+    _add_client_restarts(chosen, findings, namespace)
+    return chosen
+
+
+def _add_client_restarts(plans: list[Plan], findings: list[Finding], namespace: str) -> None:
+    """Clients that crashed because an upstream was down are restarted after the upstream's fix."""
+    for f in findings:
+        if f.mechanism != "upstream_unavailable" or not f.facts.get("client"):
+            continue
+        for plan in plans:
+            if plan.finding.component != f.caused_by:
+                continue
+            restart = RolloutRestart(kind="Deployment", namespace=namespace, name=f.facts["client"])
+            if all(a.target != restart.target for a in plan.then):
+                plan.then.append(restart)
+                plan.wait_for = plan.wait_for or f.caused_by
+
+
+class RulebookMitigationReasoner:
+    """Generic Kubernetes fix recipes; the default mitigation reasoner when no LLM is configured."""
+
+    def __init__(self, *, settle_timeout_s: float = 30.0, poll_s: float = 1.0) -> None:
+        self.settle_timeout_s = settle_timeout_s
+        self.poll_s = poll_s
+
+    async def mitigate(self, request: MitigateRequest, tools: MitigationTools) -> MitigationResult:
+        namespace = request.scope
+        snap = await collect(tools, namespace, with_traces=False)
+        findings = analyze(snap)
+        first = request.diagnosis.localisation[0] if request.diagnosis and request.diagnosis.localisation else None
+        plans = choose_plans(findings, namespace, request.reflections, first)
+        if not plans:
+            skipped = [p for f in findings if (p := plan_for(f, namespace)) and tried_before(p, request.reflections)]
+            why = "no finding has a recipe" if findings else "no fault found in the scope"
+            if skipped:
+                why = f"every recipe was tried by an aborted attempt ({', '.join(p.signature for p in skipped)})"
+            return MitigationResult(done=True, reason=f"rulebook: nothing to do: {why}")
+        notes: list[str] = []
+        budget = request.max_actions
+        for plan in plans:
+            ran, budget = await self._run(plan.actions, tools, notes, budget)
+            if not ran:
+                continue
+            if plan.then and budget > 0:
+                if plan.wait_for:
+                    await self._settle(tools, snap, plan.wait_for)
+                _, budget = await self._run(plan.then, tools, notes, budget)
+        return MitigationResult(done=True, reason="rulebook: " + "; ".join(notes))
+
+    async def _run(
+        self, actions: list[Action], tools: MitigationTools, notes: list[str], budget: int
+    ) -> tuple[bool, int]:
+        """Run writes in order; stop the list at the first refusal. Returns (all ran, budget left)."""
+        for action in actions:
+            if budget <= 0 or tools.writes_left <= 0:
+                notes.append(f"stopped before {action.verb} {action.target}: the transaction's bound K is reached")
+                return False, budget
+            try:
+                message = await tools.execute(action)
+            except PermanentError as exc:
+                text = str(exc)
+                hint = " (this fix needs a writer on the cluster scope)" if action.scope == "cluster" else ""
+                notes.append(f"{action.verb} {action.target} refused{hint}: {text.splitlines()[0][:200]}")
+                return False, budget
+            budget -= 1
+            notes.append(f"{action.verb} {action.target}: {str(message).splitlines()[0][:160] if message else 'ok'}")
+        return True, budget
+
+    async def _settle(self, tools: MitigationTools, snap: Snapshot, service: str) -> None:
+        """Wait (bounded) until ``service`` has a ready endpoint, so restarted clients find their upstream up."""
+        deadline = time.monotonic() + self.settle_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                ep = await tools.get_object("Endpoints", snap.namespace, service)
+                if ep is None or any(s.get("addresses") for s in ep.get("subsets") or []):
+                    return
+            except Exception:  # a read failing while things restart: keep waiting until the deadline
+                pass
+            await asyncio.sleep(self.poll_s)
