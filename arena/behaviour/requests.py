@@ -133,7 +133,8 @@ class RequestModel:
             return False, f"unknown method {op_name}", 0.1
         span = self._span(trace_id, parent, conn, op.span, start_us, 0.0, "server")
         spans.append(span)
-        elapsed = op.work_ms / 2
+        work = op.work_ms * self.rt.rng.lognormvariate(0.0, 0.3)
+        elapsed = work / 2
         ok, err = True, None
         for step in op.steps:
             if step.probability < 1 and self.rt.rng.random() >= step.probability:
@@ -146,7 +147,7 @@ class RequestModel:
                 span.tags["error"] = True
                 span.logs.append(str(e))
                 break
-        elapsed += op.work_ms / 2
+        elapsed += work / 2
         span.duration_us = int(elapsed * 1000)
         if self.observe and proc.program.tracer:
             code = ("200" if ok else "500") if is_http else ("OK" if ok else "ERROR")

@@ -188,6 +188,8 @@ class Engine:
     def _step(self, app: AppSpec, step: Any) -> None:
         k, ns = self.kube, app.namespace
         if isinstance(step, s.PatchStep):
+            if step.when is not None and self._field(app, step.when) is not None:
+                return
             target_ns = None if step.kind in CLUSTER_KINDS else self._ns(app, step.namespace)
             k.patch(step.kind, target_ns, step.name, step.patch, step.patch_type)
         elif isinstance(step, s.ScaleStep):

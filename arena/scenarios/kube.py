@@ -88,7 +88,10 @@ class Kube:
         resp = self.api.call_api(m, url, header_params=hdrs, body=payload)
         resp.read()
         raw = resp.data.decode() if isinstance(resp.data, bytes) else str(resp.data or "")
-        data = json.loads(raw) if raw.strip().startswith(("{", "[")) else raw
+        try:
+            data = json.loads(raw) if raw.strip().startswith(("{", "[")) else raw
+        except json.JSONDecodeError:
+            data = raw  # plain text (pod logs) that happens to start with a bracket
         if resp.status >= 400:
             msg = data.get("message", raw) if isinstance(data, dict) else raw
             reason = data.get("reason", "") if isinstance(data, dict) else ""

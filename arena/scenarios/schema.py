@@ -47,6 +47,7 @@ class PatchStep(_M):
     namespace: str | None = Field(None, description="Namespace (default: the app's; ignored for cluster kinds).")
     patch_type: Literal["strategic", "merge", "json"] = Field("strategic", description="Kubernetes patch type.")
     patch: Any = Field(description="The patch body (a list of operations for json).")
+    when: FieldCheck | None = Field(None, description="Only patch when this check holds (e.g. a PV is Released).")
 
 
 class ScaleStep(_M):
@@ -314,6 +315,9 @@ class GroundTruth(_M):
 
 
 class Oracle(_M):
+    compat_passes_while_faulty: bool = Field(
+        False, description="AIOpsLab's quirk: its oracle passes with the fault still present (documented, tested)."
+    )
     all_ready: Literal["guarded", "unguarded", "wait_for_ready", "none"] = Field(
         description="AIOpsLab's shared check: guarded skips pods with null containerStatuses (Pending passes), "
         "unguarded fails on them, wait_for_ready waits for every pod to be Ready."
@@ -368,6 +372,9 @@ class Scenario(_M):
         if self.number is None:
             return [f"{self.family}-{t}" for t in self.tasks]
         return [f"{self.family}-{t}-{self.number}" for t in self.tasks]
+
+
+PatchStep.model_rebuild()
 
 
 class ScenarioError(ValueError):

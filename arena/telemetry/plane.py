@@ -202,3 +202,81 @@ class AppPlane:
         return web.json_response(
             {"status": r.status, "latency_ms": r.latency_ms, "trace_id": r.trace_id, "error": r.error}
         )
+
+
+class AppsArena:
+    """An ``ArenaServer`` whose kubelet asks the applications' behaviour, with the app plane served next to it.
+
+    The plane's URL is published in ConfigMap ``arena-system/telemetry`` so that clients holding only the kubeconfig
+    (the scenario engine, ``stratus arena inject``) find the Jaeger, Prometheus and load endpoints.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        plane_port: int = 0,
+        timing: Any = None,
+        nodes: int = 3,
+        background_rps: float = 0.0,
+        runtime: Runtime | None = None,
+    ) -> None:
+        from arena.server import ArenaServer
+
+        self.plane = AppPlane(runtime)
+        self.server = ArenaServer(host, port, behaviour=self.plane.behaviour, nodes=nodes, timing=timing)
+        self.host, self.plane_port, self.background_rps = host, plane_port, background_rps
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def plane_url(self) -> str:
+        assert self.plane.url is not None
+        return self.plane.url
+
+    def start(self) -> AppsArena:
+        self.server.start()
+        cluster = self.server.cluster
+        self.plane.bind(cluster.view)
+        deadline = time.monotonic() + 10
+        while cluster.loop is None and time.monotonic() < deadline:  # the controller task sets it on its first turn
+            time.sleep(0.01)
+        loop = cluster.loop
+        if loop is None:
+            raise RuntimeError("the arena's controller loop did not start")
+
+        async def boot() -> str:
+            url = await self.plane.serve(self.host, self.plane_port)
+            self.plane.start_background(self.background_rps)
+            return url
+
+        url = asyncio.run_coroutine_threadsafe(boot(), loop).result(30)
+        for obj in (
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "arena-system"}},
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "telemetry", "namespace": "arena-system"},
+                "data": {"url": url, "jaeger": url, "prometheus": f"{url}/metrics"},
+            },
+        ):
+            cluster.apply(obj)
+        return self
+
+    def stop(self) -> None:
+        loop = self.server.cluster.loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self.plane.close(), loop).result(10)
+        self.server.stop()
+
+    def write_kubeconfig(self, path: Any) -> Any:
+        return self.server.write_kubeconfig(path)
+
+    def __enter__(self) -> AppsArena:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
