@@ -29,6 +29,8 @@ class Timing:
     """Graceful pod termination (real: up to terminationGracePeriodSeconds)."""
     reschedule: float = 1.0
     """How often an unschedulable pod is retried."""
+    pv_retry: float = 5.0
+    """How often an unbound claim's failure is re-reported (the real controller resyncs every 15 s)."""
     progress_deadline_factor: float = 0.05
     """progressDeadlineSeconds is multiplied by this (600 s -> 30 s)."""
     max_events: int = 5000

@@ -207,6 +207,10 @@ class ApiApp:
         if not raw:
             raise bad_request("the body of the request was in an unknown format")
         ctype = request.content_type
+        if ctype == "application/vnd.kubernetes.protobuf":
+            from arena.api.protobuf import decode
+
+            return decode(raw)
         if "yaml" in ctype:
             import yaml
 
@@ -360,6 +364,8 @@ class ApiApp:
         fields = parse_fields(q.get("fieldSelector"))
         rv = q.get("resourceVersion")
         since = int(rv) if rv and rv.isdigit() and rv != "0" else None
+        if q.get("sendInitialEvents") == "true":
+            since = None
         table_mode = tables.wants_table(request.headers.get("Accept", ""))
         include = q.get("includeObject", "Metadata")
         timeout = float(q.get("timeoutSeconds") or 1800)
@@ -376,7 +382,8 @@ class ApiApp:
         except LookupError:
             raise gone(f"too old resource version: {since} ({self.store.resource_version})") from None
         initial: list[tuple[str, Obj]] = []
-        if since is None:
+        send_initial = q.get("sendInitialEvents")
+        if send_initial == "true" or (since is None and send_initial != "false"):
             initial = [("ADDED", o) for o in self.rest.list(rt, ns) if matches(o)]
         resp = web.StreamResponse(headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
         await resp.prepare(request)
@@ -407,6 +414,16 @@ class ApiApp:
         try:
             for etype, obj in initial:
                 await send(etype, obj)
+            if send_initial == "true":
+                bookmark = {
+                    "kind": rt.kind,
+                    "apiVersion": rt.api_version,
+                    "metadata": {
+                        "resourceVersion": str(self.store.resource_version),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                }
+                await resp.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
             for c in backlog:
                 ev = translate(c)
                 if ev:

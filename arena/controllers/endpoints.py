@@ -158,7 +158,9 @@ class EndpointsController:
                 },
                 "addressType": "IPv4",
                 "endpoints": endpoints,
-                "ports": ports,
+                "ports": [
+                    {"name": p.get("name", ""), "port": p["port"], "protocol": p.get("protocol", "TCP")} for p in ports
+                ],
             }
         for sl in store.list(SLICE.key, ns):
             if (sl["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == name and sl["metadata"][
@@ -169,7 +171,7 @@ class EndpointsController:
             cur = store.get(SLICE.key, ns, sname)
             if cur is None:
                 self.cluster.rest.create(SLICE, ns, want)
-            elif cur.get("endpoints") != want["endpoints"] or cur.get("ports") != want["ports"]:
+            elif cur.get("endpoints") != want["endpoints"] or cur.get("ports") != want["ports"]:  # noqa: SIM114
                 upd = copy.deepcopy(cur)
                 upd["endpoints"] = want["endpoints"]
                 upd["ports"] = want["ports"]

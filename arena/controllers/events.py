@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import uuid
+import time
 from collections import OrderedDict
 
 from arena.objects import now
@@ -18,6 +18,8 @@ class EventRecorder:
     def __init__(self, rest: Rest, max_events: int = 5000) -> None:
         self.rest = rest
         self.max_events = max_events
+        self._last_stamp = 0
+        self._last_seen: dict[tuple[str, ...], float] = {}
         self._index: OrderedDict[tuple[str, ...], tuple[str, str]] = OrderedDict()
 
     def emit(
@@ -29,11 +31,20 @@ class EventRecorder:
         component: str,
         host: str | None = None,
         field_path: str | None = None,
+        throttle: float = 0.0,
     ) -> None:
+        """Record an event; a repeat of the same one within ``throttle`` seconds is dropped (controllers that
+        retry every pass use this so that ``count`` grows at a real controller's pace)."""
         meta = obj.get("metadata", {})
         ns = meta.get("namespace") or "default"
         key = (str(meta.get("uid")), type_, reason, message, component, field_path or "")
         ts = now()
+        mono = time.monotonic()
+        if throttle and mono - self._last_seen.get(key, -1e9) < throttle:
+            return
+        self._last_seen[key] = mono
+        if len(self._last_seen) > 4 * self.max_events:
+            self._last_seen.clear()
         if key in self._index:
             ens, ename = self._index[key]
             cur = self.rest.store.get(EVENTS.key, ens, ename)
@@ -58,7 +69,9 @@ class EventRecorder:
             involved.pop("namespace")
         if field_path:
             involved["fieldPath"] = field_path
-        name = f"{meta.get('name')}.{uuid.uuid4().hex[:16]}"
+        stamp = max(time.time_ns(), self._last_stamp + 1)
+        self._last_stamp = stamp
+        name = f"{meta.get('name')}.{stamp:x}"
         ev = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -41,7 +41,7 @@ class VolumeController:
         self.cluster = cluster
 
     def _emit(self, obj: Obj, type_: str, reason: str, msg: str) -> None:
-        self.cluster.events.emit(obj, type_, reason, msg, COMPONENT)
+        self.cluster.events.emit(obj, type_, reason, msg, COMPONENT, throttle=self.cluster.timing.pv_retry)
 
     def reconcile(self, t: float) -> None:
         store = self.cluster.store
