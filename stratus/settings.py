@@ -44,6 +44,11 @@ class ReasonerSettings(BaseSettings):
     llm_price_in_per_mtok: float = Field(default=2.5, ge=0, description="USD per million prompt tokens.")
     llm_price_out_per_mtok: float = Field(default=10.0, ge=0, description="USD per million completion tokens.")
     llm_timeout_s: float = Field(default=120.0, gt=0, description="Timeout of one LLM call.")
+    llm_compact: bool = Field(
+        default=False,
+        description="For small local models (~4k context): writes only as kubectl lines (no typed write tools), "
+        "shorter tool outputs, older tool results shortened.",
+    )
 
 
 class SeveritySettings(BaseSettings):
