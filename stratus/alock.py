@@ -21,16 +21,16 @@ Why it is shaped this way:
   one index sorted set (member per holder, score = its expiry). Namespace writers do not touch cluster-scoped objects,
   so they do not conflict with *cluster readers*. A namespace literally named ``cluster`` is treated as the cluster
   scope, which only ever excludes more, never less.
-- **Writer preference.** A writer that has to wait registers a short-lived *intent* (refreshed on every retry, gone
-  ``INTENT_MS`` after its waiter dies); new readers of that scope (and, for a cluster writer, new namespace holders)
-  are refused while an intent exists, so a stream of overlapping readers cannot starve the mitigator.
+- **Writers queue, readers yield.** A writer that has to wait joins the scope's queue (arrival order, by Redis time;
+  its place is refreshed on every retry and dropped ``QUEUE_MS`` after its waiter dies or gives up). Only the head of
+  the queue may be granted, so waiting writers are served first come, first served; new readers of that scope (and,
+  for a waiting cluster writer, new namespace holders) are refused while anyone is queued, so a stream of overlapping
+  readers cannot starve the mitigator. A dead waiter delays the others by at most ``QUEUE_MS``.
 - **Waiting.** Releases PUBLISH the scope on one channel per prefix; each ``ALock`` keeps one subscriber that wakes
   its local waiters. Notifications are only a hint: waiters also poll with jittered exponential back-off (capped,
   and never longer than the blocking lease's remaining time), so lost messages and expiries cost latency, never safety.
-- **What it does not promise.** Leases are not reentrant (a holder asking again for a scope it holds waits like
-  anyone else) and writers are not served in FIFO order across processes (each process wakes its own oldest waiting
-  writer first; the winner of a hand-over between processes is whoever's script runs first). Stratus has about one
-  writer per scope at a time, so this buys simplicity at no cost that matters.
+- **What it does not promise.** Leases are not reentrant: a holder asking again for a scope it holds waits like
+  anyone else (and a reader that asks to write on the same scope waits for its own read lease to end).
 - **Keys.** All keys of one prefix share a Redis Cluster hash tag (``{prefix}``) because the cluster-writer script
   touches several scopes' keys at once; lock traffic is tiny, so one slot is no bottleneck.
 """
@@ -58,8 +58,8 @@ log = logging.getLogger(__name__)
 CLUSTER_SCOPE = "cluster"
 """The scope of cluster-scoped objects; its writer conflicts with every namespace holder."""
 
-INTENT_MS = 3000
-"""How long a waiting writer's intent keeps new readers out after its last retry."""
+QUEUE_MS = 3000
+"""How long a waiting writer keeps its place in the queue (and new readers out) after its last retry."""
 
 POLL_FIRST_S = 0.002
 POLL_CAP_S = 0.25
@@ -137,21 +137,42 @@ local function first(key)
   if #m > 0 then return m end
   return nil
 end
+-- The writers' queue: one zset ordered by arrival (ms, ties by member) and one by liveness deadline (ms).
+local function prune_queue(queue, live)
+  local dead = redis.call('ZRANGEBYSCORE', live, '-inf', now)
+  for _, m in ipairs(dead) do redis.call('ZREM', queue, m) end
+  if #dead > 0 then redis.call('ZREMRANGEBYSCORE', live, '-inf', now) end
+end
+local function touch_queue(queue, live)
+  local top = redis.call('ZRANGE', live, -1, -1, 'WITHSCORES')
+  if #top > 0 then
+    redis.call('PEXPIREAT', queue, top[2])
+    redis.call('PEXPIREAT', live, top[2])
+  end
+end
+local function queue_left(live, member)
+  local deadline = redis.call('ZSCORE', live, member)
+  if deadline then return tonumber(deadline) - now end
+  return 0
+end
 """
 
-# KEYS: 1 writer hash, 2 readers zset, 3 fence counter, 4 intent zset, 5 namespace-holder index,
-#       6 cluster writer hash, 7 cluster intent zset
-# ARGV: 1 holder, 2 ttl_ms, 3 is_cluster, 4 intent_ms (0: do not register), 5 index member
-# -> {1, token, expires_ms} | {0, blocker kind, blocker, remaining_ms}
+# KEYS: 1 writer hash, 2 readers zset, 3 fence counter, 4 queue zset, 5 queue liveness zset, 6 namespace-holder
+#       index, 7 cluster writer hash, 8 cluster queue zset, 9 cluster queue liveness zset
+# ARGV: 1 holder, 2 ttl_ms, 3 is_cluster, 4 queue_ms (0: do not join or refresh), 5 index member,
+#       6 queue member ('<waiter id>|<holder>')
+# -> {1, token, expires_ms} | {0, blocker kind, blocker, remaining_ms, blocker token or ''}
 _ACQUIRE_WRITE = (
     _PRELUDE
     + """
-local holder, ttl, is_cluster, intent_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
-prune(KEYS[2]); prune(KEYS[4])
+local holder, ttl, is_cluster, queue_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
+local me = ARGV[6]
+prune(KEYS[2]); prune_queue(KEYS[4], KEYS[5])
 local function refuse(kind, who, left, token)
-  if intent_ms > 0 then
-    redis.call('ZADD', KEYS[4], now + intent_ms, holder)
-    touch(KEYS[4])
+  if queue_ms > 0 then
+    redis.call('ZADD', KEYS[4], 'NX', now, me)
+    redis.call('ZADD', KEYS[5], now + queue_ms, me)
+    touch_queue(KEYS[4], KEYS[5])
   end
   return {0, kind, who, left, token or ''}
 end
@@ -159,58 +180,59 @@ local w = redis.call('HMGET', KEYS[1], 'holder', 'token')
 if w[1] then return refuse('writer', w[1], redis.call('PTTL', KEYS[1]), w[2]) end
 local r = first(KEYS[2])
 if r then return refuse('reader', r[1], tonumber(r[2]) - now) end
+local head = first(KEYS[4])
+if head and head[1] ~= me then return refuse('waiting writer', head[1], queue_left(KEYS[5], head[1])) end
 if is_cluster then
-  prune(KEYS[5])
-  local h = first(KEYS[5])
+  prune(KEYS[6])
+  local h = first(KEYS[6])
   if h then return refuse('namespace holder', h[1], tonumber(h[2]) - now) end
 else
-  local cw = redis.call('HMGET', KEYS[6], 'holder', 'token')
-  if cw[1] then
-    return refuse('cluster writer', cw[1], redis.call('PTTL', KEYS[6]), cw[2])
-  end
-  prune(KEYS[7])
-  local ci = first(KEYS[7])
-  if ci then return refuse('waiting cluster writer', ci[1], tonumber(ci[2]) - now) end
+  local cw = redis.call('HMGET', KEYS[7], 'holder', 'token')
+  if cw[1] then return refuse('cluster writer', cw[1], redis.call('PTTL', KEYS[7]), cw[2]) end
+  prune_queue(KEYS[8], KEYS[9])
+  local cq = first(KEYS[8])
+  if cq then return refuse('waiting cluster writer', cq[1], queue_left(KEYS[9], cq[1])) end
 end
 local token = redis.call('INCR', KEYS[3])
 local exp = now + ttl
 redis.call('HSET', KEYS[1], 'holder', holder, 'token', token, 'exp', exp)
 redis.call('PEXPIREAT', KEYS[1], exp)
-redis.call('ZREM', KEYS[4], holder)
-touch(KEYS[4])
+redis.call('ZREM', KEYS[4], me)
+redis.call('ZREM', KEYS[5], me)
+touch_queue(KEYS[4], KEYS[5])
 if not is_cluster then
-  redis.call('ZADD', KEYS[5], exp, ARGV[5])
-  touch(KEYS[5])
+  redis.call('ZADD', KEYS[6], exp, ARGV[5])
+  touch(KEYS[6])
 end
 return {1, token, exp}
 """
 )
 
-# KEYS: 1 readers zset, 2 writer hash, 3 intent zset, 4 namespace-holder index, 5 cluster writer hash,
-#       6 cluster intent zset
+# KEYS: 1 readers zset, 2 writer hash, 3 queue zset, 4 queue liveness zset, 5 namespace-holder index,
+#       6 cluster writer hash, 7 cluster queue zset, 8 cluster queue liveness zset
 # ARGV: 1 member ('<lease id>|<holder>'), 2 ttl_ms, 3 is_cluster, 4 index member
 _ACQUIRE_READ = (
     _PRELUDE
     + """
 local member, ttl, is_cluster = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
-prune(KEYS[1]); prune(KEYS[3])
+prune(KEYS[1]); prune_queue(KEYS[3], KEYS[4])
 local w = redis.call('HMGET', KEYS[2], 'holder', 'token')
 if w[1] then return {0, 'writer', w[1], redis.call('PTTL', KEYS[2]), w[2]} end
-local i = first(KEYS[3])
-if i then return {0, 'waiting writer', i[1], tonumber(i[2]) - now, ''} end
+local q = first(KEYS[3])
+if q then return {0, 'waiting writer', q[1], queue_left(KEYS[4], q[1]), ''} end
 if not is_cluster then
-  local cw = redis.call('HMGET', KEYS[5], 'holder', 'token')
-  if cw[1] then return {0, 'cluster writer', cw[1], redis.call('PTTL', KEYS[5]), cw[2]} end
-  prune(KEYS[6])
-  local ci = first(KEYS[6])
-  if ci then return {0, 'waiting cluster writer', ci[1], tonumber(ci[2]) - now, ''} end
+  local cw = redis.call('HMGET', KEYS[6], 'holder', 'token')
+  if cw[1] then return {0, 'cluster writer', cw[1], redis.call('PTTL', KEYS[6]), cw[2]} end
+  prune_queue(KEYS[7], KEYS[8])
+  local cq = first(KEYS[7])
+  if cq then return {0, 'waiting cluster writer', cq[1], queue_left(KEYS[8], cq[1]), ''} end
 end
 local exp = now + ttl
 redis.call('ZADD', KEYS[1], exp, member)
 touch(KEYS[1])
 if not is_cluster then
-  redis.call('ZADD', KEYS[4], exp, ARGV[4])
-  touch(KEYS[4])
+  redis.call('ZADD', KEYS[5], exp, ARGV[4])
+  touch(KEYS[5])
 end
 return {1, 0, exp}
 """
@@ -283,9 +305,10 @@ if w[2] == ARGV[1] and left > tonumber(ARGV[2]) then return {1, w[1], w[2], left
 return {0, w[1], w[2], left}
 """
 
-# KEYS: 1 intent zset.  ARGV: 1 holder
-_DROP_INTENT = """
+# KEYS: 1 queue zset, 2 queue liveness zset.  ARGV: 1 queue member
+_LEAVE_QUEUE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """
 
@@ -319,7 +342,7 @@ class ALock:
         self._renew_read = redis.register_script(_RENEW_READ)
         self._release_read = redis.register_script(_RELEASE_READ)
         self._check_fence = redis.register_script(_CHECK_FENCE)
-        self._drop_intent = redis.register_script(_DROP_INTENT)
+        self._leave_queue = redis.register_script(_LEAVE_QUEUE)
         self._waiters: dict[str, dict[asyncio.Event, Mode]] = {}  # per scope, oldest first
         self._listener: asyncio.Task[None] | None = None
         self._listener_ready: asyncio.Event | None = None
@@ -341,25 +364,29 @@ class ALock:
     # --- writers ---
 
     async def try_acquire_write(self, scope: str, holder: str, ttl_s: float) -> Lease | None:
-        """One attempt at the write lease of ``scope``; ``None`` when someone conflicting holds the scope."""
-        granted, _ = await self._try_write(scope, holder, ttl_s, intent_ms=0)
+        """One attempt at the write lease of ``scope``; ``None`` when someone conflicting holds or waits for it."""
+        granted, _ = await self._try_write(scope, holder, ttl_s, queue_ms=0, member=f"{uuid.uuid4().hex}|{holder}")
         return granted
 
     async def acquire_write(self, scope: str, holder: str, ttl_s: float, wait_s: float = 0.0) -> Lease:
-        """The write lease of ``scope``, waiting up to ``wait_s``; raises ``LockTimeout`` naming the blocker."""
+        """The write lease of ``scope``, waiting up to ``wait_s`` in FIFO order with the other waiting writers.
+
+        Raises ``LockTimeout`` naming the blocker when the wait runs out.
+        """
+        member = f"{uuid.uuid4().hex}|{holder}"
 
         async def attempt(last: bool) -> tuple[Lease | None, tuple[str, int]]:
-            return await self._try_write(scope, holder, ttl_s, intent_ms=0 if last else INTENT_MS)
+            return await self._try_write(scope, holder, ttl_s, queue_ms=0 if last else QUEUE_MS, member=member)
 
         try:
             return await self._wait_for(scope, "write", holder, wait_s, attempt)
         except BaseException:
             with contextlib.suppress(Exception):
-                await self._drop_intent(keys=[self._key("intent", scope)], args=[holder])
+                await self._leave_queue(keys=[self._key("q", scope), self._key("qlive", scope)], args=[member])
             raise
 
     async def _try_write(
-        self, scope: str, holder: str, ttl_s: float, *, intent_ms: int
+        self, scope: str, holder: str, ttl_s: float, *, queue_ms: int, member: str
     ) -> tuple[Lease | None, tuple[str, int]]:
         self._check_scope(scope)
         is_cluster = scope == CLUSTER_SCOPE
@@ -368,12 +395,14 @@ class ALock:
                 self._key("w", scope),
                 self._key("r", scope),
                 self._key("fence", scope),
-                self._key("intent", scope),
+                self._key("q", scope),
+                self._key("qlive", scope),
                 self._index(),
                 self._key("w", CLUSTER_SCOPE),
-                self._key("intent", CLUSTER_SCOPE),
+                self._key("q", CLUSTER_SCOPE),
+                self._key("qlive", CLUSTER_SCOPE),
             ],
-            args=[holder, _ttl_ms(ttl_s), int(is_cluster), intent_ms, f"w|{scope}|{holder}"],
+            args=[holder, _ttl_ms(ttl_s), int(is_cluster), queue_ms, f"w|{scope}|{holder}", member],
         )
         if int(reply[0]) == 1:
             lease = Lease(scope=scope, holder=holder, token=int(reply[1]), expires_at=_at(int(reply[2])))
@@ -403,10 +432,12 @@ class ALock:
             keys=[
                 self._key("r", scope),
                 self._key("w", scope),
-                self._key("intent", scope),
+                self._key("q", scope),
+                self._key("qlive", scope),
                 self._index(),
                 self._key("w", CLUSTER_SCOPE),
-                self._key("intent", CLUSTER_SCOPE),
+                self._key("q", CLUSTER_SCOPE),
+                self._key("qlive", CLUSTER_SCOPE),
             ],
             args=[f"{lease_id}|{holder}", _ttl_ms(ttl_s), int(is_cluster), f"r|{scope}|{lease_id}|{holder}"],
         )
@@ -503,26 +534,35 @@ class ALock:
         return int(reply[0]) == 1, _s(reply[1]), _s(reply[2]), int(reply[3])
 
     async def holders(self, scope: str) -> dict[str, Any]:
-        """Who holds ``scope`` right now (for humans and the CLI): the writer, the readers, the last token issued."""
+        """Who holds ``scope`` now (for humans and the CLI): writer, readers, queued writers, last token issued."""
         self._check_scope(scope)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hgetall(self._key("w", scope))
         pipe.pttl(self._key("w", scope))
         pipe.zrange(self._key("r", scope), 0, -1, withscores=True)
         pipe.get(self._key("fence", scope))
+        pipe.zrange(self._key("q", scope), 0, -1)
+        pipe.zrange(self._key("qlive", scope), 0, -1, withscores=True)
         pipe.time()
-        w, w_ttl, readers, fence, (sec, usec) = await pipe.execute()
+        w, w_ttl, readers, fence, queue, live, (sec, usec) = await pipe.execute()
         now = sec * 1000 + usec // 1000
         writer: dict[str, Any] | None = None
         if w:
             fields = {_s(k): _s(v) for k, v in w.items()}
             writer = {"holder": fields["holder"], "token": int(fields["token"]), "remaining_s": w_ttl / 1000}
-        live = []
+        current = []
         for member, score in readers:
             if score > now:
                 lease_id, _, name = _s(member).partition("|")
-                live.append({"holder": name, "lease_id": lease_id, "remaining_s": (score - now) / 1000})
-        return {"writer": writer, "readers": live, "last_token": int(fence) if fence is not None else 0}
+                current.append({"holder": name, "lease_id": lease_id, "remaining_s": (score - now) / 1000})
+        alive = {_s(member) for member, deadline in live if deadline > now}
+        waiting = [_s(member).partition("|")[2] for member in queue if _s(member) in alive]
+        return {
+            "writer": writer,
+            "readers": current,
+            "waiting_writers": waiting,
+            "last_token": int(fence) if fence is not None else 0,
+        }
 
     # --- waiting ---
 
@@ -590,8 +630,9 @@ class ALock:
 
     def _wake(self, scope: str) -> None:
         # A release on a namespace can unblock a cluster writer; a release of the cluster scope can unblock anyone.
-        # Every reader may proceed, but only one writer can win: waking the oldest local writer (not all of them)
-        # keeps a release from causing a retry storm; the others still poll, so a wasted wake-up costs no liveness.
+        # Every reader may proceed, but only the head of the writers' queue can win: the oldest local writer is the
+        # only local candidate, so waking it alone keeps a release from causing a retry storm. Others still poll, so
+        # a wake-up that was not needed, or one that was missed, costs latency, never liveness.
         for waiting, events in self._waiters.items():
             if waiting == scope or CLUSTER_SCOPE in (scope, waiting):
                 writer_woken = False
@@ -659,6 +700,8 @@ def _blocker(kind: str, who: str, token: str) -> str:
     if kind == "reader":
         lease_id, _, holder = who.partition("|")
         return f"reader {holder!r} (read lease {lease_id})"
+    if kind.startswith("waiting"):  # queue member: waiter id | holder
+        return f"{kind} {who.partition('|')[2]!r}"
     if kind == "namespace holder":
         mode, _, rest = who.partition("|")
         scope, _, holder = rest.partition("|")

@@ -229,25 +229,64 @@ async def test_a_waiting_writer_keeps_new_readers_out(lock: ALock) -> None:
     reader = await lock.acquire_read("shop", "early-reader", 60.0)
     waiter = asyncio.create_task(lock.acquire_write("shop", "mitigator", TTL, wait_s=10.0))
 
-    async def intent_registered() -> None:
+    async def queued() -> None:
         while await lock.try_acquire_read("shop", "probe", 0.05) is not None:
             await asyncio.sleep(0.005)
 
-    await asyncio.wait_for(intent_registered(), 5.0)
+    await asyncio.wait_for(queued(), 5.0)
     with pytest.raises(LockTimeout, match="waiting writer 'mitigator'"):
         await lock.acquire_read("shop", "late-reader", TTL, wait_s=0.05)
     await lock.release(reader)
     writer = await asyncio.wait_for(waiter, 5.0)
     await lock.release(writer)
-    assert await lock.try_acquire_read("shop", "late-reader", TTL) is not None  # the intent went with the grant
+    assert await lock.try_acquire_read("shop", "late-reader", TTL) is not None  # the queue emptied with the grant
 
 
-async def test_a_writer_that_gives_up_withdraws_its_intent(lock: ALock) -> None:
+async def test_a_writer_that_gives_up_leaves_the_queue(lock: ALock) -> None:
     reader = await lock.acquire_read("shop", "reader", 60.0)
     with pytest.raises(LockTimeout):
         await lock.acquire_write("shop", "impatient", TTL, wait_s=0.1)
     assert await lock.try_acquire_read("shop", "another-reader", TTL) is not None
     await lock.release(reader)
+
+
+async def test_waiting_writers_are_served_in_arrival_order(lock: ALock) -> None:
+    holder = await lock.acquire_write("shop", "holder", 60.0)
+    order: list[str] = []
+
+    async def writer(name: str) -> None:
+        lease = await lock.acquire_write("shop", name, TTL, wait_s=10)
+        order.append(name)
+        await lock.release(lease)
+
+    names = [f"w{i}" for i in range(5)]
+    tasks = []
+    for i, name in enumerate(names):
+        tasks.append(asyncio.create_task(writer(name)))
+
+        async def joined(n: int = i + 1) -> None:
+            while len((await lock.holders("shop"))["waiting_writers"]) < n:
+                await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(joined(), 5.0)
+    assert (await lock.holders("shop"))["waiting_writers"] == names
+    await lock.release(holder)
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert order == names
+    assert (await lock.holders("shop"))["waiting_writers"] == []
+
+
+async def test_no_barging_past_a_queued_writer_and_a_dead_waiter_is_dropped(lock: ALock) -> None:
+    holder = await lock.acquire_write("shop", "holder", 60.0)
+    # A waiter that joins the queue for 0.5s and then crashes (it never retries nor leaves).
+    granted, _ = await lock._try_write("shop", "ghost", TTL, queue_ms=500, member="ghost-id|ghost")
+    assert granted is None
+    await lock.release(holder)
+    assert await lock.try_acquire_write("shop", "barger", TTL) is None
+    with pytest.raises(LockTimeout, match="waiting writer 'ghost'"):
+        await lock.acquire_read("shop", "reader", TTL)
+    lease = await lock.acquire_write("shop", "patient", TTL, wait_s=5)  # served once the ghost's place lapses
+    assert lease.token == holder.token + 1
 
 
 # --- fencing ------------------------------------------------------------------------------------------------------

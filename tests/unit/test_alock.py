@@ -15,7 +15,7 @@ def test_blockers_read_as_holders() -> None:
     assert _blocker("reader", "abc123|diagnoser", "") == "reader 'diagnoser' (read lease abc123)"
     assert _blocker("namespace holder", "w|shop|inc-9", "") == "writer 'inc-9' of namespace 'shop'"
     assert _blocker("namespace holder", "r|shop|abc|det|x", "") == "reader 'det|x' of namespace 'shop'"
-    assert _blocker("waiting writer", "mitigator", "") == "waiting writer 'mitigator'"
+    assert _blocker("waiting writer", "f00d|mitigator", "") == "waiting writer 'mitigator'"
 
 
 def test_ttl_must_be_positive() -> None:
