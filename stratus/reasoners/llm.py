@@ -146,11 +146,13 @@ class ToolLoop:
         max_steps: int = 30,
         tool_choice: ToolChoice = "auto",
         context_chars: int | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         self.client = client
         self.max_steps = max_steps
         self.tool_choice = tool_choice
         self.context_chars = context_chars
+        self.max_tokens = max_tokens
 
     async def run(self, messages: list[dict[str, Any]], box: Toolbox) -> LoopResult:
         usage = Usage()
@@ -163,7 +165,9 @@ class ToolLoop:
                 )
             self._compact(messages)
             try:
-                reply = await self.client.chat(messages, tools=specs, tool_choice=self.tool_choice)
+                reply = await self.client.chat(
+                    messages, tools=specs, tool_choice=self.tool_choice, max_tokens=self.max_tokens
+                )
             except (LLMUnavailable, LLMRequestRejected) as exc:
                 return LoopResult(False, f"the LLM failed after {step} steps: {exc}", usage, messages, exc)
             usage = add_usage(usage, reply.usage)
@@ -312,6 +316,16 @@ class LLMOptions:
     tool_choice: ToolChoice = "auto"
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
     context_chars: int | None = None
+    """Shorten the oldest tool results when the conversation's text exceeds this (None: never)."""
+    typed_writes: bool = True
+    """Offer one typed tool per write verb (else writes go through kubectl lines only)."""
+    max_tokens: int | None = None
+    """Cap on each reply's length."""
+
+    @classmethod
+    def compact(cls, max_steps: int = 30) -> LLMOptions:
+        """For a small local model with a ~4k-token context."""
+        return cls(max_steps=max_steps, max_output_chars=1500, context_chars=7000, typed_writes=False, max_tokens=512)
 
 
 class _LLMReasoner:
@@ -323,8 +337,9 @@ class _LLMReasoner:
 
     @classmethod
     def from_settings(cls, settings: ReasonerSettings, options: LLMOptions | None = None) -> Self:
-        options = options or LLMOptions()
-        options.max_steps = settings.llm_max_steps
+        if options is None:
+            steps = settings.llm_max_steps
+            options = LLMOptions.compact(steps) if settings.llm_compact else LLMOptions(max_steps=steps)
         return cls(LLMClient.from_settings(settings), options)
 
     async def aclose(self) -> None:
@@ -333,7 +348,13 @@ class _LLMReasoner:
 
     def _loop(self) -> ToolLoop:
         o = self.options
-        return ToolLoop(self.client, max_steps=o.max_steps, tool_choice=o.tool_choice, context_chars=o.context_chars)
+        return ToolLoop(
+            self.client,
+            max_steps=o.max_steps,
+            tool_choice=o.tool_choice,
+            context_chars=o.context_chars,
+            max_tokens=o.max_tokens,
+        )
 
 
 class LLMDiagnosisReasoner(_LLMReasoner):
@@ -371,7 +392,8 @@ class LLMMitigationReasoner(_LLMReasoner):
     """Plan and run one transaction of at most K writes through the tools; ends with ``end_transaction``."""
 
     async def mitigate(self, request: MitigateRequest, tools: MitigationTools) -> MitigationResult:
-        box = mitigation_toolbox(tools, request.scope, limit=self.options.max_output_chars)
+        o = self.options
+        box = mitigation_toolbox(tools, request.scope, limit=o.max_output_chars, typed_writes=o.typed_writes)
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": MITIGATION_SYSTEM.format(k=request.max_actions, scope=request.scope)},
             {"role": "user", "content": mitigation_prompt(request)},

@@ -401,8 +401,14 @@ def _write_schema(verb: str) -> dict[str, Any]:
     return schema
 
 
-def mitigation_toolbox(tools: MitigationTools, scope: str, *, limit: int = DEFAULT_MAX_OUTPUT_CHARS) -> Toolbox:
-    """Read tools, a read-or-write ``kubectl``, one typed tool per write verb, and ``end_transaction``."""
+def mitigation_toolbox(
+    tools: MitigationTools, scope: str, *, limit: int = DEFAULT_MAX_OUTPUT_CHARS, typed_writes: bool = True
+) -> Toolbox:
+    """Read tools, a read-or-write ``kubectl``, one typed tool per write verb, and ``end_transaction``.
+
+    ``typed_writes=False`` leaves out the typed write tools (their schemas are ~3,000 tokens, too many for a small
+    model's context): the model then writes through ``kubectl`` lines only.
+    """
     reads = [t for t in read_tools(tools, scope, limit=limit) if t.name != "kubectl"]
     box = Toolbox(tools=[], terminal="end_transaction")
 
@@ -462,7 +468,7 @@ def mitigation_toolbox(tools: MitigationTools, scope: str, *, limit: int = DEFAU
     box.tools = [
         kubectl_tool,
         *reads,
-        *(typed(verb) for verb in TYPED_WRITE_VERBS),
+        *(typed(verb) for verb in (TYPED_WRITE_VERBS if typed_writes else ())),
         _tool(
             "end_transaction",
             "End your transaction (call it once, after your last write): the system then measures the incident's "
