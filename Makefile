@@ -38,3 +38,19 @@ status: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+
+# Opt-in local LLM (not part of `make test`): Qwen2.5-Coder-1.5B-Instruct served by llama.cpp on 127.0.0.1.
+LLM_PORT ?= 8089
+export LLM_PORT
+.PHONY: llm-local llm-stop test-llm
+
+llm-local: install
+	@bash scripts/llm-local.sh start
+
+llm-stop:
+	@bash scripts/llm-local.sh stop
+
+test-llm: llm-local
+	STRATUS_LLM_BASE_URL=http://127.0.0.1:$(LLM_PORT)/v1 STRATUS_LLM_MODEL=local STRATUS_LLM_COMPACT=true \
+	STRATUS_LLM_PRICE_IN_PER_MTOK=0 STRATUS_LLM_PRICE_OUT_PER_MTOK=0 \
+	$(BIN)/pytest -q -p no:cacheprovider --timeout=1800 -rA tests_llm
