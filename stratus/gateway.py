@@ -70,7 +70,14 @@ from stratus.actions import (
 )
 from stratus.confinement import Refusal, Role, confine_action
 from stratus.contracts import ActionSpec, JournalRecord, Lease, new_id
-from stratus.digest import CLUSTER_DIGEST_KINDS, NAMESPACED_DIGEST_KINDS, SERVER_METADATA, StateDigest, digest_of
+from stratus.digest import (
+    CLUSTER_DIGEST_KINDS,
+    NAMESPACED_DIGEST_KINDS,
+    SERVER_METADATA,
+    StateDigest,
+    digest_of,
+    normalise,
+)
 from stratus.errors import PermanentError, StratusError
 from stratus.kubectl import parse_command, render_describe, render_events, render_object, render_table
 
@@ -78,6 +85,7 @@ Obj = dict[str, Any]
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 REVISION = "deployment.kubernetes.io/revision"
+CONFLICT_RETRIES = 5
 RECREATING_OWNERS = {"Pod": {"ReplicaSet", "StatefulSet", "DaemonSet", "Job"}, "ReplicaSet": {"Deployment"}}
 """Kinds whose deletion a live controller undoes by itself, and the controllers that do it."""
 
@@ -525,12 +533,13 @@ class ReadGateway:
 
     def _digest_sync(self, scope: str) -> StateDigest:
         objects: list[Obj] = []
-        if scope == CLUSTER_SCOPE:
-            for kind in CLUSTER_DIGEST_KINDS:
-                objects.extend(self.api.items(kind, None))
-        else:
-            for kind in NAMESPACED_DIGEST_KINDS:
-                objects.extend(self.api.items(kind, scope))
+        kinds, namespace = (CLUSTER_DIGEST_KINDS, None) if scope == CLUSTER_SCOPE else (NAMESPACED_DIGEST_KINDS, scope)
+        for kind in kinds:
+            try:
+                objects.extend(self.api.items(kind, namespace))
+            except KubeApiError as exc:
+                if exc.status != 404:  # a server that does not serve the kind has none of it
+                    raise
         return digest_of(scope, objects)
 
     async def get_object(self, kind: str, namespace: str | None, name: str) -> Obj | None:
@@ -657,7 +666,8 @@ class WriteGateway(ReadGateway):
             raise PermanentError("this gateway has no journal: writes are refused (every write is journaled first)")
         spec = action.to_spec()
         try:
-            dry = await self._call(self._execute_sync, action, None, True)
+            basis = await self._call(self._pre_image_sync, action)
+            dry = await self._send(action, basis, dry_run=True)
         except KubeApiError as exc:
             return WriteResult(
                 ok=False,
@@ -691,7 +701,7 @@ class WriteGateway(ReadGateway):
         await self._fence()
         self.writes += 1
         try:
-            after = await self._call(self._execute_sync, action, pre, False)
+            after = await self._send(action, pre, dry_run=False)
             ok, message = True, _done(action, after, note)
             summary = summarise(after) if isinstance(after, dict) and after.get("metadata") else None
         except KubeApiError as exc:
@@ -758,12 +768,12 @@ class WriteGateway(ReadGateway):
             raise KubeApiError(409, "Conflict", f"{action.target} kept changing; the undo did not converge")
         pre = await self._call(self._pre_image_sync, action)
         await self._fence()
-        return await self._call(self._execute_sync, action, pre, False)
+        return await self._send(action, pre, dry_run=False)
 
     # -- sync pieces (run in a thread)
 
     def _pre_image_sync(self, action: Action) -> Obj | None:
-        if isinstance(action, Exec):
+        if isinstance(action, (Exec, Create)):
             return None
         return self.api.get(action.kind, action.namespace, str(action.name))
 
@@ -805,10 +815,33 @@ class WriteGateway(ReadGateway):
                     return f"{ref['kind']}/{ref.get('name')}"
         return None
 
-    def _execute_sync(self, action: Action, pre: Obj | None, dry_run: bool) -> Any:
-        """Send the action. ``dry_run``: against the current object; else against ``pre`` with its resourceVersion."""
+    async def _send(self, action: Action, base: Obj | None, *, dry_run: bool) -> Any:
+        """Send the action against ``base`` (its resourceVersion is the precondition), riding out status churn.
+
+        Controllers and kubelets bump an object's resourceVersion with status updates all the time, so the
+        precondition can fail although nothing a writer declared changed. On such a conflict the object is read again:
+        if its normalised (spec-level) state still equals ``base``'s, the recorded pre-image and undo remain exact and
+        the write is retried on the fresh resourceVersion (fenced again); otherwise the write fails and nothing changed.
+        """
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                return await self._call(self._execute_sync, action, base, dry_run)
+            except KubeApiError as exc:
+                if not _is_conflict(exc) or base is None or attempt == CONFLICT_RETRIES:
+                    raise
+                fresh = await self._call(self._pre_image_sync, action)
+                if fresh is None or (not dry_run and normalise(fresh) != normalise(base)):
+                    raise KubeApiError(
+                        409, "Conflict", f"{action.target} changed after its pre-image was recorded: {exc.api_message}"
+                    ) from exc
+                base = fresh
+                if not dry_run:
+                    await self._fence()
+        raise AssertionError("unreachable")
+
+    def _execute_sync(self, action: Action, base: Obj | None, dry_run: bool) -> Any:
+        """Send the action against ``base`` (None: the object does not exist), with its resourceVersion."""
         api = self.api
-        base = pre if not dry_run else (None if isinstance(action, (Create, Exec)) else self._pre_image_sync(action))
         if isinstance(action, Create):
             return api.create(action.manifest, dry_run=dry_run)
         if isinstance(action, (Apply, Replace)):
@@ -919,6 +952,11 @@ class WriteGateway(ReadGateway):
         if code != 0:
             raise ExecFailed(0, "", f"command terminated with exit code {code}: {err.strip() or out.strip()}")
         return {"stdout": out, "stderr": err, "exitCode": code}
+
+
+def _is_conflict(exc: KubeApiError) -> bool:
+    """A failed resourceVersion precondition: 409, or a JSON-patch ``test`` of it that failed (422)."""
+    return exc.status == 409 or (exc.status == 422 and "/metadata/resourceVersion" in exc.api_message)
 
 
 def _with_rv(manifest: Obj, base: Obj) -> Obj:

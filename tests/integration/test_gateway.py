@@ -36,6 +36,7 @@ from stratus.digest import diff_snapshots
 from stratus.gateway import KubeApi, ReadGateway, WriteGateway
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.fixtures_arena"]
 
 IMAGE = "nginx:1.25"
 IMAGE2 = "nginx:1.27"
@@ -415,12 +416,18 @@ async def test_exec_with_declared_inverse(kubeconfig: Path, reader: ReadGateway,
     journal, fence = Journal(), Fence()
     gw = writer(kubeconfig, ns, journal, fence)
     with pytest.raises(Refusal, match="no inverse command was declared"):
-        await gw.write(Exec(namespace=ns, name=pod, command=["touch", "/tmp/ready"]))
-    action = Exec(namespace=ns, name=pod, command=["touch", "/tmp/ready"], inverse=["rm", "/tmp/ready"])
+        await gw.write(Exec(namespace=ns, name=pod, command=["sh", "-c", "touch /tmp/ready"]))
+    action = Exec(
+        namespace=ns, name=pod, command=["sh", "-c", "touch /tmp/ready"], inverse=["sh", "-c", "rm -f /tmp/ready"]
+    )
     result = await gw.write(action)
     assert result.ok, result.message
-    intent = journal.phase("intent")[0]
-    assert intent.undo[0].params["command"] == ["rm", "/tmp/ready"]
+    intent, outcome = journal.records
+    assert intent.undo[0].params["command"] == ["sh", "-c", "rm -f /tmp/ready"] and outcome.ok is True
     undone = await gw.apply_undo(intent.undo[0])
     assert undone.ok, undone.message
+    # A command that fails may still have changed something: its outcome is recorded as unknown, so it is undone.
+    failing = await gw.write(Exec(namespace=ns, name=pod, command=["frobnicate"], inverse=["unfrobnicate"]))
+    assert not failing.ok and "exit code 127" in failing.message
+    assert journal.records[-1].phase == "outcome" and journal.records[-1].ok is None
     gw.close()
