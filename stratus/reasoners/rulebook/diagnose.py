@@ -33,11 +33,15 @@ def trace_component(snap: Snapshot, h: Hypothesis) -> str:
 
 
 def rank(snap: Snapshot, findings: list[Finding], graph: CallGraph) -> list[str]:
-    """Components, most likely first: root findings (traces agreeing first), trace hypotheses, then symptoms."""
+    """Components, most likely first.
+
+    With root-cause findings: those (the ones the traces also blame first). Without: where the traces say failures
+    start, then the components symptoms point at. A short list on purpose: every extra name dilutes localisation.
+    """
     blamed = [trace_component(snap, h) for h in graph.hypotheses]
     roots = [f for f in findings if f.caused_by is None and f.confidence >= 0.5]
     roots.sort(key=lambda f: -(f.confidence + (0.05 if f.component in blamed[:3] else 0.0)))
-    order = [f.component for f in roots] + blamed + [f.caused_by or f.component for f in findings]
+    order = [f.component for f in roots] if roots else blamed + [f.caused_by or f.component for f in findings]
     out: list[str] = []
     for c in order:
         if c and c not in out:
