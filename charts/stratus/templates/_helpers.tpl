@@ -1,0 +1,163 @@
+{{/* Names, labels and the per-service pieces shared by the templates. */}}
+
+{{- define "stratus.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <release>-stratus, or the release name alone when it already contains the chart name; at most 50 characters
+so that "-<service>-write-namespaced" suffixes stay within 63. */}}
+{{- define "stratus.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "stratus.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "stratus.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "stratus.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "stratus.labels" -}}
+helm.sh/chart: {{ include "stratus.chart" . }}
+{{ include "stratus.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: stratus
+{{- end }}
+
+{{/* Labels of one service's objects: (dict "root" $ "name" "bridge") */}}
+{{- define "stratus.componentLabels" -}}
+{{ include "stratus.labels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{- define "stratus.componentSelectorLabels" -}}
+{{ include "stratus.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{/* <fullname>-<service>: the Deployment, Service and ServiceAccount of one service. */}}
+{{- define "stratus.componentName" -}}
+{{- printf "%s-%s" (include "stratus.fullname" .root) .name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "stratus.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "stratus.webhookSecretName" -}}
+{{- default (printf "%s-webhook" (include "stratus.fullname" .)) .Values.webhook.existingSecret }}
+{{- end }}
+
+{{- define "stratus.llmSecretName" -}}
+{{- default (printf "%s-llm" (include "stratus.fullname" .)) .Values.llm.existingSecret }}
+{{- end }}
+
+{{/* True when an LLM key is available from the chart's Secret or an existing one. */}}
+{{- define "stratus.hasLlmKey" -}}
+{{- if or .Values.llm.apiKey .Values.llm.existingSecret }}true{{- end }}
+{{- end }}
+
+{{/* Services whose access is read or write (they get a token and RBAC). */}}
+{{- define "stratus.needsApi" -}}
+{{- if has .access (list "read" "write") }}true{{- end }}
+{{- end }}
+
+{{/* Environment of one service: (dict "root" $ "name" "mitigator" "svc" $svc). Only settings the service's
+settings class defines (stratus/settings.py); tests/unit/test_chart.py checks it. */}}
+{{- define "stratus.env" -}}
+{{- $root := .root }}
+{{- $name := .name }}
+{{- $svc := .svc }}
+{{- $severity := has $name (list "detector" "coordinator" "mitigator") }}
+{{- $reasoner := has $name (list "diagnoser" "mitigator") }}
+- name: STRATUS_NATS_URL
+  value: {{ $root.Values.nats.url | quote }}
+{{- if ne $name "bridge" }}
+{{- if $root.Values.redis.existingSecret }}
+- name: STRATUS_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.redis.existingSecret }}
+      key: {{ $root.Values.redis.existingSecretKey }}
+{{- else }}
+- name: STRATUS_REDIS_URL
+  value: {{ $root.Values.redis.url | quote }}
+{{- end }}
+{{- end }}
+- name: STRATUS_LOG_LEVEL
+  value: {{ $root.Values.logLevel | quote }}
+- name: STRATUS_METRICS_PORT
+  value: {{ $root.Values.metricsPort | quote }}
+- name: STRATUS_SCOPES
+  value: {{ $root.Values.scopes | toJson | quote }}
+- name: STRATUS_INSTANCE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- if eq $name "bridge" }}
+- name: STRATUS_HOST
+  value: "0.0.0.0"
+- name: STRATUS_PORT
+  value: {{ $svc.port | quote }}
+- name: STRATUS_WEBHOOK_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "stratus.webhookSecretName" $root }}
+      key: {{ $root.Values.webhook.existingSecretKey }}
+{{- end }}
+{{- if $severity }}
+{{- with $root.Values.observability.alertmanagerUrl }}
+- name: STRATUS_ALERTMANAGER_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- if or $severity (eq $name "diagnoser") }}
+{{- with $root.Values.observability.prometheusUrl }}
+- name: STRATUS_PROMETHEUS_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- if has $name (list "diagnoser" "mitigator") }}
+{{- with $root.Values.observability.jaegerUrl }}
+- name: STRATUS_JAEGER_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- if $reasoner }}
+{{- with $root.Values.llm.baseUrl }}
+- name: STRATUS_LLM_BASE_URL
+  value: {{ . | quote }}
+{{- end }}
+- name: STRATUS_LLM_MODEL
+  value: {{ $root.Values.llm.model | quote }}
+{{- if include "stratus.hasLlmKey" $root }}
+- name: STRATUS_LLM_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "stratus.llmSecretName" $root }}
+      key: {{ $root.Values.llm.existingSecretKey }}
+{{- end }}
+{{- end }}
+{{- if eq $name "mitigator" }}
+- name: STRATUS_POLICY
+  value: {{ $svc.policy | default "auto" | quote }}
+{{- end }}
+{{- with $root.Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- with $svc.env }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
