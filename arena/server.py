@@ -86,9 +86,14 @@ class ArenaServer:
         log.info("arena serving on %s", self.url)
         await self._stopped.wait()
         self.api.closing.set()
+        self.cluster.store.close_watchers()
         self.cluster.stop()
         await controllers
         await runner.cleanup()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def stop(self) -> None:
         if self._loop is not None and self._stopped is not None and not self._loop.is_closed():

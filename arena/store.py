@@ -146,6 +146,13 @@ class Store:
             self._watchers.add(w)
         return w, backlog
 
+    def close_watchers(self) -> None:
+        """End every watch (server shutdown)."""
+        with self._lock:
+            watchers = list(self._watchers)
+        for w in watchers:
+            w.push(None)
+
     def unwatch(self, w: Watcher) -> None:
         with self._lock:
             self._watchers.discard(w)
