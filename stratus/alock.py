@@ -137,6 +137,13 @@ local function first(key)
   if #m > 0 then return m end
   return nil
 end
+-- A write lease is valid while its 'exp' (Redis ms) is ahead of ``now``: the same rule as the readers' and index
+-- scores, and independent of when Redis lazily deletes the key (it keeps a key through its last millisecond).
+local function writer(key)
+  local w = redis.call('HMGET', key, 'holder', 'token', 'exp')
+  if w[1] and tonumber(w[3]) > now then return w end
+  return nil
+end
 -- The writers' queue: one zset ordered by arrival (ms, ties by member) and one by liveness deadline (ms).
 local function prune_queue(queue, live)
   local dead = redis.call('ZRANGEBYSCORE', live, '-inf', now)
@@ -176,8 +183,8 @@ local function refuse(kind, who, left, token)
   end
   return {0, kind, who, left, token or ''}
 end
-local w = redis.call('HMGET', KEYS[1], 'holder', 'token')
-if w[1] then return refuse('writer', w[1], redis.call('PTTL', KEYS[1]), w[2]) end
+local w = writer(KEYS[1])
+if w then return refuse('writer', w[1], tonumber(w[3]) - now, w[2]) end
 local r = first(KEYS[2])
 if r then return refuse('reader', r[1], tonumber(r[2]) - now) end
 local head = first(KEYS[4])
@@ -187,8 +194,8 @@ if is_cluster then
   local h = first(KEYS[6])
   if h then return refuse('namespace holder', h[1], tonumber(h[2]) - now) end
 else
-  local cw = redis.call('HMGET', KEYS[7], 'holder', 'token')
-  if cw[1] then return refuse('cluster writer', cw[1], redis.call('PTTL', KEYS[7]), cw[2]) end
+  local cw = writer(KEYS[7])
+  if cw then return refuse('cluster writer', cw[1], tonumber(cw[3]) - now, cw[2]) end
   prune_queue(KEYS[8], KEYS[9])
   local cq = first(KEYS[8])
   if cq then return refuse('waiting cluster writer', cq[1], queue_left(KEYS[9], cq[1])) end
@@ -216,13 +223,13 @@ _ACQUIRE_READ = (
     + """
 local member, ttl, is_cluster = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 prune(KEYS[1]); prune_queue(KEYS[3], KEYS[4])
-local w = redis.call('HMGET', KEYS[2], 'holder', 'token')
-if w[1] then return {0, 'writer', w[1], redis.call('PTTL', KEYS[2]), w[2]} end
+local w = writer(KEYS[2])
+if w then return {0, 'writer', w[1], tonumber(w[3]) - now, w[2]} end
 local q = first(KEYS[3])
 if q then return {0, 'waiting writer', q[1], queue_left(KEYS[4], q[1]), ''} end
 if not is_cluster then
-  local cw = redis.call('HMGET', KEYS[6], 'holder', 'token')
-  if cw[1] then return {0, 'cluster writer', cw[1], redis.call('PTTL', KEYS[6]), cw[2]} end
+  local cw = writer(KEYS[6])
+  if cw then return {0, 'cluster writer', cw[1], tonumber(cw[3]) - now, cw[2]} end
   prune_queue(KEYS[7], KEYS[8])
   local cq = first(KEYS[7])
   if cq then return {0, 'waiting cluster writer', cq[1], queue_left(KEYS[8], cq[1]), ''} end
@@ -243,8 +250,9 @@ return {1, 0, exp}
 _RENEW_WRITE = (
     _PRELUDE
     + """
-local w = redis.call('HMGET', KEYS[1], 'holder', 'token')
-if w[1] ~= ARGV[1] or w[2] ~= ARGV[2] then return {0, w[1] or '', w[2] or ''} end
+local w = writer(KEYS[1])
+if not w then return {0, '', ''} end
+if w[1] ~= ARGV[1] or w[2] ~= ARGV[2] then return {0, w[1], w[2]} end
 local exp = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'exp', exp)
 redis.call('PEXPIREAT', KEYS[1], exp)
@@ -257,14 +265,17 @@ return {1, exp}
 )
 
 # KEYS: 1 writer hash, 2 namespace-holder index.  ARGV: 1 holder, 2 token, 3 index member, 4 channel, 5 scope
-_RELEASE_WRITE = """
-local w = redis.call('HMGET', KEYS[1], 'holder', 'token')
-if w[1] ~= ARGV[1] or w[2] ~= ARGV[2] then return 0 end
+_RELEASE_WRITE = (
+    _PRELUDE
+    + """
+local w = writer(KEYS[1])
+if not w or w[1] ~= ARGV[1] or w[2] ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 """
+)
 
 # KEYS: 1 readers zset, 2 namespace-holder index.  ARGV: 1 member, 2 ttl_ms, 3 is_cluster, 4 index member
 _RENEW_READ = (
@@ -297,13 +308,16 @@ return held
 
 # KEYS: 1 writer hash.  ARGV: 1 token, 2 min remaining ms
 # -> {ok, current holder or '', current token or '', remaining ms}
-_CHECK_FENCE = """
-local w = redis.call('HMGET', KEYS[1], 'holder', 'token')
-local left = redis.call('PTTL', KEYS[1])
-if not w[1] or left <= 0 then return {0, '', '', left} end  -- expiring this very millisecond counts as gone
+_CHECK_FENCE = (
+    _PRELUDE
+    + """
+local w = writer(KEYS[1])
+if not w then return {0, '', '', 0} end
+local left = tonumber(w[3]) - now
 if w[2] == ARGV[1] and left > tonumber(ARGV[2]) then return {1, w[1], w[2], left} end
 return {0, w[1], w[2], left}
 """
+)
 
 # KEYS: 1 queue zset, 2 queue liveness zset.  ARGV: 1 queue member
 _LEAVE_QUEUE = """
@@ -538,18 +552,18 @@ class ALock:
         self._check_scope(scope)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hgetall(self._key("w", scope))
-        pipe.pttl(self._key("w", scope))
         pipe.zrange(self._key("r", scope), 0, -1, withscores=True)
         pipe.get(self._key("fence", scope))
         pipe.zrange(self._key("q", scope), 0, -1)
         pipe.zrange(self._key("qlive", scope), 0, -1, withscores=True)
         pipe.time()
-        w, w_ttl, readers, fence, queue, live, (sec, usec) = await pipe.execute()
+        w, readers, fence, queue, live, (sec, usec) = await pipe.execute()
         now = sec * 1000 + usec // 1000
         writer: dict[str, Any] | None = None
-        if w:
-            fields = {_s(k): _s(v) for k, v in w.items()}
-            writer = {"holder": fields["holder"], "token": int(fields["token"]), "remaining_s": w_ttl / 1000}
+        fields = {_s(k): _s(v) for k, v in w.items()}
+        if fields and int(fields["exp"]) > now:
+            remaining = (int(fields["exp"]) - now) / 1000
+            writer = {"holder": fields["holder"], "token": int(fields["token"]), "remaining_s": remaining}
         current = []
         for member, score in readers:
             if score > now:
