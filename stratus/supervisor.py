@@ -104,6 +104,9 @@ class Supervisor:
                 proc.wait(timeout=5)
         for pump in self._pumps:
             pump.join(timeout=2)
+        for _, proc in self.children:
+            if proc.stdout is not None:
+                proc.stdout.close()
         for server in reversed(self.started_servers):
             server.stop()
         self.children.clear()

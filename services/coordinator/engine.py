@@ -203,8 +203,8 @@ class Engine:
         if attempt is None or attempt.tx_id != event.tx_id or record.state != "undoing":
             return
         attempt.undo_divergences = len(event.divergences)
+        restored = await self._settle_after_undo(record)
         await self._release_lease(record)
-        restored = await self.observer.measure(record.scope)
         record.visible_mu.append(restored.mu)
         if event.divergences:
             record.report = f"undo of {attempt.tx_id} left {len(event.divergences)} divergence(s)"
@@ -337,6 +337,24 @@ class Engine:
         record.reflections.append(reflection(attempt, post))
         self._move(record, "aborted", reason)
         await self._begin_undo(record, attempt, lost)
+
+    async def _settle_after_undo(self, record: IncidentRecord) -> Severity:
+        """The restored spec needs the controllers to converge (pods recreated, Ready) before the state is visible
+        again: keep the lease, and measure until mu is back at or under b, or the settling time runs out."""
+        assert record.lease is not None
+        deadline = asyncio.get_running_loop().time() + max(3 * self.settings.settle_s, 10.0)
+        restored = await self.observer.measure(record.scope)
+        with contextlib.suppress(FencingError):
+            async with lease_keeper(
+                self.alock, record.lease, self.settings.lease_ttl_s, release_on_exit=False
+            ) as keeper:
+                await self.sleep(self.settings.settle_s)
+                restored = await self.observer.measure(record.scope)
+                while restored.mu > record.baseline and asyncio.get_running_loop().time() < deadline:
+                    await self.sleep(1.0)
+                    restored = await self.observer.measure(record.scope)
+                record.lease = keeper.lease
+        return restored
 
     async def _begin_undo(self, record: IncidentRecord, attempt: Attempt, need_new_lease: bool) -> None:
         if need_new_lease or record.lease is None:

@@ -1,0 +1,94 @@
+"""The whole system for end-to-end tests: an arena, real NATS and Redis, and the six services as processes.
+
+``Timeline`` follows the incident events of one scope on JetStream, so a test waits on what the system does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from stratus.bus import Bus
+from stratus.contracts import ALL_EVENTS, EVENTS_STREAM
+from stratus.supervisor import Supervisor
+
+FAST = {
+    "STRATUS_PROBE_INTERVAL_S": "0.5",
+    "STRATUS_CONFIRM_PROBES": "2",
+    "STRATUS_SETTLE_S": "2",
+    "STRATUS_LEASE_TTL_S": "6",
+    "STRATUS_LOG_LEVEL": "INFO",
+}
+
+
+@contextmanager
+def running_system(
+    nats_url: str, redis_url: str, kubeconfig: Path, scope: str, prefix: str, log: Path, **env: str
+) -> Iterator[Supervisor]:
+    lines: list[str] = []
+    settings = {
+        **FAST,
+        "STRATUS_KUBECONFIG": str(kubeconfig),
+        "STRATUS_SCOPES": json.dumps([scope]),
+        "STRATUS_REDIS_PREFIX": prefix,
+        **env,
+    }
+    sup = Supervisor(nats_url, redis_url, env=settings, echo=lines.append)
+    sup.start_services()
+    try:
+        yield sup
+    finally:
+        sup.stop()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("\n".join(lines))
+
+
+class Timeline:
+    """Incident events of one scope, as they arrive on the STRATUS_EVENTS stream."""
+
+    def __init__(self, bus: Bus, scope: str) -> None:
+        self.bus = bus
+        self.scope = scope
+        self.incidents: set[str] = set()
+        self.events: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+        self._sub: Any = None
+
+    async def start(self) -> Timeline:
+        await self.bus.ensure_streams()
+        self._sub = await self.bus.js.subscribe(ALL_EVENTS, stream=EVENTS_STREAM, cb=self._on, ordered_consumer=True)
+        return self
+
+    async def _on(self, msg: Any) -> None:
+        data = json.loads(msg.data)
+        if data.get("kind") == "incident_opened" and data.get("scope") == self.scope:
+            self.incidents.add(data["incident_id"])
+        if data.get("incident_id") in self.incidents:
+            self.events.append(data)
+            self._changed.set()
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["kind"] == kind]
+
+    async def wait_for(self, kind: str, count: int = 1, timeout: float = 60.0, **match: Any) -> list[dict[str, Any]]:
+        async def until() -> list[dict[str, Any]]:
+            while True:
+                found = [e for e in self.of(kind) if all(e.get(k) == v for k, v in match.items())]
+                if len(found) >= count:
+                    return found
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            return await asyncio.wait_for(until(), timeout)
+        except TimeoutError:
+            kinds = [f"{e['kind']}:{e.get('state', e.get('decision', ''))}" for e in self.events]
+            raise AssertionError(f"no {count} x {kind} {match} within {timeout}s; saw {kinds}") from None
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
