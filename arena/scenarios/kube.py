@@ -168,6 +168,9 @@ class Kube:
                 out.append(ws.read_stdout())
             if ws.peek_stderr():
                 err.append(ws.read_stderr())
-        ws.close()
         code = ws.returncode
+        ws.close()
+        sock = getattr(ws, "sock", None)
+        if sock is not None:  # websocket-client skips closing when the server hung up first
+            sock.shutdown()
         return "".join(out), "".join(err), int(code) if code is not None else 0

@@ -1,0 +1,240 @@
+"""``stratus arena`` commands of the applications half: up, scenarios, inject, check, recover, symptoms, workload,
+validate, bench-apps. Mounted into ``arena/cli.py`` (this module's ``app``)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(add_completion=False)
+
+KUBECONFIG = Path("arena.kubeconfig")
+KubeconfigOpt = Annotated[Path, typer.Option("--kubeconfig", help="Kubeconfig of the arena.")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="Oracle: strict (default) or compat (AIOpsLab's own).")]
+
+
+def _engine(kubeconfig: Path, plane_url: str | None = None) -> Any:
+    from arena.scenarios.engine import Engine, PlaneClient
+    from arena.scenarios.kube import Kube
+
+    if not kubeconfig.exists():
+        typer.echo(f"no kubeconfig at {kubeconfig}: start an arena with `stratus arena up --app ...` first", err=True)
+        raise typer.Exit(2)
+    kube = Kube.from_kubeconfig(str(kubeconfig))
+    return Engine(kube, PlaneClient(plane_url) if plane_url else None)
+
+
+def _scenario(pid: str) -> Any:
+    from arena.scenarios.engine import Registry
+
+    try:
+        return Registry().get(pid)
+    except KeyError as e:
+        typer.echo(str(e).strip('"'), err=True)
+        raise typer.Exit(2) from None
+
+
+def _arena_answers(kubeconfig: Path) -> bool:
+    from arena.scenarios.engine import plane_url
+
+    if not kubeconfig.exists():
+        return False
+    try:
+        eng = _engine(kubeconfig)
+        return plane_url(eng.kube) is not None
+    except Exception:
+        return False
+
+
+@app.command()
+def up(
+    apps: Annotated[list[str], typer.Option("--app", help="hotel-reservation and/or social-network (repeatable).")],
+    host: Annotated[str, typer.Option(help="Address to listen on (when starting an arena).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port when starting an arena (0: a free one).")] = 6443,
+    plane_port: Annotated[int, typer.Option(help="Port of the Jaeger/Prometheus/load endpoints (0: free).")] = 16686,
+    kubeconfig: KubeconfigOpt = KUBECONFIG,
+    background_rps: Annotated[float, typer.Option(help="Background requests per second to each app.")] = 2.0,
+    timeout: Annotated[float, typer.Option(help="Longest wait for every pod to be Ready.")] = 120.0,
+) -> None:
+    """Deploy applications (plain manifests through the Kubernetes API) and wait until every pod is Ready.
+
+    If the kubeconfig points at a running arena with the applications plane, deploy there and return; otherwise
+    start one in this process, deploy, and serve until Ctrl-C.
+    """
+    from arena.apps import APPS
+
+    unknown = [a for a in apps if a not in APPS]
+    if unknown:
+        raise typer.BadParameter(f"unknown app(s) {unknown}; choose from {', '.join(APPS)}")
+    arena = None
+    if not _arena_answers(kubeconfig):
+        from arena.telemetry.plane import AppsArena
+
+        arena = AppsArena(host=host, port=port, plane_port=plane_port, background_rps=background_rps).start()
+        arena.write_kubeconfig(kubeconfig)
+        typer.echo(f"arena serving the Kubernetes API on {arena.url}; kubeconfig: {kubeconfig}")
+        typer.echo(f"Jaeger query API and Prometheus /metrics on {arena.plane_url}")
+    engine = _engine(kubeconfig)
+    for name in apps:
+        spec = APPS[name]
+        t0 = time.monotonic()
+        engine.deploy(spec)
+        try:
+            engine.wait_ready(spec.namespace, timeout)
+        except TimeoutError as e:
+            typer.echo(f"{name}: {e}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(
+            f"{name}: {len(engine.pods(spec.namespace))} pods Ready in {time.monotonic() - t0:.2f}s "
+            f"(namespace {spec.namespace})"
+        )
+    if arena is None:
+        return
+    done = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    typer.echo("serving; Ctrl-C to stop")
+    while not done.wait(0.5):
+        pass
+    arena.stop()
+
+
+@app.command()
+def scenarios(
+    app_name: Annotated[str | None, typer.Option("--app", help="Only this application.")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="Only this task (detection, localization, analysis, mitigation).")
+    ] = None,
+) -> None:
+    """List the problem ids of the scenario files, with app, target and RCA."""
+    from arena.scenarios.engine import Registry
+
+    reg = Registry()
+    for pid in reg.ids():
+        sc, t = reg.get(pid)
+        if (app_name and sc.app != app_name) or (task and t != task):
+            continue
+        gt = sc.ground_truth
+        rca = f"{gt.system_level} / {gt.fault_type}" if gt.system_level else "-"
+        typer.echo(f"{pid:55s} {sc.app:18s} {','.join(gt.localization) or '-':22s} {rca}")
+
+
+@app.command()
+def inject(pid: str, kubeconfig: KubeconfigOpt = KUBECONFIG) -> None:
+    """Inject the fault of a scenario (its Kubernetes writes, exec commands, chaos objects)."""
+    from arena.scenarios.engine import StepError
+
+    sc, _ = _scenario(pid)
+    try:
+        _engine(kubeconfig).inject(sc)
+    except StepError as e:
+        typer.echo(f"inject {pid}: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"injected {pid}: {sc.description.strip()}")
+
+
+@app.command()
+def recover(pid: str, kubeconfig: KubeconfigOpt = KUBECONFIG) -> None:
+    """Undo a scenario's fault (AIOpsLab's recover_fault)."""
+    from arena.scenarios.engine import StepError
+
+    sc, _ = _scenario(pid)
+    try:
+        _engine(kubeconfig).recover(sc)
+    except StepError as e:
+        typer.echo(f"recover {pid}: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"recovered {pid}")
+
+
+@app.command()
+def check(
+    pid: str,
+    kubeconfig: KubeconfigOpt = KUBECONFIG,
+    mode: ModeOpt = "strict",
+    answer: Annotated[str | None, typer.Option(help="detection/localization/analysis: the submission as JSON.")] = None,
+) -> None:
+    """The oracle's verdict with its reasons (mitigation: inspects the cluster; other tasks: judge --answer)."""
+    from arena.scenarios import oracles
+
+    sc, task = _scenario(pid)
+    if task != "mitigation":
+        if answer is None:
+            raise typer.BadParameter(f"{pid} is a {task} problem: give the submission with --answer")
+        value = json.loads(answer) if answer.strip()[:1] in '[{"' else answer
+        if task == "detection":
+            ok, score = oracles.evaluate_detection(sc.ground_truth, value), None
+        elif task == "localization":
+            ok, score = oracles.evaluate_localization(sc.ground_truth, value)
+        else:
+            ok, score = oracles.evaluate_analysis(sc.ground_truth, value), None
+        typer.echo(json.dumps({"scenario": pid, "task": task, "passed": ok, "accuracy": score}))
+        raise typer.Exit(0 if ok else 1)
+    if mode not in ("strict", "compat"):
+        raise typer.BadParameter("mode is strict or compat")
+    verdict = _engine(kubeconfig).check(sc, mode, pid)
+    typer.echo(verdict.model_dump_json(indent=2))
+    raise typer.Exit(0 if verdict.passed else 1)
+
+
+@app.command()
+def symptoms(pid: str, kubeconfig: KubeconfigOpt = KUBECONFIG) -> None:
+    """Which of a scenario's documented symptoms are present now."""
+    sc, _ = _scenario(pid)
+    for r in _engine(kubeconfig).symptoms(sc):
+        typer.echo(f"{'present' if r.present else 'absent ':8s} {r.check:15s} {r.detail}")
+
+
+@app.command()
+def workload(
+    app_name: Annotated[str, typer.Option("--app", help="Application.")],
+    kubeconfig: KubeconfigOpt = KUBECONFIG,
+    rate: Annotated[float, typer.Option(help="Requests per second.")] = 10.0,
+    duration: Annotated[float, typer.Option(help="Seconds.")] = 10.0,
+    connections: Annotated[int, typer.Option(help="Connections.")] = 2,
+    paced: Annotated[bool, typer.Option(help="Pace requests in real time instead of all at once.")] = False,
+) -> None:
+    """Run the app's wrk2 workload and print requests, non-2xx and latency percentiles."""
+    from arena.apps import APPS
+    from arena.workload.generator import WorkloadSpec
+
+    spec = APPS[app_name]
+    eng = _engine(kubeconfig)
+    report = eng._plane().workload(
+        spec.namespace, WorkloadSpec(rate=rate, duration_s=duration, connections=connections), 1.0 if paced else 0.0
+    )
+    typer.echo(report.text())
+    for err, n in report.errors.items():
+        typer.echo(f"  {n:5d} x {err}")
+
+
+@app.command()
+def validate(files: list[Path]) -> None:
+    """Validate scenario files; an invalid one is rejected with the field and the reason."""
+    from arena.scenarios.schema import ScenarioError, load_scenario
+
+    bad = 0
+    for f in files:
+        try:
+            sc = load_scenario(f)
+            typer.echo(f"ok      {f}: {', '.join(sc.ids())}")
+        except ScenarioError as e:
+            bad += 1
+            typer.echo(f"invalid {e}")
+    raise typer.Exit(1 if bad else 0)
+
+
+@app.command("bench-apps")
+def bench_apps(
+    fast: Annotated[bool, typer.Option(help="Use the tests' tighter timings.")] = False,
+) -> None:
+    """Benchmark: arena up -> all Ready per app, inject -> first symptom, memory with both apps."""
+    from arena.workload.bench import main
+
+    main(fast=fast)
