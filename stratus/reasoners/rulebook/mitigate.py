@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 
 from stratus.actions import Action, RolloutRestart
 from stratus.contracts import MitigateRequest
@@ -62,6 +63,17 @@ def _add_client_restarts(plans: list[Plan], findings: list[Finding], namespace: 
                 plan.wait_for = plan.wait_for or f.caused_by
 
 
+@dataclass
+class _Run:
+    """The running tally of one transaction."""
+
+    budget: int
+    scope: str
+    written: int = 0
+    notes: list[str] = field(default_factory=list)
+    needs: set[str] = field(default_factory=set)
+
+
 class RulebookMitigationReasoner:
     """Generic Kubernetes fix recipes; the default mitigation reasoner when no LLM is configured."""
 
@@ -81,36 +93,37 @@ class RulebookMitigationReasoner:
             if skipped:
                 why = f"every recipe was tried by an aborted attempt ({', '.join(p.signature for p in skipped)})"
             return MitigationResult(done=True, reason=f"rulebook: nothing to do: {why}")
-        notes: list[str] = []
-        budget = request.max_actions
+        run = _Run(budget=request.max_actions, scope=request.lease.scope)
         for plan in plans:
-            ran, budget = await self._run(plan.actions, tools, notes, budget)
-            if not ran:
+            if not await self._run(plan.actions, tools, run):
                 continue
-            if plan.then and budget > 0:
+            follow = [a for a in plan.then if a.scope == run.scope]
+            run.needs |= {a.scope for a in plan.then if a.scope != run.scope}
+            if follow and run.budget > 0:
                 if plan.wait_for:
                     await self._settle(tools, snap, plan.wait_for)
-                _, budget = await self._run(plan.then, tools, notes, budget)
-        return MitigationResult(done=True, reason="rulebook: " + "; ".join(notes))
+                await self._run(follow, tools, run)
+        head = f"needs a writer on scope {', '.join(sorted(run.needs))}; " if run.needs else ""
+        return MitigationResult(done=run.written > 0, reason=f"rulebook: {head}" + "; ".join(run.notes))
 
-    async def _run(
-        self, actions: list[Action], tools: MitigationTools, notes: list[str], budget: int
-    ) -> tuple[bool, int]:
-        """Run writes in order; stop the list at the first refusal. Returns (all ran, budget left)."""
+    async def _run(self, actions: list[Action], tools: MitigationTools, run: _Run) -> bool:
+        """Run writes in order; stop the list at the first refusal. True when every write ran."""
         for action in actions:
-            if budget <= 0 or tools.writes_left <= 0:
-                notes.append(f"stopped before {action.verb} {action.target}: the transaction's bound K is reached")
-                return False, budget
+            if run.budget <= 0 or tools.writes_left <= 0:
+                run.notes.append(f"stopped before {action.verb} {action.target}: the transaction's bound K is reached")
+                return False
             try:
                 message = await tools.execute(action)
             except PermanentError as exc:
-                text = str(exc)
-                hint = " (this fix needs a writer on the cluster scope)" if action.scope == "cluster" else ""
-                notes.append(f"{action.verb} {action.target} refused{hint}: {text.splitlines()[0][:200]}")
-                return False, budget
-            budget -= 1
-            notes.append(f"{action.verb} {action.target}: {str(message).splitlines()[0][:160] if message else 'ok'}")
-        return True, budget
+                if action.scope != run.scope:
+                    run.needs.add(action.scope)
+                run.notes.append(f"{action.verb} {action.target} refused: {str(exc).splitlines()[0][:200]}")
+                return False
+            run.budget -= 1
+            run.written += 1
+            first_line = str(message).splitlines()[0][:160] if message else "ok"
+            run.notes.append(f"{action.verb} {action.target}: {first_line}")
+        return True
 
     async def _settle(self, tools: MitigationTools, snap: Snapshot, service: str) -> None:
         """Wait (bounded) until ``service`` has a ready endpoint, so restarted clients find their upstream up."""

@@ -9,7 +9,6 @@ tried and aborted is not tried again.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,7 +144,7 @@ def fix_database_auth(f: Finding, ns: str) -> Plan | None:
     restarts: list[Action] = [
         RolloutRestart(kind="Deployment", namespace=ns, name=c) for c in f.facts.get("clients") or [] if c
     ]
-    return Plan("database_user_repair", f, [exe], then=restarts, note=shlex.join(["--eval", script]))
+    return Plan("database_user_repair", f, [exe], then=restarts, note=script)
 
 
 def fix_tls_required(f: Finding, ns: str) -> Plan | None:

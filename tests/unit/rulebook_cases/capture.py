@@ -59,46 +59,108 @@ CASES: dict[str, str] = {
     "healthy-social": "noop_detection_social_network-1",
 }
 
+KEEP_META = ("name", "namespace", "uid", "labels", "annotations", "ownerReferences", "deletionTimestamp")
+KEEP_CONTAINER = ("name", "image", "command", "args", "env", "ports", "volumeMounts", "readinessProbe")
+KEEP_POD_SPEC = ("containers", "volumes", "nodeSelector", "affinity", "nodeName")
+KEEP_CONTAINER_STATUS = ("name", "ready", "restartCount", "state", "lastState", "image")
 DROP_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
+def _pick(d: dict[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: d[k] for k in keys if d and d.get(k) is not None}
+
+
+def _pod_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    out = _pick(spec, KEEP_POD_SPEC)
+    out["containers"] = [_pick(c, KEEP_CONTAINER) for c in spec.get("containers") or []]
+    return out
+
+
 def prune(obj: dict[str, Any]) -> dict[str, Any]:
+    """Only what a reader of the case (and the rulebook) looks at: the API's bookkeeping is dropped."""
     obj = json.loads(json.dumps(obj))
-    meta = obj.get("metadata") or {}
-    meta.pop("managedFields", None)
+    kind = obj.get("kind")
+    meta = _pick(obj.get("metadata"), KEEP_META)
     for key in DROP_ANNOTATIONS:
         (meta.get("annotations") or {}).pop(key, None)
-    return obj
+    if not meta.get("annotations"):
+        meta.pop("annotations", None)
+    out: dict[str, Any] = {"kind": kind, "metadata": meta}
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if kind == "Pod":
+        out["spec"] = _pod_spec(spec)
+        st = _pick(status, ("phase", "podIP", "conditions", "containerStatuses"))
+        st["conditions"] = [_pick(c, ("type", "status", "reason")) for c in st.get("conditions") or []]
+        if st.get("containerStatuses"):
+            st["containerStatuses"] = [_pick(c, KEEP_CONTAINER_STATUS) for c in st["containerStatuses"]]
+        out["status"] = st
+    elif kind in ("Deployment", "ReplicaSet", "StatefulSet"):
+        tpl = spec.get("template") or {}
+        out["spec"] = {
+            **_pick(spec, ("replicas", "selector")),
+            "template": {"metadata": _pick(tpl.get("metadata"), ("labels",)), "spec": _pod_spec(tpl.get("spec") or {})},
+        }
+        out["status"] = _pick(status, ("replicas", "readyReplicas", "availableReplicas"))
+    elif kind == "Node":
+        out["spec"] = _pick(spec, ("unschedulable", "taints"))
+        out["status"] = {"conditions": [_pick(c, ("type", "status")) for c in status.get("conditions") or []]}
+    else:
+        for key in ("spec", "status", "data", "subsets", "provisioner", "volumeBindingMode", "reclaimPolicy"):
+            if obj.get(key) is not None:
+                out[key] = obj[key]
+    return out
 
 
-def pick_traces(traces: list[dict[str, Any]], limit: int = 8) -> list[dict[str, Any]]:
+def pick_traces(traces: list[dict[str, Any]], limit: int = 6) -> list[dict[str, Any]]:
     def failing(t: dict[str, Any]) -> bool:
         return any(
             any(tag.get("key") in ("error", "otel.status_code") for tag in s.get("tags") or []) for s in t["spans"]
         )
 
     seen: set[str] = set()
-    unique = [t for t in traces if not (t["traceID"] in seen or seen.add(t["traceID"]))]  # type: ignore[func-returns-value]
+    unique = []
+    for t in traces:
+        if t["traceID"] not in seen:
+            seen.add(t["traceID"])
+            unique.append(t)
     bad = [t for t in unique if failing(t)]
     good = [t for t in unique if not failing(t)]
-    return bad[: limit - 2] + good[:2]
+    chosen = bad[: limit - 2] + good[:2]
+    for t in chosen:
+        t.pop("warnings", None)
+        for sp in t["spans"]:
+            for key in ("warnings", "flags"):
+                sp.pop(key, None)
+    return chosen
 
 
 def write_case(folder: Path, snap: Snapshot) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    objects = [
-        {"kind": kind, **prune(o)} if "kind" not in o else prune(o)
-        for kind, items in snap.objects.items()
-        for o in items
-    ]
+    objects = [prune({"kind": kind, **o}) for kind, items in snap.objects.items() for o in items]
     (folder / "objects.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False, width=200))
     events = [
         {k: e.get(k) for k in ("involvedObject", "reason", "message", "type", "count") if k in e} for e in snap.events
     ]
-    (folder / "events.yaml").write_text(yaml.safe_dump(events, sort_keys=False, width=200))
-    logs = {k: "\n".join(v.splitlines()[-40:]) for k, v in sorted(snap.logs.items()) if v.strip()}
+    for e in events:
+        e["involvedObject"] = _pick(e.get("involvedObject"), ("kind", "name", "namespace"))
+    warnings = [e for e in events if e.get("type") == "Warning"]
+    normal = [e for e in events if e.get("type") != "Warning"][-15:]
+    (folder / "events.yaml").write_text(yaml.safe_dump(warnings + normal, sort_keys=False, width=200))
+    logs = {k: "\n".join(v.splitlines()[-30:]) for k, v in sorted(snap.logs.items()) if v.strip()}
     (folder / "logs.yaml").write_text(yaml.safe_dump(logs, sort_keys=False, width=200, default_style="|"))
-    (folder / "traces.json").write_text(json.dumps(pick_traces(snap.traces), indent=1))
+    (folder / "traces.json").write_text(json.dumps(pick_traces(snap.traces), separators=(",", ":")))
+
+
+def reprune(folder: Path) -> None:
+    """Apply the current pruning to a captured case (to shrink it without running the arena again)."""
+    snap = Snapshot(namespace="")
+    for o in yaml.safe_load_all((folder / "objects.yaml").read_text()):
+        if o:
+            snap.objects.setdefault(o["kind"], []).append(o)
+    snap.events = yaml.safe_load((folder / "events.yaml").read_text()) or []
+    snap.logs = yaml.safe_load((folder / "logs.yaml").read_text()) or {}
+    snap.traces = json.loads((folder / "traces.json").read_text())
+    write_case(folder, snap)
 
 
 async def noop(record: JournalRecord) -> None:
@@ -150,7 +212,13 @@ def main() -> int:
     parser.add_argument("cases", nargs="*")
     parser.add_argument("--live", action="store_true")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--reprune", action="store_true", help="only shrink the captured cases again")
     args = parser.parse_args()
+    if args.reprune:
+        for name in args.cases or list(CASES):
+            if (HERE / name / "objects.yaml").exists():
+                reprune(HERE / name)
+        return 0
     registry = Registry()
     names = args.cases or list(CASES)
     results: dict[str, str] = {}

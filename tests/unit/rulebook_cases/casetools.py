@@ -7,6 +7,7 @@ and ``pod/container#previous`` -> text), optionally ``traces.json`` and ``expect
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,15 @@ from stratus.errors import PermanentError
 Obj = dict[str, Any]
 CASES = Path(__file__).parent
 CLUSTER_KINDS = {"PersistentVolume", "StorageClass", "Node", "Namespace"}
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.cache
+def _load(path: Path) -> Any:
+    """Parsed once per run: the rulebook only reads what the tools return, so cases are shared read-only."""
+    if path.name == "objects.yaml":
+        return [o for o in yaml.load_all(path.read_text(), Loader=Loader) if o]
+    return yaml.load(path.read_text(), Loader=Loader)
 
 
 def case_dirs() -> list[Path]:
@@ -35,14 +45,14 @@ class CaseTools:
         refuse: Callable[[Action], str | None] | None = None,
     ) -> None:
         self.folder = folder
-        self.objects: list[Obj] = [o for o in yaml.safe_load_all((folder / "objects.yaml").read_text()) if o]
-        self.event_list: list[Obj] = yaml.safe_load((folder / "events.yaml").read_text()) or []
+        self.objects: list[Obj] = _load(folder / "objects.yaml")
+        self.event_list: list[Obj] = _load(folder / "events.yaml") or []
         logs = folder / "logs.yaml"
-        self.log_texts: dict[str, str] = (yaml.safe_load(logs.read_text()) or {}) if logs.exists() else {}
+        self.log_texts: dict[str, str] = (_load(logs) or {}) if logs.exists() else {}
         traces = folder / "traces.json"
         self.trace_list: list[Obj] = json.loads(traces.read_text()) if traces.exists() else []
         expected = folder / "expected.yaml"
-        self.expected: dict[str, Any] = (yaml.safe_load(expected.read_text()) or {}) if expected.exists() else {}
+        self.expected: dict[str, Any] = (_load(expected) or {}) if expected.exists() else {}
         self.max_writes = max_writes
         self.refuse = refuse
         self.executed: list[Action] = []
