@@ -593,7 +593,9 @@ class ALock:
         deadline = start + max(wait_s, 0.0)
         delay = POLL_FIRST_S
         event = asyncio.Event()
-        watching = False
+        watching = wait_s > 0
+        if watching:  # before the first attempt, so a release right after a refusal is not missed
+            await self._watch(scope, event, mode)
         try:
             while True:
                 event.clear()
@@ -612,10 +614,6 @@ class ALock:
                         f"{blocker} for another {max(left_ms, 0) / 1000:.3f}s; retry later",
                         delay=max(left_ms / 1000, 0.1),
                     )
-                if not watching:
-                    await self._watch(scope, event, mode)
-                    watching = True
-                    continue  # a release may have slipped in before the subscription: look again at once
                 pause = min(delay * random.uniform(0.5, 1.0), deadline - now)
                 if left_ms > 0:
                     pause = min(pause, left_ms / 1000 + 0.001)
@@ -632,8 +630,9 @@ class ALock:
             self._listener_ready = asyncio.Event()
             self._listener = asyncio.create_task(self._listen(self._listener_ready), name=f"alock-{self.prefix}")
         assert self._listener_ready is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listener_ready.wait(), 1.0)
+        if not self._listener_ready.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._listener_ready.wait(), 1.0)
 
     def _unwatch(self, scope: str, event: asyncio.Event) -> None:
         events = self._waiters.get(scope)
