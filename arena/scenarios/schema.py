@@ -116,9 +116,12 @@ class RedeployStep(_M):
     wait_deleted_s: float = Field(30.0, ge=0, description="Longest wait for the namespace to be gone.")
 
 
+DNS1123 = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
 class ChaosStep(_M):
     action: Literal["chaos"]
-    name: str = Field(description="Name of the experiment (recover deletes it by name).")
+    name: str = Field(pattern=DNS1123, description="Name of the experiment (a DNS-1123 name; recover deletes it).")
     chaos: Literal["pod-failure", "container-kill", "network-loss", "network-delay"] = Field(
         description="Chaos Mesh action."
     )
@@ -132,7 +135,7 @@ class ChaosStep(_M):
 
 class DeleteChaosStep(_M):
     action: Literal["delete_chaos"]
-    name: str = Field(description="Experiment to delete.")
+    name: str = Field(pattern=DNS1123, description="Experiment to delete.")
 
 
 class RestoreStep(_M):

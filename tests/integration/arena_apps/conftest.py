@@ -14,7 +14,7 @@ from arena.telemetry.plane import AppsArena
 from arena.timing import Timing
 from arena.workload.generator import WorkloadSpec
 
-TIME_SCALE = 0.25
+TIME_SCALE = 0.1
 """Scenario waits (e.g. wait_for_ready's 60 s) are compressed by this factor."""
 
 
