@@ -429,6 +429,7 @@ class Holding:
     scope: str
     start_ms: int
     end_ms: int
+    token: int = 0
 
 
 def conflicting(a: Holding, b: Holding) -> bool:
@@ -476,12 +477,15 @@ async def run_schedule(redis: aioredis.Redis, prefix: str, schedule: list[list[t
             await asyncio.sleep(hold_ms / 1000)  # the work done under the lease
             if ending == "renew":
                 lease = await (alock.renew(lease, TTL) if isinstance(lease, Lease) else alock.renew_read(lease, TTL))
+            token = lease.token if isinstance(lease, Lease) else 0
             if ending == "crash":
-                holdings.append(Holding(n, mode, scope, start, ms(lease)))
+                holdings.append(Holding(n, mode, scope, start, ms(lease), token))
                 continue
+            if isinstance(lease, Lease):
+                assert await alock.check_fence(scope, lease.token), f"client {n} holds {lease} but is fenced off"
             before_release = await redis_ms(redis)
             assert await alock.release(lease), f"client {n} lost {lease} before releasing it"
-            holdings.append(Holding(n, mode, scope, start, min(before_release, ms(lease))))
+            holdings.append(Holding(n, mode, scope, start, min(before_release, ms(lease)), token))
 
     try:
         async with asyncio.timeout(30), asyncio.TaskGroup() as group:  # a failing client cancels the others
@@ -492,6 +496,9 @@ async def run_schedule(redis: aioredis.Redis, prefix: str, schedule: list[list[t
             await alock.aclose()
     assert len(holdings) == sum(len(ops) for ops in schedule)  # everyone was served: no starvation, no deadlock
     assert_no_conflicting_overlap(holdings)
+    for scope in SCOPES:  # fencing tokens grow with grant time, across releases and expiries alike
+        tokens = [h.token for h in sorted(holdings, key=lambda h: h.start_ms) if h.scope == scope and h.token]
+        assert tokens == list(range(1, len(tokens) + 1)), (scope, tokens)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
