@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 
 ToolChoice = Literal["auto", "required", "none"]
 
+
+def force_tool(name: str) -> dict[str, Any]:
+    """A ``tool_choice`` that makes the model call this tool (every OpenAI-compatible server parses it)."""
+    return {"type": "function", "function": {"name": name}}
+
+
 GUARD_MESSAGE = "real LLM endpoints are disabled under pytest; use the scripted server in tests/llm_server.py"
 
 
@@ -183,7 +189,7 @@ class LLMClient:
         messages: Sequence[dict[str, Any]],
         *,
         tools: Sequence[dict[str, Any]] | None = None,
-        tool_choice: ToolChoice = "auto",
+        tool_choice: ToolChoice | dict[str, Any] = "auto",
         max_tokens: int | None = None,
     ) -> LLMReply:
         """One chat completion at temperature 0; raises ``LLMUnavailable`` or ``LLMRequestRejected``."""

@@ -24,7 +24,15 @@ from typing import Any, Self
 
 from stratus.contracts import DiagnoseRequest, DiagnosisReady, MitigateRequest, RootCause, Usage
 from stratus.errors import StratusError
-from stratus.llm import LLMClient, LLMRequestRejected, LLMUnavailable, ToolCall, ToolChoice, add_usage
+from stratus.llm import (
+    LLMClient,
+    LLMRequestRejected,
+    LLMUnavailable,
+    ToolCall,
+    ToolChoice,
+    add_usage,
+    force_tool,
+)
 from stratus.reasoners.toolkit import (
     DEFAULT_MAX_OUTPUT_CHARS,
     FAULT_TYPES,
@@ -147,8 +155,10 @@ class ToolLoop:
         tool_choice: ToolChoice = "auto",
         context_chars: int | None = None,
         max_tokens: int | None = None,
+        force_final: bool = True,
     ) -> None:
         self.client = client
+        self.force_final = force_final
         self.max_steps = max_steps
         self.tool_choice = tool_choice
         self.context_chars = context_chars
@@ -159,15 +169,16 @@ class ToolLoop:
         specs = box.specs()
         known = set(box.names)
         for step in range(self.max_steps):
+            choice: ToolChoice | dict[str, Any] = self.tool_choice
             if step == self.max_steps - 1 and self.max_steps > 1:
                 messages.append(
                     {"role": "user", "content": f"This is your last step: call {box.terminal} now with your answer."}
                 )
+                if self.force_final:
+                    choice = force_tool(box.terminal)
             self._compact(messages)
             try:
-                reply = await self.client.chat(
-                    messages, tools=specs, tool_choice=self.tool_choice, max_tokens=self.max_tokens
-                )
+                reply = await self.client.chat(messages, tools=specs, tool_choice=choice, max_tokens=self.max_tokens)
             except (LLMUnavailable, LLMRequestRejected) as exc:
                 return LoopResult(False, f"the LLM failed after {step} steps: {exc}", usage, messages, exc)
             usage = add_usage(usage, reply.usage)
@@ -321,6 +332,8 @@ class LLMOptions:
     """Offer one typed tool per write verb (else writes go through kubectl lines only)."""
     max_tokens: int | None = None
     """Cap on each reply's length."""
+    force_final: bool = True
+    """On the last step, force the terminal tool (``tool_choice`` naming it) so the work ends with an answer."""
 
     @classmethod
     def compact(cls, max_steps: int = 30) -> LLMOptions:
@@ -354,6 +367,7 @@ class _LLMReasoner:
             tool_choice=o.tool_choice,
             context_chars=o.context_chars,
             max_tokens=o.max_tokens,
+            force_final=o.force_final,
         )
 
 

@@ -221,6 +221,8 @@ async def test_step_limit_ends_with_a_clear_reason(llm: ScriptedLLM, tools: Memo
     assert out.summary.startswith("No diagnosis: step limit reached: the model made 4 calls")
     assert out.usage.steps == 4 and len(llm.requests) == 4
     assert "This is your last step: call submit_diagnosis now" in messages_text(llm.requests[-1])
+    assert llm.requests[-1]["tool_choice"] == {"type": "function", "function": {"name": "submit_diagnosis"}}
+    assert all(r["tool_choice"] == "auto" for r in llm.requests[:-1])
 
 
 async def test_usage_and_cost_are_summed_over_the_work(llm: ScriptedLLM, tools: MemoryTools) -> None:
