@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import redis.asyncio as aioredis
 
 from stratus.alock import ALock, _blocker, _ttl_ms
+from stratus.contracts import Lease
 from stratus.errors import PermanentError
 
 
@@ -32,3 +36,44 @@ async def test_prefix_may_not_break_the_hash_tag() -> None:
         with pytest.raises(PermanentError, match="prefix"):
             ALock(client, prefix=bad)
     await client.aclose()
+
+
+class FlakyLock(ALock):
+    """Renewal fails with a connection error ``failures`` times, then works (no Redis involved)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(aioredis.Redis(), prefix="flaky")
+        self.failures = failures
+        self.calls = 0
+
+    async def renew(self, lease: Lease, ttl_s: float) -> Lease:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("redis unreachable")
+        return lease.model_copy(update={"expires_at": datetime.now(UTC) + timedelta(seconds=ttl_s)})
+
+
+async def test_lease_keeper_rides_out_a_transient_renewal_failure() -> None:
+    alock = FlakyLock(failures=1)
+    lease = Lease(scope="shop", holder="m", token=3, expires_at=datetime.now(UTC) + timedelta(seconds=0.6))
+    async with alock.keep(lease, 0.6, release_on_exit=False) as keeper:
+
+        async def renewed_twice() -> None:
+            while keeper.renewals < 2:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(renewed_twice(), 5.0)
+        assert not keeper.lost.is_set() and alock.calls == 3
+    await alock.redis.aclose()
+
+
+async def test_lease_keeper_declares_loss_when_renewal_keeps_failing() -> None:
+    alock = FlakyLock(failures=1000)
+    lease = Lease(scope="shop", holder="m", token=3, expires_at=datetime.now(UTC) + timedelta(seconds=0.3))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with alock.keep(lease, 0.3, release_on_exit=False) as keeper:
+        await asyncio.wait_for(keeper.lost.wait(), 5.0)
+    assert isinstance(keeper.error, ConnectionError)
+    assert loop.time() - started < 1.0  # lost by the lease's own expiry, not much later
+    await alock.redis.aclose()
