@@ -6,6 +6,8 @@ Why it is shaped this way:
   Every grant therefore carries an expiry computed from Redis's own clock (``TIME`` inside the script, ``PEXPIREAT``),
   so a holder that vanished loses the lock when its lease runs out and no client clock is ever trusted. A live holder
   keeps its lease with ``renew`` (see ``LeaseKeeper``, which renews at ttl/3 and raises a flag when renewal fails).
+  Every script applies one validity rule, ``expiry > Redis now`` in milliseconds, to writers, readers, the index and
+  the queue alike, instead of relying on when Redis lazily deletes a key (it keeps one through its last millisecond).
 - **Fencing tokens.** Expiry alone is not safe: a writer paused past its expiry wakes up believing it still holds the
   lock. Each write grant INCRs a per-scope counter *in the same script* that grants the lease; the counter has no TTL,
   so a token is never reused, even after every lease expired. The cluster gateway calls ``ensure_fence`` immediately
@@ -30,7 +32,9 @@ Why it is shaped this way:
   its local waiters. Notifications are only a hint: waiters also poll with jittered exponential back-off (capped,
   and never longer than the blocking lease's remaining time), so lost messages and expiries cost latency, never safety.
 - **What it does not promise.** Leases are not reentrant: a holder asking again for a scope it holds waits like
-  anyone else (and a reader that asks to write on the same scope waits for its own read lease to end).
+  anyone else (and a reader that asks to write on the same scope waits for its own read lease to end). Readers are
+  not queued, so an unbroken stream of writers delays readers indefinitely (the choice TNR wants). A grant whose reply
+  is lost with the connection stays held, unused, until its lease expires.
 - **Keys.** All keys of one prefix share a Redis Cluster hash tag (``{prefix}``) because the cluster-writer script
   touches several scopes' keys at once; lock traffic is tiny, so one slot is no bottleneck.
 """
