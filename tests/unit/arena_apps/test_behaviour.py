@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import copy
+import functools
+
 import pytest
 
 from arena.behaviour.chaos import ChaosSpec, ChaosTarget, chaos_configmap
@@ -12,20 +15,22 @@ from .minicluster import MiniCluster
 HOTEL, SOCIAL = "test-hotel-reservation", "test-social-network"
 
 
+@functools.cache
+def _settled(app: str, namespace: str) -> MiniCluster:
+    c = MiniCluster(AppBehaviour(Runtime(retry_interval=0)))
+    c.deploy(app)
+    c.settle(namespace)
+    return c
+
+
 @pytest.fixture
 def hotel() -> MiniCluster:
-    c = MiniCluster(AppBehaviour(Runtime(retry_interval=0)))
-    c.deploy("hotel-reservation")
-    c.settle(HOTEL)
-    return c
+    return copy.deepcopy(_settled("hotel-reservation", HOTEL))
 
 
 @pytest.fixture
 def social() -> MiniCluster:
-    c = MiniCluster(AppBehaviour(Runtime(retry_interval=0)))
-    c.deploy("social-network")
-    c.settle(SOCIAL)
-    return c
+    return copy.deepcopy(_settled("social-network", SOCIAL))
 
 
 def requests(c: MiniCluster, ns: str, service: str, port: int, path: str, n: int = 20) -> list[int]:
