@@ -246,6 +246,9 @@ class LLMClient:
             if not isinstance(arguments, str):  # some servers send an object instead of JSON text
                 arguments = json.dumps(arguments)
             calls.append(ToolCall(id=call.id or f"call_{i}", name=function.name or "", arguments=arguments or ""))
+        legacy = getattr(message, "function_call", None)  # servers that still answer in the pre-tools format
+        if not calls and legacy is not None and getattr(legacy, "name", None):
+            calls.append(ToolCall(id="call_0", name=legacy.name, arguments=legacy.arguments or ""))
         prompt = completion.usage.prompt_tokens if completion.usage else 0
         done = completion.usage.completion_tokens if completion.usage else 0
         usage = Usage(

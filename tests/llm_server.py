@@ -38,6 +38,8 @@ class Reply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    function_call: tuple[str, str] | None = None
+    """A legacy (pre-tools) ``function_call`` answer: (name, arguments)."""
 
 
 Step = Reply | Callable[[dict[str, Any]], Reply]
@@ -156,6 +158,8 @@ class ScriptedLLM:
                 {"id": f"call_{uuid.uuid4().hex[:8]}", "type": "function", "function": {"name": n, "arguments": a}}
                 for n, a in reply.tool_calls
             ]
+        if reply.function_call is not None:
+            message["function_call"] = {"name": reply.function_call[0], "arguments": reply.function_call[1]}
         out_text = (reply.content or "") + "".join(n + a for n, a in reply.tool_calls)
         prompt = reply.prompt_tokens
         if prompt is None:

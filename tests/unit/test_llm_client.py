@@ -17,7 +17,7 @@ from stratus.llm import (
     is_loopback,
 )
 from stratus.settings import ReasonerSettings
-from tests.llm_server import ScriptedLLM, http_error, text, tool_call
+from tests.llm_server import Reply, ScriptedLLM, http_error, text, tool_call
 
 
 @pytest.fixture
@@ -124,4 +124,12 @@ async def test_unreachable_endpoint_is_unavailable() -> None:
     client = LLMClient(base_url=url, model="x", max_retries=1, backoff_s=0.01)
     with pytest.raises(LLMUnavailable, match="unreachable after 2 tries"):
         await client.chat([{"role": "user", "content": "x"}])
+    await client.close()
+
+
+async def test_legacy_function_call_is_a_tool_call(scripted_llm: ScriptedLLM) -> None:
+    scripted_llm.push(Reply(function_call=("get_logs", '{"pod": "a"}')))
+    client = client_for(scripted_llm)
+    reply = await client.chat([{"role": "user", "content": "x"}], tools=[])
+    assert [(c.name, c.arguments) for c in reply.tool_calls] == [("get_logs", '{"pod": "a"}')]
     await client.close()
