@@ -402,3 +402,12 @@ def test_analyze_orders_causes_before_symptoms() -> None:
     )
     mechanisms = [f.mechanism for f in az.analyze(s)]
     assert mechanisms[0] == "scaled_to_zero" and mechanisms[-1] == "upstream_unavailable"
+
+
+def test_an_old_revision_is_not_blamed_for_a_failure_it_cannot_explain() -> None:
+    """Rolled back earlier (a bad revision stays in the history); now the database refuses it: do not undo again."""
+    d = dep("geo", image="shop/geo:1")
+    logs = {"geo-x1/geo#previous": "FTL not authorized on geo-db to execute command { count: 1 }"}
+    s = snap(d, rs(d, 4, image="shop/geo:bad"), rs(d, 5), pod(d, waiting="CrashLoopBackOff", restarts=3), logs=logs)
+    [f] = az.changed_template(s)
+    assert f.confidence < 0.5 and "unrelated" in f.evidence[-1]

@@ -416,6 +416,9 @@ def changed_template(snap: Snapshot) -> list[Finding]:
         ]
         for p in failing[:1]:
             evidence += _log_excerpt(snap, p)
+        other = _failure_explained_elsewhere(snap, failing, diff)
+        if other:
+            evidence.append(f"but the failure looks unrelated to the change: {other}")
         out.append(
             Finding(
                 analyzer="changed_template",
@@ -423,12 +426,31 @@ def changed_template(snap: Snapshot) -> list[Finding]:
                 component=snap.component_of(dep),
                 target=f"Deployment/{name_of(dep)}",
                 root_cause=APP_MISCONFIG,
-                confidence=0.9 if pull else 0.8,
+                confidence=0.45 if other and not pull else 0.9 if pull else 0.8,
                 evidence=evidence,
                 facts={"name": name_of(dep), "revision": revision(previous), "diff": diff},
             )
         )
     return out
+
+
+def _failure_explained_elsewhere(snap: Snapshot, failing: list[Obj], diff: list[dict[str, Any]]) -> str | None:
+    """Why the pods' failure may have nothing to do with the template change (an old revision is not a cause).
+
+    Credentials refused by a database, or an upstream whose Service has no ready endpoint, fail the same way
+    whatever revision runs, unless the change touched the environment (where credentials and addresses live).
+    """
+    if any(d["field"] == "env" for d in diff):
+        return None
+    text = "\n".join(snap.pod_logs(p) for p in failing)
+    if _NOT_AUTHORIZED.search(text) or _AUTH_FAILED.search(text):
+        return "the database refuses the client's credentials"
+    for t in connection_targets(text):
+        svc = snap.service_for_host(t.host)
+        exposed = {p.get("port") for p in spec(svc).get("ports") or []} if svc else set()
+        if svc is not None and t.port in exposed and snap.ready_addresses(svc) == 0:
+            return f"Service/{name_of(svc)} it calls has no ready endpoint"
+    return None
 
 
 def _bad_image_without_history(snap: Snapshot, dep: Obj, failing: list[Obj], reasons: set[str]) -> Finding:

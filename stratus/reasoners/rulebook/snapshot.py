@@ -141,7 +141,7 @@ class Snapshot:
         """The Service a DNS name or cluster IP designates in this namespace."""
         short = host.split(".")[0]
         svc = self.get("Service", short)
-        if svc is not None and (host == short or f".{self.namespace}" in host or host.count(".") <= 1):
+        if svc is not None and (host == short or host.startswith(f"{short}.{self.namespace}")):
             return svc
         for s in self.of("Service"):
             if spec(s).get("clusterIP") == host:
