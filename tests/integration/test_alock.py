@@ -460,9 +460,11 @@ op_strategy = st.tuples(
 schedule_strategy = st.lists(st.lists(op_strategy, min_size=1, max_size=4), min_size=2, max_size=6)
 
 
-async def run_schedule(redis: aioredis.Redis, prefix: str, schedule: list[list[tuple[str, str, int, str]]]) -> None:
+async def run_schedule(
+    redis: aioredis.Redis, prefix: str, schedule: list[list[tuple[str, str, int, str]]], lock_class: type[ALock] = ALock
+) -> None:
     holdings: list[Holding] = []
-    locks = [ALock(redis, prefix=prefix) for _ in range(2)]  # two "processes", each with its own subscriber
+    locks = [lock_class(redis, prefix=prefix) for _ in range(2)]  # two "processes", each with its own subscriber
 
     async def client(n: int, ops: list[tuple[str, str, int, str]]) -> None:
         alock = locks[n % 2]
@@ -507,6 +509,32 @@ async def test_property_no_two_writers_no_reader_with_a_writer(
     redis: aioredis.Redis, schedule: list[list[tuple[str, str, int, str]]]
 ) -> None:
     await run_schedule(redis, f"prop-{uuid.uuid4().hex}", schedule)  # a fresh prefix per example
+
+
+class WriterIgnoresReaders(ALock):
+    """A deliberately broken lock: its writers do not wait for readers."""
+
+    def __init__(self, redis: aioredis.Redis, *, prefix: str) -> None:
+        super().__init__(redis, prefix=prefix)
+        broken = stratus.alock._ACQUIRE_WRITE.replace("if r then return refuse(", "if false then return refuse(")
+        assert broken != stratus.alock._ACQUIRE_WRITE
+        self._acquire_write = redis.register_script(broken)
+
+
+async def test_the_schedule_checker_has_teeth(redis: aioredis.Redis) -> None:
+    rng = random.Random(7)
+    caught = 0
+    for _ in range(12):
+        schedule = [
+            [(rng.choice(["read", "write"]), rng.choice(SCOPES), rng.randint(1, 8), "release") for _ in range(4)]
+            for _ in range(5)
+        ]
+        try:
+            await run_schedule(redis, f"broken-{uuid.uuid4().hex}", schedule, WriterIgnoresReaders)
+        except AssertionError as exc:
+            assert "overlap" in str(exc)
+            caught += 1
+    assert caught > 0  # about half the schedules catch it; all twelve missing it would be a ~1e-4 event
 
 
 def test_the_checker_catches_overlaps() -> None:
