@@ -17,7 +17,7 @@ a scope or a fingerprint, which would make one series per incident.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,10 @@ __all__ = [
     "WEBHOOK_SECONDS",
     "MetricsServer",
     "observe_message",
+    "record_llm_usage",
+    "record_transition",
+    "record_undo",
+    "set_open_incidents",
     "start_metrics_server",
     "subject_kind",
 ]
@@ -103,7 +107,12 @@ HANDLER_SECONDS: Histogram = _metric(
 # --- incidents and transactions (the coordinator, the undoer) ---------------------------------------------------
 
 INCIDENTS: Gauge = _metric(
-    lambda: Gauge("stratus_incidents", "Incidents currently in each state of the coordinator's machine.", ["state"]),
+    lambda: Gauge(
+        "stratus_incidents",
+        "Open incidents in each state of the coordinator's machine, from the durable store (every coordinator "
+        "replica reports the whole set: aggregate with max, not sum).",
+        ["state"],
+    ),
     "stratus_incidents",
 )
 INCIDENT_TRANSITIONS: Counter = _metric(
@@ -198,6 +207,37 @@ def observe_message(service: str, subject: str, outcome: str, seconds: float | N
         MESSAGES_FAILED.labels(service, kind, outcome).inc()
     if seconds is not None:
         HANDLER_SECONDS.labels(service, kind).observe(seconds)
+
+
+def record_transition(state: str) -> None:
+    """An incident entered ``state`` (the coordinator); committed/aborted also count a decided transaction."""
+    INCIDENT_TRANSITIONS.labels(state).inc()
+    if state in ("committed", "aborted"):
+        TRANSACTIONS.labels(state).inc()
+
+
+_seen_states: set[str] = set()
+
+
+def set_open_incidents(counts: Mapping[str, int]) -> None:
+    """Set the incidents-by-state gauge from a full count of the open incidents (states absent now go to 0)."""
+    _seen_states.update(counts)
+    for state in _seen_states:
+        INCIDENTS.labels(state).set(counts.get(state, 0))
+
+
+def record_undo(divergences: int) -> None:
+    """An undo finished: restored exactly, or with ``divergences`` fields that differ from the checkpoint."""
+    UNDO_RUNS.labels("diverged" if divergences else "restored").inc()
+    if divergences:
+        UNDO_DIVERGENCES.inc(divergences)
+
+
+def record_llm_usage(service: str, prompt_tokens: int, completion_tokens: int, cost_usd: float) -> None:
+    """Account one LLM call."""
+    LLM_TOKENS.labels(service, "prompt").inc(prompt_tokens)
+    LLM_TOKENS.labels(service, "completion").inc(completion_tokens)
+    LLM_COST.labels(service).inc(cost_usd)
 
 
 # --- the /metrics server ----------------------------------------------------------------------------------------

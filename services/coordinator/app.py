@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import Counter
 
 import redis.asyncio as aioredis
 
@@ -13,6 +15,7 @@ from stratus.bus import Bus
 from stratus.contracts import EVENT_ADAPTER
 from stratus.gateway import ReadGateway
 from stratus.kubeapi import kube_api
+from stratus.metrics import set_open_incidents
 from stratus.observer import ClusterObserver
 from stratus.runtime import ServiceRuntime, configure_logging
 from stratus.settings import CoordinatorSettings
@@ -32,7 +35,16 @@ def build(settings: CoordinatorSettings) -> ServiceRuntime:
         async def watchdog() -> None:
             await engine.watchdog(runtime.stop)
 
+        async def incident_gauge() -> None:  # stratus_incidents{state}: a full count from the durable store
+            while not runtime.stop.is_set():
+                with contextlib.suppress(Exception):
+                    records = [await engine.store.load(i) for i in await engine.store.open_ids()]
+                    set_open_incidents(Counter(r.state for r in records if r is not None))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(runtime.stop.wait(), timeout=5.0)
+
         runtime.task(watchdog)
+        runtime.task(incident_gauge)
 
     runtime.startup(start)
     runtime.health_details(lambda: {"redis": str(settings.redis_url)})

@@ -59,6 +59,7 @@ from stratus.contracts import (
     events_subject,
     work_subject,
 )
+from stratus.metrics import record_transition
 from stratus.registry import Registry
 from stratus.settings import CoordinatorSettings
 
@@ -443,6 +444,7 @@ class Engine:
 
     def _move(self, record: IncidentRecord, state: State, reason: str, attempt: int | None = None) -> None:
         previous = record.move(state)
+        record_transition(state)
         n = attempt if attempt is not None else (record.attempt.n if record.attempt else 0)
         event = StateChanged(
             id=f"{record.incident_id}:state:{len(record.attempts)}:{previous}:{state}",

@@ -13,6 +13,7 @@ from stratus.contracts import UndoRequest, Work, events_subject
 from stratus.errors import PermanentError
 from stratus.gateway import KubeApi, WriteGateway
 from stratus.journal import Journal
+from stratus.metrics import record_undo
 from stratus.registry import Registry
 
 
@@ -49,3 +50,4 @@ class UndoHandler:
             if keeper.lost.is_set():
                 raise PermanentError(f"undo of {request.tx_id}: the lease was lost while undoing; not reporting")
         await deps.bus.publish(events_subject(completed.incident_id, completed.kind), completed)
+        record_undo(len(completed.divergences))
