@@ -78,24 +78,20 @@ def main(fast: bool = False, scenarios: list[str] | None = None) -> dict[str, fl
             t0 = time.monotonic()
             engine.inject(scenario)
             t_inject = time.monotonic() - t0
-            first = None
+            seen: dict[int, float] = {}
             deadline = time.monotonic() + 60
-            results = []
-            while time.monotonic() < deadline:
-                results = engine.symptoms(scenario)
-                if first is None and any(r.present for r in results):
-                    first = time.monotonic() - t0
-                if all(r.present for r in results):
-                    break
-                time.sleep(0.05)
-            t_all = time.monotonic() - t0
-            done = all(r.present for r in results)
+            while time.monotonic() < deadline and len(seen) < len(scenario.symptoms):
+                for i, sym in enumerate(scenario.symptoms):
+                    if i not in seen and engine.symptom(scenario, sym).present:
+                        seen[i] = time.monotonic() - t0
+            first = min(seen.values(), default=float("nan"))
+            t_all = max(seen.values(), default=float("nan"))
+            kinds = {scenario.symptoms[i].check: round(t, 2) for i, t in sorted(seen.items(), key=lambda kv: kv[1])}
             typer.echo(
-                f"inject {pid:52s} applied {t_inject:5.2f}s, first symptom "
-                f"{first if first is not None else float('nan'):5.2f}s, all {len(results)} symptoms "
-                f"{t_all:5.2f}s{'' if done else ' (not all seen)'}"
+                f"inject {pid:52s} applied {t_inject:5.2f}s, first symptom {first:5.2f}s, all "
+                f"{len(seen)}/{len(scenario.symptoms)} symptoms {t_all:5.2f}s  {kinds}"
             )
-            figures[f"first_symptom_s[{pid}]"] = first if first is not None else float("nan")
+            figures[f"first_symptom_s[{pid}]"] = first
             engine.recover(scenario)
             engine.wait_ready(app.namespace, 120)
             wait_for("a clean workload", lambda a=app: engine._plane().workload(a.namespace, probe).clean, 120, 0.05)
