@@ -13,6 +13,7 @@ from stratus.contracts import ActionExecuted, MitigateRequest, Work, events_subj
 from stratus.errors import PermanentError
 from stratus.gateway import KubeApi
 from stratus.journal import Journal
+from stratus.metrics import record_llm_usage
 from stratus.reasoning import MitigationReasoner
 from stratus.severity import SeverityMeter
 
@@ -58,3 +59,5 @@ class MitigateHandler:
             jaeger_url=deps.jaeger_url,
         )
         await deps.bus.publish(events_subject(ended.incident_id, ended.kind), ended)
+        usage = ended.usage
+        record_llm_usage("mitigator", usage.prompt_tokens, usage.completion_tokens, usage.cost_usd)
