@@ -248,3 +248,27 @@ def test_a_service_process_exports_every_metric(nats_server: LocalServer, uid: s
         assert proc.wait(timeout=10) == 0
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_domain_counters_record_what_the_services_report() -> None:
+    committed = sample("stratus_transactions_total", outcome="committed")
+    entered = sample("stratus_incident_transitions_total", state="committed")
+    metrics.record_transition("committed")
+    metrics.record_transition("validating")
+    assert sample("stratus_transactions_total", outcome="committed") == committed + 1
+    assert sample("stratus_incident_transitions_total", state="committed") == entered + 1
+
+    metrics.set_open_incidents({"mitigating": 2, "diagnosing": 1})
+    metrics.set_open_incidents({"mitigating": 1})
+    assert sample("stratus_incidents", state="mitigating") == 1
+    assert sample("stratus_incidents", state="diagnosing") == 0  # left the state: back to 0, not stale
+
+    diverged, fields = sample("stratus_undo_runs_total", result="diverged"), sample("stratus_undo_divergences_total")
+    metrics.record_undo(0)
+    metrics.record_undo(3)
+    assert sample("stratus_undo_runs_total", result="diverged") == diverged + 1
+    assert sample("stratus_undo_divergences_total") == fields + 3
+
+    prompt = sample("stratus_llm_tokens_total", service="mitigator", kind="prompt")
+    metrics.record_llm_usage("mitigator", 1200, 80, 0.004)
+    assert sample("stratus_llm_tokens_total", service="mitigator", kind="prompt") == prompt + 1200
