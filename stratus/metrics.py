@@ -19,9 +19,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -34,6 +33,9 @@ from prometheus_client import (
 
 from stratus.alock import LOCK_ACQUIRE, LOCK_WAIT
 from stratus.contracts import SUBJECT_PREFIX
+
+if TYPE_CHECKING:  # aiohttp.web is imported only by processes that serve metrics
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +263,8 @@ class MetricsServer:
 
 
 def metrics_app(*, ready: Callable[[], bool] | None = None, registry: CollectorRegistry = REGISTRY) -> web.Application:
+    from aiohttp import web
+
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -287,6 +291,8 @@ async def start_metrics_server(
     It binds every interface by default because Prometheus scrapes it from outside the pod; the port is only
     opened when ``STRATUS_METRICS_PORT`` is set.
     """
+    from aiohttp import web
+
     runner = web.AppRunner(metrics_app(ready=ready), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
