@@ -1,7 +1,7 @@
 """A-Lock latencies: ``python -m stratus.benchmarks.alock [--redis-url URL] [-n 2000] [--clients 16]``.
 
 Starts its own ``redis-server`` on a free port unless ``--redis-url`` is given (then keys go under a random prefix and
-are left to expire). Figures, in milliseconds unless stated:
+are deleted at the end). Figures, in milliseconds unless stated:
 
 - uncontended: acquire/release of a write lease, of a read lease, renew, and ``ensure_fence`` (the gateway's per-write
   cost), each timed alone, sequentially;
@@ -145,13 +145,16 @@ async def run(url: str | None, n: int, clients: int, duration: float) -> None:
         out(f"A-Lock benchmark: redis {version} at {url}, prefix {prefix}, python {sys.version.split()[0]}")
         await uncontended(locks[0], n)
         await handover(locks[0], max(n // 10, 20))
-        out(f"contended, {duration:.0f}s each, wait from the acquire call to the grant, ms:")
+        out(f"contended, {duration:g}s each, wait from the acquire call to the grant, ms:")
         await contended(locks, clients, duration, writer_share=1.0, disjoint=False)
         await contended(locks, clients, duration, writer_share=0.25, disjoint=False)
         await contended(locks, clients, duration, writer_share=1.0, disjoint=True)
     finally:
         for lock in locks:
             await lock.aclose()
+        if server is None:  # someone else's Redis: leave nothing behind, not even the fence counters
+            async for key in redis.scan_iter(match=f"{{{prefix}}}:*", count=1000):
+                await redis.delete(key)
         await redis.aclose()
         if server is not None:
             server.stop()
