@@ -35,6 +35,7 @@ from stratus.promstack import (
     start_alertmanager,
     start_prometheus,
 )
+from stratus.severity import SeverityMeter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -203,6 +204,13 @@ async def next_alert(sub: Any, timeout: float) -> tuple[Alert, float]:
     return Alert.model_validate_json(msgs[0].data), received
 
 
+class NoObjects:
+    """A cluster with nothing in it: mu then counts only Alertmanager's firing alerts."""
+
+    async def list_objects(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+        return []
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -229,6 +237,7 @@ async def test_metric_change_fires_and_resolves_an_alert_on_nats(
     am = start_alertmanager(f"{bridge_process.url}/webhook", token=TOKEN)
     rules = rules_with_for(SHIPPED_RULES, tmp_path / "rules.yml", "0s")
     prom = start_prometheus([target], rule_files=[rules], alertmanager_url=am.url)
+    meter = SeverityMeter(NoObjects(), alertmanager_url=am.url)
     try:
         async with httpx.AsyncClient() as http:
             # Wait until Prometheus has scraped the healthy state (so the flip is a change it sees).
@@ -260,6 +269,10 @@ async def test_metric_change_fires_and_resolves_an_alert_on_nats(
             assert alert.annotations["summary"] == f"Pod {state.namespace}/{pod} is not ready"
             assert alert.starts_at is not None and alert.ends_at is None
 
+        # The firing alerts count in mu through Alertmanager's API (the detector's and coordinator's meter).
+        severity = await meter.measure(state.namespace)
+        assert severity.mu == len(pods) and all(a.startswith("StratusPodNotReady{") for a in severity.alerts)
+
         for pod in pods:
             state.flip(pod, 1)
         resolved: dict[str, tuple[Alert, float]] = {}
@@ -272,6 +285,11 @@ async def test_metric_change_fires_and_resolves_an_alert_on_nats(
             assert alert.fingerprint == firing[pod][0].fingerprint
             assert alert.ends_at is not None and alert.starts_at == firing[pod][0].starts_at
             assert alert.id != firing[pod][0].id
+
+        deadline = time.monotonic() + 15
+        while (severity := await meter.measure(state.namespace)).mu != 0:
+            assert time.monotonic() < deadline, f"Alertmanager still reports {severity.alerts}"
+            await asyncio.sleep(0.2)
 
         # The bridge's own metrics saw it all.
         async with httpx.AsyncClient() as http:
@@ -287,6 +305,7 @@ async def test_metric_change_fires_and_resolves_an_alert_on_nats(
             f"-> resolved: p50 {statistics.median(resolve_to_nats):.2f}s max {max(resolve_to_nats):.2f}s"
         )
     finally:
+        await meter.http.aclose()
         prom.stop()
         am.stop()
         await sub.unsubscribe()
