@@ -89,6 +89,12 @@ async def _webhook(request: web.Request) -> web.Response:
     except ValueError as exc:
         return _error(422, str(exc))
 
+    if payload.truncatedAlerts:
+        log.warning(
+            "webhook: Alertmanager left out %d alert(s) of %s (max_alerts); set max_alerts: 0 on the receiver",
+            payload.truncatedAlerts,
+            payload.groupKey,
+        )
     bus = state.bus
     if bus is None or not bus.nc.is_connected:
         return _error(503, "not connected to NATS; Alertmanager will retry")
