@@ -411,3 +411,21 @@ def test_an_old_revision_is_not_blamed_for_a_failure_it_cannot_explain() -> None
     s = snap(d, rs(d, 4, image="shop/geo:bad"), rs(d, 5), pod(d, waiting="CrashLoopBackOff", restarts=3), logs=logs)
     [f] = az.changed_template(s)
     assert f.confidence < 0.5 and "unrelated" in f.evidence[-1]
+
+
+def test_database_requiring_tls_without_history_drops_the_tls_options() -> None:
+    from stratus.reasoners.rulebook.recipes import plan_for
+
+    d, _, s_db = _database()
+    args = ["--auth", "--tlsMode", "requireTLS", "--tlsCertificateKeyFile=/etc/tls/tls.pem", "--tlsCAFile", "/ca"]
+    d["spec"]["template"]["spec"]["containers"][0]["args"] = args
+    logs = {"orders-mongo-db1/orders-mongo": "The server is configured to only allow SSL connections"}
+    [f] = az.database_rejects_plaintext(snap(d, pod(d, "db1"), s_db, logs=logs))
+    assert f.facts["revision"] is None and f.confidence >= 0.5
+    plan = plan_for(f, NS)
+    assert plan is not None and plan.actions[0].verb == "patch"
+    assert plan.actions[0].patch[1] == {  # type: ignore[union-attr]
+        "op": "replace",
+        "path": "/spec/template/spec/containers/0/args",
+        "value": ["--auth"],
+    }

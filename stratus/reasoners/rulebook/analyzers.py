@@ -853,9 +853,37 @@ def database_rejects_plaintext(snap: Snapshot) -> list[Finding]:
                     "revision": revision(previous) if previous else None,
                     "diff": diff,
                     "clients": _clients_of(snap, snap.component_of(dep)),
+                    "tls_args": _tls_args(current_tpl),
                 },
             )
         )
+    return out
+
+
+TLS_FLAGS = frozenset(
+    {"--tlsMode", "--sslMode", "--tlsCertificateKeyFile", "--sslPEMKeyFile", "--tlsCAFile", "--sslCAFile"}
+)
+
+
+def _tls_args(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """Containers whose args require TLS: ``[{index, old, new}]`` with ``new`` the args without the TLS options."""
+    out = []
+    for i, c in enumerate(containers(template.get("spec") or {})):
+        args = [str(a) for a in c.get("args") or []]
+        if not any(a.split("=")[0] in ("--tlsMode", "--sslMode") for a in args):
+            continue
+        kept: list[str] = []
+        skip = False
+        for a in args:
+            if skip:
+                skip = False
+                continue
+            flag = a.split("=")[0]
+            if flag in TLS_FLAGS:
+                skip = "=" not in a
+                continue
+            kept.append(a)
+        out.append({"index": i, "old": c.get("args"), "new": kept})
     return out
 
 

@@ -148,11 +148,22 @@ def fix_database_auth(f: Finding, ns: str) -> Plan | None:
 
 
 def fix_tls_required(f: Finding, ns: str) -> Plan | None:
-    if not f.facts.get("revision"):
-        return None
-    undo = RolloutUndo(kind="Deployment", namespace=ns, name=f.facts["name"], to_revision=f.facts["revision"])
+    """Back to the revision before TLS was required; without history, drop the TLS options from the args."""
     restarts: list[Action] = [RolloutRestart(kind="Deployment", namespace=ns, name=c) for c in f.facts["clients"]]
-    return Plan("rollout_undo", f, [undo], then=restarts, wait_for=f.component, note="back to the plaintext revision")
+    if f.facts.get("revision"):
+        undo = RolloutUndo(kind="Deployment", namespace=ns, name=f.facts["name"], to_revision=f.facts["revision"])
+        return Plan(
+            "rollout_undo", f, [undo], then=restarts, wait_for=f.component, note="back to the plaintext revision"
+        )
+    ops: list[dict[str, Any]] = []
+    for c in f.facts.get("tls_args") or []:
+        path = f"/spec/template/spec/containers/{c['index']}/args"
+        ops.append({"op": "test", "path": path, "value": c["old"]})
+        ops.append({"op": "replace", "path": path, "value": c["new"]} if c["new"] else {"op": "remove", "path": path})
+    if not ops:
+        return None
+    patch = Patch(kind="Deployment", namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
+    return Plan("plaintext_args", f, [patch], then=restarts, wait_for=f.component, note="accept plaintext clients")
 
 
 def fix_crash_loop(f: Finding, ns: str) -> Plan | None:

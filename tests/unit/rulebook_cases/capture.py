@@ -202,7 +202,7 @@ async def live(kubeconfig: str, jaeger: str, namespace: str, case: str) -> list[
         )
         result = await RulebookMitigationReasoner(settle_timeout_s=15).mitigate(request, ttools)
         out.append(f"attempt {attempt} ({scope}): {result.reason[:600]}")
-        if "cluster scope" not in result.reason:
+        if "needs a writer on scope cluster" not in result.reason:
             break
     return out
 
@@ -245,10 +245,12 @@ def main() -> int:
             if not args.no_write:
                 write_case(HERE / name, snap)
             line = f"{name}: captured {sum(len(v) for v in snap.objects.values())} objects, {len(snap.logs)} logs"
-            if args.live and scenario.oracle is not None:
+            if args.live:
                 for text in asyncio.run(live(kubeconfig, arena.plane_url, spec.namespace, name)):
                     line += "\n    " + text
                 try:
+                    if scenario.oracle is None:
+                        raise RuntimeError("no oracle (a healthy app): see what the rulebook did above")
                     verdict = engine.wait_check(scenario, "strict", timeout=30)
                     line += f"\n    strict oracle: {'PASS' if verdict.passed else 'FAIL'} {verdict.reasons[:3]}"
                 except Exception as exc:
