@@ -337,8 +337,8 @@ class Shell:
             if name in ("getUsers", "getUser"):
                 self._require(db, "usersInfo", {"usersInfo": args[0] if args else 1})
                 if name == "getUser":
-                    u = st.users.get((db, str(args[0])))
-                    return u.doc() if u else None
+                    found = st.users.get((db, str(args[0])))
+                    return found.doc() if found else None
                 return [u.doc() for (d, _), u in sorted(st.users.items()) if d == db]
             if name == "version":
                 return "4.4.6"

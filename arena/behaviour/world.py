@@ -117,7 +117,7 @@ def is_running(pod: Obj, name: str) -> bool:
 def pod_ready(pod: Obj) -> bool:
     for cond in (pod.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
+            return bool(cond.get("status") == "True")
     return False
 
 

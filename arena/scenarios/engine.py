@@ -19,7 +19,7 @@ from arena.apps import APPS, AppSpec
 from arena.behaviour.chaos import CHAOS_NAMESPACE, ChaosSpec, ChaosTarget, chaos_configmap
 from arena.scenarios import schema as s
 from arena.scenarios.kube import Kube, KubeError, Obj
-from arena.scenarios.oracles import Verdict, all_ready, every_pod_ready, field_check
+from arena.scenarios.oracles import Mode, Verdict, all_ready, every_pod_ready, field_check
 from arena.workload.generator import WorkloadReport, WorkloadSpec
 
 CATALOGUE_DIR = Path(__file__).parent / "catalogue"
@@ -195,11 +195,13 @@ class Engine:
         elif isinstance(step, s.ScaleStep):
             k.patch("Deployment", ns, step.deployment, {"spec": {"replicas": step.replicas}}, "merge")
         elif isinstance(step, s.SetImageStep):
-            patch = {"spec": {"template": {"spec": {"containers": [{"name": step.container, "image": step.image}]}}}}
+            container = {"name": step.container, "image": step.image}
+            patch: dict[str, Any] = {"spec": {"template": {"spec": {"containers": [container]}}}}
             k.patch("Deployment", ns, step.deployment, patch, "strategic")
         elif isinstance(step, s.RolloutRestartStep):
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
+            annotations = {"kubectl.kubernetes.io/restartedAt": stamp}
+            patch = {"spec": {"template": {"metadata": {"annotations": annotations}}}}
             k.patch("Deployment", ns, step.deployment, patch, "strategic")
         elif isinstance(step, s.DeletePodsStep):
             pods = self.pods(ns, step.selector)
@@ -410,7 +412,7 @@ class Engine:
         ns = None if check.kind in CLUSTER_KINDS else (check.namespace or app.namespace)
         return field_check(check, self.kube.get(check.kind, ns, check.name))
 
-    def check(self, scenario: s.Scenario, mode: str = "strict", pid: str | None = None) -> Verdict:
+    def check(self, scenario: s.Scenario, mode: Mode = "strict", pid: str | None = None) -> Verdict:
         app = APPS[scenario.app]
         ns = app.namespace
         oracle = scenario.oracle
@@ -464,7 +466,7 @@ class Engine:
                     reasons.append(f"strict: the post-fix workload failed: {report.text()}; errors {report.errors}")
         return Verdict(scenario=pid, mode=mode, passed=not reasons, reasons=reasons, notes=notes)
 
-    def wait_check(self, scenario: s.Scenario, mode: str, timeout: float) -> Verdict:
+    def wait_check(self, scenario: s.Scenario, mode: Mode, timeout: float) -> Verdict:
         last: Verdict | None = None
 
         def passes() -> bool:

@@ -4,6 +4,7 @@ as they would against a cluster."""
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from typing import Any
@@ -54,11 +55,13 @@ class Kube:
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> Kube:
         cfg = k8s.Configuration()
-        k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=path, context=context, client_configuration=cfg
+        )
         return cls(k8s.ApiClient(cfg))
 
     def close(self) -> None:
-        self.api.close()
+        self.api.close()  # type: ignore[no-untyped-call]
 
     @staticmethod
     def path(kind: str, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
@@ -78,7 +81,7 @@ class Kube:
         method: str,
         path: str,
         body: Any = None,
-        query: list[tuple[str, str]] | None = None,
+        query: builtins.list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Any:
         headers = {"Accept": "application/json", "Content-Type": content_type}
@@ -86,7 +89,7 @@ class Kube:
             method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
         )
         resp = self.api.call_api(m, url, header_params=hdrs, body=payload)
-        resp.read()
+        resp.read()  # type: ignore[no-untyped-call]
         raw = resp.data.decode() if isinstance(resp.data, bytes) else str(resp.data or "")
         try:
             data = json.loads(raw) if raw.strip().startswith(("{", "[")) else raw
@@ -110,7 +113,7 @@ class Kube:
     def list(self, kind: str, namespace: str | None = None, labels: dict[str, str] | None = None) -> list[Obj]:
         query = [("labelSelector", ",".join(f"{k}={v}" for k, v in labels.items()))] if labels else []
         data = self.request("GET", self.path(kind, namespace), query=query)
-        items: list[Obj] = data.get("items") or []
+        items: builtins.list[Obj] = data.get("items") or []
         return items
 
     def create(self, obj: Obj) -> Obj:
@@ -155,7 +158,9 @@ class Kube:
             raise
         return data if isinstance(data, str) else json.dumps(data)
 
-    def exec(self, namespace: str, pod: str, command: list[str], container: str | None = None) -> tuple[str, str, int]:
+    def exec(
+        self, namespace: str, pod: str, command: builtins.list[str], container: str | None = None
+    ) -> tuple[str, str, int]:
         kwargs: dict[str, Any] = {"command": command, "stderr": True, "stdout": True, "stdin": False, "tty": False}
         if container:
             kwargs["container"] = container

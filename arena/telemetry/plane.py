@@ -111,7 +111,8 @@ class AppPlane:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        server: Any = site._server
+        sockets = server.sockets if server is not None else []
         real_port = sockets[0].getsockname()[1] if sockets else port
         self.url = f"http://{host}:{real_port}"
         return self.url

@@ -40,6 +40,11 @@ def rss_mb() -> float:
     return 0.0
 
 
+def wait_clean(engine: Engine, namespace: str) -> None:
+    probe = WorkloadSpec(rate=20, duration_s=1, connections=2)
+    wait_for("a clean workload", lambda: engine._plane().workload(namespace, probe).clean, 120, 0.05)
+
+
 def main(fast: bool = False, scenarios: list[str] | None = None) -> dict[str, float]:
     figures: dict[str, float] = {}
     gc.collect()
@@ -49,14 +54,13 @@ def main(fast: bool = False, scenarios: list[str] | None = None) -> dict[str, fl
     with AppsArena(timing=timing) as arena, tempfile.TemporaryDirectory() as tmp:
         kube = Kube.from_kubeconfig(str(arena.write_kubeconfig(Path(tmp) / "config")))
         engine = Engine(kube, PlaneClient(arena.plane_url), time_scale=0.25)
-        probe = WorkloadSpec(rate=20, duration_s=1, connections=2)
         for name, app in APPS.items():
             t0 = time.monotonic()
             engine.deploy(app)
             t_deployed = time.monotonic() - t0
             engine.wait_ready(app.namespace, 120)
             t_ready = time.monotonic() - t0
-            wait_for("a clean workload", lambda a=app: engine._plane().workload(a.namespace, probe).clean, 120, 0.05)
+            wait_clean(engine, app.namespace)
             t_clean = time.monotonic() - t0
             pods = len(engine.pods(app.namespace))
             typer.echo(
@@ -94,6 +98,6 @@ def main(fast: bool = False, scenarios: list[str] | None = None) -> dict[str, fl
             figures[f"first_symptom_s[{pid}]"] = first
             engine.recover(scenario)
             engine.wait_ready(app.namespace, 120)
-            wait_for("a clean workload", lambda a=app: engine._plane().workload(a.namespace, probe).clean, 120, 0.05)
+            wait_clean(engine, app.namespace)
         kube.close()
     return figures

@@ -72,7 +72,8 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def _schedule(spec: WorkloadSpec, rng: random.Random) -> list[float]:
-    times, t = [], 0.0
+    times: list[float] = []
+    t = 0.0
     while True:
         t += rng.expovariate(spec.rate) if spec.dist == "exp" else 1.0 / spec.rate
         if t > spec.duration_s:
