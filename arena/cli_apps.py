@@ -102,6 +102,7 @@ def up(
     typer.echo("serving; Ctrl-C to stop")
     while not done.wait(0.5):
         pass
+    typer.echo("stopping")
     arena.stop()
 
 
