@@ -119,7 +119,8 @@ class ServiceRuntime:
         return await start_metrics_server(self.settings.metrics_port, ready=self._ready)
 
     def _ready(self) -> bool:
-        return self.bus is not None and self.bus.nc.is_connected and not self.stop.is_set()
+        """/readyz: connected to NATS, dependencies up (startup hooks done), not stopping."""
+        return self.bus is not None and self.bus.nc.is_connected and self.starting is None and not self.stop.is_set()
 
     async def _run(self) -> None:
         bus = await self._connect_with_retry()
