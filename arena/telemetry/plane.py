@@ -178,7 +178,7 @@ class AppPlane:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         text = exposition(self.metrics, self.view)
-        return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"X-Format": "0.0.4"})
+        return web.Response(body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     async def _workload(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = await request.json()
