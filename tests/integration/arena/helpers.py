@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import yaml
 from kubernetes import client
 
 Obj = dict[str, Any]
 CLIENTS = ["python", "kubectl"]
+CLIENT_SOCKETS = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+)
+"""The official client (its urllib3 pool and the websocket of ``stream``) leaves sockets to the garbage collector."""
 
 
 def deployment(

@@ -12,9 +12,9 @@ from kubernetes import client
 from arena.server import ArenaServer
 from tests.fixtures_arena import Kubectl, wait_for
 
-from .helpers import CLIENTS, deployment, pod, status_of, to_yaml
+from .helpers import CLIENT_SOCKETS, CLIENTS, deployment, pod, status_of, to_yaml
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, CLIENT_SOCKETS]
 
 
 def test_discovery_serves_every_resource_kubectl_needs(kubectl: Kubectl, k8s_client: client.ApiClient) -> None:

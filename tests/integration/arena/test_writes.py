@@ -10,9 +10,9 @@ from kubernetes import client
 from arena.server import ArenaServer
 from tests.fixtures_arena import Kubectl, wait_for
 
-from .helpers import CLIENTS, deployment, to_yaml
+from .helpers import CLIENT_SOCKETS, CLIENTS, deployment, to_yaml
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, CLIENT_SOCKETS]
 
 
 def _ready(apps: client.AppsV1Api, ns: str, name: str, n: int) -> None:
