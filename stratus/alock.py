@@ -28,9 +28,10 @@ Why it is shaped this way:
   the queue may be granted, so waiting writers are served first come, first served; new readers of that scope (and,
   for a waiting cluster writer, new namespace holders) are refused while anyone is queued, so a stream of overlapping
   readers cannot starve the mitigator. A dead waiter delays the others by at most ``QUEUE_MS``.
-- **Waiting.** Releases PUBLISH the scope on one channel per prefix; each ``ALock`` keeps one subscriber that wakes
-  its local waiters. Notifications are only a hint: waiters also poll with jittered exponential back-off (capped,
-  and never longer than the blocking lease's remaining time), so lost messages and expiries cost latency, never safety.
+- **Waiting.** Releases PUBLISH the scope and the waiter ids at the head of the queues on one channel per prefix;
+  each ``ALock`` keeps one subscriber that wakes exactly those local waiters (and the readers). Notifications are
+  only a hint: waiters also poll with jittered exponential back-off (capped, and never longer than the blocking
+  lease's remaining time), so lost messages and expiries cost latency, never safety.
 - **What it does not promise.** Leases are not reentrant: a holder asking again for a scope it holds waits like
   anyone else (and a reader that asks to write on the same scope waits for its own read lease to end). Readers are
   not queued, so an unbroken stream of writers delays readers indefinitely (the choice TNR wants). A grant whose reply
@@ -161,6 +162,12 @@ local function touch_queue(queue, live)
     redis.call('PEXPIREAT', live, top[2])
   end
 end
+local function head_id(queue, live)
+  prune_queue(queue, live)
+  local h = first(queue)
+  if h then return string.match(h[1], '^[^|]*') end
+  return ''
+end
 local function queue_left(live, member)
   local deadline = redis.call('ZSCORE', live, member)
   if deadline then return tonumber(deadline) - now end
@@ -268,7 +275,9 @@ return {1, exp}
 """
 )
 
-# KEYS: 1 writer hash, 2 namespace-holder index.  ARGV: 1 holder, 2 token, 3 index member, 4 channel, 5 scope
+# KEYS: 1 writer hash, 2 namespace-holder index, 3-4 queue and liveness, 5-6 cluster queue and liveness
+# ARGV: 1 holder, 2 token, 3 index member, 4 channel, 5 scope
+# Publishes '<scope>\n<head waiter id>\n<cluster head waiter id>' so each process wakes exactly the next writer.
 _RELEASE_WRITE = (
     _PRELUDE
     + """
@@ -276,7 +285,7 @@ local w = writer(KEYS[1])
 if not w or w[1] ~= ARGV[1] or w[2] ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. '\\n' .. head_id(KEYS[3], KEYS[4]) .. '\\n' .. head_id(KEYS[5], KEYS[6]))
 return 1
 """
 )
@@ -298,14 +307,17 @@ return {1, exp}
 """
 )
 
-# KEYS: 1 readers zset, 2 namespace-holder index.  ARGV: 1 member, 2 index member, 3 channel, 4 scope
+# KEYS: 1 readers zset, 2 namespace-holder index, 3-4 queue and liveness, 5-6 cluster queue and liveness
+# ARGV: 1 member, 2 index member, 3 channel, 4 scope.  Publishes like _RELEASE_WRITE.
 _RELEASE_READ = (
     _PRELUDE
     + """
 prune(KEYS[1])
 local held = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
-if held == 1 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+if held == 1 then
+  redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\\n' .. head_id(KEYS[3], KEYS[4]) .. '\\n' .. head_id(KEYS[5], KEYS[6]))
+end
 return held
 """
 )
@@ -361,7 +373,7 @@ class ALock:
         self._release_read = redis.register_script(_RELEASE_READ)
         self._check_fence = redis.register_script(_CHECK_FENCE)
         self._leave_queue = redis.register_script(_LEAVE_QUEUE)
-        self._waiters: dict[str, dict[asyncio.Event, Mode]] = {}  # per scope, oldest first
+        self._waiters: dict[str, dict[asyncio.Event, tuple[Mode, str]]] = {}  # scope -> (mode, waiter id), oldest first
         self._listener: asyncio.Task[None] | None = None
         self._listener_ready: asyncio.Event | None = None
 
@@ -379,6 +391,14 @@ class ALock:
     def _index(self) -> str:
         return f"{self._base}:nsholders"
 
+    def _queues(self, scope: str) -> list[str]:
+        return [
+            self._key("q", scope),
+            self._key("qlive", scope),
+            self._key("q", CLUSTER_SCOPE),
+            self._key("qlive", CLUSTER_SCOPE),
+        ]
+
     # --- writers ---
 
     async def try_acquire_write(self, scope: str, holder: str, ttl_s: float) -> Lease | None:
@@ -391,13 +411,14 @@ class ALock:
 
         Raises ``LockTimeout`` naming the blocker when the wait runs out.
         """
-        member = f"{uuid.uuid4().hex}|{holder}"
+        waiter_id = uuid.uuid4().hex
+        member = f"{waiter_id}|{holder}"
 
         async def attempt(last: bool) -> tuple[Lease | None, tuple[str, int]]:
             return await self._try_write(scope, holder, ttl_s, queue_ms=0 if last else QUEUE_MS, member=member)
 
         try:
-            return await self._wait_for(scope, "write", holder, wait_s, attempt)
+            return await self._wait_for(scope, "write", holder, wait_s, attempt, waiter_id)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._leave_queue(keys=[self._key("q", scope), self._key("qlive", scope)], args=[member])
@@ -507,7 +528,7 @@ class ALock:
         """Give a lease back (compare-and-delete). ``False`` when it was no longer held (expired or taken over)."""
         if isinstance(lease, ReadLease):
             reply = await self._release_read(
-                keys=[self._key("r", lease.scope), self._index()],
+                keys=[self._key("r", lease.scope), self._index(), *self._queues(lease.scope)],
                 args=[
                     f"{lease.lease_id}|{lease.holder}",
                     f"r|{lease.scope}|{lease.lease_id}|{lease.holder}",
@@ -517,7 +538,7 @@ class ALock:
             )
         else:
             reply = await self._release_write(
-                keys=[self._key("w", lease.scope), self._index()],
+                keys=[self._key("w", lease.scope), self._index(), *self._queues(lease.scope)],
                 args=[lease.holder, lease.token, f"w|{lease.scope}|{lease.holder}", self.channel, lease.scope],
             )
         return int(reply) == 1
@@ -591,6 +612,7 @@ class ALock:
         holder: str,
         wait_s: float,
         attempt: Callable[[bool], Awaitable[tuple[_L | None, tuple[str, int]]]],
+        waiter_id: str = "",
     ) -> _L:
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -599,7 +621,7 @@ class ALock:
         event = asyncio.Event()
         watching = wait_s > 0
         if watching:  # before the first attempt, so a release right after a refusal is not missed
-            await self._watch(scope, event, mode)
+            await self._watch(scope, event, mode, waiter_id)
         try:
             while True:
                 event.clear()
@@ -628,8 +650,8 @@ class ALock:
             if watching:
                 self._unwatch(scope, event)
 
-    async def _watch(self, scope: str, event: asyncio.Event, mode: Mode) -> None:
-        self._waiters.setdefault(scope, {})[event] = mode
+    async def _watch(self, scope: str, event: asyncio.Event, mode: Mode, waiter_id: str) -> None:
+        self._waiters.setdefault(scope, {})[event] = (mode, waiter_id)
         if self._listener is None or self._listener.done():
             self._listener_ready = asyncio.Event()
             self._listener = asyncio.create_task(self._listen(self._listener_ready), name=f"alock-{self.prefix}")
@@ -645,20 +667,27 @@ class ALock:
             if not events:
                 del self._waiters[scope]
 
-    def _wake(self, scope: str) -> None:
-        # A release on a namespace can unblock a cluster writer; a release of the cluster scope can unblock anyone.
-        # Every reader may proceed, but only the head of the writers' queue can win: the oldest local writer is the
-        # only local candidate, so waking it alone keeps a release from causing a retry storm. Others still poll, so
-        # a wake-up that was not needed, or one that was missed, costs latency, never liveness.
+    def _wake(self, message: str) -> None:
+        """Wake the waiters a release may unblock: the readers, and the writers at the head of the queues.
+
+        A release on a namespace can unblock that namespace and a cluster writer; a release of the cluster scope can
+        unblock anyone. Only the head of a writers' queue can be granted, and the release names the heads, so exactly
+        those writers retry (no retry storm). After a cluster release the namespaces' heads are not named: each
+        namespace's oldest local writer retries, which is the head when this process holds it. A wake-up that was
+        not needed, or one that was missed, costs latency, never liveness: every waiter also polls.
+        """
+        scope, _, rest = message.partition("\n")
+        heads = {head for head in rest.split("\n") if head}
         for waiting, events in self._waiters.items():
-            if waiting == scope or CLUSTER_SCOPE in (scope, waiting):
-                writer_woken = False
-                for event, mode in events.items():
-                    if mode == "read":
-                        event.set()
-                    elif not writer_woken:
-                        event.set()
-                        writer_woken = True
+            if not (waiting == scope or CLUSTER_SCOPE in (scope, waiting)):
+                continue
+            guess = not heads or (scope == CLUSTER_SCOPE and waiting != CLUSTER_SCOPE)
+            for event, (mode, waiter_id) in events.items():
+                if mode == "read" or waiter_id in heads:
+                    event.set()
+                elif guess:
+                    event.set()
+                    guess = False
 
     async def _listen(self, ready: asyncio.Event) -> None:
         backoff = 0.1
