@@ -69,19 +69,27 @@ class Supervisor:
     def start_services(self) -> None:
         for service in self.services:
             for replica in range(self.replicas.get(service, 1)):
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", f"services.{service}"],
-                    env=self.child_env(service, replica),
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-                )
-                self.children.append((service, proc))
-                assert proc.stdout is not None
-                pump = threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True)
-                pump.start()
-                self._pumps.append(pump)
+                self.start_one(service, replica)
+
+    def pids(self, service: str) -> list[int]:
+        return [proc.pid for name, proc in self.children if name == service and proc.poll() is None]
+
+    def start_one(self, service: str, replica: int = 0) -> subprocess.Popen[bytes]:
+        """Start one process of ``service`` (also used to restart a replica that was killed)."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"],
+            env=self.child_env(service, replica),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        self.children.append((service, proc))
+        assert proc.stdout is not None
+        pump = threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True)
+        pump.start()
+        self._pumps.append(pump)
+        return proc
 
     def _pump(self, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
@@ -89,6 +97,14 @@ class Supervisor:
 
     def exited(self) -> list[tuple[str, int]]:
         return [(name, code) for name, proc in self.children if (code := proc.poll()) is not None]
+
+    def signal(self, service: str, signum: int) -> list[int]:
+        """Send ``signum`` to every live process of ``service``; returns their pids."""
+        pids = self.pids(service)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        return pids
 
     def stop(self, timeout: float = 8.0) -> None:
         for _, proc in self.children:

@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from arena.hooks import DefaultBehaviour
+from arena.server import ArenaServer
+from arena.timing import Timing
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer, start_nats, start_redis
+
+pytest_plugins = ["tests.fixtures_arena", "tests.llm_server"]
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +52,16 @@ async def redis(redis_server: LocalServer) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_server.url)
     yield client
     await client.aclose()
+
+
+BAD_IMAGE = "registry.example/shop/web:does-not-exist"
+"""The one image the shop arena cannot pull."""
+
+
+@pytest.fixture(scope="session")
+def shop_arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ArenaServer, Path]]:
+    """An arena with the default behaviour (every image runs except BAD_IMAGE) and its kubeconfig."""
+    server = ArenaServer(behaviour=DefaultBehaviour(unknown_images=[BAD_IMAGE]), timing=Timing.fast()).start()
+    kubeconfig = server.write_kubeconfig(tmp_path_factory.mktemp("arena") / "kubeconfig")
+    yield server, kubeconfig
+    server.stop()

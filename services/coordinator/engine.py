@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from nats.js.errors import NotFoundError
 from pydantic import BaseModel
 
 from services.coordinator.machine import (
@@ -39,6 +41,7 @@ from stratus.alock import ALock, FencingError, lease_keeper
 from stratus.bus import Bus
 from stratus.contracts import (
     COORDINATOR_EVENT_KINDS,
+    EVENTS_STREAM,
     ActionExecuted,
     Checkpointed,
     DiagnoseRequest,
@@ -293,6 +296,17 @@ class Engine:
     async def _validate(self, record: IncidentRecord, attempt: Attempt) -> None:
         """R3: let the system settle, measure mu_post, commit or abort."""
         assert record.lease is not None
+        if not await self.alock.check_fence(record.scope, record.lease.token):
+            # The lease lapsed while nobody held it for the validation (e.g. this coordinator restarted after the
+            # mitigator had finished). The writes are done and journaled; take a fresh lease to validate them.
+            await self._release_lease(record)
+            record.lease = await self.alock.acquire_write(
+                record.scope,
+                f"{record.incident_id}/{attempt.tx_id}/validate",
+                self.settings.lease_ttl_s,
+                wait_s=self.settings.lease_ttl_s + 5,
+            )
+            await self.store.save(record)
         lost = False
         try:
             async with lease_keeper(
@@ -344,7 +358,7 @@ class Engine:
         again: keep the lease, and measure until mu is back at or under b, or the settling time runs out."""
         assert record.lease is not None
         deadline = asyncio.get_running_loop().time() + max(3 * self.settings.settle_s, 10.0)
-        restored = await self.observer.measure(record.scope)
+        restored: Severity | None = None
         with contextlib.suppress(FencingError):
             async with lease_keeper(
                 self.alock, record.lease, self.settings.lease_ttl_s, release_on_exit=False
@@ -355,7 +369,7 @@ class Engine:
                     await self.sleep(1.0)
                     restored = await self.observer.measure(record.scope)
                 record.lease = keeper.lease
-        return restored
+        return restored if restored is not None else await self.observer.measure(record.scope)
 
     async def _begin_undo(self, record: IncidentRecord, attempt: Attempt, need_new_lease: bool) -> None:
         if need_new_lease or record.lease is None:
@@ -417,6 +431,8 @@ class Engine:
                     continue
                 if await self.alock.check_fence(record.scope, record.lease.token):
                     continue
+                if record.state == "mitigating" and await self._writer_finished(record.incident_id, attempt.tx_id):
+                    continue  # it ended; its TransactionEnded is on its way to the event handler
                 who = "mitigator" if record.state == "mitigating" else "undoer"
                 log.warning("%s: the %s of %s lost its lease; taking over", incident_id, who, attempt.tx_id)
                 if record.state == "mitigating":
@@ -440,10 +456,22 @@ class Engine:
                 record.lease = None
                 await self._begin_undo(record, attempt, need_new_lease=True)
 
+    async def _writer_finished(self, incident_id: str, tx_id: str) -> bool:
+        """Whether the mitigator already reported the end (or failure) of ``tx_id`` on the event stream."""
+        for kind in ("transaction_ended", "work_failed"):
+            try:
+                msg = await self.bus.js.get_last_msg(EVENTS_STREAM, events_subject(incident_id, kind))
+            except NotFoundError:
+                continue
+            if msg.data and json.loads(msg.data).get("tx_id") == tx_id:
+                return True
+        return False
+
     # --- plumbing ----------------------------------------------------------------------------------------------
 
     def _move(self, record: IncidentRecord, state: State, reason: str, attempt: int | None = None) -> None:
         previous = record.move(state)
+        log.info("%s: %s -> %s%s", record.incident_id, previous, state, f" ({reason})" if reason else "")
         record_transition(state)
         n = attempt if attempt is not None else (record.attempt.n if record.attempt else 0)
         event = StateChanged(

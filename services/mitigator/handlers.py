@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from nats.aio.msg import Msg
@@ -16,6 +17,8 @@ from stratus.journal import Journal
 from stratus.metrics import record_llm_usage
 from stratus.reasoning import MitigationReasoner
 from stratus.severity import SeverityMeter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +47,14 @@ class MitigateHandler:
                 "current (it expired or the coordinator took over); nothing was written"
             )
 
+        log.info(
+            "%s: transaction %s (attempt %d) under lease token %d",
+            request.incident_id,
+            request.tx_id,
+            request.attempt,
+            lease.token,
+        )
+
         async def report(event: ActionExecuted) -> None:
             await deps.bus.publish(events_subject(event.incident_id, event.kind), event)
 
@@ -59,5 +70,12 @@ class MitigateHandler:
             jaeger_url=deps.jaeger_url,
         )
         await deps.bus.publish(events_subject(ended.incident_id, ended.kind), ended)
+        log.info(
+            "%s: transaction %s ended (%s, %d write(s))",
+            request.incident_id,
+            request.tx_id,
+            ended.outcome,
+            ended.actions,
+        )
         usage = ended.usage
         record_llm_usage("mitigator", usage.prompt_tokens, usage.completion_tokens, usage.cost_usd)

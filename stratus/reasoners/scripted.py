@@ -6,11 +6,12 @@ known-bad transactions. A step is a kubectl command line (run through the confin
 
     attempts:
       - ["kubectl -n ns scale deployment user-service --replicas=0"]   # attempt 1: harmful
-      - ["kubectl -n ns scale deployment user-service --replicas=1"]   # attempt 2: the fix
+      - [{pause: 2}, "kubectl -n ns scale deployment user-service --replicas=1"]   # attempt 2: the fix
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,14 @@ from stratus.contracts import ActionSpec, MitigateRequest
 from stratus.errors import PermanentError
 from stratus.reasoning import MitigationResult, MitigationTools
 
-Step = str | ActionSpec
+
+class Pause(BaseModel):
+    """Wait between steps (tests and benchmarks use it to act on a transaction in flight)."""
+
+    pause: float = Field(ge=0, le=600, description="Seconds to wait.")
+
+
+Step = str | Pause | ActionSpec
 
 
 class ScriptedPlan(BaseModel):
@@ -45,7 +53,9 @@ class ScriptedMitigationReasoner:
             return MitigationResult(done=True, reason=f"the plan has no attempt {request.attempt}")
         notes: list[str] = []
         for step in self.plan.attempts[request.attempt - 1]:
-            if isinstance(step, str):
+            if isinstance(step, Pause):
+                await asyncio.sleep(step.pause)
+            elif isinstance(step, str):
                 notes.append(await tools.kubectl(step))
             else:
                 try:

@@ -14,6 +14,7 @@ from typing import Any
 
 from stratus.bus import Bus
 from stratus.contracts import ALL_EVENTS, EVENTS_STREAM
+from stratus.localinfra import free_port
 from stratus.supervisor import Supervisor
 
 FAST = {
@@ -35,6 +36,7 @@ def running_system(
         "STRATUS_KUBECONFIG": str(kubeconfig),
         "STRATUS_SCOPES": json.dumps([scope]),
         "STRATUS_REDIS_PREFIX": prefix,
+        "STRATUS_PORT": str(free_port()),  # the bridge's webhook
         **env,
     }
     sup = Supervisor(nats_url, redis_url, env=settings, echo=lines.append)

@@ -7,81 +7,29 @@ second attempt (the correct one-action fix) commits and resolves the incident; t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
-from arena.hooks import DefaultBehaviour
 from arena.server import ArenaServer
-from arena.timing import Timing
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
 from tests.e2e.harness import Timeline, running_system
+from tests.e2e.shop import deploy_shop, scale
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-BAD_IMAGE = "registry.example/shop/web:does-not-exist"
-
-
-@pytest.fixture(scope="module")
-def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ArenaServer, Path]]:
-    server = ArenaServer(behaviour=DefaultBehaviour(unknown_images=[BAD_IMAGE]), timing=Timing.fast()).start()
-    kubeconfig = server.write_kubeconfig(tmp_path_factory.mktemp("arena") / "kubeconfig")
-    yield server, kubeconfig
-    server.stop()
-
-
-def deploy_shop(kubeconfig: Path, ns: str) -> None:
-    api = k8s_config.new_client_from_config(config_file=str(kubeconfig))
-    core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
-    core.create_namespace({"metadata": {"name": ns}})
-    for name in ("web", "cart", "db"):
-        labels = {"app": name}
-        apps.create_namespaced_deployment(
-            ns,
-            {
-                "metadata": {"name": name, "labels": labels},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "containers": [
-                                {"name": name, "image": f"shop/{name}:1.0", "ports": [{"containerPort": 8080}]}
-                            ]
-                        },
-                    },
-                },
-            },
-        )
-        core.create_namespaced_service(
-            ns,
-            {"metadata": {"name": name}, "spec": {"selector": labels, "ports": [{"port": 8080, "targetPort": 8080}]}},
-        )
-    api.close()
-
-
-def break_web(kubeconfig: Path, ns: str) -> None:
-    """The fault: web scaled to zero (its Service has no endpoint left)."""
-    api = k8s_config.new_client_from_config(config_file=str(kubeconfig))
-    k8s.AppsV1Api(api).patch_namespaced_deployment_scale("web", ns, {"spec": {"replicas": 0}})
-    api.close()
-
 
 async def test_harmful_attempt_is_undone_and_the_fix_commits(
-    arena: tuple[ArenaServer, Path],
+    shop_arena: tuple[ArenaServer, Path],
     nats_server: LocalServer,
     redis_server: LocalServer,
     bus: Bus,
     uid: str,
     tmp_path: Path,
 ) -> None:
-    _, kubeconfig = arena
+    _, kubeconfig = shop_arena
     ns = f"shop-{uid}"
     deploy_shop(kubeconfig, ns)
     plan = tmp_path / "plan.yaml"
@@ -107,7 +55,7 @@ async def test_harmful_attempt_is_undone_and_the_fix_commits(
         STRATUS_POLICY="scripted",
         STRATUS_SCRIPTED_PLAN=str(plan),
     ):
-        break_web(kubeconfig, ns)
+        scale(kubeconfig, ns, "web", 0)  # the fault: web has no endpoint left
         opened = (await timeline.wait_for("incident_opened", timeout=60))[0]
         b = opened["baseline"]
         assert b >= 1

@@ -16,7 +16,7 @@ import pytest
 
 from stratus import contracts as c
 from stratus.bus import Bus
-from stratus.localinfra import LocalServer
+from stratus.localinfra import LocalServer, free_port
 from stratus.supervisor import gather_health, wait_healthy
 
 pytestmark = pytest.mark.integration
@@ -47,8 +47,17 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def system(nats_server: LocalServer, redis_server: LocalServer) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ, STRATUS_NATS_URL=nats_server.url, STRATUS_REDIS_URL=redis_server.url)
+def system(
+    nats_server: LocalServer, redis_server: LocalServer, shop_arena: tuple[object, Path]
+) -> Iterator[subprocess.Popen[bytes]]:
+    env = dict(
+        os.environ,
+        STRATUS_NATS_URL=nats_server.url,
+        STRATUS_REDIS_URL=redis_server.url,
+        STRATUS_KUBECONFIG=str(shop_arena[1]),
+        STRATUS_SCOPES='["no-such-namespace"]',
+        STRATUS_PORT=str(free_port()),
+    )
     proc = subprocess.Popen([STRATUS, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     yield proc
     if proc.poll() is None:
@@ -71,9 +80,12 @@ async def test_all_six_services_are_healthy_within_10s(
         assert s in status.stdout
 
 
-@pytest.mark.parametrize("kind", ["diagnose", "mitigate", "undo"])
-async def test_unimplemented_work_is_refused_with_a_readable_event(
-    system: subprocess.Popen[bytes], nats_server: LocalServer, bus: Bus, uid: str, kind: str
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [("diagnose", "not implemented yet"), ("mitigate", "no longer current"), ("undo", "no longer current")],
+)
+async def test_work_that_cannot_be_done_is_refused_with_a_readable_event(
+    system: subprocess.Popen[bytes], nats_server: LocalServer, bus: Bus, uid: str, kind: str, reason: str
 ) -> None:
     await wait_healthy(nats_server.url, timeout=10)
     from datetime import UTC, datetime
@@ -93,7 +105,7 @@ async def test_unimplemented_work_is_refused_with_a_readable_event(
     msg = await sub.next_msg(timeout=10)
     event = c.EVENT_ADAPTER.validate_json(msg.data)
     assert isinstance(event, c.WorkFailed)
-    assert event.service == service and "not implemented yet" in event.reason and event.request_id == request.id
+    assert event.service == service and reason in event.reason and event.request_id == request.id
     await sub.unsubscribe()
 
 
