@@ -315,6 +315,10 @@ class KubeApi:
             code = ws.returncode
         finally:
             ws.close()
+            # websocket-client skips closing the socket when the server closed the stream first.
+            raw = getattr(ws, "sock", None)
+            if raw is not None:
+                raw.shutdown()
         return int(code if code is not None else 0), str(out), str(err)
 
 
