@@ -20,6 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Obj = dict[str, Any]
 
+RECENT_WINDOW_US = 60 * 1_000_000
+"""Failing traces older than this before the newest failing one belong to an earlier episode."""
+SLOW_HOP_MIN_US = 500_000
+SLOW_HOP_FACTOR = 20
+
 _PEER_TAGS = ("peer.service", "net.peer.name", "peer.hostname", "server.address", "net.host.name", "rpc.service")
 _HOST_IN_LOG = (
     re.compile(r"<Host: (?P<host>[\w.-]+) Port: \d+>"),
@@ -47,6 +52,7 @@ class Hypothesis(BaseModel):
     traces: int = Field(description="Failing traces in which this is the deepest failure.")
     depth: int = Field(description="The deepest call depth at which it was seen (root = 0).")
     inferred: bool = Field(default=False, description="True when the callee was inferred (it left no span).")
+    signal: str = Field(default="error", description="error (failing spans) or latency (a slow hop, no error).")
     pods: list[str] = Field(default_factory=list, description="Hostnames (pods) reporting it, from process tags.")
     evidence: list[str] = Field(default_factory=list, description="Examples of what the spans said.")
 
@@ -114,6 +120,8 @@ class _Trace:
             host = _tags(proc.get("tags")).get("hostname")
             if host:
                 self.host[sid] = str(host)
+        starts = [int(sp.get("startTime") or 0) for sp in self.spans.values()]
+        self.start = min(starts) if starts else 0
         self.children: dict[str, list[str]] = defaultdict(list)
         self.parent: dict[str, str] = {}
         for sid, span in self.spans.items():
@@ -161,11 +169,12 @@ def build_call_graph(traces: list[Obj]) -> CallGraph:
                 edge_errors[(caller, callee)] += is_error(span)
                 callee_of[(caller, str(t.spans[parent].get("operationName")))][callee] += 1
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    failing = 0
-    for t in parsed:
+    failing_traces = [t for t in parsed if any(is_error(s) for s in t.spans.values())]
+    newest = max((t.start for t in failing_traces), default=0)
+    for t in failing_traces:
+        if newest and t.start < newest - RECENT_WINDOW_US:
+            continue  # an earlier episode: the latest failures say where things stand now
         deepest = [sid for sid, s in t.spans.items() if is_error(s) and not t.has_failing_descendant(sid)]
-        if deepest:
-            failing += 1
         seen_here: set[tuple[str, str]] = set()
         for sid in deepest:
             span, service = t.spans[sid], t.service[sid]
@@ -202,13 +211,57 @@ def build_call_graph(traces: list[Obj]) -> CallGraph:
         for (svc, op), e in found.items()
     ]
     hypotheses.sort(key=lambda h: (-h.traces, -h.depth, h.service))
+    hypotheses += slow_hops(parsed)
     return CallGraph(
         services=sorted(services),
         edges=[CallEdge(caller=a, callee=b, calls=n, errors=edge_errors[(a, b)]) for (a, b), n in edges.items()],
-        failing_traces=failing,
+        failing_traces=len(failing_traces),
         total_traces=len(parsed),
         hypotheses=hypotheses,
     )
+
+
+def slow_hops(parsed: list[_Trace]) -> list[Hypothesis]:
+    """Calls whose time is spent *between* caller and callee (the hop, not the callee's own work), far above the
+    other hops: a network delay or an overloaded target shows there without any error span."""
+    gaps: list[tuple[int, str, str, str]] = []
+    for t in parsed:
+        for sid, span in t.spans.items():
+            kids = t.children.get(sid, [])
+            other = [k for k in kids if t.service[k] != t.service[sid]]
+            if not other:
+                continue
+            inner = sum(int(t.spans[k].get("duration") or 0) for k in other)
+            gap = int(span.get("duration") or 0) - inner
+            callee = t.service[other[0]]
+            gaps.append((gap, callee, str(t.spans[other[0]].get("operationName", "")), t.host.get(other[0], "")))
+    if len(gaps) < 3:
+        return []
+    ordered = sorted(g for g, *_ in gaps)
+    median = ordered[len(ordered) // 2]
+    threshold = max(SLOW_HOP_MIN_US, SLOW_HOP_FACTOR * max(median, 1))
+    found: dict[tuple[str, str], list[int]] = defaultdict(list)
+    pods: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for gap, callee, op, host in gaps:
+        if gap >= threshold:
+            found[(callee, op)].append(gap)
+            if host:
+                pods[(callee, op)].add(host)
+    out = [
+        Hypothesis(
+            service=callee,
+            operation=op,
+            traces=len(slow),
+            depth=0,
+            signal="latency",
+            pods=sorted(pods[(callee, op)]),
+            evidence=[
+                f"calls to {callee} {op} spend {max(slow) / 1e6:.1f}s in the hop (median hop {median / 1e3:.1f}ms)"
+            ],
+        )
+        for (callee, op), slow in found.items()
+    ]
+    return sorted(out, key=lambda h: (-h.traces, h.service))
 
 
 def _peer(span: Obj) -> str | None:

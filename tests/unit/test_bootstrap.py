@@ -128,8 +128,39 @@ def test_parent_span_id_field_and_no_failure() -> None:
 
 @pytest.mark.parametrize(
     ("case", "service"),
-    [("service-target-port-mismatch", "user-service"), ("deployment-scaled-to-zero", "user-service")],
+    [
+        ("service-target-port-mismatch", "user-service"),
+        ("deployment-scaled-to-zero", "user-service"),
+        ("network-loss-to-a-service", "user"),
+        ("network-delay-to-a-service", "user"),
+    ],
 )
 def test_captured_traces_point_at_the_silent_service(case: str, service: str) -> None:
     traces = json.loads((CASES / case / "traces.json").read_text())
     assert rank_failing_services(traces)[0] == service
+
+
+def timed(s: Obj, start: int, duration: int) -> Obj:
+    return s | {"startTime": start, "duration": duration}
+
+
+def test_a_slow_hop_without_errors_is_a_latency_hypothesis() -> None:
+    def call(tid: str, callee: str, hop_us: int) -> Obj:
+        return trace(
+            tid,
+            timed(span("a", "frontend", "HTTP GET /x"), 0, hop_us + 2_000),
+            timed(span("b", "frontend", "Check", "a", kind="client"), 100, hop_us + 1_000),
+            timed(span("c", callee, f"/{callee}/Check", "b"), 200, 800),
+        )
+
+    traces = [call(f"ok{i}", "search", 300) for i in range(5)] + [call("slow", "user", 10_000_000)]
+    graph = build_call_graph(traces)
+    [h] = graph.hypotheses
+    assert (h.service, h.signal, h.pods) == ("user", "latency", ["user-pod"])
+    assert graph.failing_traces == 0
+
+
+def test_an_earlier_failure_episode_is_ignored() -> None:
+    old = trace("old", timed(span("a", "user", "Login", error=True), 0, 10))
+    new = trace("new", timed(span("a", "geo", "Nearby", error=True), 600_000_000, 10))
+    assert rank_failing_services([old, new]) == ["geo"]

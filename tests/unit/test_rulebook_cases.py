@@ -35,7 +35,7 @@ def mitigate_request(ns: str, diagnosis: DiagnosisReady | None = None, **kw: Any
 
 def test_every_catalogue_mitigation_mechanism_has_a_case() -> None:
     names = {c.name for c in CASES}
-    assert len(names) >= 15
+    assert len(names) >= 19
     assert {"healthy-hotel", "healthy-social"} <= names
     assert all((c / "expected.yaml").exists() for c in CASES)
 
@@ -50,8 +50,9 @@ async def test_diagnosis(case: Path) -> None:
         assert diagnosis.localisation == [] and diagnosis.root_cause is None, diagnosis.summary
         return
     assert diagnosis.localisation[0] == expected["localisation"], diagnosis.summary
-    assert diagnosis.root_cause is not None
-    assert diagnosis.root_cause.model_dump() == expected["root_cause"]
+    if expected["root_cause"] != "any":  # faults below Kubernetes (network, chaos) have no rulebook category
+        assert diagnosis.root_cause is not None
+        assert diagnosis.root_cause.model_dump() == expected["root_cause"]
     assert diagnosis.evidence and diagnosis.summary
 
 

@@ -84,7 +84,8 @@ def diagnose_snapshot(request: DiagnoseRequest, snap: Snapshot) -> DiagnosisRead
         evidence += [*f.evidence, *notes]
     for h in graph.hypotheses[:3]:
         where = f"{h.service} {h.operation}".strip()
-        evidence.append(f"traces: failures start at {where} in {h.traces} of {graph.total_traces} traces")
+        what = "calls slow down" if h.signal == "latency" else "failures start"
+        evidence.append(f"traces: {what} at {where} in {h.traces} of {graph.total_traces} traces")
         evidence += h.evidence[:1]
     for f in findings:
         if f not in roots[:3]:
@@ -95,7 +96,8 @@ def diagnose_snapshot(request: DiagnoseRequest, snap: Snapshot) -> DiagnosisRead
     if top is not None:
         summary = "; ".join(summary_lines) or describe(top, snap.namespace, request.scope)[0]
     elif graph.hypotheses:
-        summary = f"no Kubernetes-level cause found; traces show failures starting at {localisation[0]}"
+        what = "calls slowing down" if graph.hypotheses[0].signal == "latency" else "failures starting"
+        summary = f"no Kubernetes-level cause found; traces show {what} at {localisation[0]}"
     else:
         summary = "no fault found: no analyzer matched and no trace failed"
     return DiagnosisReady(

@@ -89,7 +89,7 @@ class RulebookMitigationReasoner:
         plans = choose_plans(findings, namespace, request.reflections, first)
         if not plans:
             skipped = [p for f in findings if (p := plan_for(f, namespace)) and tried_before(p, request.reflections)]
-            why = "no finding has a recipe" if findings else "no fault found in the scope"
+            why = "no finding has a recipe" if findings else "no Kubernetes-level fault found in the scope"
             if skipped:
                 why = f"every recipe was tried by an aborted attempt ({', '.join(p.signature for p in skipped)})"
             return MitigationResult(done=True, reason=f"rulebook: nothing to do: {why}")

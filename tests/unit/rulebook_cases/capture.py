@@ -55,6 +55,10 @@ CASES: dict[str, str] = {
     "node-selector-matches-no-node": "assign_to_non_existent_node_social_net-mitigation-1",
     "released-volumes-with-stale-claims": "redeploy_without_PV-mitigation-1",
     "workload-runs-a-sibling-program": "wrong_bin_usage-mitigation-1",
+    "network-loss-to-a-service": "network_loss_hotel_res-localization-1",
+    "network-delay-to-a-service": "network_delay_hotel_res-localization-1",
+    "pod-failure-not-serving": "pod_failure_hotel_res-localization-1",
+    "container-killed-once": "container_kill-localization",
     "healthy-hotel": "noop_detection_hotel_reservation-1",
     "healthy-social": "noop_detection_social_network-1",
 }
@@ -111,11 +115,17 @@ def prune(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def pick_traces(traces: list[dict[str, Any]], limit: int = 6) -> list[dict[str, Any]]:
+def pick_traces(traces: list[dict[str, Any]], failing_n: int = 10, slow_n: int = 4) -> list[dict[str, Any]]:
+    """Failing traces, the slowest healthy ones, and healthy ones covering every operation (so a reader, like the
+    bootstrap, can learn which service answers which call)."""
+
     def failing(t: dict[str, Any]) -> bool:
         return any(
             any(tag.get("key") in ("error", "otel.status_code") for tag in s.get("tags") or []) for s in t["spans"]
         )
+
+    def ops(t: dict[str, Any]) -> set[str]:
+        return {str(s.get("operationName")) for s in t["spans"]}
 
     seen: set[str] = set()
     unique = []
@@ -125,7 +135,13 @@ def pick_traces(traces: list[dict[str, Any]], limit: int = 6) -> list[dict[str, 
             unique.append(t)
     bad = [t for t in unique if failing(t)]
     good = [t for t in unique if not failing(t)]
-    chosen = bad[: limit - 2] + good[:2]
+    slowest = sorted(good, key=lambda t: -max(s.get("duration", 0) for s in t["spans"]))[:slow_n]
+    chosen = bad[:failing_n] + slowest
+    covered = set().union(*(ops(t) for t in chosen)) if chosen else set()
+    for t in good:
+        if ops(t) - covered:
+            chosen.append(t)
+            covered |= ops(t)
     for t in chosen:
         t.pop("warnings", None)
         for sp in t["spans"]:
