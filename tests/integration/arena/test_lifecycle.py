@@ -25,6 +25,7 @@ def test_namespace_deletion_terminates_then_removes_contents(
     core.create_namespace({"metadata": {"name": ns}})
     client.AppsV1Api(k8s_client).create_namespaced_deployment(ns, deployment("web", replicas=2))
     wait_for(lambda: len(core.list_namespaced_pod(ns).items) == 2, what="pods")
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}})
     if via == "python":
         core.delete_namespace(ns)
         assert core.read_namespace(ns).status.phase == "Terminating"
@@ -34,6 +35,9 @@ def test_namespace_deletion_terminates_then_removes_contents(
     else:
         kubectl("delete", "namespace", ns, "--wait=false")
         assert "Terminating" in kubectl("get", "ns", ns)
+    wait_for(lambda: not core.list_namespaced_pod(ns).items, what="pods deleted while the namespace terminates")
+    assert core.read_namespace(ns).status.phase == "Terminating"
+    core.patch_namespaced_config_map("held", ns, {"metadata": {"finalizers": None}})
     wait_for(lambda: ns not in {n.metadata.name for n in core.list_namespace().items}, 15, what="namespace gone")
     assert not [p for p in core.list_pod_for_all_namespaces().items if p.metadata.namespace == ns]
     r = kubectl.run("delete", "namespace", "default", check=False)
