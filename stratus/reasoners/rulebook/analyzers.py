@@ -317,7 +317,6 @@ def unbound_claims(snap: Snapshot) -> list[Finding]:
             pv
             for pv in snap.of("PersistentVolume")
             if (sc is None or spec(pv).get("storageClassName") == sc)
-            and (spec(pv).get("volumeName") is None)
             and (not spec(pvc).get("volumeName") or spec(pvc).get("volumeName") == name_of(pv))
         ]
         stale = []

@@ -190,10 +190,12 @@ async def fence(scope: str, token: int) -> bool:
 async def live(kubeconfig: str, jaeger: str, namespace: str, case: str) -> list[str]:
     reader = ReadGateway(KubeApi.from_kubeconfig(kubeconfig), default_namespace=namespace)
     tools = GatewayTools(reader, namespace=namespace, jaeger_url=jaeger)
+    t0 = time.monotonic()
     diagnosis = await RulebookDiagnosisReasoner().diagnose(
         DiagnoseRequest(incident_id=f"live-{case}", scope=namespace), tools
     )
-    out = [f"diagnosis: {diagnosis.localisation} {diagnosis.root_cause} :: {diagnosis.summary[:300]}"]
+    took = time.monotonic() - t0
+    out = [f"diagnosis ({took:.1f}s): {diagnosis.localisation} {diagnosis.root_cause} :: {diagnosis.summary[:300]}"]
     reflections: list[str] = []
     for attempt, scope in ((1, namespace), (2, "cluster")):
         lease = Lease(scope=scope, holder=case, token=attempt, expires_at=datetime.now(UTC) + timedelta(minutes=5))
@@ -216,8 +218,10 @@ async def live(kubeconfig: str, jaeger: str, namespace: str, case: str) -> list[
             diagnosis=diagnosis,
             reflections=reflections,
         )
+        t0 = time.monotonic()
         result = await RulebookMitigationReasoner(settle_timeout_s=15).mitigate(request, ttools)
-        out.append(f"attempt {attempt} ({scope}): {result.reason[:600]}")
+        took = time.monotonic() - t0
+        out.append(f"attempt {attempt} ({scope}, {took:.1f}s): {result.reason[:600]}")
         if "needs a writer on scope cluster" not in result.reason:
             break
     return out
