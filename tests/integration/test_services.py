@@ -82,7 +82,7 @@ async def test_all_six_services_are_healthy_within_10s(
 
 @pytest.mark.parametrize(
     ("kind", "reason"),
-    [("diagnose", "not implemented yet"), ("mitigate", "no longer current"), ("undo", "no longer current")],
+    [("mitigate", "no longer current"), ("undo", "no longer current")],
 )
 async def test_work_that_cannot_be_done_is_refused_with_a_readable_event(
     system: subprocess.Popen[bytes], nats_server: LocalServer, bus: Bus, uid: str, kind: str, reason: str
@@ -106,6 +106,18 @@ async def test_work_that_cannot_be_done_is_refused_with_a_readable_event(
     event = c.EVENT_ADAPTER.validate_json(msg.data)
     assert isinstance(event, c.WorkFailed)
     assert event.service == service and reason in event.reason and event.request_id == request.id
+    await sub.unsubscribe()
+
+
+async def test_the_diagnoser_answers_with_a_diagnosis(
+    system: subprocess.Popen[bytes], nats_server: LocalServer, bus: Bus, uid: str
+) -> None:
+    await wait_healthy(nats_server.url, timeout=10)
+    incident = f"inc-{uid}"
+    sub = await bus.js.subscribe(c.events_subject(incident, "diagnosis"), ordered_consumer=True)
+    await bus.publish(c.work_subject("diagnoser"), c.DiagnoseRequest(incident_id=incident, scope="no-such-namespace"))
+    event = c.EVENT_ADAPTER.validate_json((await sub.next_msg(timeout=20)).data)
+    assert isinstance(event, c.DiagnosisReady) and event.incident_id == incident
     await sub.unsubscribe()
 
 
