@@ -105,3 +105,16 @@ def test_the_rules_name_no_application() -> None:
     sources = [*sorted((REPO / "stratus/reasoners/rulebook").glob("*.py")), REPO / "stratus/reasoners/bootstrap.py"]
     hits = [f"{p.name}: {m.group(0)}" for p in sources for m in names.finditer(p.read_text())]
     assert hits == []
+
+
+async def test_traces_of_other_namespaces_are_left_out(tmp_path: Path) -> None:
+    from stratus.reasoners.rulebook.snapshot import collect
+
+    def tagged(tid: str, ns: str) -> dict[str, Any]:
+        proc = {"serviceName": "web", "tags": [{"key": "k8s.namespace.name", "value": ns}]}
+        return {"traceID": tid, "spans": [], "processes": {"p1": proc}}
+
+    tools = CaseTools(folder(tmp_path))
+    tools.trace_list = [tagged("a", "shop"), tagged("b", "other"), {"traceID": "c", "spans": [], "processes": {}}]
+    snap = await collect(tools, "shop")
+    assert [t["traceID"] for t in snap.traces] == ["a", "c"]

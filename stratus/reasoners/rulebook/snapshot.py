@@ -180,6 +180,16 @@ def troubled(pod: Obj) -> bool:
     return bool(pod_problems(pod)) or restarts(pod) > 0
 
 
+def _in_namespace(trace: Obj, namespace: str) -> bool:
+    """Whether a trace belongs to the namespace (by its processes' ``k8s.namespace.name``; untagged traces do)."""
+    seen = set()
+    for proc in (trace.get("processes") or {}).values():
+        for tag in proc.get("tags") or []:
+            if tag.get("key") in ("k8s.namespace.name", "namespace"):
+                seen.add(tag.get("value"))
+    return not seen or namespace in seen
+
+
 async def collect(
     tools: ClusterTools, namespace: str, *, with_traces: bool = True, log_tail: int = LOG_TAIL
 ) -> Snapshot:
@@ -220,7 +230,7 @@ async def collect(
     await asyncio.gather(*(read_logs(p) for p in pods[:MAX_LOGGED_PODS]))
     if with_traces:
         try:
-            snap.traces = list(await tools.traces(namespace, None, 50))
+            snap.traces = [t for t in await tools.traces(namespace, None, 50) if _in_namespace(t, namespace)]
         except Exception as exc:
             snap.read_errors.append(f"traces: {exc}")
     return snap
