@@ -93,6 +93,11 @@ class CoordinatorSettings(CommonSettings, SeveritySettings):
     escalation_cooldown_s: float = Field(
         default=600.0, ge=0, description="After an escalation, no new incident opens on that scope for this long."
     )
+    undo_on_abort: bool = Field(
+        default=True,
+        description="Roll an aborted transaction back before the next attempt. false is the benchmark's naive-retry "
+        "ablation only (the next attempt starts from the state the last one left): it gives up TNR.",
+    )
 
 
 class DiagnoserSettings(CommonSettings, ReasonerSettings):

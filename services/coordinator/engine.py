@@ -351,6 +351,14 @@ class Engine:
             return
         record.reflections.append(reflection(attempt, post))
         self._move(record, "aborted", reason)
+        if not self.settings.undo_on_abort:
+            # Benchmark ablation "retry without undo" (STRATUS_UNDO_ON_ABORT=false): the aborted state stays and
+            # becomes visible; the next attempt starts from it. This gives up TNR on purpose, to measure what undo buys.
+            record.visible_mu.append(post.mu)
+            await self._release_lease(record)
+            await self._commit(record)
+            await self._start_attempt(record)
+            return
         await self._begin_undo(record, attempt, lost)
 
     async def _settle_after_undo(self, record: IncidentRecord) -> Severity:

@@ -33,7 +33,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "mitigating": frozenset({"validating", "aborted", "escalated"}),
     "validating": frozenset({"committed", "aborted"}),
     "committed": frozenset({"resolved", "mitigating", "escalated"}),
-    "aborted": frozenset({"undoing", "escalated"}),
+    "aborted": frozenset({"undoing", "escalated", "mitigating"}),  # -> mitigating: naive-retry ablation only
     "undoing": frozenset({"mitigating", "escalated", "resolved"}),
     "resolved": frozenset(),
     "escalated": frozenset(),
