@@ -706,7 +706,7 @@ class WriteGateway(ReadGateway):
         self.writes += 1
         try:
             after = await self._send(action, pre, dry_run=False)
-            ok, message = True, _done(action, after, note)
+            ok, message = True, _done(action, after, note, created=pre is None)
             summary = summarise(after) if isinstance(after, dict) and after.get("metadata") else None
         except KubeApiError as exc:
             ok, message, summary = False, f"The write failed: {exc}", None
@@ -970,7 +970,7 @@ def _with_rv(manifest: Obj, base: Obj) -> Obj:
     return out
 
 
-def _done(action: Action, after: Any, note: str) -> str:
+def _done(action: Action, after: Any, note: str, *, created: bool = False) -> str:
     what = f"{action.kind.lower()}/{action.name}"
     past = {
         "patch": "patched",
@@ -988,4 +988,5 @@ def _done(action: Action, after: Any, note: str) -> str:
     }
     if isinstance(action, Exec) and isinstance(after, dict):
         return f"exec in pod/{action.name}: exit 0\n{after.get('stdout', '')}{after.get('stderr', '')}".rstrip()
-    return f"{what} {past.get(action.verb, action.verb)} ({note})"
+    verb = "created" if created and isinstance(action, (Apply, Replace)) else past.get(action.verb, action.verb)
+    return f"{what} {verb} ({note})"

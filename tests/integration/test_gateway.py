@@ -265,6 +265,9 @@ async def test_write_is_journaled_and_undone(case: str, kubeconfig: Path, reader
     except TimeoutError:
         found = await reader.state_digest(ns)
         pytest.fail(f"{case}: digest not restored: {diff_snapshots(checkpoint.objects, found.objects)}")
+    # An undoer that crashed and replays the journal converges on the same state.
+    await undo_all(gw, journal)
+    assert await restored()
     gw.close()
 
 
@@ -430,4 +433,31 @@ async def test_exec_with_declared_inverse(kubeconfig: Path, reader: ReadGateway,
     failing = await gw.write(Exec(namespace=ns, name=pod, command=["frobnicate"], inverse=["unfrobnicate"]))
     assert not failing.ok and "exit code 127" in failing.message
     assert journal.records[-1].phase == "outcome" and journal.records[-1].ok is None
+    gw.close()
+
+
+async def test_kubectl_lines_on_the_write_face(kubeconfig: Path, reader: ReadGateway, ns: str, tmp_path: Path) -> None:
+    """The STRATUS paper's last step, a StorageClass applied from a file, in the cluster scope; and K."""
+    (tmp_path / "sc.yaml").write_text(
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: sc-"
+        + ns
+        + "\nprovisioner: openebs.io/local\nvolumeBindingMode: WaitForFirstConsumer\n"
+    )
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, "cluster", journal, fence)
+    gw.workdir = tmp_path
+    checkpoint = await reader.state_digest("cluster")
+    text = await gw.kubectl("kubectl apply -f sc.yaml")
+    assert text.startswith(f"storageclass/sc-{ns} created (undo: delete the new StorageClass/sc-{ns})"), text
+    assert f"sc-{ns}" in await reader.kubectl("kubectl get storageclass")
+    await undo_all(gw, journal)
+    assert (await reader.state_digest("cluster")).digest == checkpoint.digest
+    gw.close()
+
+    journal = Journal()
+    gw = writer(kubeconfig, ns, journal, fence)
+    gw.max_writes = 1
+    assert "scaled" in await gw.kubectl(f"kubectl scale deploy/web --replicas=1 -n {ns}")
+    refused = await gw.kubectl(f"kubectl scale deploy/web --replicas=3 -n {ns}")
+    assert "bound K=1" in refused and gw.writes_left == 0
     gw.close()
