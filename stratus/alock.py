@@ -354,8 +354,9 @@ def _at(ms: int) -> datetime:
 class ALock:
     """Readers-writer leases per scope, keyed under ``{prefix}:alock:``.
 
-    Use one instance per process (it keeps one pub/sub subscriber for release notifications); ``aclose()`` it, or
-    use it as an async context manager. Every method is safe to call concurrently from many tasks.
+    Use one instance per process. While some task waits for a lease it keeps one pub/sub subscriber for release
+    notifications, and drops it when nobody waits; ``aclose()`` (or ``async with``) stops it and waits until it is
+    gone. Every method is safe to call concurrently from many tasks.
     """
 
     def __init__(self, redis: aioredis.Redis, *, prefix: str = "stratus") -> None:
@@ -376,6 +377,7 @@ class ALock:
         self._waiters: dict[str, dict[asyncio.Event, tuple[Mode, str]]] = {}  # scope -> (mode, waiter id), oldest first
         self._listener: asyncio.Task[None] | None = None
         self._listener_ready: asyncio.Event | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
 
     # --- keys ---
 
@@ -619,9 +621,7 @@ class ALock:
         deadline = start + max(wait_s, 0.0)
         delay = POLL_FIRST_S
         event = asyncio.Event()
-        watching = wait_s > 0
-        if watching:  # before the first attempt, so a release right after a refusal is not missed
-            await self._watch(scope, event, mode, waiter_id)
+        watching = False
         try:
             while True:
                 event.clear()
@@ -640,6 +640,10 @@ class ALock:
                         f"{blocker} for another {max(left_ms, 0) / 1000:.3f}s; retry later",
                         delay=max(left_ms / 1000, 0.1),
                     )
+                if not watching:  # subscribe only once a wait is needed: uncontended grants cost one round trip
+                    await self._watch(scope, event, mode, waiter_id)
+                    watching = True
+                    continue  # a release may have come between the refusal and the subscription: look again now
                 pause = min(delay * random.uniform(0.5, 1.0), deadline - now)
                 if left_ms > 0:
                     pause = min(pause, left_ms / 1000 + 0.001)
@@ -666,6 +670,12 @@ class ALock:
             events.pop(event, None)
             if not events:
                 del self._waiters[scope]
+        if not self._waiters:  # idle: drop the subscriber, so an unused ALock holds no task or connection
+            task, self._listener = self._listener, None
+            if task is not None:
+                task.cancel()
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
 
     def _wake(self, message: str) -> None:
         """Wake the waiters a release may unblock: the readers, and the writers at the head of the queues.
@@ -715,12 +725,15 @@ class ALock:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def aclose(self) -> None:
-        """Stop the release subscriber (the Redis client stays the caller's)."""
+        """Stop the release subscriber, if a wait left one running (the Redis client stays the caller's)."""
         task, self._listener = self._listener, None
         if task is not None:
             task.cancel()
+            self._stopping.add(task)
+        for stopping in list(self._stopping):
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await stopping
+        self._stopping.clear()
 
     async def __aenter__(self) -> ALock:
         return self

@@ -225,6 +225,21 @@ async def test_a_waiting_writer_is_woken_by_the_release(lock: ALock) -> None:
     assert loop.time() - released_at < 1.0
 
 
+async def test_the_release_subscriber_lives_only_while_someone_waits(lock: ALock) -> None:
+    lease = await lock.acquire_write("shop", "first", TTL, wait_s=5)
+    assert lock._listener is None  # an uncontended grant subscribes to nothing
+    waiter = asyncio.create_task(lock.acquire_write("shop", "second", TTL, wait_s=5))
+
+    async def subscribed() -> None:
+        while lock._listener is None:
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(subscribed(), 5)
+    await lock.release(lease)
+    await lock.release(await asyncio.wait_for(waiter, 5))
+    assert lock._listener is None and not lock._waiters
+
+
 async def test_a_waiting_writer_keeps_new_readers_out(lock: ALock) -> None:
     reader = await lock.acquire_read("shop", "early-reader", 60.0)
     waiter = asyncio.create_task(lock.acquire_write("shop", "mitigator", TTL, wait_s=10.0))
