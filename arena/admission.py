@@ -315,7 +315,8 @@ def _validate_service(obj: Obj) -> list[Cause]:
             (
                 "spec.type",
                 "FieldValueNotSupported",
-                f'Unsupported value: "{stype}": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"',
+                f'Unsupported value: "{stype}": supported values: "ClusterIP", "ExternalName", "LoadBalancer", '
+                '"NodePort"',
             )
         )
     if not ports and stype != "ExternalName" and spec.get("clusterIP") != "None":
@@ -365,7 +366,7 @@ def validate(rt: ResourceType, obj: Obj) -> list[Cause]:
     for k in meta.get("labels") or {}:
         if not re.match(r"^([a-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", k):
             causes.append(invalid_value("metadata.labels", k, "name part must consist of alphanumeric characters"))
-    for k, v in (meta.get("labels") or {}).items():
+    for v in (meta.get("labels") or {}).values():
         if (
             not isinstance(v, str)
             or (v and not re.match(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", v))
@@ -487,9 +488,8 @@ def validate_update(rt: ResourceType, old: Obj, new: Obj) -> list[Cause]:
             causes.append(("provisioner", "FieldValueForbidden", "Forbidden: updates to provisioner are forbidden."))
         if old.get("volumeBindingMode") != new.get("volumeBindingMode"):
             causes.append(invalid_value("volumeBindingMode", new.get("volumeBindingMode"), "field is immutable"))
-    elif kind in ("ConfigMap", "Secret") and old.get("immutable"):
-        if old.get("data") != new.get("data"):
-            causes.append(("data", "FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set"))
+    elif kind in ("ConfigMap", "Secret") and old.get("immutable") and old.get("data") != new.get("data"):
+        causes.append(("data", "FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set"))
     return causes
 
 

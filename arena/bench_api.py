@@ -16,7 +16,7 @@ from arena.server import ArenaServer
 
 def _pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 def _time(fn: Callable[[int], object], rounds: int) -> list[float]:

@@ -21,6 +21,7 @@ from arena.objects import is_terminating, now, random_suffix
 from arena.patch import JsonPatchError, json_patch, merge_patch, strategic_merge
 from arena.resources import BY_KIND, ResourceType, by_kind
 from arena.selectors import match_labels, parse_fields, parse_labels
+from arena.shapes import check_shape
 from arena.store import Obj, Store
 
 PATCH_TYPES = {
@@ -79,8 +80,7 @@ class Rest:
     # --------------------------------------------------------------------------------------------------------- create
 
     def create(self, rt: ResourceType, namespace: str | None, body: Obj, dry_run: bool = False) -> Obj:
-        if not isinstance(body, dict):
-            raise bad_request("the body of the request was in an unknown format")
+        check_shape(rt, body)
         obj = copy.deepcopy(body)
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
@@ -178,8 +178,7 @@ class Rest:
         dry_run: bool = False,
         subresource: str | None = None,
     ) -> Obj:
-        if not isinstance(body, dict):
-            raise bad_request("the body of the request was in an unknown format")
+        check_shape(rt, body)
         ns = namespace if rt.namespaced else None
         old = self.get(rt, ns, name)
         new = copy.deepcopy(body)
@@ -269,8 +268,7 @@ class Rest:
             raise ApiError(
                 415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {patch_type}"
             )
-        if not isinstance(new, dict):
-            raise bad_request("the patched object is not a JSON object")
+        check_shape(rt, new)
         new = copy.deepcopy(new)
         meta = new.setdefault("metadata", {})
         if meta.get("name") != name:
@@ -315,8 +313,6 @@ class Rest:
         fins: list[str] = list(meta.get("finalizers") or [])
         if propagation is None:
             propagation = "Background"
-            if rt.kind in ("ReplicaSet", "Deployment", "StatefulSet") and False:
-                propagation = "Orphan"
         if propagation == "Foreground" and "foregroundDeletion" not in fins:
             fins.append("foregroundDeletion")
         elif propagation == "Orphan" and "orphan" not in fins:
@@ -404,7 +400,8 @@ def _qos(spec: Obj) -> str:
     if not any(r.get("requests") or r.get("limits") for r in reqs):
         return "BestEffort"
     for r in reqs:
-        lim, req = r.get("limits") or {}, r.get("requests") or lim
+        lim = r.get("limits") or {}
+        req = r.get("requests") or lim
         if (
             not (lim.get("cpu") and lim.get("memory"))
             or req != {k: lim[k] for k in req if k in lim}

@@ -141,6 +141,11 @@ class ApiApp:
             if method == "DELETE":
                 return _json(await self._delete(request, rt, ns, name))
             raise method_not_allowed()
+        if sub == "finalize" and method == "PUT":
+            body = await self._body(request)
+            cur = copy.deepcopy(self.rest.get(rt, ns, name))
+            cur["spec"] = {"finalizers": list(((body or {}).get("spec") or {}).get("finalizers") or [])}
+            return _json(self.rest.update(rt, ns, name, cur, _dry(q)))
         if sub == "status" or sub == "finalize":
             if method == "GET":
                 return _json(self.rest.get(rt, ns, name))
@@ -265,7 +270,10 @@ class ApiApp:
             "preconditions": opts.get("preconditions"),
         }
         grace = q.get("gracePeriodSeconds") or opts.get("gracePeriodSeconds")
-        out["grace"] = int(grace) if grace is not None else None
+        try:
+            out["grace"] = int(grace) if grace is not None else None
+        except (TypeError, ValueError):
+            raise bad_request(f"gracePeriodSeconds: invalid value {grace!r}: must be an integer") from None
         if opts.get("orphanDependents") is True or q.get("orphanDependents") == "true":
             out["propagation"] = "Orphan"
         return out

@@ -9,10 +9,10 @@ import json
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from arena.controllers.workloads import pod_ready
 from arena.objects import is_terminating, owner_ref, safe_encode
 from arena.resources import BY_KIND
 from arena.store import Obj
-from arena.controllers.workloads import pod_ready
 
 if TYPE_CHECKING:
     from arena.cluster import Cluster
@@ -45,7 +45,7 @@ class EndpointsController:
         pods_by_ns: dict[str, list[Obj]] = {}
         for p in store.list(PODS.key):
             pods_by_ns.setdefault(p["metadata"].get("namespace") or "", []).append(p)
-        for (ns, name), svc in services.items():
+        for (ns, _name), svc in services.items():
             sel = (svc.get("spec") or {}).get("selector")
             if not sel or is_terminating(svc):
                 continue
@@ -61,7 +61,7 @@ class EndpointsController:
             key = (ep["metadata"].get("namespace"), ep["metadata"]["name"])
             svc = services.get(key)
             managed = (ep["metadata"].get("labels") or {}).get("endpoints.kubernetes.io/managed-by") == "arena"
-            if svc is None and managed or (svc is not None and not (svc.get("spec") or {}).get("selector") and managed):
+            if managed and (svc is None or not (svc.get("spec") or {}).get("selector")):
                 store.remove(EP.key, key[0], key[1])
         for sl in store.list(SLICE.key):
             labels = sl["metadata"].get("labels") or {}
@@ -171,7 +171,7 @@ class EndpointsController:
             cur = store.get(SLICE.key, ns, sname)
             if cur is None:
                 self.cluster.rest.create(SLICE, ns, want)
-            elif cur.get("endpoints") != want["endpoints"] or cur.get("ports") != want["ports"]:  # noqa: SIM114
+            elif cur.get("endpoints") != want["endpoints"] or cur.get("ports") != want["ports"]:
                 upd = copy.deepcopy(cur)
                 upd["endpoints"] = want["endpoints"]
                 upd["ports"] = want["ports"]

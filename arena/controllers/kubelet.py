@@ -192,7 +192,8 @@ class Kubelet:
                     return f'{word} "{ref.get("name")}" not found'
                 data = obj.get("data") or {}
                 if ref.get("key") not in data and ref.get("key") not in (obj.get("stringData") or {}):
-                    return f"couldn't find key {ref.get('key')} in {word.capitalize() if word == 'secret' else 'ConfigMap'} {ns}/{ref.get('name')}"
+                    kind_word = "Secret" if word == "secret" else "ConfigMap"
+                    return f"couldn't find key {ref.get('key')} in {kind_word} {ns}/{ref.get('name')}"
         for ef in c.get("envFrom") or []:
             for ref_key, kind in (("configMapRef", "configmaps"), ("secretRef", "secrets")):
                 ref = ef.get(ref_key)
@@ -329,7 +330,11 @@ class Kubelet:
         ip = (self.runs.get(pod["metadata"]["uid"]) or PodRun("", "", "", "", {}, [])).ip
         if "httpGet" in probe:
             port = probe["httpGet"].get("port")
-            return f'Readiness probe failed: Get "http://{ip}:{port}{probe["httpGet"].get("path", "/")}": dial tcp {ip}:{port}: connect: connection refused'
+            path = probe["httpGet"].get("path", "/")
+            return (
+                f'Readiness probe failed: Get "http://{ip}:{port}{path}": dial tcp {ip}:{port}: connect: '
+                "connection refused"
+            )
         if "tcpSocket" in probe:
             return (
                 f"Readiness probe failed: dial tcp {ip}:{probe['tcpSocket'].get('port')}: connect: connection refused"
@@ -507,7 +512,9 @@ class Kubelet:
             "" if init_done else "ContainersNotInitialized",
             ""
             if init_done
-            else f"containers with incomplete status: [{' '.join(n for n in run.init_order if run.containers[n].phase != 'done')}]",
+            else "containers with incomplete status: ["
+            + " ".join(n for n in run.init_order if run.containers[n].phase != "done")
+            + "]",
         )
         not_ready = [r.name for r in runs if not (r.ready and r.phase == "running")]
         msg = f"containers with unready status: [{' '.join(not_ready)}]" if not_ready else ""

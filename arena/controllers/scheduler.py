@@ -241,7 +241,10 @@ class Scheduler:
                 pre.append(f"{resource_fail} No preemption victims found for incoming pod")
             if n - resource_fail:
                 pre.append(f"{n - resource_fail} Preemption is not helpful for scheduling")
-            msg = f"0/{n} nodes are available: {', '.join(parts)}. preemption: 0/{n} nodes are available: {', '.join(pre)}."
+            msg = (
+                f"0/{n} nodes are available: {', '.join(parts)}. "
+                f"preemption: 0/{n} nodes are available: {', '.join(pre)}."
+            )
             if n == 0:
                 msg = "no nodes available to schedule pods"
             self._fail(pod, msg)

@@ -94,6 +94,8 @@ def test_errors_are_status_objects_with_real_codes(
     core = client.CoreV1Api(k8s_client)
     apps.create_namespaced_deployment(arena_ns, deployment("web"))
     bad_replicas = deployment("bad", replicas=-1)
+    wrong_type = deployment("typo")
+    wrong_type["spec"]["replicas"] = "3"
     no_image = deployment("noimage")
     del no_image["spec"]["template"]["spec"]["containers"][0]["image"]
     if via == "python":
@@ -154,6 +156,18 @@ def test_errors_are_status_objects_with_real_codes(
         with pytest.raises(urllib.error.HTTPError) as http:
             urllib.request.urlopen(f"{arena.url}/apis/apps/v1/namespaces/{arena_ns}/widgets")
         assert http.value.code == 404 and json.loads(http.value.read())["kind"] == "Status"
+        # A field of the wrong JSON type is refused while decoding, as by the apiserver.
+        req = urllib.request.Request(
+            f"{arena.url}/apis/apps/v1/namespaces/{arena_ns}/deployments",
+            data=json.dumps(wrong_type).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with pytest.raises(urllib.error.HTTPError) as http:
+            urllib.request.urlopen(req)
+        assert http.value.code == 400 and json.loads(http.value.read())["message"].endswith(
+            "json: cannot unmarshal string into Go struct field Deployment.spec.replicas of type int32"
+        )
     else:
         r = kubectl.run("get", "pod", "nope", ns=arena_ns, check=False)
         assert r.returncode == 1 and 'Error from server (NotFound): pods "nope" not found' in r.stderr
