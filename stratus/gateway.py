@@ -670,7 +670,9 @@ class WriteGateway(ReadGateway):
             raise PermanentError("this gateway has no journal: writes are refused (every write is journaled first)")
         spec = action.to_spec()
         try:
-            basis = await self._call(self._pre_image_sync, action)
+            # Only writes computed from the current object need it read for their dry run.
+            needs_basis = isinstance(action, (Apply, Replace, SetImage, SetEnv, RolloutRestart, RolloutUndo))
+            basis = await self._call(self._pre_image_sync, action) if needs_basis else None
             dry = await self._send(action, basis, dry_run=True)
         except KubeApiError as exc:
             return WriteResult(
@@ -858,28 +860,33 @@ class WriteGateway(ReadGateway):
         if isinstance(action, Exec):
             return self._exec_sync(action, dry_run)
         name = str(action.name)
-        if base is None:
-            raise KubeApiError(404, "NotFound", f'{KINDS[action.kind].plural} "{name}" not found')
-        rv = base["metadata"].get("resourceVersion")
+        if isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo)):
+            if base is None:
+                raise KubeApiError(404, "NotFound", f'{KINDS[action.kind].plural} "{name}" not found')
+            rv_test = {"op": "test", "path": "/metadata/resourceVersion", "value": base["metadata"]["resourceVersion"]}
+            ops = [rv_test, *self._template_ops(action, base)]
+            return api.patch(action.kind, action.namespace, name, ops, "json", dry_run=dry_run)
+        # base None (a dry run that needs no basis): the same request without the resourceVersion precondition.
+        rv = base["metadata"].get("resourceVersion") if base is not None else None
+        meta = {"metadata": {"resourceVersion": rv}} if rv else {}
         if isinstance(action, Delete):
-            pre_cond = {"uid": base["metadata"].get("uid"), "resourceVersion": rv}
+            pre_cond = {"uid": base["metadata"].get("uid"), "resourceVersion": rv} if base is not None else None
             return api.delete(action.kind, action.namespace, name, preconditions=pre_cond, dry_run=dry_run)
         if isinstance(action, Patch):
             if action.patch_type == "json":
-                ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, *list(action.patch)]
-                return api.patch(action.kind, action.namespace, name, ops, "json", dry_run=dry_run)
-            patch_body: Any = _with_rv(action.patch, base) if isinstance(action.patch, dict) else action.patch
+                test = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}] if rv else []
+                return api.patch(action.kind, action.namespace, name, [*test, *action.patch], "json", dry_run=dry_run)
+            patch_body: Any = action.patch
+            if rv and isinstance(action.patch, dict):
+                patch_body = _with_rv(action.patch, {"metadata": {"resourceVersion": rv}})
             return api.patch(action.kind, action.namespace, name, patch_body, action.patch_type, dry_run=dry_run)
         if isinstance(action, Scale):
-            body = {"metadata": {"resourceVersion": rv}, "spec": {"replicas": action.replicas}}
+            body = {**meta, "spec": {"replicas": action.replicas}}
             return api.patch(action.kind, action.namespace, name, body, "merge", dry_run=dry_run)
         if isinstance(action, (Cordon, Uncordon)):
             flag = True if isinstance(action, Cordon) else None
-            body = {"metadata": {"resourceVersion": rv}, "spec": {"unschedulable": flag}}
+            body = {**meta, "spec": {"unschedulable": flag}}
             return api.patch(action.kind, None, name, body, "merge", dry_run=dry_run)
-        if isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo)):
-            ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, *self._template_ops(action, base)]
-            return api.patch(action.kind, action.namespace, name, ops, "json", dry_run=dry_run)
         raise Refusal(f"{action.verb} is not a write.", rule="unsupported")
 
     def _template_ops(self, action: SetImage | SetEnv | RolloutRestart | RolloutUndo, base: Obj) -> list[Obj]:
