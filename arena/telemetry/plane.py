@@ -102,6 +102,7 @@ class AppPlane:
         r.add_get("/metrics", self._metrics)
         r.add_post("/arena/workload", self._workload)
         r.add_post("/arena/request", self._request)
+        r.add_get("/probe/{namespace}/{path:.*}", self._probe)
         r.add_get("/healthz", self._healthz)
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -203,6 +204,18 @@ class AppPlane:
         return web.json_response(
             {"status": r.status, "latency_ms": r.latency_ms, "trace_id": r.trace_id, "error": r.error}
         )
+
+    async def _probe(self, request: web.Request) -> web.Response:
+        """A blackbox probe of an app's front end: ``GET /probe/<ns>/<path>?method=POST`` answers with the status
+        the app's front end gave (502 when it could not be reached), so plain HTTP SLO checks can watch the app."""
+        ns, path = request.match_info["namespace"], "/" + request.match_info["path"]
+        method = request.query.get("method", "GET").upper()
+        try:
+            r = self.http(ns, method, path)
+        except KeyError as e:
+            return web.json_response({"error": str(e)}, status=404)
+        status = r.status if 100 <= r.status <= 599 else 502
+        return web.json_response({"status": r.status, "latency_ms": r.latency_ms, "error": r.error}, status=status)
 
 
 class AppsArena:

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from nats.js.api import DeliverPolicy
+
 from stratus.bus import Bus
 from stratus.contracts import ALL_EVENTS, EVENTS_STREAM
 from stratus.localinfra import free_port
@@ -28,13 +30,13 @@ FAST = {
 
 @contextmanager
 def running_system(
-    nats_url: str, redis_url: str, kubeconfig: Path, scope: str, prefix: str, log: Path, **env: str
+    nats_url: str, redis_url: str, kubeconfig: Path, scope: str | list[str], prefix: str, log: Path, **env: str
 ) -> Iterator[Supervisor]:
     lines: list[str] = []
     settings = {
         **FAST,
         "STRATUS_KUBECONFIG": str(kubeconfig),
-        "STRATUS_SCOPES": json.dumps([scope]),
+        "STRATUS_SCOPES": json.dumps([scope] if isinstance(scope, str) else scope),
         "STRATUS_REDIS_PREFIX": prefix,
         "STRATUS_PORT": str(free_port()),  # the bridge's webhook
         **env,
@@ -60,9 +62,13 @@ class Timeline:
         self._changed = asyncio.Event()
         self._sub: Any = None
 
-    async def start(self) -> Timeline:
+    async def start(self, new_only: bool = False) -> Timeline:
+        """Follow the stream from its start, or (``new_only``) only what is published from now on."""
         await self.bus.ensure_streams()
-        self._sub = await self.bus.js.subscribe(ALL_EVENTS, stream=EVENTS_STREAM, cb=self._on, ordered_consumer=True)
+        policy = DeliverPolicy.NEW if new_only else DeliverPolicy.ALL
+        self._sub = await self.bus.js.subscribe(
+            ALL_EVENTS, stream=EVENTS_STREAM, cb=self._on, ordered_consumer=True, deliver_policy=policy
+        )
         return self
 
     async def _on(self, msg: Any) -> None:
