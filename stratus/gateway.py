@@ -613,6 +613,7 @@ class WriteGateway(ReadGateway):
         self.next_seq = first_seq
         self.max_writes = max_writes
         self.writes = 0
+        self._serial = asyncio.Lock()  # one write at a time: seq order is journal order
 
     def renew(self, lease: Lease) -> None:
         """Use a renewed lease (same scope and token, later expiry)."""
@@ -658,6 +659,10 @@ class WriteGateway(ReadGateway):
 
     async def write(self, action: Action) -> WriteResult:
         """Run one write through the whole R2 pipeline (see the module docstring)."""
+        async with self._serial:
+            return await self._write(action)
+
+    async def _write(self, action: Action) -> WriteResult:
         confine_action(action, "write")
         self._check_scope(action)
         if self.max_writes is not None and self.writes >= self.max_writes:

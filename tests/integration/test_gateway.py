@@ -180,6 +180,21 @@ async def test_reads_render_text(reader: ReadGateway, ns: str) -> None:
     assert sc.startswith(("NAME", "No resources"))
 
 
+async def test_logs_and_events(reader: ReadGateway, ns: str) -> None:
+    async def logs() -> bool:
+        return "app listening" in await reader.kubectl(f"kubectl logs deploy/web -n {ns} --tail=5")
+
+    await eventually(logs)
+
+    async def events() -> bool:
+        text = await reader.kubectl(f"kubectl get events -n {ns}")
+        return text.startswith("LAST SEEN") and "pod/web-" in text
+
+    await eventually(events)
+    pods = await reader.kubectl(f"kubectl get pods -n {ns} -o wide")
+    assert pods.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+
+
 async def test_read_gateway_refuses_typed_writes(reader: ReadGateway, ns: str) -> None:
     with pytest.raises(Refusal, match="read-only role"):
         await reader.run(Scale(kind="deploy", namespace=ns, name="web", replicas=0))

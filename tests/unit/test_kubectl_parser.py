@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from stratus.actions import (
     SetImage,
 )
 from stratus.confinement import Refusal
-from stratus.kubectl import parse_command
+from stratus.kubectl import parse_command, render_describe, render_table
 
 
 def one(line: str, **kw: Any) -> Any:
@@ -199,3 +200,59 @@ def test_refusals(line: str, rule: str, text: str) -> None:
 def test_read_role_refuses_parsed_writes() -> None:
     with pytest.raises(Refusal, match="Write operation 'delete' refused: this agent has a read-only role"):
         parse_command("kubectl delete pod web-0", role="read")
+
+
+# --- rendering ------------------------------------------------------------------------------------------------
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def test_pod_table_shows_the_waiting_reason() -> None:
+    pod = {
+        "metadata": {"name": "web-0", "namespace": "s", "creationTimestamp": "2026-01-01T11:55:00Z"},
+        "spec": {"containers": [{"name": "app"}], "nodeName": "n1"},
+        "status": {
+            "phase": "Running",
+            "podIP": "10.0.0.5",
+            "containerStatuses": [
+                {"ready": False, "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+            ],
+        },
+    }
+    lines = render_table("Pod", [pod], wide=True, namespace_column=True, now=NOW).splitlines()
+    assert lines[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    assert lines[1].split() == ["s", "web-0", "0/1", "CrashLoopBackOff", "4", "5m", "10.0.0.5", "n1"]
+    assert render_table("Pod", [], now=NOW) == "No resources found."
+
+
+def test_pvc_and_storageclass_tables() -> None:
+    pvc = {
+        "metadata": {"name": "data", "creationTimestamp": "2026-01-01T10:00:00Z"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "openebs-hostpath"},
+        "status": {"phase": "Pending"},
+    }
+    lines = render_table("PersistentVolumeClaim", [pvc], now=NOW).splitlines()
+    assert lines[0].startswith("NAME") and "STORAGECLASS" in lines[0]
+    assert lines[1].split() == ["data", "Pending", "RWO", "openebs-hostpath", "120m"]
+    sc = {"metadata": {"name": "fast"}, "provisioner": "openebs.io/local", "volumeBindingMode": "WaitForFirstConsumer"}
+    assert render_table("StorageClass", [sc], now=NOW).splitlines()[1].split()[:4] == [
+        "fast",
+        "openebs.io/local",
+        "Delete",
+        "WaitForFirstConsumer",
+    ]
+
+
+def test_describe_includes_events() -> None:
+    obj = {"kind": "Pod", "metadata": {"name": "p", "namespace": "s", "labels": {"a": "b"}}, "spec": {"x": 1}}
+    event = {
+        "type": "Warning",
+        "reason": "FailedScheduling",
+        "message": "0/3 nodes are available",
+        "involvedObject": {"kind": "Pod", "name": "p"},
+        "lastTimestamp": "2026-01-01T11:59:00Z",
+    }
+    text = render_describe(obj, [event], now=NOW)
+    assert "Name:         p" in text and "Labels:       a=b" in text and "x: 1" in text
+    assert "FailedScheduling" in text and "pod/p" in text and "0/3 nodes are available" in text
+    assert render_describe(obj, [], now=NOW).endswith("Events:  <none>")
