@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 Obj = dict[str, Any]
 
 RECENT_WINDOW_US = 60 * 1_000_000
-"""Failing traces older than this before the newest failing one belong to an earlier episode."""
+"""Traces older than this before the newest one belong to an earlier episode: the call graph still learns from them,
+but they localise nothing (a fault that persists keeps producing recent failing traces)."""
 SLOW_HOP_MIN_US = 500_000
 SLOW_HOP_FACTOR = 20
 
@@ -169,11 +170,10 @@ def build_call_graph(traces: list[Obj]) -> CallGraph:
                 edge_errors[(caller, callee)] += is_error(span)
                 callee_of[(caller, str(t.spans[parent].get("operationName")))][callee] += 1
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    failing_traces = [t for t in parsed if any(is_error(s) for s in t.spans.values())]
-    newest = max((t.start for t in failing_traces), default=0)
+    newest = max((t.start for t in parsed), default=0)
+    recent = [t for t in parsed if not newest or t.start >= newest - RECENT_WINDOW_US]
+    failing_traces = [t for t in recent if any(is_error(s) for s in t.spans.values())]
     for t in failing_traces:
-        if newest and t.start < newest - RECENT_WINDOW_US:
-            continue  # an earlier episode: the latest failures say where things stand now
         deepest = [sid for sid, s in t.spans.items() if is_error(s) and not t.has_failing_descendant(sid)]
         seen_here: set[tuple[str, str]] = set()
         for sid in deepest:
@@ -211,7 +211,7 @@ def build_call_graph(traces: list[Obj]) -> CallGraph:
         for (svc, op), e in found.items()
     ]
     hypotheses.sort(key=lambda h: (-h.traces, -h.depth, h.service))
-    hypotheses += slow_hops(parsed)
+    hypotheses += slow_hops(recent)
     return CallGraph(
         services=sorted(services),
         edges=[CallEdge(caller=a, callee=b, calls=n, errors=edge_errors[(a, b)]) for (a, b), n in edges.items()],

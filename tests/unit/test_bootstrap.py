@@ -164,3 +164,5 @@ def test_an_earlier_failure_episode_is_ignored() -> None:
     old = trace("old", timed(span("a", "user", "Login", error=True), 0, 10))
     new = trace("new", timed(span("a", "geo", "Nearby", error=True), 600_000_000, 10))
     assert rank_failing_services([old, new]) == ["geo"]
+    healthy_now = trace("now", timed(span("a", "web", "GET /"), 600_000_000, 10))
+    assert rank_failing_services([old, healthy_now]) == []
