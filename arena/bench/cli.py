@@ -1,0 +1,81 @@
+"""``stratus bench``: run a scenario suite end to end and write bench.json, report.md and the plots."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, help="Benchmark Stratus on the arena's scenario suites.")
+
+
+def _split(values: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
+    out = [v.strip() for raw in values for v in raw.split(",") if v.strip()]
+    bad = [v for v in out if v not in allowed]
+    if bad:
+        raise typer.BadParameter(f"unknown {what} {bad}; choose from {', '.join(allowed)}")
+    return out
+
+
+@app.callback(invoke_without_command=True)
+def bench(
+    suite: Annotated[
+        str, typer.Option(help="aiopslab-mitigation, detection, localisation, rca or chaos.")
+    ] = "aiopslab-mitigation",
+    policy: Annotated[
+        list[str], typer.Option(help="Mitigation policy: rulebook, llm, chaos, scripted (repeatable or a,b).")
+    ] = ["rulebook"],  # noqa: B006 - typer reads the default
+    repeat: Annotated[int, typer.Option(min=1, help="Runs of each scenario.")] = 1,
+    ablation: Annotated[
+        list[str], typer.Option(help="none, no-retry, naive-retry (repeatable or a,b: each runs the suite).")
+    ] = ["none"],  # noqa: B006
+    oracle: Annotated[str, typer.Option(help="Mitigation oracle: strict or compat (AIOpsLab's own).")] = "strict",
+    scenarios: Annotated[Path | None, typer.Option(help="Folder of scenario files (default: the catalogue).")] = None,
+    only: Annotated[list[str], typer.Option(help="Only problem ids containing this text (repeatable).")] = [],  # noqa: B006
+    out: Annotated[Path | None, typer.Option(help="Output folder (default bench-out/<timestamp>).")] = None,
+    timeout: Annotated[float, typer.Option(help="Time limit per scenario, seconds.")] = 150.0,
+    transactions: Annotated[int, typer.Option(help="chaos suite: run until this many transactions.")] = 100,
+    plan: Annotated[Path | None, typer.Option(help="scripted: a plan file (default: each scenario's fix).")] = None,
+) -> None:
+    """Run a suite: per scenario a healthy app, the six services, inject, detect/diagnose/mitigate, judge, recover."""
+    from rich.console import Console
+
+    from arena.bench.report import write_outputs
+    from arena.bench.runner import ABLATIONS, POLICIES, SUITES, Bench, BenchOptions
+
+    if suite not in SUITES:
+        raise typer.BadParameter(f"unknown suite {suite!r}; choose from {', '.join(SUITES)}")
+    if oracle not in ("strict", "compat"):
+        raise typer.BadParameter("oracle is strict or compat")
+    console = Console()
+    out = out or Path("bench-out") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    opts = BenchOptions(
+        suite=suite,
+        policies=_split(policy, POLICIES, "policy"),
+        ablations=_split(ablation, ABLATIONS, "ablation"),
+        repeat=repeat,
+        oracle=oracle,
+        scenarios_dir=scenarios,
+        only=only,
+        out=out,
+        timeout_s=timeout,
+        chaos_transactions=transactions,
+        plan=plan,
+        command="stratus bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+    )
+    t0 = datetime.now(UTC)
+    try:
+        record = Bench(opts, echo=lambda line: console.print(f"[dim]{datetime.now(UTC):%H:%M:%S}[/] {line}")).run()
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    paths = write_outputs(record, out)
+    ok = sum(r.success for r in record.runs)
+    console.print(
+        f"[bold]{ok}/{len(record.runs)} succeeded[/] in {(datetime.now(UTC) - t0).total_seconds():.0f} s; "
+        + ", ".join(f"{k}: {v}" for k, v in paths.items())
+    )

@@ -1,0 +1,425 @@
+"""The bench loop: one arena, one NATS and one Redis for the whole run; the six services restarted per scenario.
+
+Why restart the services per scenario but not the rest: each scenario must start from a clean control plane (a fresh
+``STRATUS_REDIS_PREFIX``, so no incident record, cool-down, lease or checkpoint of an earlier scenario is visible, and
+no service still working on an earlier incident), and the services must not watch the namespace while the bench
+itself redeploys or recovers it (the detector would open incidents on the bench's own churn). NATS, Redis and the
+arena are safe to share: keys are prefixed, and the timeline keeps only incidents opened on the scope after the
+injection. Starting six Python processes costs a few seconds per scenario; that is the price of independent samples.
+
+Per scenario: make the app healthy (deploy if missing, every pod Ready, a clean workload; a full redeploy if recovery
+left it broken) -> start the services watching its namespace -> inject -> wait for the event the task needs
+(incident_closed for mitigation, incident_opened for detection, the diagnosis for localization/RCA) or the time
+limit -> stop the services -> judge with the scenario's oracle -> recover. The diagnoser always reasons with the
+rulebook or the LLM; ``--policy`` chooses the mitigator (scripted and chaos are mitigation policies only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import shlex
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from arena.apps import APPS, AppSpec
+from arena.bench.probes import ProbeGateway
+from arena.bench.record import AttemptRecord, BenchRecord, ScenarioRecord
+from arena.bench.timeline import Timeline
+from arena.scenarios import oracles
+from arena.scenarios import schema as s
+from arena.scenarios.engine import CATALOGUE_DIR, Engine, PlaneClient, Registry, StepError, wait_for
+from arena.scenarios.kube import Kube
+from arena.telemetry.plane import AppsArena
+from arena.timing import Timing
+from arena.workload.generator import WorkloadSpec
+from stratus.bus import Bus
+from stratus.contracts import SERVICES
+from stratus.localinfra import LocalServer, free_port, start_nats, start_redis
+from stratus.supervisor import Supervisor, wait_healthy
+
+SUITES: dict[str, str] = {
+    "aiopslab-mitigation": "mitigation",
+    "detection": "detection",
+    "localisation": "localization",
+    "rca": "analysis",
+    "chaos": "mitigation",
+}
+POLICIES = ("rulebook", "llm", "chaos", "scripted")
+ABLATIONS = ("none", "no-retry", "naive-retry")
+
+FAST: dict[str, str] = {
+    "STRATUS_PROBE_INTERVAL_S": "0.5",
+    "STRATUS_CONFIRM_PROBES": "2",
+    "STRATUS_SETTLE_S": "2",
+    "STRATUS_LEASE_TTL_S": "6",
+    "STRATUS_SLO_MAX_LATENCY_S": "2",
+    "STRATUS_ESCALATION_COOLDOWN_S": "0",
+    "STRATUS_LOG_LEVEL": "INFO",
+}
+"""Tight timings for the arena's Timing.fast() (the arena's controllers converge in well under a second)."""
+
+TIME_SCALE = 0.1
+"""Scenario waits (e.g. wait_for_ready's 60 s) are compressed by this factor, as in the arena's own tests."""
+
+
+@dataclass
+class BenchOptions:
+    suite: str
+    policies: list[str]
+    ablations: list[str] = field(default_factory=lambda: ["none"])
+    repeat: int = 1
+    oracle: str = "strict"
+    scenarios_dir: Path | None = None
+    only: list[str] = field(default_factory=list)
+    out: Path = Path("bench-out")
+    timeout_s: float = 150.0
+    noop_window_s: float = 12.0
+    chaos_transactions: int = 100
+    plan: Path | None = None
+    command: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def select(registry: Registry, suite: str, only: list[str]) -> list[str]:
+    task = SUITES[suite]
+    ids = [pid for pid in registry.ids() if registry.get(pid)[1] == task]
+    if only:
+        ids = [pid for pid in ids if any(o in pid for o in only)]
+    return ids
+
+
+def scripted_plan(scenario: s.Scenario, namespace: str) -> dict[str, Any]:
+    """The scenario's documented mitigation as kubectl lines (one attempt): a reference policy that measures the
+    system around the reasoner. Steps with no kubectl form (exec into a pod) are left out."""
+    lines: list[str] = []
+    for step in scenario.mitigation:
+        if isinstance(step, s.ScaleStep):
+            lines.append(f"kubectl -n {namespace} scale deployment {step.deployment} --replicas={step.replicas}")
+        elif isinstance(step, s.SetImageStep):
+            lines.append(f"kubectl -n {namespace} set image deployment/{step.deployment} {step.container}={step.image}")
+        elif isinstance(step, s.RolloutRestartStep):
+            lines.append(f"kubectl -n {namespace} rollout restart deployment {step.deployment}")
+        elif isinstance(step, s.PatchStep):
+            kind = step.kind.lower()
+            ns = "" if step.kind in ("PersistentVolume", "Node", "Namespace") else f"-n {step.namespace or namespace} "
+            body = shlex.quote(json.dumps(step.patch))
+            lines.append(f"kubectl {ns}patch {kind} {step.name} --type={step.patch_type} -p {body}")
+    return {"attempts": [lines]}
+
+
+def _mu(v: Any) -> float:
+    if v is None:
+        return math.inf
+    return float(v)
+
+
+def _ts(e: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(e["ts"])
+
+
+def build_record(rec: ScenarioRecord, timeline: Timeline, t_inject: datetime) -> None:
+    """Fill the incident part of ``rec`` from the events of its (first) incident."""
+    opened = timeline.of("incident_opened")
+    if not opened:
+        return
+    first = opened[0]
+    iid = first["incident_id"]
+    events = [e for e in timeline.events if e.get("incident_id") == iid]
+
+    def of(kind: str) -> list[dict[str, Any]]:
+        return [e for e in events if e["kind"] == kind]
+
+    rec.detected, rec.incident_id = True, iid
+    rec.baseline = _mu(first.get("baseline"))
+    rec.ttd_s = round((_ts(first) - t_inject).total_seconds(), 2)
+    attempts: dict[int, AttemptRecord] = {}
+
+    def att(n: int) -> AttemptRecord:
+        return attempts.setdefault(n, AttemptRecord(n=n))
+
+    digests: dict[int, str] = {}
+    for e in of("checkpointed"):
+        att(e["attempt"]).mu_pre = _mu(e["severity"]["mu"])
+        digests[e["attempt"]] = e["digest"]
+    for e in of("action_executed"):
+        a = e["action"]
+        att(e["attempt"]).actions.append(f"{a.get('verb')} {a.get('kind') or ''}/{a.get('name') or ''}".strip())
+        if e.get("mu_after") is not None:
+            att(e["attempt"]).hidden_mu.append(_mu(e["mu_after"]))
+    for e in of("transaction_ended"):
+        a = att(e["attempt"])
+        if e.get("hidden_mu") and len(e["hidden_mu"]) >= len(a.hidden_mu):
+            a.hidden_mu = [_mu(m) for m in e["hidden_mu"]]
+        u = e.get("usage") or {}
+        rec.prompt_tokens += int(u.get("prompt_tokens", 0))
+        rec.completion_tokens += int(u.get("completion_tokens", 0))
+        rec.cost_usd += float(u.get("cost_usd", 0.0))
+        rec.tool_calls += int(u.get("steps", 0))
+    for e in of("transaction_decided"):
+        a = att(e["attempt"])
+        a.decision, a.mu_pre, a.mu_post = e["decision"], _mu(e["mu_pre"]), _mu(e["mu_post"])
+    for e in of("undo_completed"):
+        a = att(e["attempt"])
+        a.undo_divergences = len(e.get("divergences") or [])
+        a.digest_restored = e.get("restored_digest") == digests.get(e["attempt"])
+        rec.undo_divergences += a.undo_divergences
+        rec.digest_mismatches += 0 if a.digest_restored else 1
+    for e in of("diagnosis"):
+        u = e.get("usage") or {}
+        rec.prompt_tokens += int(u.get("prompt_tokens", 0))
+        rec.completion_tokens += int(u.get("completion_tokens", 0))
+        rec.cost_usd += float(u.get("cost_usd", 0.0))
+        rec.tool_calls += int(u.get("steps", 0))
+    rec.attempts = [attempts[n] for n in sorted(attempts)]
+    rec.actions = sum(len(a.actions) for a in rec.attempts)
+    closed = of("incident_closed")
+    if closed:
+        c = closed[0]
+        rec.outcome = c["outcome"]
+        rec.visible_mu = [_mu(m) for m in c.get("visible_mu") or []]
+        if c["outcome"] == "resolved":
+            rec.ttm_s = round((_ts(c) - t_inject).total_seconds(), 2)
+    else:  # the time limit: what became visible so far is the decisions' commits and the undos' restores
+        rec.visible_mu = [a.mu_post for a in rec.attempts if a.decision == "commit" and a.mu_post is not None]
+    rec.tnr_held = all(m <= rec.baseline for m in rec.visible_mu)
+    rec.cost_usd = round(rec.cost_usd, 6)
+
+
+class Bench:
+    def __init__(self, opts: BenchOptions, echo: Callable[[str], None] = lambda line: None) -> None:
+        self.opts = opts
+        self.echo = echo
+        dirs = [opts.scenarios_dir] if opts.scenarios_dir else [CATALOGUE_DIR]
+        self.registry = Registry(dirs)
+        self.log_dir = opts.out / "logs"
+
+    # -- the run -------------------------------------------------------------------------------------------------
+    def run(self) -> BenchRecord:
+        return asyncio.run(self._run())
+
+    async def _run(self) -> BenchRecord:
+        opts = self.opts
+        ids = select(self.registry, opts.suite, opts.only)
+        if not ids:
+            raise ValueError(f"no {SUITES[opts.suite]} scenario in the suite {opts.suite} (filter {opts.only})")
+        record = BenchRecord(
+            suite=opts.suite, command=opts.command, started=datetime.now(UTC), oracle=opts.oracle, settings=dict(FAST)
+        )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="stratus-bench-"))
+        arena = AppsArena(timing=Timing.fast()).start()
+        nats: LocalServer | None = None
+        redis: LocalServer | None = None
+        probes = ProbeGateway(arena.plane_url).start()
+        kube = Kube.from_kubeconfig(str(arena.write_kubeconfig(tmp / "kubeconfig")))
+        plane = PlaneClient(arena.plane_url)
+        self.engine = Engine(kube, plane, time_scale=TIME_SCALE)
+        self.kubeconfig, self.probes, self.plane_url = tmp / "kubeconfig", probes, arena.plane_url
+        try:
+            nats, redis = start_nats(), start_redis()
+            self.nats_url, self.redis_url = nats.url, redis.url
+            self.bus = await Bus.connect(nats.url, name="bench")
+            await self.bus.ensure_streams()
+            policies = ["chaos"] if opts.suite == "chaos" else opts.policies
+            for policy in policies:
+                for ablation in opts.ablations:
+                    if opts.suite == "chaos":
+                        await self._chaos(record, ids, ablation)
+                        continue
+                    for rep in range(opts.repeat):
+                        for pid in ids:
+                            record.runs.append(await self._scenario(pid, policy, ablation, rep))
+        finally:
+            record.finished = datetime.now(UTC)
+            if getattr(self, "bus", None) is not None:
+                await self.bus.close()
+            plane.close()
+            kube.close()
+            probes.stop()
+            for server in (nats, redis):
+                if server is not None:
+                    server.stop()
+            arena.stop()
+        return record
+
+    async def _chaos(self, record: BenchRecord, ids: list[str], ablation: str) -> None:
+        """Rounds over the mitigation scenarios with the chaos policy (a new seed each time) until enough
+        transactions ran."""
+        tried, rnd = 0, 0
+        while tried < self.opts.chaos_transactions:
+            for pid in ids:
+                run = await self._scenario(pid, "chaos", ablation, rnd, seed=rnd * 1000 + len(record.runs))
+                record.runs.append(run)
+                tried += run.transactions
+                self.echo(f"chaos: {tried}/{self.opts.chaos_transactions} transactions")
+                if tried >= self.opts.chaos_transactions:
+                    return
+            rnd += 1
+
+    # -- one scenario -------------------------------------------------------------------------------------------
+    def _env(self, app: AppSpec, policy: str, ablation: str, seed: int, plan: Path | None) -> dict[str, str]:
+        env = {
+            **FAST,
+            **self.opts.env,
+            "STRATUS_KUBECONFIG": str(self.kubeconfig),
+            "STRATUS_SCOPES": json.dumps([app.namespace]),
+            "STRATUS_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:10]}",
+            "STRATUS_PORT": str(free_port()),
+            "STRATUS_POLICY": policy,
+            "STRATUS_CHAOS_SEED": str(seed),
+            "STRATUS_SLO_PROBES": json.dumps({app.namespace: self.probes.urls(app)}),
+            "STRATUS_JAEGER_URL": self.plane_url,
+        }
+        if plan is not None:
+            env["STRATUS_SCRIPTED_PLAN"] = str(plan)
+        if ablation == "no-retry":
+            env["STRATUS_MAX_RETRIES"] = "0"
+        elif ablation == "naive-retry":
+            env["STRATUS_UNDO_ON_ABORT"] = "false"
+        return env
+
+    async def _scenario(self, pid: str, policy: str, ablation: str, rep: int, seed: int = 0) -> ScenarioRecord:
+        sc, task = self.registry.get(pid)
+        app = APPS[sc.app]
+        rec = ScenarioRecord(scenario=pid, task=task, app=sc.app, policy=policy, ablation=ablation, repeat=rep)
+        t0 = time.monotonic()
+        self.echo(f"{pid} [{policy}/{ablation}#{rep}]: preparing {app.namespace}")
+        try:
+            await asyncio.to_thread(self._healthy, app)
+        except Exception as exc:
+            rec.error = f"the app did not become healthy before injection: {exc}"
+            rec.wall_s = round(time.monotonic() - t0, 2)
+            self.echo(f"{pid}: {rec.error}")
+            return rec
+        plan = self.opts.plan
+        if policy == "scripted" and plan is None:
+            plan = self.log_dir / f"{pid}.plan.yaml"
+            plan.write_text(yaml.safe_dump(scripted_plan(sc, app.namespace)))
+        env = self._env(app, policy, ablation, seed, plan)
+        lines: list[str] = []
+        # scripted and chaos drive the mitigator only; the diagnoser reasons with the LLM when one is configured
+        diag_policy = "llm" if policy == "llm" else "auto"
+        sups = [
+            Supervisor(
+                self.nats_url, self.redis_url, [x for x in SERVICES if x != "diagnoser"], env=env, echo=lines.append
+            ),
+            Supervisor(
+                self.nats_url,
+                self.redis_url,
+                ["diagnoser"],
+                env={**env, "STRATUS_POLICY": diag_policy},
+                echo=lines.append,
+            ),
+        ]
+        timeline: Timeline | None = None
+        try:
+            for sup in sups:
+                sup.start_services()
+            replies = await wait_healthy(self.nats_url, timeout=45)
+            if not all(any(r.ok for r in replies.get(x, [])) for x in SERVICES):
+                raise RuntimeError(f"services not healthy: {sorted(k for k, v in replies.items() if v)}")
+            t_inject = datetime.now(UTC)
+            timeline = await Timeline(self.bus, app.namespace, t_inject).start()
+            await asyncio.to_thread(self.engine.inject, sc)
+            self.echo(f"{pid}: injected; waiting for the system")
+            await self._wait(timeline, task, sc)
+            for sup in sups:
+                await asyncio.to_thread(sup.stop)
+            build_record(rec, timeline, t_inject)
+            await asyncio.to_thread(self._judge, rec, sc, task, timeline)
+        except (StepError, RuntimeError, TimeoutError) as exc:
+            rec.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            for sup in sups:
+                await asyncio.to_thread(sup.stop)
+            if timeline is not None:
+                await timeline.stop()
+            (self.log_dir / f"{pid}.{policy}.{ablation}.{rep}.log").write_text("\n".join(lines))
+            try:
+                await asyncio.to_thread(self.engine.recover, sc)
+            except Exception as exc:  # the next scenario's healthy() redeploys when recovery left the app broken
+                self.echo(f"{pid}: recover failed: {exc}")
+        rec.wall_s = round(time.monotonic() - t0, 2)
+        self.echo(
+            f"{pid}: success={rec.success} detected={rec.detected} ttd={rec.ttd_s} ttm={rec.ttm_s} "
+            f"outcome={rec.outcome} attempts={len(rec.attempts)} actions={rec.actions} tnr={rec.tnr_held} "
+            f"wall={rec.wall_s}s" + (f" error={rec.error}" if rec.error else "")
+        )
+        return rec
+
+    async def _wait(self, timeline: Timeline, task: str, sc: s.Scenario) -> None:
+        limit = self.opts.timeout_s
+        if task == "mitigation":
+            await timeline.wait_for("incident_closed", limit)
+        elif task == "detection":
+            await timeline.wait_for("incident_opened", limit if sc.ground_truth.detection else self.opts.noop_window_s)
+        else:
+            await timeline.wait_for("diagnosis", limit)
+
+    def _judge(self, rec: ScenarioRecord, sc: s.Scenario, task: str, timeline: Timeline) -> None:
+        truth = sc.ground_truth
+        if task == "mitigation":
+            verdict = self.engine.check(sc, self.opts.oracle, rec.scenario)  # type: ignore[arg-type]
+            rec.success, rec.oracle_reasons = verdict.passed, verdict.reasons
+            return
+        if task == "detection":
+            rec.answer = "Yes" if rec.detected else "No"
+            rec.success = oracles.evaluate_detection(truth, rec.answer)
+            return
+        diagnoses = timeline.of("diagnosis")
+        if not diagnoses:
+            rec.oracle_reasons = ["no diagnosis" if rec.detected else "no incident opened"]
+            rec.answer = None
+            return
+        d = diagnoses[0]
+        if task == "localization":
+            # AIOpsLab scores a submitted list; the diagnoser ranks components, and the top one is its answer
+            top = (d.get("localisation") or [])[:1]
+            rec.answer = json.dumps(top)
+            rec.success, score = oracles.evaluate_localization(truth, top)
+            rec.score = score
+        else:
+            rc = d.get("root_cause") or {}
+            rec.answer = json.dumps(rc)
+            rec.success = oracles.evaluate_analysis(truth, rc)
+
+    # -- the app ------------------------------------------------------------------------------------------------
+    def _healthy(self, app: AppSpec, timeout: float = 40.0) -> None:
+        """Every pod Ready and a clean workload; otherwise a full redeploy (recovery may not undo everything a
+        policy changed), freeing the PVs the old namespace's claims held."""
+        try:
+            self._wait_healthy(app, timeout)
+        except TimeoutError:
+            self.echo(f"{app.name}: not healthy after recovery; redeploying {app.namespace}")
+            self._redeploy(app)
+            self._wait_healthy(app, 90.0)
+
+    def _wait_healthy(self, app: AppSpec, timeout: float) -> None:
+        eng = self.engine
+        if eng.kube.get("Namespace", None, app.namespace) is None:
+            eng.deploy(app)
+        eng.wait_ready(app.namespace, timeout)
+        probe = WorkloadSpec(rate=20, duration_s=1, connections=2)
+        clean = lambda: eng._plane().workload(app.namespace, probe).clean  # noqa: E731
+        wait_for(f"{app.name} to serve cleanly", clean, timeout, 0.25)
+
+    def _redeploy(self, app: AppSpec) -> None:
+        kube = self.engine.kube
+        if kube.get("Namespace", None, app.namespace) is not None:
+            kube.delete("Namespace", None, app.namespace)
+            wait_for(f"{app.namespace} deleted", lambda: kube.get("Namespace", None, app.namespace) is None, 60)
+        for pv in kube.list("PersistentVolume", None):
+            ref = (pv.get("spec") or {}).get("claimRef") or {}
+            if ref.get("namespace") == app.namespace:
+                kube.patch("PersistentVolume", None, pv["metadata"]["name"], {"spec": {"claimRef": None}}, "merge")
+        self.engine.deploy(app)
