@@ -166,6 +166,9 @@ class Cluster:
         self._thread_id: int | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
+        self._dirty: set[str] = set()
+        self._structural = True
+        self._due: dict[int, float] = {}
         self.store.listeners.append(self._on_change)
         self._bootstrap(nodes)
 
@@ -201,6 +204,16 @@ class Cluster:
     # ---------------------------------------------------------------------------------------------- the loop
 
     def _on_change(self, change: Change) -> None:
+        if change.key == "events":
+            return  # no controller reads events
+        self._dirty.add(change.key)
+        meta, old_meta = change.obj.get("metadata", {}), (change.old or {}).get("metadata", {})
+        if (
+            change.type == "DELETED"
+            or meta.get("deletionTimestamp")
+            or meta.get("ownerReferences") != old_meta.get("ownerReferences")
+        ):
+            self._structural = True
         wake, loop = self._wake, self.loop
         if wake is None or loop is None:
             return
@@ -209,13 +222,33 @@ class Cluster:
         else:
             loop.call_soon_threadsafe(wake.set)
 
-    def reconcile_once(self) -> None:
+    def reconcile_once(self, force: bool = False) -> None:
+        """One pass: each controller runs when a kind it watches changed, when its own timer is due (back-offs,
+        probes, retries), or at least every ``Timing.resync``; the garbage collector when something was deleted or
+        re-owned. Idle passes cost next to nothing, so API writes do not drag every controller along."""
         t = time.monotonic()
+        dirty, self._dirty = self._dirty, set()
+        structural, self._structural = self._structural, False
         for c in self.controllers:
+            watches: frozenset[str] | None = getattr(c, "watches", None)
+            run = (
+                force
+                or watches is None
+                or t >= self._due.get(id(c), 0.0)
+                or bool(dirty & watches)
+                or (structural and getattr(c, "structural", False))
+            )
+            if not run:
+                continue
             try:
                 c.reconcile(t)
             except Exception:
                 log.exception("controller %s failed", type(c).__name__)
+            due = t + self.timing.resync
+            next_due = getattr(c, "next_due", None)
+            if next_due is not None:
+                due = min(due, next_due(t))
+            self._due[id(c)] = due
 
     async def run(self) -> None:
         """The controller loop; runs until ``stop``."""

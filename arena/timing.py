@@ -9,6 +9,8 @@ from dataclasses import dataclass
 class Timing:
     tick: float = 0.1
     """Longest the controller loop sleeps when nothing changes (time-driven work: back-offs, probes)."""
+    resync: float = 1.0
+    """Every controller runs at least this often, even when nothing it watches changed."""
     container_create: float = 0.25
     """ContainerCreating -> the kubelet asks the behaviour to start the container."""
     ready_delay: float = 0.2

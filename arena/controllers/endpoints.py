@@ -36,6 +36,8 @@ def resolve_port(pod: Obj, target: Any) -> int | None:
 
 
 class EndpointsController:
+    watches = frozenset({"services", "pods", "endpoints", "endpointslices.discovery.k8s.io"})
+
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 

@@ -79,6 +79,20 @@ class PodRun:
 
 
 class Kubelet:
+    watches = frozenset({"pods", "nodes", "configmaps", "secrets"})
+
+    def next_due(self, t: float) -> float:
+        due = float("inf")
+        for run in self.runs.values():
+            if run.killing_at is not None:
+                due = min(due, run.killing_at)
+            for r in run.containers.values():
+                if r.phase == "running":
+                    due = min(due, r.probe_at)
+                elif r.phase != "done":
+                    due = min(due, r.next_at)
+        return due
+
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.timing = cluster.timing
@@ -461,9 +475,8 @@ class Kubelet:
     def _write_status(self, pod: Obj, run: PodRun) -> None:
         spec = pod["spec"]
         old = pod.get("status") or {}
-        status: Obj = {
-            k: copy.deepcopy(v) for k, v in old.items() if k not in ("containerStatuses", "initContainerStatuses")
-        }
+        status: Obj = {k: v for k, v in old.items() if k not in ("containerStatuses", "initContainerStatuses")}
+        status["conditions"] = [dict(c) for c in old.get("conditions") or []]
         css = [
             self._container_status(c, run.containers[c["name"]])
             for c in spec.get("containers") or []

@@ -37,14 +37,23 @@ OWNED_KINDS = [
 
 
 class NamespaceController:
+    watches = frozenset({"namespaces", "serviceaccounts", "configmaps"})
+
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
+        self.terminating = False
+
+    def next_due(self, t: float) -> float:
+        return t + self.cluster.timing.tick if self.terminating else float("inf")
 
     def reconcile(self, t: float) -> None:
         store = self.cluster.store
         rest = self.cluster.rest
+        self.terminating = False
         for ns in store.list(NS.key):
             name = ns["metadata"]["name"]
+            if is_terminating(ns):
+                self.terminating = True
             if not is_terminating(ns):
                 self._defaults(name)
                 continue
@@ -88,6 +97,10 @@ class NamespaceController:
 
 
 class GarbageCollector:
+    watches: frozenset[str] = frozenset()
+    structural = True
+    """Runs when an object was deleted, started terminating or changed owners (and on resync)."""
+
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 
@@ -97,6 +110,8 @@ class GarbageCollector:
         uids: dict[str, tuple[ResourceType, Obj]] = {}
         dependents: dict[str, list[tuple[ResourceType, Obj]]] = {}
         for rt in RESOURCES:
+            if rt.kind == "Event":
+                continue
             for obj in store.list(rt.key):
                 uids[obj["metadata"]["uid"]] = (rt, obj)
                 for ref in obj["metadata"].get("ownerReferences") or []:
@@ -146,6 +161,8 @@ class GarbageCollector:
 
 
 class NodeController:
+    watches = frozenset({"nodes", "namespaces"})
+
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 

@@ -103,6 +103,13 @@ def node_ready(node: Obj) -> bool:
 
 
 class Scheduler:
+    watches = frozenset(
+        {"pods", "nodes", "persistentvolumeclaims", "persistentvolumes", "storageclasses.storage.k8s.io"}
+    )
+
+    def next_due(self, t: float) -> float:
+        return min(self.next_try.values(), default=float("inf"))
+
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.next_try: dict[str, float] = {}

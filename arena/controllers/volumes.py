@@ -37,6 +37,8 @@ def _storage(obj: Obj, path: str) -> float:
 
 
 class VolumeController:
+    watches = frozenset({"persistentvolumeclaims", "persistentvolumes", "storageclasses.storage.k8s.io", "pods"})
+
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 

@@ -58,12 +58,23 @@ def template_hash(tpl: Obj) -> str:
     return safe_encode(zlib.crc32(json.dumps(t, sort_keys=True).encode()))
 
 
+_STRIP_CACHE: dict[int, tuple[Obj, str]] = {}
+
+
 def _strip_hash(tpl: Obj) -> str:
-    t = copy.deepcopy(tpl)
-    labels = (t.get("metadata") or {}).get("labels")
-    if labels:
-        labels.pop(HASH_LABEL, None)
-    return json.dumps(t, sort_keys=True)
+    """The template as a canonical string, without the pod-template-hash label (cached: stored objects are
+    immutable, so the identity of a template dict identifies its content while it is alive)."""
+    hit = _STRIP_CACHE.get(id(tpl))
+    if hit is not None and hit[0] is tpl:
+        return hit[1]
+    meta = tpl.get("metadata") or {}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != HASH_LABEL}
+    t = {**tpl, "metadata": {**meta, "labels": labels}}
+    out = json.dumps(t, sort_keys=True)
+    if len(_STRIP_CACHE) > 20_000:
+        _STRIP_CACHE.clear()
+    _STRIP_CACHE[id(tpl)] = (tpl, out)
+    return out
 
 
 def _resolve(value: Any, total: int, round_up: bool) -> int:
@@ -82,6 +93,8 @@ def owned_by(objs: list[Obj], owner: Obj) -> list[Obj]:
 
 
 class ReplicaSetController:
+    watches = frozenset({"replicasets.apps", "pods"})
+
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 
@@ -161,7 +174,6 @@ class ReplicaSetController:
         return self.cluster.rest.create(PODS, rs["metadata"].get("namespace"), pod)
 
     def _status(self, rs: Obj, active: list[Obj], failure: str | None) -> None:
-        new = copy.deepcopy(rs)
         ready = sum(1 for p in active if pod_ready(p))
         labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
         st: Obj = {
@@ -181,14 +193,21 @@ class ReplicaSetController:
                 st.pop(k)
         st.pop("terminatingReplicas")
         if st != rs.get("status"):
+            new = copy.deepcopy(rs)
             new["status"] = st
             self.cluster.rest.write(RS, new)
 
 
 class DeploymentController:
+    watches = frozenset({"deployments.apps", "replicasets.apps"})
+
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.progress: dict[str, tuple[str, float]] = {}
+        self.rolling = False
+
+    def next_due(self, t: float) -> float:
+        return t + 0.25 if self.rolling else float("inf")
 
     def reconcile(self, t: float) -> None:
         store = self.cluster.store
@@ -197,6 +216,7 @@ class DeploymentController:
             ref = controller_of(rs)
             if ref:
                 rss_by_owner.setdefault(ref["uid"], []).append(rs)
+        self.rolling = False
         for d in store.list(DEPLOY.key):
             if is_terminating(d):
                 continue
@@ -439,6 +459,8 @@ class DeploymentController:
             )
         name = new_rs["metadata"]["name"]
         complete = updated == replicas and available == replicas and total == replicas
+        if not complete:
+            self.rolling = True
         uid = d["metadata"]["uid"]
         marker = json.dumps([name, updated, available, ready, total])
         last = self.progress.get(uid)
@@ -483,6 +505,8 @@ def _keep(st: Obj, ctype: str, reason: str, ts: str, with_message: bool = False)
 
 
 class StatefulSetController:
+    watches = frozenset({"statefulsets.apps", "pods", "persistentvolumeclaims"})
+
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 
