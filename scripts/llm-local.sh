@@ -4,6 +4,7 @@
 #
 #   scripts/llm-local.sh [start]   install llama-cpp-python[server] (builds from source, ~6 min on 2 cores, then
 #                                  pip caches the wheel), fetch and verify the model, serve it in the background
+#   scripts/llm-local.sh fetch     only fetch and verify the model
 #   scripts/llm-local.sh stop      stop the server this script started
 #   scripts/llm-local.sh status    say whether it is serving
 #   scripts/llm-local.sh env       print the variables to export
@@ -75,6 +76,8 @@ verify_model() {
 
 fetch_model() {
   mkdir -p "$LLM_HOME"
+  exec 9>"$LLM_HOME/.fetch.lock"
+  flock 9  # one fetch at a time (a `fetch` run beside a `start` waits for it, then finds the model verified)
   if verify_model; then
     return
   fi
@@ -153,6 +156,7 @@ stop() {
 
 case "${1:-start}" in
   start) start ;;
+  fetch) "$PY" -c "" 2>/dev/null || bash scripts/install.sh; fetch_model; say "model ready: $MODEL" ;;
   stop) stop ;;
   status) if serving; then say "serving at $BASE_URL"; else say "not serving"; exit 1; fi ;;
   env) print_env ;;
