@@ -476,3 +476,70 @@ async def test_kubectl_lines_on_the_write_face(kubeconfig: Path, reader: ReadGat
     refused = await gw.kubectl(f"kubectl scale deploy/web --replicas=3 -n {ns}")
     assert "bound K=1" in refused and gw.writes_left == 0
     gw.close()
+
+
+@pytest.mark.slow
+async def test_write_overhead_benchmark(
+    kubeconfig: Path, ns: str, nats_server: Any, redis_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Per-write cost of the gateway (dry run + pre-image + JetStream journal + Redis fence + write) vs a bare write,
+    and the time to undo 20 journaled writes. Prints the figures (run with -s to see them)."""
+    import statistics
+    import time
+
+    import redis.asyncio as aioredis
+
+    from stratus.alock import ALock
+    from stratus.bus import Bus
+    from stratus.journal import Journal as JetStreamJournal
+
+    n = 50
+    api = KubeApi.from_kubeconfig(kubeconfig)
+    bare: list[float] = []
+    for i in range(n):
+        t = time.perf_counter()
+        await asyncio.to_thread(api.patch, "ConfigMap", ns, "conf", {"data": {"k": str(i)}}, "merge")
+        bare.append(time.perf_counter() - t)
+    bus = await Bus.connect(nats_server.url)
+    await bus.ensure_streams()
+    journal = JetStreamJournal(bus)
+    redis = aioredis.Redis.from_url(redis_server.url)
+    lock = ALock(redis, prefix=f"bench-{uuid.uuid4().hex[:6]}")
+    lease = await lock.acquire_write(ns, "bench", 60)
+    tx = f"tx-{uuid.uuid4().hex[:8]}"
+    gw = WriteGateway(
+        api,
+        lease=lease,
+        check_fence=lock.ensure_fence,
+        journal_intent=journal.append,
+        journal_outcome=journal.append,
+        incident_id="bench",
+        tx_id=tx,
+        attempt=1,
+    )
+    gated: list[float] = []
+    for i in range(n):
+        t = time.perf_counter()
+        result = await gw.write(
+            Patch(kind="ConfigMap", namespace=ns, name="conf", patch_type="merge", patch={"data": {"k": f"g{i}"}})
+        )
+        gated.append(time.perf_counter() - t)
+        assert result.ok, result.message
+    intents = [r for r in await journal.read(tx) if r.phase == "intent"][-20:]
+    t = time.perf_counter()
+    for record in reversed(intents):
+        for spec in record.undo:
+            assert (await gw.apply_undo(spec)).ok
+    undo_s = time.perf_counter() - t
+    b50, g50 = statistics.median(bare), statistics.median(gated)
+    with capsys.disabled():
+        print(
+            f"\ngateway write p50 {g50 * 1000:.1f} ms vs bare API write p50 {b50 * 1000:.1f} ms "
+            f"(ratio {g50 / b50:.1f}x, n={n}); undo of 20 journaled writes {undo_s * 1000:.0f} ms"
+        )
+    assert g50 / b50 < 20
+    await lock.release(lease)
+    await lock.aclose()
+    await bus.close()
+    await redis.aclose()
+    api.close()
