@@ -8,10 +8,11 @@ Why it is shaped this way:
   action's scope -> server-side dry run (``dryRun=All``; a failure returns the API's message, nothing changes and
   nothing is journaled) -> read the pre-image -> build the undo record (an action with no recordable undo is refused) ->
   ``journal_intent`` (if it raises, the write is not sent) -> fencing check -> the write -> ``journal_outcome``.
-- **The pre-image is exactly what the write replaces.** Every write carries the pre-image's ``resourceVersion`` as a
-  precondition (in the patch body, as a JSON-patch ``test`` op, or as delete preconditions). If anything changed the
-  object between the pre-image read and the write, the API answers 409 and nothing changes; the journal then holds an
-  intent whose outcome is ``ok=False``, and its undo (restore the pre-image) stays harmless.
+- **The undo restores exactly what the write replaced.** Every write carries the pre-image's ``resourceVersion`` as a
+  precondition (in the patch body, as a JSON-patch ``test`` op, or as delete preconditions). Controllers bump it with
+  status updates all the time, so on a conflict the object is read again: if its spec-level state (``digest.normalise``)
+  still equals the pre-image's, the recorded undo is still exact and the write is retried, fenced again; otherwise the
+  write fails, nothing changes, and the outcome ``ok=False`` tells the undoer to skip it.
 - **Undo records are data.** update/patch/scale/set_*/rollout_*/cordon -> ``replace`` with the pre-image (server
   fields stripped); create (or apply of a new object) -> ``delete``; delete -> ``create`` from the pre-image; delete of
   a pod (or ReplicaSet) whose controller exists -> no undo, recorded as "controller-owned, verified"; exec -> the
