@@ -470,11 +470,25 @@ class ApiApp:
         container = q.get("container")
         timestamps = q.get("timestamps") == "true"
         lines = self.cluster.logs(ns, name, container, previous)
+        since = q.get("sinceSeconds")
+        since_time = q.get("sinceTime")
+        if (since and since.isdigit()) or since_time:
+            import datetime as dt
+
+            if since_time:
+                cutoff = since_time.replace(".000000", "")
+            else:
+                cutoff_dt = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=int(since or 0))
+                cutoff = cutoff_dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            lines = [(ts, text) for ts, text in lines if ts >= cutoff]
         if tail is not None and tail >= 0:
             lines = lines[-tail:] if tail else []
         render = [(f"{ts} {text}" if timestamps else text) for ts, text in lines]
         if q.get("follow") != "true":
             body = "".join(line + "\n" for line in render)
+            limit = q.get("limitBytes")
+            if limit and limit.isdigit():
+                body = body.encode()[: int(limit)].decode(errors="ignore")
             return web.Response(text=body, content_type="text/plain")
         resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await resp.prepare(request)

@@ -62,7 +62,9 @@ class EndpointsController:
         for ep in store.list(EP.key):
             key = (ep["metadata"].get("namespace"), ep["metadata"]["name"])
             svc = services.get(key)
-            managed = (ep["metadata"].get("labels") or {}).get("endpoints.kubernetes.io/managed-by") == "arena"
+            managed = (ep["metadata"].get("labels") or {}).get(
+                "endpoints.kubernetes.io/managed-by"
+            ) == "endpoint-controller"
             if managed and (svc is None or not (svc.get("spec") or {}).get("selector")):
                 store.remove(EP.key, key[0], key[1])
         for sl in store.list(SLICE.key):
@@ -117,7 +119,7 @@ class EndpointsController:
                 s["ports"] = ports
             subsets.append(s)
         labels = dict(svc["metadata"].get("labels") or {})
-        labels["endpoints.kubernetes.io/managed-by"] = "arena"
+        labels["endpoints.kubernetes.io/managed-by"] = "endpoint-controller"
         cur = store.get(EP.key, ns, name)
         if cur is None:
             self.cluster.rest.create(
