@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from nats.js.api import DeliverPolicy
 
+from arena.server import ArenaServer
 from stratus.bus import Bus
 from stratus.contracts import ALL_EVENTS, EVENTS_STREAM
 from stratus.localinfra import free_port
@@ -100,3 +104,89 @@ class Timeline:
     async def stop(self) -> None:
         if self._sub is not None:
             await self._sub.unsubscribe()
+
+
+# --- replicas and the arena's own /metrics (horizontal scaling, the alert pipeline) -----------------------------
+
+
+@dataclass
+class ReplicaSupervisor(Supervisor):
+    """A ``Supervisor`` that prefixes each output line with the replica that wrote it (``[mitigator-1] ...``), so a
+    test can tell which replica took which piece of work and signal exactly that process."""
+
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _tags: dict[int, str] = field(default_factory=dict)
+
+    def start_one(self, service: str, replica: int = 0) -> subprocess.Popen[bytes]:
+        proc = super().start_one(service, replica)
+        name = f"{service}-{replica}"
+        self._tags[id(proc.stdout)] = name  # the child is still importing: no line was read before this
+        self.processes[name] = proc
+        return proc
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            self.echo(f"[{self._tags.get(id(stream), '?')}] {raw.decode(errors='replace').rstrip()}")
+
+    def kill(self, replica: str, signum: int = signal.SIGKILL) -> int:
+        """Signal one replica by name (``mitigator-1``); returns its pid."""
+        proc = self.processes[replica]
+        proc.send_signal(signum)
+        return proc.pid
+
+
+@contextmanager
+def running_replicas(
+    nats_url: str,
+    redis_url: str,
+    kubeconfig: Path,
+    scope: str | list[str],
+    prefix: str,
+    log: Path,
+    replicas: dict[str, int],
+    lines: list[str] | None = None,
+    **env: str,
+) -> Iterator[ReplicaSupervisor]:
+    """``running_system`` with ``replicas`` processes per service; every tagged output line also goes to ``lines``."""
+    out = lines if lines is not None else []
+    settings = {
+        **FAST,
+        "STRATUS_KUBECONFIG": str(kubeconfig),
+        "STRATUS_SCOPES": json.dumps([scope] if isinstance(scope, str) else scope),
+        "STRATUS_REDIS_PREFIX": prefix,
+        "STRATUS_PORT": str(free_port()),
+        **env,
+    }
+    sup = ReplicaSupervisor(nats_url, redis_url, env=settings, replicas=replicas, echo=out.append)
+    sup.start_services()
+    try:
+        yield sup
+    finally:
+        sup.stop()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("\n".join(out))
+
+
+def replica_of(lines: list[str], service: str, needle: str) -> str | None:
+    """The replica (``mitigator-0``) of ``service`` whose output has a line containing ``needle``."""
+    for line in list(lines):
+        if line.startswith(f"[{service}-") and needle in line:
+            return line[1 : line.index("]")]
+    return None
+
+
+@contextmanager
+def arena_metrics(server: ArenaServer) -> Iterator[str]:
+    """Serve the arena's own Prometheus ``/metrics`` (its kube-state-style series, from the app plane) for
+    ``server``; yields ``host:port`` for a scrape target."""
+    from arena.telemetry.plane import AppPlane
+
+    plane = AppPlane()
+    plane.bind(server.cluster.view)
+    loop = server.cluster.loop
+    assert loop is not None, "the arena's controller loop is not running"
+    url = asyncio.run_coroutine_threadsafe(plane.serve("127.0.0.1", 0), loop).result(30)
+    try:
+        yield url.split("://", 1)[1]
+    finally:
+        asyncio.run_coroutine_threadsafe(plane.close(), loop).result(30)
