@@ -329,7 +329,7 @@ def _validate_service(obj: Obj) -> list[Cause]:
         tp = p.get("targetPort")
         if isinstance(tp, int) and not 1 <= tp <= 65535:
             causes.append(invalid_value(f"spec.ports[{i}].targetPort", tp, "must be between 1 and 65535, inclusive"))
-        if len(ports) > 1 and not p.get("name"):
+        if len(ports or []) > 1 and not p.get("name"):
             causes.append(required(f"spec.ports[{i}].name"))
         if p.get("name"):
             if p["name"] in names:
@@ -432,7 +432,7 @@ def validate_update(rt: ResourceType, old: Obj, new: Obj) -> list[Cause]:
         os_, ns_ = old.get("spec") or {}, new.get("spec") or {}
 
         def strip(spec: Obj) -> Obj:
-            s = json.loads(json.dumps(spec))
+            s: Obj = json.loads(json.dumps(spec))
             for group in ("containers", "initContainers"):
                 for c in s.get(group) or []:
                     c.pop("image", None)

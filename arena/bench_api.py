@@ -8,6 +8,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from kubernetes import client
 
@@ -37,7 +38,7 @@ def main(url: str | None = None, pods: int = 50, rounds: int = 200) -> dict[str,
     cfg.host = url
     cfg.api_key = {"authorization": "Bearer arena"}
     api = client.ApiClient(cfg)
-    core = client.CoreV1Api(api)
+    core: Any = client.CoreV1Api(api)
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": ns}})
     try:

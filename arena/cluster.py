@@ -10,6 +10,7 @@ applications half, fault injection) reaches the loop through ``call``/``call_soo
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import copy
 import logging
@@ -349,7 +350,7 @@ class Cluster:
                 return None
             raise
 
-    def events_for(self, kind: str, namespace: str | None, name: str) -> list[Obj]:
+    def events_for(self, kind: str, namespace: str | None, name: str) -> builtins.list[Obj]:
         return [
             e
             for e in self.list("Event", namespace or "default")
@@ -361,11 +362,11 @@ class Cluster:
 
     def logs(
         self, namespace: str, pod: str, container: str | None = None, previous: bool = False
-    ) -> list[tuple[str, str]]:
+    ) -> builtins.list[tuple[str, str]]:
         """(timestamp, line) pairs of a container's current (or previous) run."""
         return self.call(self.kubelet.logs, namespace, pod, container, previous)
 
-    def exec(self, namespace: str, pod: str, container: str | None, command: list[str]) -> ExecResult:
+    def exec(self, namespace: str, pod: str, container: str | None, command: builtins.list[str]) -> ExecResult:
         return self.call(self.kubelet.exec, namespace, pod, container, command)
 
     def bind(self, namespace: str, pod: str, node: str) -> None:

@@ -17,6 +17,7 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import threading
 from collections import deque
@@ -124,7 +125,7 @@ class Store:
         for listener in self.listeners:
             listener(change)
 
-    def watch(self, key: str, namespace: str | None, since: int | None) -> tuple[Watcher, list[Change]]:
+    def watch(self, key: str, namespace: str | None, since: int | None) -> tuple[Watcher, builtins.list[Change]]:
         """Register a watcher; returns it with the backlog of changes after ``since`` (None: none).
 
         Raises ``LookupError`` when ``since`` is older than the kept history.
@@ -132,7 +133,7 @@ class Store:
         loop = asyncio.get_running_loop()
         w = Watcher(key, namespace, loop)
         with self._lock:
-            backlog: list[Change] = []
+            backlog: builtins.list[Change] = []
             if since is not None and since < self._rv:
                 if self._history and self._history[0].rv > since + 1 and len(self._history) == self._history.maxlen:
                     raise LookupError(since)

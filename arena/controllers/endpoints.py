@@ -61,16 +61,16 @@ class EndpointsController:
             self._sync(svc, pods)
         for ep in store.list(EP.key):
             key = (ep["metadata"].get("namespace"), ep["metadata"]["name"])
-            svc = services.get(key)
+            esvc = services.get(key)
             managed = (ep["metadata"].get("labels") or {}).get(
                 "endpoints.kubernetes.io/managed-by"
             ) == "endpoint-controller"
-            if managed and (svc is None or not (svc.get("spec") or {}).get("selector")):
+            if managed and (esvc is None or not (esvc.get("spec") or {}).get("selector")):
                 store.remove(EP.key, key[0], key[1])
         for sl in store.list(SLICE.key):
             labels = sl["metadata"].get("labels") or {}
-            svc = services.get((sl["metadata"].get("namespace"), labels.get("kubernetes.io/service-name")))
-            if svc is None or not (svc.get("spec") or {}).get("selector"):
+            ssvc = services.get((sl["metadata"].get("namespace"), labels.get("kubernetes.io/service-name")))
+            if ssvc is None or not (ssvc.get("spec") or {}).get("selector"):
                 store.remove(SLICE.key, sl["metadata"].get("namespace"), sl["metadata"]["name"])
 
     def _sync(self, svc: Obj, pods: list[Obj]) -> None:

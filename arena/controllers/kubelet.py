@@ -377,7 +377,7 @@ class Kubelet:
             return bool(r.terminated and r.terminated.get("exitCode") == 0)
         policy = pod["spec"].get("restartPolicy", "Always")
         code = (r.terminated or {}).get("exitCode", 1)
-        return policy == "Never" or (policy == "OnFailure" and code == 0)
+        return bool(policy == "Never" or (policy == "OnFailure" and code == 0))
 
     def _finish_instance(self, r: Run, exit_code: int, reason: str, t: float) -> Obj:
         term = {

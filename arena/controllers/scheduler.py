@@ -98,7 +98,7 @@ def pod_requests(pod: Obj) -> dict[str, float]:
 def node_ready(node: Obj) -> bool:
     for c in (node.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready":
-            return c.get("status") == "True"
+            return bool(c.get("status") == "True")
     return False
 
 
@@ -278,7 +278,7 @@ class Scheduler:
 
     def _wffc_possible(self, pvc: Obj, node: Obj) -> bool:
         store = self.cluster.store
-        sc = store.get("storageclasses.storage.k8s.io", None, (pvc.get("spec") or {}).get("storageClassName"))
+        sc = store.get("storageclasses.storage.k8s.io", None, str((pvc.get("spec") or {}).get("storageClassName")))
         if sc is not None and sc.get("provisioner") != NO_PROVISIONER:
             return True
         return self.cluster.volumes.find_pv(pvc) is not None

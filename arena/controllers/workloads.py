@@ -157,7 +157,7 @@ class ReplicaSetController:
         tpl = (rs.get("spec") or {}).get("template") or {}
         tmeta = tpl.get("metadata") or {}
         name = rs["metadata"]["name"]
-        pod = {
+        pod: Obj = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
@@ -535,8 +535,8 @@ class StatefulSetController:
         ordered = spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
         # Create missing pods in order.
         for i in range(replicas):
-            p = by_ord.get(i)
-            if p is None:
+            found = by_ord.get(i)
+            if found is None:
                 self._ensure_claims(sts, i)
                 try:
                     created = self.cluster.rest.create(PODS, ns, self._pod(sts, i, revision))
@@ -559,7 +559,7 @@ class StatefulSetController:
                 )
                 if ordered:
                     break
-            elif ordered and not (pod_ready(p) and pod_active(p)):
+            elif ordered and not (pod_ready(found) and pod_active(found)):
                 break
         # Scale down from the highest ordinal.
         extra = sorted((i for i in by_ord if i >= replicas), reverse=True)
