@@ -23,6 +23,8 @@ Obj = dict[str, Any]
 RECENT_WINDOW_US = 60 * 1_000_000
 """Traces older than this before the newest one belong to an earlier episode: the call graph still learns from them,
 but they localise nothing (a fault that persists keeps producing recent failing traces)."""
+STILL_LAST_N = 10
+STILL_MIN_RATIO = 0.1
 SLOW_HOP_MIN_US = 500_000
 SLOW_HOP_FACTOR = 20
 
@@ -173,6 +175,10 @@ def build_call_graph(traces: list[Obj]) -> CallGraph:
     newest = max((t.start for t in parsed), default=0)
     recent = [t for t in parsed if not newest or t.start >= newest - RECENT_WINDOW_US]
     failing_traces = [t for t in recent if any(is_error(s) for s in t.spans.values())]
+    outcomes: dict[tuple[str, str], list[tuple[int, bool]]] = defaultdict(list)
+    for t in recent:
+        for sid, sp in t.spans.items():
+            outcomes[(t.service[sid], str(sp.get("operationName", "")))].append((t.start, is_error(sp)))
     for t in failing_traces:
         deepest = [sid for sid, s in t.spans.items() if is_error(s) and not t.has_failing_descendant(sid)]
         seen_here: set[tuple[str, str]] = set()
@@ -187,7 +193,10 @@ def build_call_graph(traces: list[Obj]) -> CallGraph:
                     service = answered_by
                     inferred = True
             key = (service, op)
-            entry = found.setdefault(key, {"traces": 0, "depth": 0, "inferred": inferred, "pods": set(), "ev": []})
+            entry = found.setdefault(
+                key, {"traces": 0, "depth": 0, "inferred": inferred, "pods": set(), "ev": [], "seen_as": set()}
+            )
+            entry["seen_as"].add((t.service[sid], op))
             if key not in seen_here:
                 entry["traces"] += 1
                 seen_here.add(key)
@@ -209,6 +218,7 @@ def build_call_graph(traces: list[Obj]) -> CallGraph:
             evidence=e["ev"],
         )
         for (svc, op), e in found.items()
+        if any(still_happening(outcomes[k]) for k in e["seen_as"])
     ]
     hypotheses.sort(key=lambda h: (-h.traces, -h.depth, h.service))
     hypotheses += slow_hops(recent)
@@ -221,10 +231,17 @@ def build_call_graph(traces: list[Obj]) -> CallGraph:
     )
 
 
+def still_happening(observations: list[tuple[int, bool]]) -> bool:
+    """Whether the latest observations (start time, bad) of a call still show the problem: a burst that is over
+    (the last calls all fine) localises nothing; an intermittent fault (one bad call in ten) still does."""
+    latest = [bad for _, bad in sorted(observations)[-STILL_LAST_N:]]
+    return bool(latest) and sum(latest) / len(latest) >= STILL_MIN_RATIO
+
+
 def slow_hops(parsed: list[_Trace]) -> list[Hypothesis]:
     """Calls whose time is spent *between* caller and callee (the hop, not the callee's own work), far above the
     other hops: a network delay or an overloaded target shows there without any error span."""
-    gaps: list[tuple[int, str, str, str]] = []
+    gaps: list[tuple[int, str, str, str, int]] = []
     for t in parsed:
         for sid, span in t.spans.items():
             kids = t.children.get(sid, [])
@@ -234,7 +251,8 @@ def slow_hops(parsed: list[_Trace]) -> list[Hypothesis]:
             inner = sum(int(t.spans[k].get("duration") or 0) for k in other)
             gap = int(span.get("duration") or 0) - inner
             callee = t.service[other[0]]
-            gaps.append((gap, callee, str(t.spans[other[0]].get("operationName", "")), t.host.get(other[0], "")))
+            op = str(t.spans[other[0]].get("operationName", ""))
+            gaps.append((gap, callee, op, t.host.get(other[0], ""), t.start))
     if len(gaps) < 3:
         return []
     ordered = sorted(g for g, *_ in gaps)
@@ -242,7 +260,9 @@ def slow_hops(parsed: list[_Trace]) -> list[Hypothesis]:
     threshold = max(SLOW_HOP_MIN_US, SLOW_HOP_FACTOR * max(median, 1))
     found: dict[tuple[str, str], list[int]] = defaultdict(list)
     pods: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for gap, callee, op, host in gaps:
+    observed: dict[tuple[str, str], list[tuple[int, bool]]] = defaultdict(list)
+    for gap, callee, op, host, start in gaps:
+        observed[(callee, op)].append((start, gap >= threshold))
         if gap >= threshold:
             found[(callee, op)].append(gap)
             if host:
@@ -260,6 +280,7 @@ def slow_hops(parsed: list[_Trace]) -> list[Hypothesis]:
             ],
         )
         for (callee, op), slow in found.items()
+        if still_happening(observed[(callee, op)])
     ]
     return sorted(out, key=lambda h: (-h.traces, h.service))
 

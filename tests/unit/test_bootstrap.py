@@ -166,3 +166,16 @@ def test_an_earlier_failure_episode_is_ignored() -> None:
     assert rank_failing_services([old, new]) == ["geo"]
     healthy_now = trace("now", timed(span("a", "web", "GET /"), 600_000_000, 10))
     assert rank_failing_services([old, healthy_now]) == []
+
+
+def test_a_burst_that_is_over_localises_nothing_but_an_intermittent_fault_does() -> None:
+    def call(tid: str, start: int, bad: bool) -> Obj:
+        tags = {"error": True} if bad else {}
+        return trace(
+            tid, timed(span("a", "web", "GET /"), start, 10), timed(span("b", "geo", "Nearby", "a", **tags), start, 5)
+        )
+
+    burst = [call(f"b{i}", i, True) for i in range(3)] + [call(f"ok{i}", 100 + i, False) for i in range(10)]
+    assert rank_failing_services(burst) == []
+    flaky = [call(f"x{i}", i, i % 5 == 0) for i in range(20)]
+    assert rank_failing_services(flaky) == ["geo"]
