@@ -217,7 +217,11 @@ class DeploymentController:
             if ref:
                 rss_by_owner.setdefault(ref["uid"], []).append(rs)
         self.rolling = False
-        for d in store.list(DEPLOY.key):
+        deployments = store.list(DEPLOY.key)
+        live = {d["metadata"]["uid"] for d in deployments}
+        for uid in [u for u in self.progress if u not in live]:
+            del self.progress[uid]
+        for d in deployments:
             if is_terminating(d):
                 continue
             self._sync(d, rss_by_owner.get(d["metadata"]["uid"], []), t)
