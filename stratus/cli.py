@@ -7,18 +7,21 @@ Sub-commands of packages the product does not depend on (``stratus arena ...``) 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from stratus import __version__
+from stratus.bus import Bus
 from stratus.contracts import SERVICES
 from stratus.settings import SETTINGS_BY_SERVICE, CommonSettings
 
@@ -30,6 +33,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+T = TypeVar("T")
 
 
 @app.command()
@@ -127,6 +131,68 @@ def status(
         console.print(table)
     if not all(any(r.ok for r in replies.get(s, [])) for s in SERVICES):
         raise typer.Exit(1)
+
+
+incidents_app = typer.Typer(help="The audit trail: incidents and their timelines, from the event stream.")
+app.add_typer(incidents_app, name="incidents")
+
+
+@incidents_app.command("list")
+def incidents_list(
+    nats_url: Annotated[str | None, typer.Option(help="NATS URL (default: STRATUS_NATS_URL).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every incident on record: scope, state, outcome, attempts."""
+    from stratus.audit import incidents
+
+    summaries = asyncio.run(_with_bus(nats_url, incidents))
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(s) for s in summaries], default=str, indent=2))
+        return
+    table = Table("incident", "scope", "opened", "b", "state", "outcome", "attempts", "visible mu")
+    for s in summaries:
+        table.add_row(
+            s.incident_id,
+            s.scope,
+            s.opened_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{s.baseline:g}",
+            s.state,
+            s.outcome or "-",
+            str(s.attempts),
+            " -> ".join(f"{m:g}" for m in s.visible_mu) or "-",
+        )
+    console.print(table)
+
+
+@incidents_app.command("show")
+def incidents_show(
+    incident_id: Annotated[str, typer.Argument(help="The incident id (see `stratus incidents list`).")],
+    nats_url: Annotated[str | None, typer.Option(help="NATS URL (default: STRATUS_NATS_URL).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the events as JSON.")] = False,
+) -> None:
+    """One incident's full timeline: detection, diagnosis, each transaction with its mu-paths, the outcome."""
+    from stratus.audit import describe, timeline
+
+    events = asyncio.run(_with_bus(nats_url, lambda bus: timeline(bus, incident_id)))
+    if not events:
+        console.print(f"[red]no events for incident {incident_id!r}[/] (see `stratus incidents list`)")
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps([e.model_dump(mode="json") for e in events], indent=2))
+        return
+    table = Table("time", "event", "what happened")
+    for e in events:
+        table.add_row(e.ts.strftime("%H:%M:%S.%f")[:-3], e.kind, describe(e))
+    console.print(table)
+
+
+async def _with_bus(nats_url: str | None, fn: Callable[[Bus], Awaitable[T]]) -> T:
+    url = nats_url or str(CommonSettings().nats_url)
+    bus = await Bus.connect(url, name="stratus-cli")
+    try:
+        return await fn(bus)
+    finally:
+        await bus.close()
 
 
 @app.command("settings")

@@ -101,7 +101,9 @@ class CoordinatorSettings(CommonSettings, SeveritySettings):
 
 
 class DiagnoserSettings(CommonSettings, ReasonerSettings):
-    policy: str = Field(default="auto", description="auto (LLM if configured, else rulebook), rulebook or llm.")
+    diagnosis_policy: str = Field(
+        default="auto", description="auto (LLM if configured, else rulebook), rulebook or llm."
+    )
     jaeger_url: AnyUrl | None = Field(default=None, description="Jaeger query API for traces.")
     prometheus_url: AnyUrl | None = Field(default=None, description="Prometheus API for metrics.")
 

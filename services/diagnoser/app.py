@@ -28,7 +28,7 @@ def build(settings: DiagnoserSettings) -> ServiceRuntime:
         runtime.consumer(WORK_ADAPTER, DiagnoseHandler(deps), on_rejected=report_rejected_work(runtime))
 
     runtime.startup(start)
-    runtime.health_details(lambda: {"policy": settings.policy})
+    runtime.health_details(lambda: {"policy": settings.diagnosis_policy})
     return runtime
 
 

@@ -10,7 +10,7 @@ from stratus.settings import DiagnoserSettings
 
 
 def make_reasoner(settings: DiagnoserSettings) -> DiagnosisReasoner:
-    policy = settings.policy
+    policy = settings.diagnosis_policy
     if policy == "auto":
         policy = "llm" if settings.llm_base_url else "rulebook"
     if policy == "rulebook":
@@ -21,4 +21,4 @@ def make_reasoner(settings: DiagnoserSettings) -> DiagnosisReasoner:
         from stratus.reasoners.llm import LLMDiagnosisReasoner
 
         return cast(DiagnosisReasoner, LLMDiagnosisReasoner.from_settings(settings))
-    raise PermanentError(f"unknown diagnosis policy {settings.policy!r}; choose auto, rulebook or llm")
+    raise PermanentError(f"unknown diagnosis policy {settings.diagnosis_policy!r}; choose auto, rulebook or llm")

@@ -6,7 +6,10 @@ second attempt (the correct one-action fix) commits and resolves the incident; t
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,8 @@ from tests.e2e.harness import Timeline, running_system
 from tests.e2e.shop import deploy_shop, scale
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+STRATUS = str(Path(sys.executable).parent / "stratus")
 
 
 async def test_harmful_attempt_is_undone_and_the_fix_commits(
@@ -74,4 +79,24 @@ async def test_harmful_attempt_is_undone_and_the_fix_commits(
         assert max(visible) <= b, f"TNR violated: visible {visible} over b={b}"
         hidden = [e for e in timeline.of("action_executed") if e["attempt"] == 1]
         assert len(hidden) == 3  # the harmful writes happened, hidden inside the aborted transaction
+
+    # The audit trail: the CLI replays the incident from the event stream.
+    incident = opened["incident_id"]
+    listed = subprocess.run(
+        [STRATUS, "incidents", "list", "--json", "--nats-url", nats_server.url], capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    mine = [i for i in json.loads(listed.stdout) if i["incident_id"] == incident]
+    assert mine and mine[0]["outcome"] == "resolved" and mine[0]["attempts"] == 2
+    shown = subprocess.run(
+        [STRATUS, "incidents", "show", incident, "--json", "--nats-url", nats_server.url],
+        capture_output=True,
+        text=True,
+    )
+    kinds = [e["kind"] for e in json.loads(shown.stdout)]
+    assert kinds[0] == "incident_opened" and kinds[-1] == "incident_closed" and "undo_completed" in kinds
+    text = subprocess.run(
+        [STRATUS, "incidents", "show", incident, "--nats-url", nats_server.url], capture_output=True, text=True
+    )
+    assert "ABORT" in text.stdout and "COMMIT" in text.stdout
     await timeline.stop()
