@@ -19,9 +19,11 @@ uid: a pod recreated under the same name is a new pod, as on a real node.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -362,7 +364,7 @@ class Kubelet:
             self._emit(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine', r.name)
             return
         self._emit(pod, "Normal", "Pulling", f'Pulling image "{image}"', r.name)
-        size = 20_000_000 + (hash(image) % 50_000_000)
+        size = 20_000_000 + (zlib.crc32(image.encode()) % 50_000_000)
         self._emit(
             pod,
             "Normal",
@@ -460,7 +462,7 @@ class Kubelet:
             "ready": r.ready and r.phase == "running",
             "restartCount": r.restart_count,
             "image": image,
-            "imageID": f"docker.io/library/{image.split(':')[0]}@sha256:{abs(hash(image)):064x}"[:120]
+            "imageID": f"docker.io/library/{image.split(':')[0]}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
             if r.pulled
             else "",
             "started": r.phase == "running",
