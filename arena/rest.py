@@ -285,6 +285,23 @@ class Rest:
             new["status"] = copy.deepcopy(old.get("status"))
         return self._replace(rt, old, new, dry_run, None)
 
+    def server_side_apply(
+        self, rt: ResourceType, namespace: str | None, name: str, applied: Any, dry_run: bool = False
+    ) -> Obj:
+        """``kubectl apply --server-side``, approximated: create the object, or strategic-merge the applied
+        configuration into it (fields the configuration omits are kept; there is no field ownership)."""
+        check_shape(rt, applied)
+        meta = applied.setdefault("metadata", {})
+        if meta.get("name") and meta["name"] != name:
+            raise bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
+        meta["name"] = name
+        ns = namespace if rt.namespaced else None
+        if self.store.get(rt.key, ns, name) is None:
+            return self.create(rt, ns, applied, dry_run)
+        body = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind", "status")}
+        body["metadata"] = {k: v for k, v in meta.items() if k in ("labels", "annotations", "name")}
+        return self.patch(rt, ns, name, "strategic", body, dry_run)
+
     # --------------------------------------------------------------------------------------------------------- delete
 
     def delete(

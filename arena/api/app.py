@@ -240,6 +240,14 @@ class ApiApp:
 
     async def _patch(self, request: web.Request, rt: ResourceType, ns: str | None, name: str, sub: str | None) -> Obj:
         ptype = PATCH_TYPES.get(request.content_type)
+        if ptype == "apply" and sub is None:
+            import yaml
+
+            try:
+                applied = yaml.safe_load(await request.read())
+            except yaml.YAMLError as exc:
+                raise bad_request(f"error decoding YAML: {exc}") from exc
+            return self.rest.server_side_apply(rt, ns, name, applied, _dry(request.query))
         if ptype is None or ptype == "apply":
             raise ApiError(
                 415,

@@ -106,6 +106,7 @@ SCHEMA: dict[str, dict[int, tuple[str, str, bool]]] = {
     },
     "EnvVar": {1: ("name", S, False), 2: ("value", S, False)},
     "ResourceRequirements": {1: ("limits", MSQ, False), 2: ("requests", MSQ, False)},
+    "Pod": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "PodSpec", False), 3: ("status", "Empty", False)},
     "Namespace": {
         1: ("metadata", "ObjectMeta", False),
         2: ("spec", "NamespaceSpec", False),
@@ -149,7 +150,7 @@ SCHEMA: dict[str, dict[int, tuple[str, str, bool]]] = {
     "Empty": {},
 }
 POINTERS = {"replicas", "terminationGracePeriodSeconds", "revisionHistoryLimit", "progressDeadlineSeconds"}
-KINDS = {"Deployment", "Namespace", "ConfigMap", "Secret", "ServiceAccount", "Service"}
+KINDS = {"Pod", "Deployment", "Namespace", "ConfigMap", "Secret", "ServiceAccount", "Service"}
 
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:

@@ -222,3 +222,19 @@ def test_deletecollection_and_pod_replacement(arena_ns: str, kubectl: Kubectl, k
         what="the collection deleted",
     )
     _ready(apps, arena_ns, "web", 3)
+
+
+def test_kubectl_run_expose_and_server_side_apply(
+    arena_ns: str, kubectl: Kubectl, k8s_client: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(k8s_client)
+    assert "pod/box created" in kubectl(
+        "run", "box", "--image=nginx:1.25", "--labels=app=box", "--port=80", ns=arena_ns
+    )
+    assert "exposed" in kubectl("expose", "pod", "box", "--port=80", "--name=box", ns=arena_ns)
+    wait_for(lambda: core.read_namespaced_endpoints("box", arena_ns).subsets, what="endpoints of the exposed pod")
+    dep = deployment("ssa", replicas=1)
+    assert "serverside-applied" in kubectl("apply", "--server-side", "-f", "-", ns=arena_ns, input=to_yaml(dep))
+    dep["spec"]["replicas"] = 3
+    kubectl("apply", "--server-side", "-f", "-", ns=arena_ns, input=to_yaml(dep))
+    assert client.AppsV1Api(k8s_client).read_namespaced_deployment("ssa", arena_ns).spec.replicas == 3
