@@ -40,6 +40,9 @@ def bench(
     timeout: Annotated[float, typer.Option(help="Time limit per scenario, seconds.")] = 150.0,
     transactions: Annotated[int, typer.Option(help="chaos suite: run until this many transactions.")] = 100,
     plan: Annotated[Path | None, typer.Option(help="scripted: a plan file (default: each scenario's fix).")] = None,
+    script: Annotated[
+        str, typer.Option(help="scripted without --plan: fix (the documented fix) or harmful-then-fix.")
+    ] = "fix",
 ) -> None:
     """Run a suite: per scenario a healthy app, the six services, inject, detect/diagnose/mitigate, judge, recover."""
     from rich.console import Console
@@ -49,6 +52,8 @@ def bench(
 
     if suite not in SUITES:
         raise typer.BadParameter(f"unknown suite {suite!r}; choose from {', '.join(SUITES)}")
+    if script not in ("fix", "harmful-then-fix"):
+        raise typer.BadParameter("script is fix or harmful-then-fix")
     if oracle not in ("strict", "compat"):
         raise typer.BadParameter("oracle is strict or compat")
     console = Console()
@@ -65,6 +70,7 @@ def bench(
         timeout_s=timeout,
         chaos_transactions=transactions,
         plan=plan,
+        script=script,
         command="stratus bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
     )
     t0 = datetime.now(UTC)

@@ -51,10 +51,16 @@ class ScenarioRecord(_Model):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     tnr_held: bool = Field(default=True, description="Every visible mu <= b.")
+    drift: bool = Field(
+        default=False,
+        description="TNR did not hold, but no transaction committed and every undo restored the checkpoint's digest: "
+        "the fault itself kept worsening the state (e.g. crash loops spreading), not a write of Stratus.",
+    )
     undo_divergences: int = Field(default=0, description="Divergences over every undo.")
     digest_mismatches: int = Field(default=0, description="Undos whose restored digest differs from the checkpoint.")
     wall_s: float = Field(default=0.0, description="Wall time of the scenario, set-up and recovery included.")
     error: str | None = Field(default=None, description="What went wrong in the harness, if anything.")
+    services_log: str | None = Field(default=None, description="Log file of the services that ran the scenario.")
 
     @property
     def steps(self) -> int:

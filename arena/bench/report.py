@@ -49,6 +49,12 @@ def _mus(values: list[float]) -> str:
     return "[" + ", ".join(_fmt(v, 0) for v in values) + "]"
 
 
+def _tnr(r: ScenarioRecord) -> str:
+    if r.tnr_held:
+        return "held"
+    return "drift" if r.drift else "**violated**"
+
+
 def _groups(runs: list[ScenarioRecord]) -> dict[tuple[str, str, str], list[ScenarioRecord]]:
     out: dict[tuple[str, str, str], list[ScenarioRecord]] = {}
     for r in runs:
@@ -91,7 +97,7 @@ def markdown(record: BenchRecord, plots: dict[str, str] | None = None) -> str:
             "## Ablation (like the paper's Table 3)",
             "",
             "| policy | ablation | success | rate | attempts/incident | aborted tx | median TTM (s) | "
-            "visible regressions (mu > b) | runs with TNR violated |",
+            "visible regressions (mu > b) | runs with TNR violated (of which drift) |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for (policy, ablation, _task), rs in _groups(runs).items():
@@ -101,7 +107,8 @@ def markdown(record: BenchRecord, plots: dict[str, str] | None = None) -> str:
             lines.append(
                 f"| {policy} | {ablation} | {ok}/{len(rs)} | {100 * ok / len(rs):.1f}% | "
                 f"{_fmt(_mean(len(r.attempts) for r in inc), 2)} | {aborted} | {_fmt(_median(r.ttm_s for r in rs))} | "
-                f"{sum(r.regressions for r in rs)} | {sum(not r.tnr_held for r in inc)} |"
+                f"{sum(r.regressions for r in rs)} | {sum(not r.tnr_held for r in inc)} "
+                f"({sum(r.drift for r in inc)}) |"
             )
     if record.suite == "chaos" or any(r.policy == "chaos" for r in runs):
         chaos = [r for r in runs if r.policy == "chaos"]
@@ -134,7 +141,7 @@ def markdown(record: BenchRecord, plots: dict[str, str] | None = None) -> str:
             f"| {r.scenario} | {r.policy} | {r.ablation} | {r.repeat} | {'yes' if r.success else 'no'} | "
             f"{_fmt(r.ttd_s)} | {_fmt(r.ttm_s)} | {r.outcome or '-'} | {len(r.attempts)} | {r.actions} | {r.steps} | "
             f"{r.prompt_tokens + r.completion_tokens} | {r.cost_usd:.4f} | {_fmt(r.baseline, 0)} | "
-            f"{_mus(r.visible_mu)} | {'held' if r.tnr_held else '**violated**'} | {r.undo_divergences} | "
+            f"{_mus(r.visible_mu)} | {_tnr(r)} | {r.undo_divergences} | "
             f"{r.wall_s:.0f} | {note} |"
         )
     if plots:
@@ -144,8 +151,10 @@ def markdown(record: BenchRecord, plots: dict[str, str] | None = None) -> str:
         "",
         "TTD: injection -> incident opened; TTM: injection -> incident closed as resolved. Steps: writes executed plus "
         "the agents' reasoning steps (usage.steps). Visible mu: the severity at each commit/abort/undo point; TNR "
-        "holds when every visible mu <= b. Success is the scenario's oracle (mitigation: the cluster check in the "
-        "chosen mode; detection/localization/RCA: AIOpsLab's scoring of the system's answer).",
+        "holds when every visible mu <= b; 'drift' marks a run where it did not although no transaction committed and "
+        "every undo restored the checkpoint's digest (the fault kept worsening on its own). Success is the "
+        "scenario's oracle (mitigation: the cluster check in the chosen mode; detection/localization/RCA: "
+        "AIOpsLab's scoring of the system's answer).",
         "",
     ]
     return "\n".join(lines)

@@ -1,17 +1,20 @@
-"""The bench loop: one arena, one NATS and one Redis for the whole run; the six services restarted per scenario.
+"""The bench loop: one arena, one NATS and one Redis for the whole run; one set of services per app and policy.
 
-Why restart the services per scenario but not the rest: each scenario must start from a clean control plane (a fresh
-``STRATUS_REDIS_PREFIX``, so no incident record, cool-down, lease or checkpoint of an earlier scenario is visible, and
-no service still working on an earlier incident), and the services must not watch the namespace while the bench
-itself redeploys or recovers it (the detector would open incidents on the bench's own churn). NATS, Redis and the
-arena are safe to share: keys are prefixed, and the timeline keeps only incidents opened on the scope after the
-injection. Starting six Python processes costs a few seconds per scenario; that is the price of independent samples.
+Why the services are reused across scenarios, and when they are not: starting six Python processes costs 20-30 s on
+the 2-core machine, more than a whole incident, so the services keep running from one scenario of an app to the next
+(scenarios are ordered by app). That is safe only while the control plane holds nothing of the last scenario, so
+they are restarted, with a fresh ``STRATUS_REDIS_PREFIX``, whenever (a) the app, policy, ablation or scripted plan
+changes, or (b) an incident of the last scenario is still open (the time limit hit, or a detection/localization task
+that stops at the event it needs). Escalation cool-downs are off (``STRATUS_ESCALATION_COOLDOWN_S=0``), and the
+timeline keeps only incidents opened on the scope after the injection. While the bench itself recovers or redeploys
+the app, the detector is paused (SIGSTOP) so the bench's own churn opens no incident; it continues (SIGCONT) just
+before the next injection, with the app healthy again.
 
 Per scenario: make the app healthy (deploy if missing, every pod Ready, a clean workload; a full redeploy if recovery
-left it broken) -> start the services watching its namespace -> inject -> wait for the event the task needs
+left it broken) -> the services watching its namespace -> inject -> wait for the event the task needs
 (incident_closed for mitigation, incident_opened for detection, the diagnosis for localization/RCA) or the time
-limit -> stop the services -> judge with the scenario's oracle -> recover. The diagnoser always reasons with the
-rulebook or the LLM; ``--policy`` chooses the mitigator (scripted and chaos are mitigation policies only).
+limit -> pause the detector -> judge with the scenario's oracle -> recover. The diagnoser reasons with the rulebook
+or the LLM; ``--policy`` chooses the mitigator (scripted and chaos are mitigation policies only).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import json
 import math
 import shlex
+import signal
 import tempfile
 import time
 import uuid
@@ -86,6 +90,7 @@ class BenchOptions:
     noop_window_s: float = 12.0
     chaos_transactions: int = 100
     plan: Path | None = None
+    script: str = "fix"
     command: str = ""
     env: dict[str, str] = field(default_factory=dict)
 
@@ -95,12 +100,15 @@ def select(registry: Registry, suite: str, only: list[str]) -> list[str]:
     ids = [pid for pid in registry.ids() if registry.get(pid)[1] == task]
     if only:
         ids = [pid for pid in ids if any(o in pid for o in only)]
-    return ids
+    return sorted(ids, key=lambda pid: (registry.get(pid)[0].app, pid))  # one set of services per app
 
 
-def scripted_plan(scenario: s.Scenario, namespace: str) -> dict[str, Any]:
-    """The scenario's documented mitigation as kubectl lines (one attempt): a reference policy that measures the
-    system around the reasoner. Steps with no kubectl form (exec into a pod) are left out."""
+def scripted_plan(scenario: s.Scenario, app: AppSpec, script: str = "fix") -> dict[str, Any]:
+    """The scenario's documented mitigation as kubectl lines: a reference policy that measures the system around the
+    reasoner. Steps with no kubectl form (exec into a pod) are left out. ``harmful-then-fix`` puts a harmful attempt
+    first (the app's front end scaled to zero): the ablations' probe, since only a failed attempt shows what retry and
+    undo are worth."""
+    namespace = app.namespace
     lines: list[str] = []
     for step in scenario.mitigation:
         if isinstance(step, s.ScaleStep):
@@ -114,6 +122,8 @@ def scripted_plan(scenario: s.Scenario, namespace: str) -> dict[str, Any]:
             ns = "" if step.kind in ("PersistentVolume", "Node", "Namespace") else f"-n {step.namespace or namespace} "
             body = shlex.quote(json.dumps(step.patch))
             lines.append(f"kubectl {ns}patch {kind} {step.name} --type={step.patch_type} -p {body}")
+    if script == "harmful-then-fix":
+        return {"attempts": [[f"kubectl -n {namespace} scale deployment {app.frontend} --replicas=0"], lines]}
     return {"attempts": [lines]}
 
 
@@ -192,7 +202,21 @@ def build_record(rec: ScenarioRecord, timeline: Timeline, t_inject: datetime) ->
     else:  # the time limit: what became visible so far is the decisions' commits and the undos' restores
         rec.visible_mu = [a.mu_post for a in rec.attempts if a.decision == "commit" and a.mu_post is not None]
     rec.tnr_held = all(m <= rec.baseline for m in rec.visible_mu)
+    rec.drift = not rec.tnr_held and all(
+        a.decision != "commit" and (not a.actions or a.digest_restored) for a in rec.attempts
+    )
     rec.cost_usd = round(rec.cost_usd, 6)
+
+
+@dataclass
+class _System:
+    """The six services of one configuration, kept across scenarios while no incident is left open."""
+
+    key: tuple[str, ...]
+    prefix: str
+    log: Path
+    sups: list[Supervisor] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
 
 
 class Bench:
@@ -202,6 +226,9 @@ class Bench:
         dirs = [opts.scenarios_dir] if opts.scenarios_dir else [CATALOGUE_DIR]
         self.registry = Registry(dirs)
         self.log_dir = opts.out / "logs"
+        self.system: _System | None = None
+        self.systems_started = 0
+        self.ids: list[str] = []
 
     # -- the run -------------------------------------------------------------------------------------------------
     def run(self) -> BenchRecord:
@@ -230,6 +257,7 @@ class Bench:
             self.nats_url, self.redis_url = nats.url, redis.url
             self.bus = await Bus.connect(nats.url, name="bench")
             await self.bus.ensure_streams()
+            self.ids = ids
             policies = ["chaos"] if opts.suite == "chaos" else opts.policies
             for policy in policies:
                 for ablation in opts.ablations:
@@ -240,6 +268,7 @@ class Bench:
                         for pid in ids:
                             record.runs.append(await self._scenario(pid, policy, ablation, rep))
         finally:
+            await self._stop_system()
             record.finished = datetime.now(UTC)
             if getattr(self, "bus", None) is not None:
                 await self.bus.close()
@@ -288,12 +317,63 @@ class Bench:
             env["STRATUS_UNDO_ON_ABORT"] = "false"
         return env
 
+    async def _system(self, key: tuple[str, ...], env: dict[str, str], diag_policy: str) -> _System:
+        """The running services for ``key`` (policy, ablation, plan), started when missing or different."""
+        if self.system is not None and self.system.key == key:
+            return self.system
+        await self._stop_system()
+        self.systems_started += 1
+        system = _System(key, env["STRATUS_REDIS_PREFIX"], self.log_dir / f"services-{self.systems_started}.log")
+        echo = system.lines.append
+        # scripted and chaos drive the mitigator only; the diagnoser reasons with the LLM when one is configured
+        system.sups = [
+            Supervisor(
+                self.nats_url,
+                self.redis_url,
+                [x for x in SERVICES if x != "diagnoser"],
+                env=env,
+                echo=echo,
+            ),
+            Supervisor(
+                self.nats_url,
+                self.redis_url,
+                ["diagnoser"],
+                env={**env, "STRATUS_POLICY": diag_policy},
+                echo=echo,
+            ),
+        ]
+        self.system = system
+        for sup in system.sups:
+            sup.start_services()
+        replies = await wait_healthy(self.nats_url, timeout=60)
+        if not all(any(r.ok for r in replies.get(x, [])) for x in SERVICES):
+            late = [x for x in SERVICES if not any(r.ok for r in replies.get(x, []))]
+            raise RuntimeError(f"services not healthy within 60 s: {late} (log {system.log.name})")
+        return system
+
+    async def _stop_system(self) -> None:
+        self._pause_detector(False)  # a stopped process would hold its SIGTERM until the supervisor's SIGKILL
+        system, self.system = self.system, None
+        if system is None:
+            return
+        for sup in system.sups:
+            await asyncio.to_thread(sup.stop)
+        system.log.write_text("\n".join(system.lines))
+
+    def _pause_detector(self, paused: bool) -> None:
+        """SIGSTOP/SIGCONT the detector: while the bench itself recovers or redeploys an app, the churn must not open
+        incidents. (A paused detector misses nothing it needs: it probes afresh when it continues.)"""
+        if self.system is not None:
+            for sup in self.system.sups:
+                sup.signal("detector", signal.SIGSTOP if paused else signal.SIGCONT)
+
     async def _scenario(self, pid: str, policy: str, ablation: str, rep: int, seed: int = 0) -> ScenarioRecord:
         sc, task = self.registry.get(pid)
         app = APPS[sc.app]
         rec = ScenarioRecord(scenario=pid, task=task, app=sc.app, policy=policy, ablation=ablation, repeat=rep)
         t0 = time.monotonic()
         self.echo(f"{pid} [{policy}/{ablation}#{rep}]: preparing {app.namespace}")
+        self._pause_detector(True)
         try:
             await asyncio.to_thread(self._healthy, app)
         except Exception as exc:
@@ -304,47 +384,40 @@ class Bench:
         plan = self.opts.plan
         if policy == "scripted" and plan is None:
             plan = self.log_dir / f"{pid}.plan.yaml"
-            plan.write_text(yaml.safe_dump(scripted_plan(sc, app.namespace)))
+            plan.write_text(yaml.safe_dump(scripted_plan(sc, app, self.opts.script)))
         env = self._env(app, policy, ablation, seed, plan)
-        lines: list[str] = []
-        # scripted and chaos drive the mitigator only; the diagnoser reasons with the LLM when one is configured
-        diag_policy = "llm" if policy == "llm" else "auto"
-        sups = [
-            Supervisor(
-                self.nats_url, self.redis_url, [x for x in SERVICES if x != "diagnoser"], env=env, echo=lines.append
-            ),
-            Supervisor(
-                self.nats_url,
-                self.redis_url,
-                ["diagnoser"],
-                env={**env, "STRATUS_POLICY": diag_policy},
-                echo=lines.append,
-            ),
-        ]
+        key = (app.namespace, policy, ablation, str(plan), str(seed) if policy == "chaos" else "")
         timeline: Timeline | None = None
+        keep = False
         try:
-            for sup in sups:
-                sup.start_services()
-            replies = await wait_healthy(self.nats_url, timeout=45)
-            if not all(any(r.ok for r in replies.get(x, [])) for x in SERVICES):
-                raise RuntimeError(f"services not healthy: {sorted(k for k, v in replies.items() if v)}")
+            t_ready = time.monotonic()
+            system = await self._system(key, env, "llm" if policy == "llm" else "auto")
+            self._pause_detector(False)
+            rec.services_log = system.log.name
             t_inject = datetime.now(UTC)
             timeline = await Timeline(self.bus, app.namespace, t_inject).start()
             await asyncio.to_thread(self.engine.inject, sc)
-            self.echo(f"{pid}: injected; waiting for the system")
+            self.echo(
+                f"{pid}: app healthy in {t_ready - t0:.1f}s, services ready in {time.monotonic() - t_ready:.1f}s; "
+                "injected"
+            )
             await self._wait(timeline, task, sc)
-            for sup in sups:
-                await asyncio.to_thread(sup.stop)
+            self._pause_detector(True)
             build_record(rec, timeline, t_inject)
+            # the services stay for the next scenario only when no incident of this one is still open
+            opened = {e["incident_id"] for e in timeline.of("incident_opened")}
+            closed = {e["incident_id"] for e in timeline.of("incident_closed")}
+            keep = opened <= closed
+            if not keep:
+                await self._stop_system()
             await asyncio.to_thread(self._judge, rec, sc, task, timeline)
         except (StepError, RuntimeError, TimeoutError) as exc:
             rec.error = f"{type(exc).__name__}: {exc}"
         finally:
-            for sup in sups:
-                await asyncio.to_thread(sup.stop)
+            if not keep:
+                await self._stop_system()
             if timeline is not None:
                 await timeline.stop()
-            (self.log_dir / f"{pid}.{policy}.{ablation}.{rep}.log").write_text("\n".join(lines))
             try:
                 await asyncio.to_thread(self.engine.recover, sc)
             except Exception as exc:  # the next scenario's healthy() redeploys when recovery left the app broken
