@@ -155,7 +155,11 @@ def _kind(span: Obj) -> str:
 
 def build_call_graph(traces: list[Obj]) -> CallGraph:
     """The call graph of the traces and the ranked places where their failures start."""
-    parsed = [_Trace(t) for t in traces if isinstance(t, dict)]
+    unique: dict[str, Obj] = {}
+    for raw in traces:
+        if isinstance(raw, dict):  # a query per service returns a trace once per service it crosses
+            unique.setdefault(str(raw.get("traceID") or id(raw)), raw)
+    parsed = [_Trace(raw) for raw in unique.values()]
     edges: Counter[tuple[str, str]] = Counter()
     edge_errors: Counter[tuple[str, str]] = Counter()
     callee_of: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)

@@ -124,6 +124,7 @@ def test_parent_span_id_field_and_no_failure() -> None:
     healthy = {"traceID": "y", "spans": [spans[0]], "processes": t["processes"]}
     assert build_call_graph([healthy]).hypotheses == []
     assert build_call_graph([]).total_traces == 0
+    assert build_call_graph([t, t]).total_traces == 1  # Jaeger answers a trace once per service queried
 
 
 @pytest.mark.parametrize(
