@@ -64,7 +64,7 @@ def _pod_row(pod: Obj) -> list[Any]:
     css = status.get("containerStatuses") or []
     total = len((pod.get("spec") or {}).get("containers") or [])
     ready = sum(1 for c in css if c.get("ready"))
-    restarts = sum(int(c.get("restartCount") or 0) for c in css)
+    restarts = sum(int(c.get("restartCount") or 0) for c in [*css, *(status.get("initContainerStatuses") or [])])
     last = None
     for c in css:
         t = parse_time(((c.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))

@@ -261,7 +261,7 @@ class Kubelet:
                     self._emit(pod, "Warning", "Unhealthy", self._probe_message(pod, c), r.name)
                 r.ready = ready
             return
-        if t < r.next_at:
+        if r.phase == "done" or t < r.next_at:
             return
         if r.phase == "crashed":
             # Terminated/Error has been visible for a moment: now the kubelet backs off.

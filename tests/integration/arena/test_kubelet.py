@@ -181,3 +181,20 @@ def test_config_error_for_missing_config_map(arena_ns: str, k8s_client: client.A
     )
     core.create_namespaced_config_map(arena_ns, {"metadata": {"name": "absent"}, "data": {"k": "v"}})
     _running(core, arena_ns, "cfg")
+
+
+def test_init_containers_and_restart_policy_never(
+    arena_ns: str, kubectl: Kubectl, k8s_client: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(k8s_client)
+    core.create_namespaced_pod(arena_ns, pod("init-ok", initContainers=[{"name": "setup", "image": "busybox:1"}]))
+    core.create_namespaced_pod(arena_ns, pod("init-bad", initContainers=[{"name": "setup", "image": "crash:1"}]))
+    core.create_namespaced_pod(arena_ns, pod("once", image="crash:1", restartPolicy="Never"))
+    _running(core, arena_ns, "init-ok")
+    ok = core.read_namespaced_pod("init-ok", arena_ns).status.init_container_statuses[0]
+    assert ok.state.terminated.reason == "Completed" and ok.restart_count == 0
+    wait_for(lambda: "Init:CrashLoopBackOff" in kubectl("get", "pod", "init-bad", ns=arena_ns), what="Init:CrashLoop")
+    wait_for(lambda: core.read_namespaced_pod("once", arena_ns).status.phase == "Failed", what="Failed")
+    cs = core.read_namespaced_pod("once", arena_ns).status.container_statuses[0]
+    assert cs.restart_count == 0 and cs.state.terminated.exit_code == 1
+    assert "Error" in kubectl("get", "pod", "once", ns=arena_ns)
