@@ -36,6 +36,21 @@ def _json(body: Any, status: int = 200) -> web.Response:
     )
 
 
+_ENCODED: dict[int, tuple[Obj, bytes]] = {}
+
+
+def encode_obj(obj: Obj) -> bytes:
+    """JSON of a stored object, cached: stored objects are immutable, so identity identifies the content."""
+    hit = _ENCODED.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    data = json.dumps(obj, separators=(",", ":")).encode()
+    if len(_ENCODED) > 50_000:
+        _ENCODED.clear()
+    _ENCODED[id(obj)] = (obj, data)
+    return data
+
+
 def _err(e: ApiError) -> web.Response:
     return _json(e.status(), e.code)
 
@@ -133,7 +148,7 @@ class ApiApp:
                             rt.kind, [obj], obj["metadata"]["resourceVersion"], q.get("includeObject", "Metadata")
                         )
                     )
-                return _json(obj)
+                return web.Response(body=encode_obj(obj), content_type="application/json")
             if method == "PUT":
                 return _json(self.rest.update(rt, ns, name, await self._body(request), _dry(q)))
             if method == "PATCH":
@@ -234,9 +249,9 @@ class ApiApp:
         rv = str(self.store.resource_version)
         if tables.wants_table(request.headers.get("Accept", "")):
             return _json(tables.table(rt.kind, items, rv, q.get("includeObject", "Metadata")))
-        return _json(
-            {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": rv}, "items": items}
-        )
+        head = json.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": rv}})
+        body = head[:-1].encode() + b',"items":[' + b",".join(encode_obj(o) for o in items) + b"]}"
+        return web.Response(body=body, content_type="application/json")
 
     async def _patch(self, request: web.Request, rt: ResourceType, ns: str | None, name: str, sub: str | None) -> Obj:
         ptype = PATCH_TYPES.get(request.content_type)
