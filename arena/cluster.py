@@ -208,6 +208,8 @@ class Cluster:
         if change.key == "events":
             return  # no controller reads events
         self._dirty.add(change.key)
+        if change.key == "pods":
+            self.kubelet.mark(change.obj["metadata"].get("namespace") or "", change.obj["metadata"]["name"])
         meta, old_meta = change.obj.get("metadata", {}), (change.old or {}).get("metadata", {})
         if (
             change.type == "DELETED"

@@ -84,21 +84,32 @@ class Kubelet:
     watches = frozenset({"pods", "nodes", "configmaps", "secrets"})
 
     def next_due(self, t: float) -> float:
+        return min(self._due.values(), default=float("inf"))
+
+    def _run_due(self, run: PodRun | None) -> float:
+        """The earliest deadline of a pod's containers (start, back-off, probe, termination)."""
         due = float("inf")
-        for run in self.runs.values():
-            if run.killing_at is not None:
-                due = min(due, run.killing_at)
-            for r in run.containers.values():
-                if r.phase == "running":
-                    due = min(due, r.probe_at)
-                elif r.phase != "done":
-                    due = min(due, r.next_at)
+        if run is None:
+            return due
+        if run.killing_at is not None:
+            due = min(due, run.killing_at)
+        for r in run.containers.values():
+            if r.phase == "running":
+                due = min(due, r.probe_at)
+            elif r.phase != "done":
+                due = min(due, r.next_at)
         return due
+
+    def mark(self, namespace: str, name: str) -> None:
+        """A pod object changed: sync it on the next pass."""
+        self.dirty.add((namespace, name))
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.timing = cluster.timing
         self.runs: dict[str, PodRun] = {}
+        self.dirty: set[tuple[str, str]] = set()
+        self._due: dict[str, float] = {}
         self._ip_next: dict[str, int] = {}
 
     # ---------------------------------------------------------------------------------------------------- reconcile
@@ -106,14 +117,19 @@ class Kubelet:
     def reconcile(self, t: float) -> None:
         store = self.cluster.store
         live: set[str] = set()
+        dirty, self.dirty = self.dirty, set()
         for pod in store.list(PODS.key):
             node = (pod.get("spec") or {}).get("nodeName")
             if not node:
                 continue
-            uid = pod["metadata"]["uid"]
+            meta = pod["metadata"]
+            uid = meta["uid"]
             live.add(uid)
+            if (meta.get("namespace") or "", meta["name"]) not in dirty and self._due.get(uid, 0.0) > t:
+                continue  # nothing changed and no deadline reached: the status written last time still holds
             try:
                 self._sync(pod, t)
+                self._due[uid] = self._run_due(self.runs.get(uid))
             except ApiError:
                 raise
             except Exception:
@@ -121,6 +137,9 @@ class Kubelet:
         for uid in list(self.runs):
             if uid not in live:
                 del self.runs[uid]
+        for uid in list(self._due):
+            if uid not in live:
+                del self._due[uid]
 
     def _node_ip(self, node: str) -> str:
         nobj = self.cluster.store.get("nodes", None, node)
