@@ -28,7 +28,7 @@ test: install lint typecheck contracts
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 demo: install
-	$(BIN)/python -m stratus.demo
+	$(BIN)/python -m arena.demo $(if $(FAULT),--fault $(FAULT))
 
 up: install
 	$(BIN)/stratus up

@@ -89,6 +89,7 @@ class TransactionTools(GatewayTools):
         self.write_gateway = gateway
         self.after_write = after_write
         self.results: list[WriteResult] = []
+        self.needs_scope: str | None = None
 
     @property
     def writes_left(self) -> int:
@@ -108,6 +109,10 @@ class TransactionTools(GatewayTools):
             return await self.gateway.read(typed)
         try:
             result = await self.write_gateway.write(typed)
+        except Refusal as exc:
+            if exc.rule == "lease_scope":
+                self.needs_scope = typed.scope  # the coordinator widens the next attempt's lease
+            raise
         except KubeApiError as exc:
             raise PermanentError(str(exc)) from exc
         self.results.append(result)

@@ -250,6 +250,9 @@ class TransactionEnded(IncidentEvent):
     reason: str = ""
     hidden_mu: list[float] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
+    needs_scope: str | None = Field(
+        default=None, description="A write was refused because it needs a lease on this wider scope (e.g. cluster)."
+    )
 
 
 class Divergence(Model):

@@ -642,7 +642,8 @@ class WriteGateway(ReadGateway):
     # -- the write pipeline
 
     def _check_scope(self, action: Action) -> None:
-        if action.scope != self.lease.scope:
+        # A cluster lease excludes every namespace holder (stratus.alock), so it covers namespaced writes too.
+        if action.scope != self.lease.scope and self.lease.scope != CLUSTER_SCOPE:
             raise Refusal(
                 f"Write operation '{action.verb}' on {action.target} refused: it is in scope '{action.scope}' but "
                 f"this transaction's lease covers scope '{self.lease.scope}'. Act only on objects of "

@@ -74,7 +74,7 @@ class Observer(Protocol):
 
     async def measure(self, scope: str) -> Severity: ...
 
-    async def snapshot(self, scope: str) -> tuple[str, dict[str, Any]]: ...
+    async def snapshot(self, scope: str, lease_scope: str) -> tuple[str, dict[str, Any]]: ...
 
 
 class IncidentStore:
@@ -194,6 +194,12 @@ class Engine:
         if record.state == "mitigating":
             if event.hidden_mu:
                 attempt.hidden_mu = list(event.hidden_mu)
+            if event.needs_scope and event.needs_scope != (record.write_scope or record.scope):
+                record.write_scope = event.needs_scope
+                record.reflections.append(
+                    f"Attempt {attempt.n} needed writes on scope '{event.needs_scope}' that its lease did not cover; "
+                    f"the next attempt holds a '{event.needs_scope}' lease."
+                )
             note = f"transaction {event.outcome}: {event.actions} write(s)" + (
                 f"; {event.reason}" if event.reason else ""
             )
@@ -243,8 +249,9 @@ class Engine:
             await self._escalate(record, f"no attempt left after {n - 1}")
             return
         tx_id = f"{record.incident_id}-tx{n}"
+        lease_scope = record.write_scope or record.scope
         lease = await self.alock.acquire_write(
-            record.scope,
+            lease_scope,
             f"{record.incident_id}/{tx_id}",
             self.settings.lease_ttl_s,
             wait_s=self.settings.lease_ttl_s + 5,
@@ -259,14 +266,14 @@ class Engine:
                 await self._commit(record)
                 await self.registry.release_scope(record.scope, record.incident_id)
                 return
-            digest, snapshot = await self.observer.snapshot(record.scope)
+            digest, snapshot = await self.observer.snapshot(record.scope, lease_scope)
             await self.registry.put_checkpoint(tx_id, snapshot)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.alock.release(lease)
             raise
         record.lease = lease
-        record.attempts.append(Attempt(n=n, tx_id=tx_id, mu_pre=pre.mu, digest_pre=digest))
+        record.attempts.append(Attempt(n=n, tx_id=tx_id, mu_pre=pre.mu, digest_pre=digest, lease_scope=lease_scope))
         self._move(record, "mitigating", f"attempt {n}", attempt=n)
         self._emit(
             record,
@@ -296,12 +303,12 @@ class Engine:
     async def _validate(self, record: IncidentRecord, attempt: Attempt) -> None:
         """R3: let the system settle, measure mu_post, commit or abort."""
         assert record.lease is not None
-        if not await self.alock.check_fence(record.scope, record.lease.token):
+        if not await self.alock.check_fence(record.lease.scope, record.lease.token):
             # The lease lapsed while nobody held it for the validation (e.g. this coordinator restarted after the
             # mitigator had finished). The writes are done and journaled; take a fresh lease to validate them.
             await self._release_lease(record)
             record.lease = await self.alock.acquire_write(
-                record.scope,
+                attempt.lease_scope or record.scope,
                 f"{record.incident_id}/{attempt.tx_id}/validate",
                 self.settings.lease_ttl_s,
                 wait_s=self.settings.lease_ttl_s + 5,
@@ -383,7 +390,7 @@ class Engine:
         if need_new_lease or record.lease is None:
             await self._release_lease(record)
             record.lease = await self.alock.acquire_write(
-                record.scope,
+                attempt.lease_scope or record.scope,
                 f"{record.incident_id}/{attempt.tx_id}/undo",
                 self.settings.lease_ttl_s,
                 wait_s=self.settings.lease_ttl_s + 5,
@@ -437,7 +444,7 @@ class Engine:
                 attempt = record.attempt
                 if record.state not in ("mitigating", "undoing") or record.lease is None or attempt is None:
                     continue
-                if await self.alock.check_fence(record.scope, record.lease.token):
+                if await self.alock.check_fence(record.lease.scope, record.lease.token):
                     continue
                 if record.state == "mitigating" and await self._writer_finished(record.incident_id, attempt.tx_id):
                     continue  # it ended; its TransactionEnded is on its way to the event handler

@@ -15,7 +15,7 @@ import math
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from stratus.contracts import ActionSpec, DiagnosisReady, Lease, Severity, utcnow
 
@@ -55,6 +55,7 @@ class Outgoing(BaseModel):
 class Attempt(BaseModel):
     """One transaction: what was tried and what it did to mu."""
 
+    model_config = ConfigDict(ser_json_inf_nan="strings")  # mu = inf (scope down) must survive Redis
     n: int
     tx_id: str
     mu_pre: float
@@ -65,9 +66,11 @@ class Attempt(BaseModel):
     decision: Literal["commit", "abort"] | None = None
     reason: str = ""
     undo_divergences: int | None = None
+    lease_scope: str = Field(default="", description="The scope the transaction's lease covered.")
 
 
 class IncidentRecord(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="strings")  # b = inf when the whole scope was down at opening
     incident_id: str
     scope: str
     state: State = "opened"
@@ -77,6 +80,9 @@ class IncidentRecord(BaseModel):
     diagnosis: DiagnosisReady | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     lease: Lease | None = None
+    write_scope: str | None = Field(
+        default=None, description="Scope of the next transactions' lease when wider than the incident's (cluster)."
+    )
     visible_mu: list[float] = Field(default_factory=list, description="mu at opening and at each commit/abort point.")
     reflections: list[str] = Field(default_factory=list)
     outbox: list[Outgoing] = Field(default_factory=list)

@@ -101,4 +101,5 @@ async def run_transaction(
         reason=reason[:1000],
         hidden_mu=hidden,
         usage=result.usage,
+        needs_scope=tools.needs_scope,
     )

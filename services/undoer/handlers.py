@@ -14,6 +14,7 @@ from stratus.errors import PermanentError
 from stratus.gateway import KubeApi, WriteGateway
 from stratus.journal import Journal
 from stratus.metrics import record_undo
+from stratus.observer import scope_state
 from stratus.registry import Registry
 
 
@@ -46,7 +47,9 @@ class UndoHandler:
             )
             records = await Journal(deps.bus).read(request.tx_id)
             checkpoint = await deps.registry.get_checkpoint(request.tx_id)
-            completed = await roll_back(request, records, gateway, checkpoint)
+            completed = await roll_back(
+                request, records, gateway, checkpoint, lambda: scope_state(gateway, request.scope, lease.scope)
+            )
             if keeper.lost.is_set():
                 raise PermanentError(f"undo of {request.tx_id}: the lease was lost while undoing; not reporting")
         await deps.bus.publish(events_subject(completed.incident_id, completed.kind), completed)

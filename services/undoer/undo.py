@@ -8,6 +8,7 @@ Then the scope's digest is compared with the checkpoint's: a mismatch is reporte
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from stratus.contracts import Divergence, JournalRecord, UndoCompleted, UndoRequest
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 class UndoGateway(Protocol):
     async def apply_undo(self, spec: Any) -> WriteResult: ...
 
-    async def state_digest(self, scope: str) -> StateDigest: ...
+
+StateReader = Callable[[], Awaitable[StateDigest]]
 
 
 async def roll_back(
@@ -30,6 +32,7 @@ async def roll_back(
     records: list[JournalRecord],
     gateway: UndoGateway,
     checkpoint: dict[str, Any] | None,
+    read_state: StateReader,
 ) -> UndoCompleted:
     undone = 0
     failures: list[Divergence] = []
@@ -44,7 +47,7 @@ async def roll_back(
                 )
                 log.error("undo of %s #%d failed: %s", request.tx_id, record.seq, result.message)
         undone += 1
-    state = await gateway.state_digest(request.scope)
+    state = await read_state()
     divergences = list(failures)
     if state.digest != request.checkpoint_digest:
         if checkpoint is None:

@@ -22,51 +22,62 @@ def _name(obj: Obj) -> str:
 
 
 def harmful_actions(
-    rng: random.Random, namespace: str, deployments: list[Obj], services: list[Obj]
+    rng: random.Random, namespace: str, deployments: list[Obj], services: list[Obj], pods: list[Obj] | None = None
 ) -> list[ActionSpec]:
-    """A menu of permitted, undoable, mostly harmful writes on the scope's objects."""
+    """A menu of permitted, undoable, mostly harmful writes on the scope's objects: scales, image and env changes,
+    patches, restarts, deletes and creates."""
     menu: list[ActionSpec] = []
+
+    def add(verb: str, kind: str, name: str | None, **params: Any) -> None:
+        menu.append(ActionSpec(verb=verb, kind=kind, namespace=namespace, name=name, params=params))
+
     for d in deployments:
         name = _name(d)
         containers = d["spec"]["template"]["spec"].get("containers") or []
-        menu.append(ActionSpec(verb="scale", kind="Deployment", namespace=namespace, name=name, params={"replicas": 0}))
+        add("scale", "Deployment", name, replicas=rng.choice([0, 3]))
+        add("rollout_restart", "Deployment", name)
         if containers:
             c = containers[0]["name"]
-            menu.append(
-                ActionSpec(
-                    verb="set_image",
-                    kind="Deployment",
-                    namespace=namespace,
-                    name=name,
-                    params={"images": {c: f"chaos/does-not-exist:{rng.randint(1, 999)}"}},
-                )
+            add("set_image", "Deployment", name, images={c: f"chaos/does-not-exist:{rng.randint(1, 999)}"})
+            add("set_env", "Deployment", name, container=c, env={"CHAOS_MODE": str(rng.randint(1, 999))})
+            add(
+                "patch",
+                "Deployment",
+                name,
+                patch_type="strategic",
+                patch={"spec": {"template": {"spec": {"nodeSelector": {"chaos": "nowhere"}}}}},
             )
-            menu.append(
-                ActionSpec(
-                    verb="patch",
-                    kind="Deployment",
-                    namespace=namespace,
-                    name=name,
-                    params={
-                        "patch_type": "strategic",
-                        "patch": {"spec": {"template": {"spec": {"nodeSelector": {"chaos": "nowhere"}}}}},
-                    },
-                )
-            )
-        menu.append(ActionSpec(verb="rollout_restart", kind="Deployment", namespace=namespace, name=name))
-    for s in services:
-        ports = s["spec"].get("ports") or []
-        if ports and s["spec"].get("selector"):
+    for svc in services:
+        ports = svc["spec"].get("ports") or []
+        if ports and svc["spec"].get("selector"):
             patched = [dict(p, targetPort=rng.randint(20000, 30000)) for p in ports]
-            menu.append(
-                ActionSpec(
-                    verb="patch",
-                    kind="Service",
-                    namespace=namespace,
-                    name=_name(s),
-                    params={"patch_type": "merge", "patch": {"spec": {"ports": patched}}},
-                )
-            )
+            add("patch", "Service", _name(svc), patch_type="merge", patch={"spec": {"ports": patched}})
+            add("delete", "Service", _name(svc))
+    for pod in pods or []:
+        add("delete", "Pod", _name(pod))
+    suffix = rng.randint(1000, 9999)
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"chaos-{suffix}", "namespace": namespace},
+        "data": {"chaos": "yes"},
+    }
+    add("create", "ConfigMap", f"chaos-{suffix}", manifest=manifest)
+    labels = {"app": f"chaos-{suffix}"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"chaos-{suffix}", "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "chaos", "image": "chaos/does-not-exist:latest"}]},
+            },
+        },
+    }
+    add("create", "Deployment", f"chaos-{suffix}", manifest=deployment)
     return menu
 
 
@@ -79,7 +90,8 @@ class ChaosMitigationReasoner:
         rng = random.Random(f"{self.seed}:{request.tx_id}")
         deployments = await tools.list_objects("Deployment", request.scope)
         services = await tools.list_objects("Service", request.scope)
-        menu = harmful_actions(rng, request.scope, deployments, services)
+        pods = await tools.list_objects("Pod", request.scope)
+        menu = harmful_actions(rng, request.scope, deployments, services, pods)
         chosen = rng.sample(menu, k=min(len(menu), rng.randint(1, self.max_writes), tools.writes_left))
         notes = []
         for spec in chosen:

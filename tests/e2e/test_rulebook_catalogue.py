@@ -135,14 +135,27 @@ async def test_rulebook_mitigates_the_scenario(
         ):
             injected = time.monotonic()
             engine.inject(scenario)
-            opened = (await timeline.wait_for("incident_opened", timeout=60))[0]
+            await timeline.wait_for("incident_opened", timeout=60)
             record["ttd_s"] = round(time.monotonic() - injected, 1)
-            closed = (await timeline.wait_for("incident_closed", timeout=240))[0]
+            # An incident can open on a transient of the injection and close at once ("the oracles pass"); follow
+            # incidents until one closes with no other open on the scope.
+            while True:
+                n = len(timeline.of("incident_opened"))
+                closed = (await timeline.wait_for("incident_closed", count=n, timeout=240))[-1]
+                if len(timeline.of("incident_opened")) == n:
+                    break
             record["ttm_s"] = round(time.monotonic() - injected, 1)
+            record["incidents"] = n
             record["outcome"] = closed["outcome"]
-            record["attempts"] = closed["attempts"]
-            visible = [float(m) for m in closed["visible_mu"]]
-            assert max(visible) <= float(opened["baseline"]), f"TNR violated: {visible} over b={opened['baseline']}"
+            record["attempts"] = sum(c["attempts"] for c in timeline.of("incident_closed"))
+            for inc in timeline.of("incident_closed"):
+                b = next(
+                    float(o["baseline"])
+                    for o in timeline.of("incident_opened")
+                    if o["incident_id"] == inc["incident_id"]
+                )
+                visible = [float(m) for m in inc["visible_mu"]]
+                assert max(visible) <= b, f"TNR violated: {visible} over b={b}"
             verdict = engine.wait_check(scenario, "strict", timeout=15)
             record["strict"] = verdict.passed
             diagnosis = timeline.of("diagnosis")

@@ -35,7 +35,7 @@ class ScriptedObserver:
         mu = self.mus.pop(0) if self.mus else 0.0
         return c.Severity(mu=mu, unhealthy=[f"pod/x-{i}" for i in range(int(mu))])
 
-    async def snapshot(self, scope: str) -> tuple[str, dict[str, Any]]:
+    async def snapshot(self, scope: str, lease_scope: str) -> tuple[str, dict[str, Any]]:
         return "digest-0", {"Deployment/x": {"spec": {"replicas": 1}}}
 
 

@@ -1,0 +1,135 @@
+"""The safety net under a hostile mitigator (issue 5's chaos acceptance).
+
+Faults of the AIOpsLab catalogue are injected into both applications; the mitigator runs the *chaos* policy: random
+writes that confinement permits (scales, image and env changes, patches, restarts, deletes, creates), mostly harmful.
+Every transaction is validated and, when it does not help, undone from its journal. Over at least
+``CHAOS_TRANSACTIONS`` transactions: the visible mu never exceeds the incident's baseline b, and every abort restores
+the checkpoint's digest. The test prints the counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from arena.apps import APPS
+from arena.scenarios.engine import Engine, PlaneClient, Registry, wait_for
+from arena.scenarios.kube import Kube
+from arena.telemetry.plane import AppsArena
+from arena.timing import Timing
+from arena.workload.generator import WorkloadSpec
+from stratus.bus import Bus
+from stratus.localinfra import LocalServer
+from tests.e2e.harness import Timeline, running_system
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+CHAOS_TRANSACTIONS = int(os.environ.get("STRATUS_TEST_CHAOS_TRANSACTIONS", "200"))
+FAULTS = {
+    "test-hotel-reservation": [
+        "revoke_auth_mongodb-mitigation-1",
+        "misconfig_app_hotel_res-mitigation-1",
+        "wrong_bin_usage-mitigation-1",
+        "user_unregistered_mongodb-mitigation-2",
+    ],
+    "test-social-network": [
+        "k8s_target_port-misconfig-mitigation-1",
+        "scale_pod_zero_social_net-mitigation-1",
+        "assign_to_non_existent_node_social_net-mitigation-1",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def apps_arena() -> Iterator[AppsArena]:
+    arena = AppsArena(timing=Timing.fast())
+    arena.start()
+    yield arena
+    arena.stop()
+
+
+def healthy(engine: Engine, app: str) -> None:
+    spec = APPS[app]
+    if engine.kube.get("Namespace", None, spec.namespace) is None:
+        engine.deploy(spec)
+    engine.wait_ready(spec.namespace, 60)
+    probe = WorkloadSpec(rate=20, duration_s=1, connections=2)
+    wait_for("a clean workload", lambda: engine._plane().workload(spec.namespace, probe).clean, 60, interval=0.25)
+
+
+async def test_chaos_never_regresses_the_visible_mu(
+    apps_arena: AppsArena, nats_server: LocalServer, redis_server: LocalServer, bus: Bus, uid: str, tmp_path: Path
+) -> None:
+    kubeconfig = Path(apps_arena.write_kubeconfig(tmp_path / "kubeconfig"))
+    kube = Kube.from_kubeconfig(str(kubeconfig))
+    engine = Engine(kube, PlaneClient(apps_arena.plane_url), time_scale=0.1)
+    registry = Registry()
+    for app in APPS:
+        healthy(engine, app)
+    scopes = list(FAULTS)
+    timelines = {ns: await Timeline(bus, ns).start(new_only=True) for ns in scopes}
+    counts = {"transactions": 0, "aborts": 0, "commits": 0, "digest_restored": 0, "incidents": 0, "regressions": 0}
+    problems: list[str] = []
+
+    def decided() -> int:
+        return sum(len(t.of("transaction_decided")) for t in timelines.values())
+
+    async def one_app(ns: str) -> None:
+        timeline = timelines[ns]
+        for pid in itertools.cycle(FAULTS[ns]):
+            if decided() >= CHAOS_TRANSACTIONS:
+                return
+            scenario, _ = registry.get(pid)
+            closed_before = len(timeline.of("incident_closed"))
+            await asyncio.to_thread(engine.inject, scenario)
+            await timeline.wait_for("incident_closed", count=closed_before + 1, timeout=600)
+            await asyncio.to_thread(engine.recover, scenario)
+            await asyncio.to_thread(healthy, engine, scenario.app)
+
+    with running_system(
+        nats_server.url,
+        redis_server.url,
+        kubeconfig,
+        scopes,
+        f"t{uid}",
+        Path("var/e2e") / f"chaos-{uid}.log",
+        STRATUS_POLICY="chaos",
+        STRATUS_DIAGNOSIS_POLICY="rulebook",
+        STRATUS_CHAOS_SEED=uid,
+        STRATUS_MAX_RETRIES="9",
+        STRATUS_SETTLE_S="0.5",
+        STRATUS_PROBE_INTERVAL_S="0.3",
+        STRATUS_ESCALATION_COOLDOWN_S="0",
+    ):
+        await asyncio.gather(*(one_app(ns) for ns in scopes))
+
+    for ns, timeline in timelines.items():
+        opened = {e["incident_id"]: float(e["baseline"]) for e in timeline.of("incident_opened")}
+        checkpoints = {e["tx_id"]: e["digest"] for e in timeline.of("checkpointed")}
+        counts["incidents"] += len(opened)
+        for d in timeline.of("transaction_decided"):
+            counts["transactions"] += 1
+            counts["aborts" if d["decision"] == "abort" else "commits"] += 1
+        for u in timeline.of("undo_completed"):
+            if not u["divergences"] and u["restored_digest"] == checkpoints.get(u["tx_id"]):
+                counts["digest_restored"] += 1
+            else:
+                problems.append(f"{ns} {u['tx_id']}: undo left {u['divergences'][:3]}")
+        for c in timeline.of("incident_closed"):
+            b = opened[c["incident_id"]]
+            over = [float(m) for m in c["visible_mu"] if float(m) > b]
+            if over:
+                counts["regressions"] += 1
+                problems.append(f"{ns} {c['incident_id']}: visible mu {c['visible_mu']} over b={b}")
+        await timeline.stop()
+    print("chaos safety:", json.dumps(counts))
+    kube.close()
+    assert counts["transactions"] >= CHAOS_TRANSACTIONS
+    assert counts["regressions"] == 0 and not problems, problems[:10]
+    assert counts["digest_restored"] == counts["aborts"]
