@@ -4,12 +4,13 @@ Starts everything itself: an arena (``stratus arena serve``, as a separate proce
 arena), ``nats-server -js``, ``redis-server`` and the six services as processes (``stratus.supervisor``), and stops
 all of it at the end. Two measurements:
 
-1. **Webhook -> incident opened.** One namespace whose Deployment ``web`` is really down (scaled to zero, its pods
-   gone). An Alertmanager v4 webhook is POSTed to the bridge (bearer token) and the time until ``incident_opened`` of
-   that scope arrives on the events stream is taken. The detector opens on an alert at once when the scope's mu is at
-   or over the threshold, while its probes need ``STRATUS_CONFIRM_PROBES`` consecutive bad rounds; the probes are set
-   never to confirm here, so every incident is opened by the webhook. Each sample waits for the incident to be
-   resolved (scripted one-action fix) and breaks the namespace again: the latency is the quiet system's.
+1. **Webhook -> incident opened.** One namespace (Deployments ``web`` and ``db``) whose ``web`` is really down
+   (scaled to zero, its pods gone). An Alertmanager v4 webhook is POSTed to the bridge (bearer token) and the time
+   until ``incident_opened`` of that scope arrives on the events stream is taken. The detector opens on an alert at
+   once when the scope's mu is at or over the threshold, while its probes need ``STRATUS_CONFIRM_PROBES`` consecutive
+   bad rounds; the probes are set never to confirm here, so every incident is opened by the webhook. Each sample
+   waits for the incident to be resolved (scripted one-action fix) and breaks ``web`` again: the latency is the quiet
+   system's.
 2. **Throughput.** ``-k`` namespaces break at once (``web`` scaled to zero); the probes detect them; each incident is
    diagnosed (rulebook), mitigated by a scripted one-action transaction (the fix, after ``--hold`` seconds standing in
    for an agent's reasoning time) and validated. Run with 1 and then 2 replicas of diagnoser, mitigator and undoer
@@ -111,25 +112,28 @@ def kube(kubeconfig: Path) -> tuple[k8s.ApiClient, k8s.CoreV1Api, k8s.AppsV1Api]
 
 
 def deploy_app(kubeconfig: Path, ns: str) -> None:
-    """A namespace with Deployment ``web`` (one replica) behind Service ``web``."""
+    """A namespace with Deployments ``web`` and ``db`` (one replica each), each behind its Service. Only ``web``
+    breaks, so the scope is degraded (finite mu), not down (mu = inf)."""
     api, core, apps = kube(kubeconfig)
-    labels = {"app": "web"}
     core.create_namespace({"metadata": {"name": ns}})
-    container = {"name": "web", "image": "shop/web:1.0", "ports": [{"containerPort": 8080}]}
-    apps.create_namespaced_deployment(
-        ns,
-        {
-            "metadata": {"name": "web", "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+    for name in ("web", "db"):
+        labels = {"app": name}
+        container = {"name": name, "image": f"shop/{name}:1.0", "ports": [{"containerPort": 8080}]}
+        apps.create_namespaced_deployment(
+            ns,
+            {
+                "metadata": {"name": name, "labels": labels},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+                },
             },
-        },
-    )
-    core.create_namespaced_service(
-        ns, {"metadata": {"name": "web"}, "spec": {"selector": labels, "ports": [{"port": 8080, "targetPort": 8080}]}}
-    )
+        )
+        core.create_namespaced_service(
+            ns,
+            {"metadata": {"name": name}, "spec": {"selector": labels, "ports": [{"port": 8080, "targetPort": 8080}]}},
+        )
     api.close()
 
 
@@ -139,15 +143,17 @@ def scale_web(kubeconfig: Path, ns: str, replicas: int) -> None:
     api.close()
 
 
-async def wait_pods(kubeconfig: Path, namespaces: list[str], ready: int, timeout: float = 120.0) -> None:
-    """Until every namespace has ``ready`` Ready ``web`` pods and no other ``web`` pod."""
+async def wait_pods(
+    kubeconfig: Path, namespaces: list[str], ready: int, app: str = "web", timeout: float = 120.0
+) -> None:
+    """Until every namespace has ``ready`` Ready pods labelled ``app`` and no other such pod."""
     api, core, _ = kube(kubeconfig)
     deadline = time.monotonic() + timeout
     try:
         while True:
             done = True
             for ns in namespaces:
-                pods = core.list_namespaced_pod(ns, label_selector="app=web").items
+                pods = core.list_namespaced_pod(ns, label_selector=f"app={app}").items
                 ok = [
                     p for p in pods if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
                 ]
@@ -287,6 +293,7 @@ async def webhook_latency(
 ) -> list[float]:
     ns = f"lat-{uuid.uuid4().hex[:6]}"
     deploy_app(kubeconfig, ns)
+    await wait_pods(kubeconfig, [ns], 1, "db")
     await wait_pods(kubeconfig, [ns], 1)
     plan = workdir / "fix.yaml"
     plan.write_text(yaml.safe_dump({"attempts": [["kubectl scale deployment web --replicas=1"]]}))
@@ -348,6 +355,7 @@ async def throughput(
     namespaces = [f"tp{replicas}-{tag}-{i}" for i in range(k)]
     for ns in namespaces:
         deploy_app(kubeconfig, ns)
+    await wait_pods(kubeconfig, namespaces, 1, "db")
     await wait_pods(kubeconfig, namespaces, 1)
     plan = workdir / f"fix-hold-{replicas}.yaml"
     steps: list[Any] = ([{"pause": hold}] if hold > 0 else []) + ["kubectl scale deployment web --replicas=1"]
