@@ -88,6 +88,7 @@ class BenchOptions:
     out: Path = Path("bench-out")
     timeout_s: float = 150.0
     noop_window_s: float = 12.0
+    drain_s: float = 30.0
     chaos_transactions: int = 100
     plan: Path | None = None
     script: str = "fix"
@@ -402,6 +403,9 @@ class Bench:
                 "injected"
             )
             await self._wait(timeline, task, sc)
+            if task != "mitigation" and timeline.of("incident_opened"):
+                # let the incident finish (usually seconds) rather than restart the services for the next scenario
+                await timeline.wait_for("incident_closed", self.opts.drain_s)
             self._pause_detector(True)
             build_record(rec, timeline, t_inject)
             # the services stay for the next scenario only when no incident of this one is still open
@@ -471,6 +475,8 @@ class Bench:
         """Every pod Ready and a clean workload; otherwise a full redeploy (recovery may not undo everything a
         policy changed), freeing the PVs the old namespace's claims held."""
         try:
+            self._wait_healthy(app, timeout)
+            time.sleep(0.5)  # a recovery's rollout may not have begun at the first check: check once more
             self._wait_healthy(app, timeout)
         except TimeoutError:
             self.echo(f"{app.name}: not healthy after recovery; redeploying {app.namespace}")
