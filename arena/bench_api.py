@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -29,7 +30,43 @@ def _time(fn: Callable[[int], object], rounds: int) -> list[float]:
     return out
 
 
-def main(url: str | None = None, pods: int = 50, rounds: int = 200) -> dict[str, tuple[float, float]]:
+def _hammer(core: Any, ns: str, pods: int, clients: int, seconds: float) -> None:
+    """``clients`` threads, each looping list/get/patch as fast as it can: what agents do to the API."""
+    lat: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def worker(w: int) -> None:
+        i = 0
+        while time.monotonic() < stop:
+            t0 = time.perf_counter()
+            op = i % 3
+            if op == 0:
+                core.list_namespaced_pod(ns, _preload_content=False).read()
+            elif op == 1:
+                core.read_namespaced_pod(f"p-{(w + i) % pods}", ns, _preload_content=False).read()
+            else:
+                core.patch_namespaced_pod(
+                    f"p-{(w + i) % pods}", ns, {"metadata": {"labels": {"w": str(i)}}}, _preload_content=False
+                ).read()
+            with lock:
+                lat.append((time.perf_counter() - t0) * 1000)
+            i += 1
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(  # noqa: T201
+        f"{clients} concurrent clients, mixed list/get/patch (raw JSON): {len(lat) / seconds:.0f} requests/s, "
+        f"p50 {_pct(lat, 50):.2f} ms, p99 {_pct(lat, 99):.2f} ms"
+    )
+
+
+def main(
+    url: str | None = None, pods: int = 50, rounds: int = 200, clients: int = 4, seconds: float = 5.0
+) -> dict[str, tuple[float, float]]:
     server = None
     if url is None:
         server = ArenaServer().start()
@@ -77,6 +114,8 @@ def main(url: str | None = None, pods: int = 50, rounds: int = 200) -> dict[str,
         for name, xs in results.items():
             summary[name] = (_pct(xs, 50), _pct(xs, 99))
             print(f"{name:<28}{_pct(xs, 50):>10.2f}{_pct(xs, 99):>10.2f}{statistics.mean(xs):>10.2f}")  # noqa: T201
+        if clients:
+            _hammer(core, ns, pods, clients, seconds)
         return summary
     finally:
         try:
@@ -92,5 +131,7 @@ if __name__ == "__main__":
     ap.add_argument("--url", default=None)
     ap.add_argument("--pods", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--clients", type=int, default=4, help="concurrent clients for the load phase (0: skip)")
+    ap.add_argument("--seconds", type=float, default=5.0)
     a = ap.parse_args()
-    main(a.url, a.pods, a.rounds)
+    main(a.url, a.pods, a.rounds, a.clients, a.seconds)

@@ -69,11 +69,13 @@ def bench_api_cmd(
     url: Annotated[str | None, typer.Option(help="A running arena (default: start one in-process).")] = None,
     pods: Annotated[int, typer.Option(help="Pods to create for the list benchmark.")] = 50,
     rounds: Annotated[int, typer.Option(help="Requests per operation.")] = 200,
+    clients: Annotated[int, typer.Option(help="Concurrent clients for the load phase (0: skip).")] = 4,
+    seconds: Annotated[float, typer.Option(help="Duration of the load phase.")] = 5.0,
 ) -> None:
     """Latency of list (N pods), get, patch and create with the official Python client: p50/p99 in ms."""
     from arena.bench_api import main
 
-    main(url=url, pods=pods, rounds=rounds)
+    main(url=url, pods=pods, rounds=rounds, clients=clients, seconds=seconds)
 
 
 for _mod in ("arena.cli_apps",):

@@ -57,7 +57,7 @@ def test_serve_writes_a_kubeconfig_and_stops_on_ctrl_c(tmp_path: Path) -> None:
 def test_bench_api_prints_percentiles() -> None:
     t0 = time.monotonic()
     out = subprocess.run(
-        [sys.executable, "-m", "arena.bench_api", "--pods", "5", "--rounds", "5"],
+        [sys.executable, "-m", "arena.bench_api", "--pods", "5", "--rounds", "5", "--clients", "2", "--seconds", "0.5"],
         capture_output=True,
         text=True,
         timeout=60,
