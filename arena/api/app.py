@@ -9,6 +9,7 @@ protocol (``v5.channel.k8s.io``, ``v4.channel.k8s.io``).
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import json
 import logging
@@ -247,9 +248,26 @@ class ApiApp:
         q = request.query
         items = self.rest.list(rt, ns, q.get("labelSelector"), q.get("fieldSelector"))
         rv = str(self.store.resource_version)
+        meta: Obj = {"resourceVersion": rv}
+        # limit/continue: the continue token is the offset into the (name-sorted) result, as base64 JSON.
+        start = 0
+        if q.get("continue"):
+            try:
+                start = int(json.loads(base64.b64decode(q["continue"]))["offset"])
+            except (ValueError, KeyError, TypeError):
+                raise bad_request("continue key is not valid: illegal base64 data") from None
+        limit = int(q["limit"]) if q.get("limit", "").isdigit() and int(q["limit"]) > 0 else 0
+        if start or limit:
+            end = start + limit if limit else len(items)
+            if end < len(items):
+                meta["continue"] = base64.b64encode(json.dumps({"offset": end}).encode()).decode()
+                meta["remainingItemCount"] = len(items) - end
+            items = items[start:end]
         if tables.wants_table(request.headers.get("Accept", "")):
-            return _json(tables.table(rt.kind, items, rv, q.get("includeObject", "Metadata")))
-        head = json.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": rv}})
+            table = tables.table(rt.kind, items, rv, q.get("includeObject", "Metadata"))
+            table["metadata"] = meta
+            return _json(table)
+        head = json.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta})
         body = head[:-1].encode() + b',"items":[' + b",".join(encode_obj(o) for o in items) + b"]}"
         return web.Response(body=body, content_type="application/json")
 

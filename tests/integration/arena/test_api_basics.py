@@ -243,3 +243,20 @@ def test_every_write_with_server_dry_run_stores_nothing(
     assert [d.metadata.name for d in apps.list_namespaced_deployment(arena_ns).items] == ["web"]
     assert apps.read_namespaced_deployment("web", arena_ns).spec.replicas == 2
     assert int(rv) <= arena.cluster.store.resource_version
+
+
+def test_list_pagination_with_limit_and_continue(arena_ns: str, kubectl: Kubectl, k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    for i in range(5):
+        core.create_namespaced_config_map(arena_ns, {"metadata": {"name": f"cm-{i}"}})
+    seen: list[str] = []
+    token = None
+    while True:
+        page = core.list_namespaced_config_map(arena_ns, limit=2, _continue=token)
+        seen += [c.metadata.name for c in page.items]
+        token = page.metadata._continue
+        if not token:
+            break
+    assert seen == sorted(seen) and {f"cm-{i}" for i in range(5)} <= set(seen)
+    out = kubectl("get", "cm", "--chunk-size=2", "-o", "name", ns=arena_ns)
+    assert len(out.split()) == len(seen)
