@@ -186,13 +186,7 @@ class Cluster:
                 for i, n in enumerate(nodes, start=1)
             ]
         for n in node_objs:
-            obj = copy.deepcopy(n)
-            status = obj.get("status")
-            created = self.rest.create(BY_KIND["Node"], None, obj)
-            if status:
-                upd = copy.deepcopy(created)
-                upd["status"] = status
-                self.rest.write(BY_KIND["Node"], upd)
+            self._create_node(n)
         self.rest.create(
             BY_KIND["Service"],
             "default",
@@ -201,6 +195,47 @@ class Cluster:
                 "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
             },
         )
+
+    def _create_node(self, node: Obj) -> Obj:
+        obj = copy.deepcopy(node)
+        status = obj.get("status")
+        created = self.rest.create(BY_KIND["Node"], None, obj)
+        if status:
+            upd = copy.deepcopy(created)
+            upd["status"] = status
+            created = self.rest.write(BY_KIND["Node"], upd)
+        return created
+
+    def add_node(
+        self,
+        name: str,
+        cpu: str = "4",
+        memory: str = "16Gi",
+        pods: str = "110",
+        labels: dict[str, str] | None = None,
+        taints: builtins.list[Obj] | None = None,
+    ) -> Obj:
+        """Register a Ready node (as a kubelet joining the cluster does)."""
+        index = len(self.store.list("nodes")) + 1
+        node = node_object(name, index, cpu, memory, pods, labels, taints)
+        return copy.deepcopy(self.call(self._create_node, node))
+
+    def set_node_ready(self, name: str, ready: bool) -> None:
+        """Flip a node's Ready condition (a kubelet that stops or resumes posting status)."""
+
+        def run() -> None:
+            node = self.rest.get(BY_KIND["Node"], None, name)
+            upd = copy.deepcopy(node)
+            for c in upd["status"].get("conditions") or []:
+                if c.get("type") == "Ready":
+                    c["status"] = "True" if ready else "Unknown"
+                    c["reason"] = "KubeletReady" if ready else "NodeStatusUnknown"
+                    c["message"] = (
+                        "kubelet is posting ready status" if ready else "Kubelet stopped posting node status."
+                    )
+            self.rest.write(BY_KIND["Node"], upd)
+
+        self.call(run)
 
     # ---------------------------------------------------------------------------------------------- the loop
 

@@ -27,6 +27,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from arena.controllers.scheduler import node_ready
 from arena.errors import ApiError, bad_request, not_found
 from arena.hooks import ExecResult, StartOutcome
 from arena.objects import now
@@ -118,13 +119,21 @@ class Kubelet:
         store = self.cluster.store
         live: set[str] = set()
         dirty, self.dirty = self.dirty, set()
+        ready_nodes = {n["metadata"]["name"]: node_ready(n) for n in store.list("nodes")}
         for pod in store.list(PODS.key):
             node = (pod.get("spec") or {}).get("nodeName")
             if not node:
                 continue
             meta = pod["metadata"]
             uid = meta["uid"]
+            if node not in ready_nodes:
+                # The pod garbage collector removes pods bound to a node that no longer exists.
+                self.cluster.rest.force_remove(PODS, meta.get("namespace"), meta["name"])
+                continue
             live.add(uid)
+            if not ready_nodes[node]:
+                self._node_not_ready(pod)
+                continue  # a node that is not Ready runs nothing new and reports nothing
             if (meta.get("namespace") or "", meta["name"]) not in dirty and self._due.get(uid, 0.0) > t:
                 continue  # nothing changed and no deadline reached: the status written last time still holds
             try:
@@ -140,6 +149,22 @@ class Kubelet:
         for uid in list(self._due):
             if uid not in live:
                 del self._due[uid]
+
+    def _node_not_ready(self, pod: Obj) -> None:
+        """What the node lifecycle controller does to the pods of a NotReady node: Ready=False."""
+        status = pod.get("status") or {}
+        if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+            return
+        new = copy.deepcopy(pod)
+        st = new["status"]
+        for cnd in st.get("conditions") or []:
+            if cnd.get("type") in ("Ready", "ContainersReady"):
+                cnd["status"] = "False"
+                cnd["reason"] = "NodeNotReady" if cnd["type"] == "Ready" else "ContainersNotReady"
+        for cs in st.get("containerStatuses") or []:
+            cs["ready"] = False
+        self.cluster.rest.write(PODS, new)
+        self.cluster.events.emit(new, "Warning", "NodeNotReady", "Node is not ready", "node-controller")
 
     def _node_ip(self, node: str) -> str:
         nobj = self.cluster.store.get("nodes", None, node)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from arena.server import ArenaServer
 from tests.fixtures_arena import Kubectl, wait_for
 
 from .helpers import CLIENT_SOCKETS, deployment, pod
@@ -92,3 +93,34 @@ def test_taints_and_tolerations(arena_ns: str, kubectl: Kubectl, k8s_client: cli
         assert core.read_namespaced_pod("tolerant", arena_ns).spec.node_name == "node-1"
     finally:
         kubectl("taint", "nodes", "node-1", "dedicated=db:NoSchedule-")
+
+
+def test_node_not_ready_and_node_deletion(
+    arena: ArenaServer, arena_ns: str, kubectl: Kubectl, k8s_client: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(k8s_client)
+    apps = client.AppsV1Api(k8s_client)
+    arena.cluster.add_node("node-extra", labels={"pool": "extra"})
+    try:
+        dep = deployment("web", replicas=2)
+        dep["spec"]["template"]["spec"]["nodeSelector"] = {"pool": "extra"}
+        apps.create_namespaced_deployment(arena_ns, dep)
+        wait_for(lambda: apps.read_namespaced_deployment("web", arena_ns).status.ready_replicas == 2, what="ready")
+        arena.cluster.set_node_ready("node-extra", False)
+        assert "NotReady" in kubectl("get", "node", "node-extra")
+        wait_for(
+            lambda: not apps.read_namespaced_deployment("web", arena_ns).status.ready_replicas,
+            what="pods of a NotReady node to turn unready",
+        )
+        arena.cluster.set_node_ready("node-extra", True)
+        wait_for(lambda: apps.read_namespaced_deployment("web", arena_ns).status.ready_replicas == 2, what="ready")
+        kubectl("delete", "node", "node-extra")
+        wait_for(
+            lambda: (
+                all(p.status.phase == "Pending" for p in core.list_namespaced_pod(arena_ns).items)
+                and len(core.list_namespaced_pod(arena_ns).items) == 2
+            ),
+            what="replacement pods pending",
+        )
+    finally:
+        arena.cluster.delete("Node", None, "node-extra")
