@@ -45,16 +45,15 @@ from kubernetes import config as k8s_config
 from nats.js.api import DeliverPolicy
 
 from stratus.bus import Bus
-from stratus.contracts import ALL_EVENTS, EVENTS_STREAM
+from stratus.contracts import ALL_EVENTS, EVENTS_STREAM, SERVICES
 from stratus.localinfra import LocalServer, free_port, start_nats, start_redis
-from stratus.supervisor import Supervisor, wait_healthy
+from stratus.supervisor import Supervisor, gather_health, wait_healthy
 
 TOKEN = "pipeline-benchmark-token"
 FAST = {
     "STRATUS_PROBE_INTERVAL_S": "0.5",
     "STRATUS_CONFIRM_PROBES": "2",
     "STRATUS_SETTLE_S": "2",
-    "STRATUS_LEASE_TTL_S": "10",
     "STRATUS_LOG_LEVEL": "INFO",
 }
 AGENTS = ("diagnoser", "mitigator", "undoer")
@@ -106,8 +105,9 @@ def arena_process(workdir: Path) -> Iterator[Path]:
         log.close()
 
 
-def kube(kubeconfig: Path) -> tuple[k8s.ApiClient, k8s.CoreV1Api, k8s.AppsV1Api]:
-    api = k8s_config.new_client_from_config(config_file=str(kubeconfig))
+def kube(kubeconfig: Path) -> tuple[Any, Any, Any]:
+    """The official client's ApiClient, CoreV1Api and AppsV1Api for the arena (plain dicts as bodies)."""
+    api = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
     return api, k8s.CoreV1Api(api), k8s.AppsV1Api(api)
 
 
@@ -234,16 +234,14 @@ async def system(
         **env,
     }
     with log.open("w") as sink:
-        sup = Supervisor(
-            nats.url, redis.url, env=settings, replicas=replicas, echo=lambda line: sink.write(line + "\n")
-        )
+
+        def echo(line: str) -> None:
+            sink.write(line + "\n")
+
+        sup = Supervisor(nats.url, redis.url, env=settings, replicas=replicas, echo=echo)
         sup.start_services()
         try:
-            health = await wait_healthy(nats.url, timeout=180)
-            expected = {s: replicas.get(s, 1) for s in health}
-            up = {s: sum(r.ok for r in rs) for s, rs in health.items()}
-            if any(up.get(s, 0) < 1 for s in expected):
-                raise RuntimeError(f"services not healthy: {up}; see {log}")
+            await all_replicas_healthy(nats.url, {s: replicas.get(s, 1) for s in SERVICES}, log)
             yield f"http://127.0.0.1:{bridge_port}/webhook"
         finally:
             sup.stop()
@@ -257,6 +255,20 @@ async def follow(nats: LocalServer) -> tuple[Bus, Events, Any]:
         ALL_EVENTS, stream=EVENTS_STREAM, cb=events.on, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
     )
     return bus, events, sub
+
+
+async def all_replicas_healthy(nats_url: str, expected: dict[str, int], log: Path, timeout: float = 180.0) -> None:
+    """Until every replica of every service answers its health request as ready."""
+    await wait_healthy(nats_url, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        health = await gather_health(nats_url, window=0.5)
+        up = {s: sum(r.ok for r in health.get(s, [])) for s in expected}
+        if all(up[s] >= n for s, n in expected.items()):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not every replica is healthy: {up} of {expected}; see {log}")
+        await asyncio.sleep(0.3)
 
 
 def webhook_body(ns: str, i: int) -> dict[str, Any]:
@@ -338,6 +350,8 @@ class Throughput:
     events: int
     resolved: int
     tnr_held: bool
+    aborts: int
+    lease_lapses: int
 
     @property
     def incidents_per_s(self) -> float:
@@ -359,7 +373,7 @@ async def throughput(
     await wait_pods(kubeconfig, namespaces, 1)
     plan = workdir / f"fix-hold-{replicas}.yaml"
     steps: list[Any] = ([{"pause": hold}] if hold > 0 else []) + ["kubectl scale deployment web --replicas=1"]
-    plan.write_text(yaml.safe_dump({"attempts": [steps]}))
+    plan.write_text(yaml.safe_dump({"attempts": [steps] * 10}))  # the fix on every attempt: no escalation
     bus, events, sub = await follow(nats)
     try:
         async with system(
@@ -386,11 +400,20 @@ async def throughput(
     baselines = {e["incident_id"]: float(e["baseline"]) for _, e in opened}
     tnr = all(max((float(m) for m in e["visible_mu"]), default=0.0) <= baselines[e["incident_id"]] for _, e in closed)
     resolved = sum(e["outcome"] == "resolved" for _, e in closed)
-    return Throughput(replicas, k, end - start, n_events, resolved, tnr)
+    aborted = [
+        e
+        for incident, evs in events.by_incident.items()
+        if incident in ids
+        for _, e in evs
+        if e["kind"] == "transaction_decided" and e["decision"] == "abort"
+    ]
+    lapses = sum("lost its lease" in e["reason"] for e in aborted)
+    return Throughput(replicas, k, end - start, n_events, resolved, tnr, len(aborted), lapses)
 
 
-async def run(samples: int, k: int, hold: float, workdir: Path) -> None:
-    out(f"pipeline benchmark (logs in {workdir}); machine: {os.cpu_count()} CPU(s)")
+async def run(samples: int, k: int, hold: float, lease_ttl: float, workdir: Path) -> None:
+    FAST["STRATUS_LEASE_TTL_S"] = str(lease_ttl)
+    out(f"pipeline benchmark (logs in {workdir}); machine: {os.cpu_count()} CPU(s); lease TTL {lease_ttl:g}s")
     nats, redis = start_nats(), start_redis()
     try:
         with arena_process(workdir) as kubeconfig:
@@ -408,7 +431,8 @@ async def run(samples: int, k: int, hold: float, workdir: Path) -> None:
                 out(
                     f"throughput, {r} replica(s) of {'/'.join(AGENTS)}: {tp.incidents} incidents in {tp.seconds:.1f}s "
                     f"-> {tp.incidents_per_s:.3f} incidents/s, {tp.events_per_s:.1f} incident events/s "
-                    f"({tp.events} events; resolved {tp.resolved}/{tp.incidents}; TNR held: {tp.tnr_held})"
+                    f"({tp.events} events; resolved {tp.resolved}/{tp.incidents}; aborted transactions {tp.aborts}, "
+                    f"of which lease lapsed in the queue {tp.lease_lapses}; TNR held: {tp.tnr_held})"
                 )
             one, two = results
             out(
@@ -430,11 +454,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--hold", type=float, default=1.0, help="Seconds a mitigation holds before its write (reasoning time)."
     )
+    parser.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=30.0,
+        help="Writer lease TTL (the product's default 30 s). A mitigation request waits in the queue under a lease "
+        "nobody renews yet: with too short a TTL and too few mitigators, queued transactions are rolled back.",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="Where logs go (default: a temporary directory).")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="stratus-pipeline-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(run(args.samples, args.k, args.hold, workdir))
+    asyncio.run(run(args.samples, args.k, args.hold, args.lease_ttl, workdir))
 
 
 if __name__ == "__main__":
