@@ -102,8 +102,9 @@ async def test_replicas_share_work_survive_a_kill_and_disjoint_writers_overlap(
         scale(kubeconfig, ns_b, "web", 0)
         write_a = (await tl_a.wait_for("action_executed", timeout=90, attempt=1))[0]
         write_b = (await tl_b.wait_for("action_executed", timeout=90, attempt=1))[0]
-        runs_a = replica_of(lines, "mitigator", f"transaction {write_a['tx_id']} (attempt 1)")
-        runs_b = replica_of(lines, "mitigator", f"transaction {write_b['tx_id']} (attempt 1)")
+        needles = [f"transaction {w['tx_id']} (attempt 1)" for w in (write_a, write_b)]
+        await wait_until(lambda: all(replica_of(lines, "mitigator", n) for n in needles), timeout=5)
+        runs_a, runs_b = (replica_of(lines, "mitigator", n) for n in needles)
         assert runs_a and runs_b and runs_a != runs_b, (runs_a, runs_b)  # both replicas took work, at once
         assert not tl_b.of("transaction_ended"), "the plan holds the transaction open; it ended too early"
         system.kill(runs_b)  # SIGKILL mid-transaction: the write is done, the transaction is not
