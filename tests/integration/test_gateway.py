@@ -129,6 +129,16 @@ async def ns(kubeconfig: Path) -> AsyncIterator[str]:
     }
     await asyncio.to_thread(api.create, svc)
     await asyncio.to_thread(api.create, configmap("conf", name))
+    # Let the controllers settle (status writes bump resourceVersion), so a test's pre-image stays current.
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        dep = await asyncio.to_thread(api.get, "Deployment", name, "web")
+        status = (dep or {}).get("status") or {}
+        settled = status.get("observedGeneration") == dep["metadata"].get("generation") if dep else False
+        if settled and status.get("availableReplicas") == dep["spec"]["replicas"]:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the Deployment did not become available"
+        await asyncio.sleep(0.05)
     yield name
     api.close()
 
