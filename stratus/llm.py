@@ -81,7 +81,8 @@ class LLMReply(BaseModel):
 
     def assistant_message(self) -> dict[str, Any]:
         """The message to append to the conversation so the next call sees what the model said."""
-        msg: dict[str, Any] = {"role": "assistant", "content": self.content or None}
+        # content "" rather than null: llama.cpp's server rejects a null content even beside tool calls
+        msg: dict[str, Any] = {"role": "assistant", "content": self.content}
         if self.tool_calls:
             msg["tool_calls"] = [
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
