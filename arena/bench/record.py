@@ -53,8 +53,9 @@ class ScenarioRecord(_Model):
     tnr_held: bool = Field(default=True, description="Every visible mu <= b.")
     drift: bool = Field(
         default=False,
-        description="TNR did not hold, but no transaction committed and every undo restored the checkpoint's digest: "
-        "the fault itself kept worsening the state (e.g. crash loops spreading), not a write of Stratus.",
+        description="TNR did not hold although no transaction committed and every undo restored the checkpoint's "
+        "digest: the excess is runtime state at a restored spec (pods crash-looping or restarting: the fault evolving, "
+        "or the controllers still converging after an undo when the coordinator measured).",
     )
     undo_divergences: int = Field(default=0, description="Divergences over every undo.")
     digest_mismatches: int = Field(default=0, description="Undos whose restored digest differs from the checkpoint.")

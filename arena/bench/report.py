@@ -152,7 +152,8 @@ def markdown(record: BenchRecord, plots: dict[str, str] | None = None) -> str:
         "TTD: injection -> incident opened; TTM: injection -> incident closed as resolved. Steps: writes executed plus "
         "the agents' reasoning steps (usage.steps). Visible mu: the severity at each commit/abort/undo point; TNR "
         "holds when every visible mu <= b; 'drift' marks a run where it did not although no transaction committed and "
-        "every undo restored the checkpoint's digest (the fault kept worsening on its own). Success is the "
+        "every undo restored the checkpoint's digest (runtime state at a restored spec: the fault evolving, or pods "
+        "still converging after an undo). Success is the "
         "scenario's oracle (mitigation: the cluster check in the chosen mode; detection/localization/RCA: "
         "AIOpsLab's scoring of the system's answer).",
         "",
