@@ -3,19 +3,24 @@
 The detector's SLO oracle is an HTTP GET that must answer 2xx in time (``STRATUS_SLO_PROBES``); the arena's apps are
 reached only through the app plane's ``POST /arena/request``. This tiny gateway turns ``GET /probe/<ns>/<METHOD>/path``
 into that call and answers with the app's own status, so faults that leave every pod Ready (a wrong targetPort, a
-network fault, a wrong binary) show as SLO violations exactly as a synthetic check would in production.
+network fault, a wrong binary) show as SLO violations exactly as a synthetic check would in production. The plane
+reports a simulated latency rather than taking it; the gateway waits that long (capped) before answering.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 
 from arena.apps import AppSpec
+
+MAX_DELAY_S = 5.0
+"""Longest simulated latency the gateway reproduces in wall time (above any sensible SLO latency budget)."""
 
 
 class ProbeGateway:
@@ -35,6 +40,9 @@ class ProbeGateway:
                     r = http.post(f"{plane}/arena/request", json={"namespace": ns, "method": method, "path": path})
                     body: dict[str, Any] = r.json()
                     status = int(body.get("status") or 502)
+                    # the plane simulates latency instead of spending it: spend it here (capped), so a slow answer
+                    # trips the detector's latency budget as a slow frontend would
+                    time.sleep(min(float(body.get("latency_ms") or 0.0) / 1000.0, MAX_DELAY_S))
                     self._answer(status if 100 <= status < 600 else 502, str(body.get("error") or "ok"))
                 except (httpx.HTTPError, ValueError) as exc:
                     self._answer(502, f"plane unreachable: {exc!r}")
