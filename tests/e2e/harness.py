@@ -50,9 +50,12 @@ def running_system(
     try:
         yield sup
     finally:
+        failed = [(name, code) for name, code in sup.exited() if code > 0]  # killed on purpose: negative codes
         sup.stop()
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("\n".join(lines))
+    if failed:
+        raise AssertionError(f"service(s) exited with an error: {failed}; see {log}")
 
 
 class Timeline:

@@ -63,6 +63,7 @@ def healthy(engine: Engine, app: str) -> None:
     wait_for("a clean workload", lambda: engine._plane().workload(spec.namespace, probe).clean, 60, interval=0.25)
 
 
+@pytest.mark.timeout(2400)
 async def test_chaos_never_regresses_the_visible_mu(
     apps_arena: AppsArena, nats_server: LocalServer, redis_server: LocalServer, bus: Bus, uid: str, tmp_path: Path
 ) -> None:
@@ -101,7 +102,7 @@ async def test_chaos_never_regresses_the_visible_mu(
         Path("var/e2e") / f"chaos-{uid}.log",
         STRATUS_POLICY="chaos",
         STRATUS_DIAGNOSIS_POLICY="rulebook",
-        STRATUS_CHAOS_SEED=uid,
+        STRATUS_CHAOS_SEED=str(int(uid, 16)),
         STRATUS_MAX_RETRIES="9",
         STRATUS_SETTLE_S="0.5",
         STRATUS_PROBE_INTERVAL_S="0.3",

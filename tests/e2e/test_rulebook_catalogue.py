@@ -24,6 +24,7 @@ from arena.timing import Timing
 from arena.workload.generator import WorkloadSpec
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
+from stratus.supervisor import wait_healthy
 from tests.e2e.harness import Timeline, running_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -133,6 +134,8 @@ async def test_rulebook_mitigates_the_scenario(
             STRATUS_ESCALATION_COOLDOWN_S="0",
             STRATUS_MAX_RETRIES="4",
         ):
+            replies = await wait_healthy(nats_server.url, timeout=60)
+            assert all(any(r.ok for r in rs) for rs in replies.values()), replies
             injected = time.monotonic()
             engine.inject(scenario)
             await timeline.wait_for("incident_opened", timeout=60)
