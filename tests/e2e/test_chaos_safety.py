@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from arena.apps import APPS
-from arena.scenarios.engine import Engine, PlaneClient, Registry, wait_for
+from arena.scenarios.engine import Engine, PlaneClient, Registry
 from arena.scenarios.kube import Kube
 from arena.telemetry.plane import AppsArena
 from arena.timing import Timing
-from arena.workload.generator import WorkloadSpec
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
+from tests.e2e.apps import healthy, slo_probes
 from tests.e2e.harness import Timeline, running_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -54,15 +54,6 @@ def apps_arena() -> Iterator[AppsArena]:
     arena.stop()
 
 
-def healthy(engine: Engine, app: str) -> None:
-    spec = APPS[app]
-    if engine.kube.get("Namespace", None, spec.namespace) is None:
-        engine.deploy(spec)
-    engine.wait_ready(spec.namespace, 60)
-    probe = WorkloadSpec(rate=20, duration_s=1, connections=2)
-    wait_for("a clean workload", lambda: engine._plane().workload(spec.namespace, probe).clean, 60, interval=0.25)
-
-
 @pytest.mark.timeout(2400)
 async def test_chaos_never_regresses_the_visible_mu(
     apps_arena: AppsArena, nats_server: LocalServer, redis_server: LocalServer, bus: Bus, uid: str, tmp_path: Path
@@ -89,7 +80,7 @@ async def test_chaos_never_regresses_the_visible_mu(
             scenario, _ = registry.get(pid)
             closed_before = len(timeline.of("incident_closed"))
             await asyncio.to_thread(engine.inject, scenario)
-            await timeline.wait_for("incident_closed", count=closed_before + 1, timeout=600)
+            await timeline.wait_for("incident_closed", count=closed_before + 1, timeout=300)
             await asyncio.to_thread(engine.recover, scenario)
             await asyncio.to_thread(healthy, engine, scenario.app)
 
@@ -101,6 +92,7 @@ async def test_chaos_never_regresses_the_visible_mu(
         f"t{uid}",
         Path("var/e2e") / f"chaos-{uid}.log",
         STRATUS_POLICY="chaos",
+        STRATUS_SLO_PROBES=slo_probes(apps_arena.plane_url),
         STRATUS_DIAGNOSIS_POLICY="rulebook",
         STRATUS_CHAOS_SEED=str(int(uid, 16)),
         STRATUS_MAX_RETRIES="9",

@@ -17,14 +17,14 @@ import pytest
 import yaml
 
 from arena.apps import APPS
-from arena.scenarios.engine import Engine, PlaneClient, Registry, wait_for
+from arena.scenarios.engine import Engine, PlaneClient, Registry
 from arena.scenarios.kube import Kube
 from arena.telemetry.plane import AppsArena
 from arena.timing import Timing
-from arena.workload.generator import WorkloadSpec
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
 from stratus.supervisor import wait_healthy
+from tests.e2e.apps import healthy, slo_probes
 from tests.e2e.harness import Timeline, running_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -79,28 +79,6 @@ def engine(apps_arena: AppsArena, apps_kubeconfig: Path) -> Iterator[Engine]:
     yield Engine(kube, plane, time_scale=0.1)
     plane.close()
     kube.close()
-
-
-def healthy(engine: Engine, app: str) -> None:
-    spec = APPS[app]
-    if engine.kube.get("Namespace", None, spec.namespace) is None:
-        engine.deploy(spec)
-    engine.wait_ready(spec.namespace, 60)
-    probe = WorkloadSpec(rate=20, duration_s=1, connections=2)
-    wait_for("a clean workload", lambda: engine._plane().workload(spec.namespace, probe).clean, 60, interval=0.25)
-
-
-def slo_probes(plane_url: str) -> str:
-    """Black-box SLO probes of each app's front end (the routes of its workload mix)."""
-    probes = {
-        spec.namespace: [
-            f"{plane_url}/probe/{spec.namespace}{route.path}?method={route.method}"
-            for route in spec.workload
-            if route.weight >= 1
-        ]
-        for spec in APPS.values()
-    }
-    return json.dumps(probes)
 
 
 @pytest.mark.parametrize("pid", cases())

@@ -1,0 +1,32 @@
+"""The two AIOpsLab applications on an arena for end-to-end tests: readiness and black-box SLO probes."""
+
+from __future__ import annotations
+
+import json
+
+from arena.apps import APPS
+from arena.scenarios.engine import Engine, wait_for
+from arena.workload.generator import WorkloadSpec
+
+
+def healthy(engine: Engine, app: str) -> None:
+    """Deploy ``app`` if needed, then wait for every pod Ready and a clean probe workload."""
+    spec = APPS[app]
+    if engine.kube.get("Namespace", None, spec.namespace) is None:
+        engine.deploy(spec)
+    engine.wait_ready(spec.namespace, 60)
+    probe = WorkloadSpec(rate=20, duration_s=1, connections=2)
+    wait_for("a clean workload", lambda: engine._plane().workload(spec.namespace, probe).clean, 60, interval=0.25)
+
+
+def slo_probes(plane_url: str) -> str:
+    """STRATUS_SLO_PROBES for both apps: each front-end route of the workload mix, probed through the app plane."""
+    probes = {
+        spec.namespace: [
+            f"{plane_url}/probe/{spec.namespace}{route.path}?method={route.method}"
+            for route in spec.workload
+            if route.weight >= 1
+        ]
+        for spec in APPS.values()
+    }
+    return json.dumps(probes)
