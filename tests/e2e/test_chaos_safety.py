@@ -119,7 +119,19 @@ async def test_chaos_never_regresses_the_visible_mu(
             over = [float(m) for m in c["visible_mu"] if float(m) > b]
             if over:
                 counts["regressions"] += 1
-                problems.append(f"{ns} {c['incident_id']}: visible mu {c['visible_mu']} over b={b}")
+                mine = [e for e in timeline.events if e.get("incident_id") == c["incident_id"]]
+                story = [
+                    f"{e['kind']} {e.get('tx_id', '')} "
+                    + (f"{e['action']['verb']} {e['action']['kind']}/{e['action']['name']}" if "action" in e else "")
+                    + (
+                        f" mu={e['severity']['mu']} {e['severity']['unhealthy'] + e['severity']['violations']}"
+                        if "severity" in e
+                        else ""
+                    )
+                    for e in mine
+                    if e["kind"] in ("action_executed", "checkpointed")
+                ]
+                problems.append(f"{ns} {c['incident_id']}: visible mu {c['visible_mu']} over b={b}: {story}")
         await timeline.stop()
     print("chaos safety:", json.dumps(counts))
     kube.close()
