@@ -89,6 +89,11 @@ class CoordinatorSettings(CommonSettings, SeveritySettings):
     max_actions: int = Field(default=20, ge=1, description="K: at most this many commands per transaction.")
     max_retries: int = Field(default=9, ge=0, description="Attempts after the first before escalation.")
     settle_s: float = Field(default=5.0, ge=0, description="Wait after a transaction before measuring mu_post.")
+    undo_settle_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="After an undo, how long to wait for mu to come back to at most b (pods recreated, Ready).",
+    )
     lease_ttl_s: float = Field(default=30.0, gt=0, description="Writer lease time-to-live (renewed while alive).")
     escalation_cooldown_s: float = Field(
         default=600.0, ge=0, description="After an escalation, no new incident opens on that scope for this long."

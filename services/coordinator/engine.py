@@ -372,7 +372,7 @@ class Engine:
         """The restored spec needs the controllers to converge (pods recreated, Ready) before the state is visible
         again: keep the lease, and measure until mu is back at or under b, or the settling time runs out."""
         assert record.lease is not None
-        deadline = asyncio.get_running_loop().time() + max(3 * self.settings.settle_s, 10.0)
+        deadline = asyncio.get_running_loop().time() + max(self.settings.settle_s, self.settings.undo_settle_s)
         restored: Severity | None = None
         with contextlib.suppress(FencingError):
             async with lease_keeper(

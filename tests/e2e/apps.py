@@ -14,9 +14,9 @@ def healthy(engine: Engine, app: str) -> None:
     spec = APPS[app]
     if engine.kube.get("Namespace", None, spec.namespace) is None:
         engine.deploy(spec)
-    engine.wait_ready(spec.namespace, 60)
+    engine.wait_ready(spec.namespace, 120)
     probe = WorkloadSpec(rate=20, duration_s=1, connections=2)
-    wait_for("a clean workload", lambda: engine._plane().workload(spec.namespace, probe).clean, 60, interval=0.25)
+    wait_for("a clean workload", lambda: engine._plane().workload(spec.namespace, probe).clean, 120, interval=0.25)
 
 
 def slo_probes(plane_url: str) -> str:
