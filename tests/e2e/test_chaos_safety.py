@@ -60,13 +60,40 @@ async def test_chaos_never_regresses_the_visible_mu(
     apps_arena: AppsArena, nats_server: LocalServer, redis_server: LocalServer, bus: Bus, uid: str, tmp_path: Path
 ) -> None:
     kubeconfig = Path(apps_arena.write_kubeconfig(tmp_path / "kubeconfig"))
-    kube = Kube.from_kubeconfig(str(kubeconfig))
-    engine = Engine(kube, PlaneClient(apps_arena.plane_url), time_scale=0.1)
-    registry = Registry()
-    for app in APPS:
-        healthy(engine, app)
     scopes = list(FAULTS)
-    timelines = {ns: await Timeline(bus, ns).start(new_only=True) for ns in scopes}
+    # One client per app: the two apps are driven from two threads, and the official client's exec (websocket)
+    # swaps the request function of its ApiClient while it runs, so a client must not be shared across threads.
+    kubes = {ns: Kube.from_kubeconfig(str(kubeconfig)) for ns in scopes}
+    planes = {ns: PlaneClient(apps_arena.plane_url) for ns in scopes}
+    engines = {ns: Engine(kubes[ns], planes[ns], time_scale=0.1) for ns in scopes}
+    registry = Registry()
+    timelines: dict[str, Timeline] = {}
+    try:
+        await _run(apps_arena, nats_server, redis_server, bus, uid, kubeconfig, engines, registry, timelines)
+    finally:
+        for timeline in timelines.values():
+            await timeline.stop()
+        for ns in scopes:
+            planes[ns].close()
+            kubes[ns].close()
+
+
+async def _run(
+    apps_arena: AppsArena,
+    nats_server: LocalServer,
+    redis_server: LocalServer,
+    bus: Bus,
+    uid: str,
+    kubeconfig: Path,
+    engines: dict[str, Engine],
+    registry: Registry,
+    timelines: dict[str, Timeline],
+) -> None:
+    scopes = list(engines)
+    for ns in scopes:
+        healthy(engines[ns], next(name for name, spec in APPS.items() if spec.namespace == ns))
+    for ns in scopes:
+        timelines[ns] = await Timeline(bus, ns).start(new_only=True)
     counts = {"transactions": 0, "aborts": 0, "commits": 0, "digest_restored": 0, "incidents": 0, "regressions": 0}
     problems: list[str] = []
 
@@ -74,7 +101,7 @@ async def test_chaos_never_regresses_the_visible_mu(
         return sum(len(t.of("transaction_decided")) for t in timelines.values())
 
     async def one_app(ns: str) -> None:
-        timeline = timelines[ns]
+        timeline, engine = timelines[ns], engines[ns]
         for pid in itertools.cycle(FAULTS[ns]):
             if decided() >= CHAOS_TRANSACTIONS:
                 return
@@ -133,9 +160,7 @@ async def test_chaos_never_regresses_the_visible_mu(
                     if e["kind"] in ("action_executed", "checkpointed")
                 ]
                 problems.append(f"{ns} {c['incident_id']}: visible mu {c['visible_mu']} over b={b}: {story}")
-        await timeline.stop()
     print("chaos safety:", json.dumps(counts))
-    kube.close()
     assert counts["transactions"] >= CHAOS_TRANSACTIONS
     # What the undo guarantees in code: every aborted transaction is rolled back to the checkpoint's digest.
     undo_problems = [p for p in problems if "undo left" in p]
