@@ -21,6 +21,7 @@ from arena.scenarios.engine import Engine, PlaneClient, Registry
 from arena.scenarios.kube import Kube
 from arena.telemetry.plane import AppsArena
 from arena.timing import Timing
+from arena.workload.generator import WorkloadSpec
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
 from stratus.supervisor import wait_healthy
@@ -156,3 +157,43 @@ def test_report_rulebook_results() -> None:
     for r in RESULTS:
         print(json.dumps(r))
     print(f"rulebook: {len(solved)}/{len(RESULTS)} scenarios mitigated to the strict oracle")
+
+
+@pytest.mark.parametrize("pid", ["noop_detection_hotel_reservation-1", "noop_detection_social_network-1"])
+async def test_a_healthy_app_opens_no_incident(
+    pid: str,
+    engine: Engine,
+    apps_arena: AppsArena,
+    apps_kubeconfig: Path,
+    nats_server: LocalServer,
+    redis_server: LocalServer,
+    bus: Bus,
+    uid: str,
+) -> None:
+    """The noop scenarios: the workload runs, nothing is broken, the detector must not open an incident."""
+    scenario, _ = Registry().get(pid)
+    spec = APPS[scenario.app]
+    healthy(engine, scenario.app)
+    timeline = await Timeline(bus, spec.namespace).start(new_only=True)
+    try:
+        with running_system(
+            nats_server.url,
+            redis_server.url,
+            apps_kubeconfig,
+            spec.namespace,
+            f"t{uid}",
+            Path("var/e2e") / f"noop-{pid}.log",
+            STRATUS_SLO_PROBES=slo_probes(apps_arena.plane_url),
+            STRATUS_JAEGER_URL=apps_arena.plane_url,
+        ) as system:
+            await wait_healthy(nats_server.url, timeout=60)
+            engine.inject(scenario)
+            # Twenty probe rounds (0.5 s each, two needed to confirm) with the workload running.
+            engine._plane().workload(
+                spec.namespace, WorkloadSpec(rate=20, duration_s=10, connections=2), time_scale=1.0
+            )
+            assert not system.exited()
+        assert timeline.of("incident_opened") == []
+    finally:
+        await timeline.stop()
+        engine.recover(scenario)
