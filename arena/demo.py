@@ -140,7 +140,7 @@ def summary(console: Console, events: list[Any], verdict: Any, t_inject: float, 
     actions = [e for e in events if e.kind == "action_executed"]
     tokens = sum(e.usage.prompt_tokens + e.usage.completion_tokens for e in events if hasattr(e, "usage"))
     cost = sum(e.usage.cost_usd for e in events if hasattr(e, "usage"))
-    baseline = opened.baseline if opened else math.nan
+    baseline = closed.baseline if closed and closed.baseline is not None else (opened.baseline if opened else math.nan)
     visible = closed.visible_mu if closed else []
     table = Table(title="Summary", show_header=False)
     table.add_row("time to detect", f"{opened.ts.timestamp() - t_inject:.1f} s" if opened else "-")

@@ -317,7 +317,14 @@ class IncidentClosed(IncidentEvent):
     outcome: Literal["resolved", "escalated"]
     report: str = ""
     attempts: int = 0
-    visible_mu: list[float] = Field(default_factory=list)
+    baseline: float | None = Field(
+        default=None,
+        description="The b the transactions were held to: mu at the first checkpoint, taken once mu held steady "
+        "(IncidentOpened.baseline is mu at detection, when the fault may still be unfolding). None: no checkpoint.",
+    )
+    visible_mu: list[float] = Field(
+        default_factory=list, description="b, then mu at each point a transaction's writes left visible."
+    )
 
 
 Event = Annotated[

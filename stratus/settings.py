@@ -94,6 +94,14 @@ class CoordinatorSettings(CommonSettings, SeveritySettings):
         ge=0,
         description="After an undo, how long to wait for mu to come back to at most b (pods recreated, Ready).",
     )
+    steady_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Before each checkpoint, mu must hold steady this long (a fault may still be unfolding); 0: off.",
+    )
+    steady_max_s: float = Field(
+        default=20.0, ge=0, description="Take the checkpoint anyway when mu has not held steady after this long."
+    )
     lease_ttl_s: float = Field(default=30.0, gt=0, description="Writer lease time-to-live (renewed while alive).")
     escalation_cooldown_s: float = Field(
         default=600.0, ge=0, description="After an escalation, no new incident opens on that scope for this long."

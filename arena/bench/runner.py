@@ -198,6 +198,8 @@ def build_record(rec: ScenarioRecord, timeline: Timeline, t_inject: datetime) ->
         c = closed[0]
         rec.outcome = c["outcome"]
         rec.visible_mu = [_mu(m) for m in c.get("visible_mu") or []]
+        if c.get("baseline") is not None:  # b as the coordinator set it at the first checkpoint
+            rec.baseline = _mu(c["baseline"])
         if c["outcome"] == "resolved":
             rec.ttm_s = round((_ts(c) - t_inject).total_seconds(), 2)
     else:  # the time limit: what became visible so far is the decisions' commits and the undos' restores

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -213,9 +214,14 @@ class Engine:
         if attempt is None or attempt.tx_id != event.tx_id or record.state != "undoing":
             return
         attempt.undo_divergences = len(event.divergences)
-        restored = await self._settle_after_undo(record)
-        await self._release_lease(record)
-        record.visible_mu.append(restored.mu)
+        if event.undone == 0 and not event.divergences:
+            # The journal held no executed write: the transaction changed nothing, so there is nothing to converge
+            # and no state of Stratus's making to show; whatever mu does now is the fault's own doing.
+            await self._release_lease(record)
+        else:
+            restored = await self._settle_after_undo(record)
+            await self._release_lease(record)
+            record.visible_mu.append(restored.mu)
         if event.divergences:
             record.report = f"undo of {attempt.tx_id} left {len(event.divergences)} divergence(s)"
         await self._start_attempt(record)
@@ -250,6 +256,8 @@ class Engine:
             return
         tx_id = f"{record.incident_id}-tx{n}"
         lease_scope = record.write_scope or record.scope
+        if self.settings.steady_s > 0:
+            await self._steady(record.scope)
         lease = await self.alock.acquire_write(
             lease_scope,
             f"{record.incident_id}/{tx_id}",
@@ -268,6 +276,10 @@ class Engine:
                 return
             digest, snapshot = await self.observer.snapshot(record.scope, lease_scope)
             await self.registry.put_checkpoint(tx_id, snapshot)
+            if n == 1:
+                # b is the state Stratus found when it first acted: detection may have caught the fault unfolding.
+                record.baseline = pre.mu
+                record.visible_mu = [pre.mu]
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.alock.release(lease)
@@ -367,6 +379,29 @@ class Engine:
             await self._start_attempt(record)
             return
         await self._begin_undo(record, attempt, lost)
+
+    async def _steady(self, scope: str) -> Severity:
+        """mu once it has held the same value for ``steady_s`` (at most ``steady_max_s``).
+
+        A fault takes a while to unfold (pods crash one after another as their dependencies fail): a checkpoint taken
+        in the middle of that would charge the fault's own progress to the next transaction, which then aborts a fix
+        that helped, or shows a visible mu its writes did not cause.
+        """
+        reading = await self.observer.measure(scope)
+        step = min(1.0, self.settings.steady_s / 2)
+        if healthy(reading):
+            return reading
+        needed, left = math.ceil(self.settings.steady_s / step), math.ceil(self.settings.steady_max_s / step)
+        same = 0
+        while same < needed and left > 0:
+            await self.sleep(step)
+            left -= 1
+            now = await self.observer.measure(scope)
+            same = same + 1 if now.mu == reading.mu else 0
+            reading = now
+        if same < needed:
+            log.info("%s: mu did not hold steady within %gs; checkpointing anyway", scope, self.settings.steady_max_s)
+        return reading
 
     async def _settle_after_undo(self, record: IncidentRecord) -> Severity:
         """The restored spec needs the controllers to converge (pods recreated, Ready) before the state is visible
@@ -508,6 +543,7 @@ class Engine:
                 outcome="resolved" if outcome == "resolved" else "escalated",
                 report=report,
                 attempts=len(record.attempts),
+                baseline=record.baseline,
                 visible_mu=record.visible_mu,
             ),
         )

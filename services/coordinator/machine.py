@@ -74,7 +74,7 @@ class IncidentRecord(BaseModel):
     incident_id: str
     scope: str
     state: State = "opened"
-    baseline: float = Field(description="b = mu(s0).")
+    baseline: float = Field(description="b = mu(s0): at detection, then at the first checkpoint (mu held steady).")
     opened_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     diagnosis: DiagnosisReady | None = None
@@ -83,7 +83,9 @@ class IncidentRecord(BaseModel):
     write_scope: str | None = Field(
         default=None, description="Scope of the next transactions' lease when wider than the incident's (cluster)."
     )
-    visible_mu: list[float] = Field(default_factory=list, description="mu at opening and at each commit/abort point.")
+    visible_mu: list[float] = Field(
+        default_factory=list, description="b, then mu at each commit and after each undo of executed writes."
+    )
     reflections: list[str] = Field(default_factory=list)
     outbox: list[Outgoing] = Field(default_factory=list)
     report: str = ""

@@ -398,6 +398,7 @@ async def throughput(
     ids = {e["incident_id"] for _, e in opened}
     n_events = sum(len(evs) for incident, evs in events.by_incident.items() if incident in ids)
     baselines = {e["incident_id"]: float(e["baseline"]) for _, e in opened}
+    baselines.update({e["incident_id"]: float(e["baseline"]) for _, e in closed if e.get("baseline") is not None})
     tnr = all(max((float(m) for m in e["visible_mu"]), default=0.0) <= baselines[e["incident_id"]] for _, e in closed)
     resolved = sum(e["outcome"] == "resolved" for _, e in closed)
     aborted = [

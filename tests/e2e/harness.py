@@ -193,3 +193,12 @@ def arena_metrics(server: ArenaServer) -> Iterator[str]:
         yield url.split("://", 1)[1]
     finally:
         asyncio.run_coroutine_threadsafe(plane.close(), loop).result(30)
+
+
+def baseline(timeline: Timeline, closed: dict[str, Any]) -> float:
+    """The b an incident's transactions were held to: set at its first checkpoint (mu held steady), else at
+    detection."""
+    if closed.get("baseline") is not None:
+        return float(closed["baseline"])
+    opened = timeline.of("incident_opened")
+    return next(float(o["baseline"]) for o in opened if o["incident_id"] == closed["incident_id"])

@@ -31,7 +31,7 @@ from stratus.localinfra import LocalServer, free_port
 from stratus.promstack import SHIPPED_RULES, ensure_installed, rules_with_for, start_alertmanager, start_prometheus
 from stratus.supervisor import wait_healthy
 from tests.conftest import BAD_IMAGE
-from tests.e2e.harness import Timeline, arena_metrics, running_system
+from tests.e2e.harness import Timeline, arena_metrics, baseline, running_system
 from tests.e2e.shop import apps_api, deploy_shop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -141,7 +141,8 @@ async def test_an_alert_opens_an_incident_that_is_mitigated_and_the_alert_resolv
                     assert closed["outcome"] == "resolved", closed
                     assert [d["decision"] for d in timeline.of("transaction_decided")][-1] == "commit"
                     visible = [float(m) for m in closed["visible_mu"]]
-                    assert max(visible) <= float(opened["baseline"]), f"TNR: {visible} over {opened['baseline']}"
+                    b = baseline(timeline, closed)
+                    assert max(visible) <= b, f"TNR: {visible} over {b}"
                     web = apps.read_namespaced_deployment("web", ns)
                     assert web.spec.template.spec.containers[0].image == "shop/web:1.0"
 

@@ -27,7 +27,7 @@ from arena.timing import Timing
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
 from tests.e2e.apps import healthy, slo_probes
-from tests.e2e.harness import Timeline, running_system
+from tests.e2e.harness import Timeline, baseline, running_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -145,7 +145,7 @@ async def _run(
             else:
                 problems.append(f"{ns} {u['tx_id']}: undo left {u['divergences'][:3]}")
         for c in timeline.of("incident_closed"):
-            b = opened[c["incident_id"]]
+            b = baseline(timeline, c)
             over = [float(m) for m in c["visible_mu"] if float(m) > b]
             if over:
                 counts["regressions"] += 1

@@ -17,7 +17,7 @@ import pytest
 from arena.server import ArenaServer
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
-from tests.e2e.harness import Timeline, running_system
+from tests.e2e.harness import Timeline, baseline, running_system
 from tests.e2e.shop import deploy_shop, replicas, scale
 from tests.llm_server import Reply, ScriptedLLM, messages_text, tool_call
 
@@ -97,5 +97,5 @@ async def test_llm_agents_abort_a_harmful_attempt_and_commit_with_the_reflection
     second = [r for r in llm.requests if "Attempt 1" in messages_text(r)]
     assert second, "the second transaction's prompt carries the reflection of the first"
     assert any("JSON" in messages_text(r) or "json" in messages_text(r) for r in second[1:]), "a corrective message"
-    assert max(float(m) for m in closed["visible_mu"]) <= float(timeline.of("incident_opened")[0]["baseline"])
+    assert max(float(m) for m in closed["visible_mu"]) <= baseline(timeline, closed)
     print(json.dumps({"llm_requests": len(llm.requests)}))

@@ -26,7 +26,7 @@ from stratus.bus import Bus
 from stratus.localinfra import LocalServer
 from stratus.supervisor import wait_healthy
 from tests.e2e.apps import healthy, slo_probes
-from tests.e2e.harness import Timeline, running_system
+from tests.e2e.harness import Timeline, baseline, running_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -131,11 +131,7 @@ async def test_rulebook_mitigates_the_scenario(
             record["outcome"] = closed["outcome"]
             record["attempts"] = sum(c["attempts"] for c in timeline.of("incident_closed"))
             for inc in timeline.of("incident_closed"):
-                b = next(
-                    float(o["baseline"])
-                    for o in timeline.of("incident_opened")
-                    if o["incident_id"] == inc["incident_id"]
-                )
+                b = baseline(timeline, inc)
                 visible = [float(m) for m in inc["visible_mu"]]
                 assert max(visible) <= b, f"TNR violated: {visible} over b={b}"
             verdict = engine.wait_check(scenario, "strict", timeout=15)

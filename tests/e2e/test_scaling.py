@@ -24,7 +24,7 @@ import yaml
 from arena.server import ArenaServer
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
-from tests.e2e.harness import Timeline, replica_of, running_replicas
+from tests.e2e.harness import Timeline, baseline, replica_of, running_replicas
 from tests.e2e.shop import deploy_shop, replicas, scale
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -53,7 +53,7 @@ async def wait_until(predicate: Any, timeout: float = 30.0) -> None:
 
 
 def assert_tnr(timeline: Timeline, closed: dict[str, Any]) -> None:
-    b = float(timeline.of("incident_opened")[0]["baseline"])
+    b = baseline(timeline, closed)
     visible = [float(m) for m in closed["visible_mu"]]
     assert visible and max(visible) <= b, f"TNR violated in {timeline.scope}: visible {visible} over b={b}"
 
@@ -110,15 +110,15 @@ async def test_replicas_share_work_survive_a_kill_and_disjoint_writers_overlap(
         system.kill(runs_b)  # SIGKILL mid-transaction: the write is done, the transaction is not
         system.start_one("mitigator", int(runs_b.rsplit("-", 1)[1]))  # restarted, as Kubernetes would
 
-        closed_a = (await tl_a.wait_for("incident_closed", timeout=90))[0]
+        closed_a = (await tl_a.wait_for("incident_closed", timeout=240))[0]
         assert closed_a["outcome"] == "resolved"
         assert [(d["attempt"], d["decision"]) for d in tl_a.of("transaction_decided")] == [(1, "commit")]
-        decided_b = (await tl_b.wait_for("transaction_decided", timeout=60, attempt=1))[0]
+        decided_b = (await tl_b.wait_for("transaction_decided", timeout=120, attempt=1))[0]
         assert decided_b["decision"] == "abort" and "lost its lease" in decided_b["reason"], decided_b
-        undone = (await tl_b.wait_for("undo_completed", timeout=60))[0]
+        undone = (await tl_b.wait_for("undo_completed", timeout=120))[0]
         assert undone["divergences"] == [] and undone["undone"] == 1
         assert undone["restored_digest"] == tl_b.of("checkpointed")[0]["digest"]
-        closed_b = (await tl_b.wait_for("incident_closed", timeout=90))[0]
+        closed_b = (await tl_b.wait_for("incident_closed", timeout=240))[0]
         assert closed_b["outcome"] == "resolved"
         assert [(d["attempt"], d["decision"]) for d in tl_b.of("transaction_decided")] == [(1, "abort"), (2, "commit")]
         assert replicas(kubeconfig, ns_a)["web"] == 1 and replicas(kubeconfig, ns_b)["web"] == 1
@@ -135,7 +135,7 @@ async def test_replicas_share_work_survive_a_kill_and_disjoint_writers_overlap(
         tl_a2, tl_b2 = await Timeline(bus, ns_a).start(new_only=True), await Timeline(bus, ns_b).start(new_only=True)
         scale(kubeconfig, ns_a, "web", 0)
         scale(kubeconfig, ns_b, "web", 0)
-        closed = [(await tl.wait_for("incident_closed", timeout=120))[0] for tl in (tl_a2, tl_b2)]
+        closed = [(await tl.wait_for("incident_closed", timeout=240))[0] for tl in (tl_a2, tl_b2)]
         runners = {
             replica_of(lines, "mitigator", f"transaction {tl.of('checkpointed')[0]['tx_id']} (attempt 1)")
             for tl in (tl_a2, tl_b2)

@@ -18,7 +18,7 @@ import yaml
 from arena.server import ArenaServer
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
-from tests.e2e.harness import Timeline, running_system
+from tests.e2e.harness import Timeline, baseline, running_system
 from tests.e2e.shop import deploy_shop, scale
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -66,7 +66,8 @@ async def test_harmful_attempt_is_undone_and_the_fix_commits(
         assert b >= 1
         first = (await timeline.wait_for("transaction_decided", timeout=90))[0]
         assert first["decision"] == "abort" and first["attempt"] == 1
-        assert first["mu_post"] in ("Infinity", math.inf) or float(first["mu_post"]) > b
+        mu_pre = float(timeline.of("checkpointed")[0]["severity"]["mu"])
+        assert first["mu_post"] in ("Infinity", math.inf) or float(first["mu_post"]) > mu_pre
         undone = (await timeline.wait_for("undo_completed", timeout=60))[0]
         checkpoint = timeline.of("checkpointed")[0]
         assert undone["divergences"] == []
@@ -76,6 +77,7 @@ async def test_harmful_attempt_is_undone_and_the_fix_commits(
         decisions = [(d["attempt"], d["decision"]) for d in timeline.of("transaction_decided")]
         assert decisions == [(1, "abort"), (2, "commit")]
         visible = [float(m) for m in closed["visible_mu"]]
+        b = baseline(timeline, closed)
         assert max(visible) <= b, f"TNR violated: visible {visible} over b={b}"
         hidden = [e for e in timeline.of("action_executed") if e["attempt"] == 1]
         assert len(hidden) == 3  # the harmful writes happened, hidden inside the aborted transaction

@@ -76,7 +76,7 @@ async def alock(redis: aioredis.Redis, uid: str) -> AsyncIterator[ALock]:
 
 
 def settings(**overrides: Any) -> CoordinatorSettings:
-    base: dict[str, Any] = {"settle_s": 0.0, "lease_ttl_s": 2.0, "max_retries": 2, "max_actions": 5}
+    base: dict[str, Any] = {"settle_s": 0.0, "steady_s": 0.0, "lease_ttl_s": 2.0, "max_retries": 2, "max_actions": 5}
     base.update(overrides)
     return CoordinatorSettings(**base)
 
@@ -150,6 +150,47 @@ async def test_a_harmful_attempt_is_aborted_undone_and_the_retry_carries_a_refle
     closed = (await box.wait_kind("incident_closed"))[0]
     assert closed["outcome"] == "resolved"
     assert max(closed["visible_mu"]) <= 3.0  # TNR: the visible path never went above b
+    await sub.unsubscribe()
+
+
+async def test_the_checkpoint_waits_for_a_steady_mu_and_sets_b_there(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    # Detected at b=3 while the fault was still unfolding: 3 -> 5 -> 6 -> 6 -> 6 (steady) -> pre 6 -> post 0.
+    observer = ScriptedObserver([3, 5, 6, 6, 6, 6, 0])
+    engine = Engine(bus, redis, alock, observer, settings(steady_s=1.0), prefix=f"t{uid}", sleep=no_sleep)
+    await engine.handle(opened(incident, scope, b=3.0))
+    await engine.handle(diagnosis(incident))
+    request = (await box.wait_kind("mitigate"))[0]
+    assert (await box.wait_kind("checkpointed"))[0]["severity"]["mu"] == 6.0
+    await engine.handle(ended(incident, request, [0.0]))
+    closed = (await box.wait_kind("incident_closed"))[0]
+    assert closed["baseline"] == 6.0 and closed["visible_mu"] == [6.0, 0.0]
+    assert observer.calls == 7
+    await sub.unsubscribe()
+
+
+async def test_an_aborted_transaction_that_wrote_nothing_shows_no_visible_state(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    # pre 3 -> post 4 (the fault got worse by itself: abort) -> nothing undone -> pre 4 -> post 0 (commit)
+    engine = Engine(bus, redis, alock, ScriptedObserver([3, 4, 4, 0]), settings(), prefix=f"t{uid}", sleep=no_sleep)
+    await engine.handle(opened(incident, scope))
+    await engine.handle(diagnosis(incident))
+    first = (await box.wait_kind("mitigate"))[0]
+    await engine.handle(ended(incident, first, []))
+    await box.wait_kind("undo")
+    await engine.handle(
+        c.UndoCompleted(incident_id=incident, tx_id=first["tx_id"], attempt=1, undone=0, restored_digest="digest-0")
+    )
+    second = (await box.wait_kind("mitigate", 2))[1]
+    await engine.handle(ended(incident, second, [0.0]))
+    closed = (await box.wait_kind("incident_closed"))[0]
+    assert closed["visible_mu"] == [3.0, 0.0]  # no point for the attempt that changed nothing
     await sub.unsubscribe()
 
 
