@@ -75,6 +75,8 @@ def line(event: Any, t0: float) -> str:
             params = ", ".join(f"{k}={v}" for k, v in e.action.params.items() if k != "manifest")[:90]
             target = f"{e.action.kind}/{e.action.name}"
             text = f"  ACTION  #{e.seq} {e.action.verb} {target} {params}  -> hidden mu {e.mu_after}"
+        case "transaction_started":
+            text = f"TAKEN     {e.tx_id} by mitigator {e.worker or '?'}"
         case "transaction_ended":
             text = f"ENDED     {e.tx_id}: {e.actions} write(s), hidden mu-path {e.hidden_mu}"
         case "transaction_decided":

@@ -99,6 +99,8 @@ def describe(event: Event) -> str:
         case "action_executed":
             target = "/".join(p for p in (e.action.kind, e.action.name) if p)
             return f"  #{e.seq} {e.action.verb} {target} -> {'ok' if e.ok else 'failed'}, mu = {e.mu_after}"
+        case "transaction_started":
+            return f"{e.tx_id} taken by mitigator {e.worker or '?'}"
         case "transaction_ended":
             return f"{e.tx_id} ended ({e.outcome}): {e.actions} write(s), hidden mu {e.hidden_mu}"
         case "transaction_decided":

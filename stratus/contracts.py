@@ -241,6 +241,19 @@ class ActionExecuted(IncidentEvent):
     mu_after: float | None = None
 
 
+class TransactionStarted(IncidentEvent):
+    """A mitigator picked the transaction up under a valid lease; from here it renews the lease itself.
+
+    Until then the coordinator renews it: a request queued behind other work must not lose its lease before anyone
+    could use it.
+    """
+
+    kind: Literal["transaction_started"] = "transaction_started"
+    tx_id: str
+    attempt: int
+    worker: str = Field(default="", description="The mitigator instance that took it.")
+
+
 class TransactionEnded(IncidentEvent):
     kind: Literal["transaction_ended"] = "transaction_ended"
     tx_id: str
@@ -332,6 +345,7 @@ Event = Annotated[
     | AlertAttached
     | DiagnosisReady
     | ActionExecuted
+    | TransactionStarted
     | TransactionEnded
     | UndoCompleted
     | WorkFailed

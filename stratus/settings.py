@@ -103,6 +103,12 @@ class CoordinatorSettings(CommonSettings, SeveritySettings):
         default=20.0, ge=0, description="Take the checkpoint anyway when mu has not held steady after this long."
     )
     lease_ttl_s: float = Field(default=30.0, gt=0, description="Writer lease time-to-live (renewed while alive).")
+    pickup_timeout_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long the coordinator keeps a queued transaction's lease alive until a mitigator takes it; "
+        "after that the lease lapses and the attempt is rolled back and retried.",
+    )
     escalation_cooldown_s: float = Field(
         default=600.0, ge=0, description="After an escalation, no new incident opens on that scope for this long."
     )

@@ -57,10 +57,12 @@ from stratus.contracts import (
     StateChanged,
     TransactionDecided,
     TransactionEnded,
+    TransactionStarted,
     UndoCompleted,
     UndoRequest,
     WorkFailed,
     events_subject,
+    utcnow,
     work_subject,
 )
 from stratus.metrics import record_transition
@@ -141,6 +143,7 @@ class Engine:
             await self._flush(record)
             handler = {
                 "diagnosis": self._on_diagnosis,
+                "transaction_started": self._on_started,
                 "action_executed": self._on_action,
                 "transaction_ended": self._on_transaction_ended,
                 "undo_completed": self._on_undo_completed,
@@ -175,6 +178,14 @@ class Engine:
             return
         record.diagnosis = event
         await self._start_attempt(record)
+
+    async def _on_started(self, record: IncidentRecord, event: IncidentEvent) -> None:
+        assert isinstance(event, TransactionStarted)
+        attempt = record.attempt
+        if attempt is None or attempt.tx_id != event.tx_id or record.state != "mitigating" or attempt.started:
+            return
+        attempt.started = True
+        await self.store.save(record)
 
     async def _on_action(self, record: IncidentRecord, event: IncidentEvent) -> None:
         assert isinstance(event, ActionExecuted)
@@ -480,6 +491,8 @@ class Engine:
                 if record.state not in ("mitigating", "undoing") or record.lease is None or attempt is None:
                     continue
                 if await self.alock.check_fence(record.lease.scope, record.lease.token):
+                    if record.state == "mitigating" and not attempt.started:
+                        await self._keep_for_pickup(record, attempt)
                     continue
                 if record.state == "mitigating" and await self._writer_finished(record.incident_id, attempt.tx_id):
                     continue  # it ended; its TransactionEnded is on its way to the event handler
@@ -505,6 +518,20 @@ class Engine:
                     self._move(record, "aborted", attempt.reason)
                 record.lease = None
                 await self._begin_undo(record, attempt, need_new_lease=True)
+
+    async def _keep_for_pickup(self, record: IncidentRecord, attempt: Attempt) -> None:
+        """Renew the lease of a request no mitigator has taken yet (all replicas busy), up to ``pickup_timeout_s``."""
+        assert record.lease is not None
+        now = utcnow()
+        if (now - attempt.requested_at).total_seconds() > self.settings.pickup_timeout_s:
+            return  # nobody took it in time: the lease lapses and the watchdog rolls the attempt back
+        if (record.lease.expires_at - now).total_seconds() > self.settings.lease_ttl_s / 2:
+            return
+        try:
+            record.lease = await self.alock.renew(record.lease, self.settings.lease_ttl_s)
+        except FencingError:
+            return  # lapsed meanwhile: the next sweep takes over
+        await self.store.save(record)
 
     async def _writer_finished(self, incident_id: str, tx_id: str) -> bool:
         """Whether the mitigator already reported the end (or failure) of ``tx_id`` on the event stream."""

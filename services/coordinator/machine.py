@@ -67,6 +67,8 @@ class Attempt(BaseModel):
     reason: str = ""
     undo_divergences: int | None = None
     lease_scope: str = Field(default="", description="The scope the transaction's lease covered.")
+    requested_at: datetime = Field(default_factory=utcnow, description="When the mitigation request was sent.")
+    started: bool = Field(default=False, description="A mitigator took the request (TransactionStarted).")
 
 
 class IncidentRecord(BaseModel):

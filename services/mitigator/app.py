@@ -34,6 +34,7 @@ def build(settings: MitigatorSettings) -> ServiceRuntime:
             reasoner=reasoner,
             lease_ttl_s=settings.lease_ttl_s,
             jaeger_url=str(settings.jaeger_url) if settings.jaeger_url else None,
+            instance=runtime.instance,
         )
         runtime.consumer(WORK_ADAPTER, MitigateHandler(deps), on_rejected=report_rejected_work(runtime))
 

@@ -10,7 +10,7 @@ from nats.aio.msg import Msg
 from services.mitigator.transaction import run_transaction
 from stratus.alock import ALock
 from stratus.bus import Bus
-from stratus.contracts import ActionExecuted, MitigateRequest, Work, events_subject
+from stratus.contracts import ActionExecuted, MitigateRequest, TransactionStarted, Work, events_subject
 from stratus.errors import PermanentError
 from stratus.gateway import KubeApi
 from stratus.journal import Journal
@@ -30,6 +30,7 @@ class MitigatorDeps:
     reasoner: MitigationReasoner
     lease_ttl_s: float
     jaeger_url: str | None = None
+    instance: str = ""
 
 
 class MitigateHandler:
@@ -54,6 +55,15 @@ class MitigateHandler:
             request.attempt,
             lease.token,
         )
+
+        started = TransactionStarted(
+            id=f"{request.tx_id}:started",
+            incident_id=request.incident_id,
+            tx_id=request.tx_id,
+            attempt=request.attempt,
+            worker=deps.instance,
+        )
+        await deps.bus.publish(events_subject(started.incident_id, started.kind), started)
 
         async def report(event: ActionExecuted) -> None:
             await deps.bus.publish(events_subject(event.incident_id, event.kind), event)

@@ -249,7 +249,8 @@ async def test_a_vanished_writer_is_fenced_out_and_its_transaction_rolled_back(
     await engine.handle(diagnosis(incident))
     request = (await box.wait_kind("mitigate"))[0]
     old = c.Lease.model_validate(request["lease"])
-    # The mitigator never renews (it died). Once the lease lapses the watchdog takes over.
+    await engine.handle(started(incident, request))
+    # The mitigator took the request, then never renewed (it died). Once the lease lapses the watchdog takes over.
     deadline = asyncio.get_running_loop().time() + 10
     while not box.of_kind("undo") and asyncio.get_running_loop().time() < deadline:
         await engine.sweep()
@@ -258,6 +259,54 @@ async def test_a_vanished_writer_is_fenced_out_and_its_transaction_rolled_back(
     assert undo["tx_id"] == request["tx_id"]
     assert undo["lease"]["token"] > old.token
     assert not await alock.check_fence(scope, old.token)  # the old writer can never write again
+    assert (await box.wait_kind("transaction_decided"))[0]["decision"] == "abort"
+    await sub.unsubscribe()
+
+
+def started(incident: str, req: dict[str, Any]) -> c.TransactionStarted:
+    return c.TransactionStarted(incident_id=incident, tx_id=req["tx_id"], attempt=req["attempt"], worker="m-0")
+
+
+async def sweep_for(engine: Engine, seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        await engine.sweep()
+        await asyncio.sleep(0.1)
+
+
+async def test_a_queued_request_keeps_its_lease_until_a_mitigator_takes_it(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    engine = Engine(
+        bus, redis, alock, ScriptedObserver([3]), settings(lease_ttl_s=0.6), prefix=f"t{uid}", sleep=no_sleep
+    )
+    await engine.handle(opened(incident, scope))
+    await engine.handle(diagnosis(incident))
+    request = (await box.wait_kind("mitigate"))[0]
+    lease = c.Lease.model_validate(request["lease"])
+    await sweep_for(engine, 2.0)  # every mitigator is busy: the request waits three TTLs in the queue
+    assert await alock.check_fence(scope, lease.token) and not box.of_kind("undo")
+    await engine.handle(started(incident, request))  # taken: renewing is the mitigator's job now (it is not)
+    await sweep_for(engine, 2.0)
+    assert not await alock.check_fence(scope, lease.token)
+    assert (await box.wait_kind("undo"))[0]["tx_id"] == request["tx_id"]
+    await sub.unsubscribe()
+
+
+async def test_a_request_nobody_takes_loses_its_lease_after_the_pickup_timeout(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    cfg = settings(lease_ttl_s=0.5, pickup_timeout_s=1.0)
+    engine = Engine(bus, redis, alock, ScriptedObserver([3]), cfg, prefix=f"t{uid}", sleep=no_sleep)
+    await engine.handle(opened(incident, scope))
+    await engine.handle(diagnosis(incident))
+    request = (await box.wait_kind("mitigate"))[0]
+    await sweep_for(engine, 3.0)
+    assert (await box.wait_kind("undo"))[0]["tx_id"] == request["tx_id"]
     assert (await box.wait_kind("transaction_decided"))[0]["decision"] == "abort"
     await sub.unsubscribe()
 
