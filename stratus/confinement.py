@@ -49,6 +49,7 @@ RefusalRule = Literal[
     "no_undo",
     "lease_scope",
     "risk_window",
+    "ready_capacity",
     "unsupported",
 ]
 

@@ -6,8 +6,10 @@ Why it is shaped this way:
   every write it is asked for is refused. ``WriteGateway`` (mitigator, undoer) adds writes, and only under a lease.
 - **Every write is a write-ahead step (DESIGN.md R2), in this order:** confine -> the lease's scope must equal the
   action's scope -> server-side dry run (``dryRun=All``; a failure returns the API's message, nothing changes and
-  nothing is journaled) -> read the pre-image -> build the undo record (an action with no recordable undo is refused) ->
-  ``journal_intent`` (if it raises, the write is not sent) -> fencing check -> the write -> ``journal_outcome``.
+  nothing is journaled) -> read the pre-image -> the ready-capacity guard (a write that would terminate Ready pods is
+  refused, ``stratus.disruption``: undo restores specs, not processes) -> build the undo record (an action with no
+  recordable undo is refused) -> ``journal_intent`` (if it raises, the write is not sent) -> fencing check -> the
+  write -> ``journal_outcome``. Undo writes (``apply_undo``) skip the guard: they restore the pre-image.
 - **The undo restores exactly what the write replaced.** Every write carries the pre-image's ``resourceVersion`` as a
   precondition (in the patch body, as a JSON-patch ``test`` op, or as delete preconditions). Controllers bump it with
   status updates all the time, so on a conflict the object is read again: if its spec-level state (``digest.normalise``)
@@ -79,6 +81,7 @@ from stratus.digest import (
     digest_of,
     normalise,
 )
+from stratus.disruption import ready_capacity_loss
 from stratus.errors import PermanentError, StratusError
 from stratus.kubectl import parse_command, render_describe, render_events, render_object, render_table
 
@@ -689,6 +692,9 @@ class WriteGateway(ReadGateway):
                 message=f"Dry run failed, nothing was changed: {exc}",
             )
         pre: Obj | None = await self._call(self._pre_image_sync, action)
+        loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
+        if loss:
+            raise Refusal(f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity")
         undo, note = await self._call(self._undo_for_sync, action, pre)
         if undo is None:
             raise Refusal(

@@ -1,7 +1,8 @@
 """The cluster gateway against the arena's emulated API server, through the official Python client.
 
 Each write kind: the dry run stores nothing, a failing dry run returns the API's message, the pre-image and the undo
-record are right, the undo restores the scope's digest; a stale fencing token and a failing journal prevent the write.
+record are right, the undo restores the scope's digest; a stale fencing token and a failing journal prevent the write;
+a write that would terminate Ready pods is refused before anything is journaled.
 """
 
 from __future__ import annotations
@@ -114,13 +115,29 @@ def kubeconfig(arena_kubeconfig: Path) -> Path:
     return arena_kubeconfig
 
 
+async def settled(api: KubeApi, ns: str, name: str, timeout: float = 15.0) -> None:
+    """Wait until the Deployment's controllers settled (status writes bump resourceVersion) and all its replicas are
+    available, so a test's pre-image stays current."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        dep = await asyncio.to_thread(api.get, "Deployment", ns, name)
+        status = (dep or {}).get("status") or {}
+        done = status.get("observedGeneration") == dep["metadata"].get("generation") if dep else False
+        if done and (status.get("availableReplicas") or 0) == dep["spec"]["replicas"]:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"the Deployment {name} did not become available"
+        await asyncio.sleep(0.05)
+
+
 @pytest.fixture
 async def ns(kubeconfig: Path) -> AsyncIterator[str]:
-    """A fresh namespace with a Deployment ``web``, a Service and a ConfigMap."""
+    """A fresh namespace with a Deployment ``web`` (2 Ready pods), a Deployment ``idle`` scaled to zero, a Service and
+    a ConfigMap."""
     name = f"gw-{uuid.uuid4().hex[:8]}"
     api = KubeApi.from_kubeconfig(kubeconfig)
     await asyncio.to_thread(api.create, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     await asyncio.to_thread(api.create, deployment("web", name))
+    await asyncio.to_thread(api.create, deployment("idle", name, replicas=0))
     svc = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -129,16 +146,8 @@ async def ns(kubeconfig: Path) -> AsyncIterator[str]:
     }
     await asyncio.to_thread(api.create, svc)
     await asyncio.to_thread(api.create, configmap("conf", name))
-    # Let the controllers settle (status writes bump resourceVersion), so a test's pre-image stays current.
-    deadline = asyncio.get_running_loop().time() + 15
-    while True:
-        dep = await asyncio.to_thread(api.get, "Deployment", name, "web")
-        status = (dep or {}).get("status") or {}
-        settled = status.get("observedGeneration") == dep["metadata"].get("generation") if dep else False
-        if settled and status.get("availableReplicas") == dep["spec"]["replicas"]:
-            break
-        assert asyncio.get_running_loop().time() < deadline, "the Deployment did not become available"
-        await asyncio.sleep(0.05)
+    await settled(api, name, "web")
+    await settled(api, name, "idle")
     yield name
     api.close()
 
@@ -214,8 +223,9 @@ async def test_read_gateway_refuses_typed_writes(reader: ReadGateway, ns: str) -
 
 
 def write_cases(ns: str) -> list[tuple[str, Action]]:
+    """Writes the ready-capacity guard allows (scaling ``web`` down or deleting it is refused: see below)."""
     return [
-        ("scale", Scale(kind="Deployment", namespace=ns, name="web", replicas=0)),
+        ("scale", Scale(kind="Deployment", namespace=ns, name="web", replicas=3)),
         (
             "patch-strategic",
             Patch(
@@ -240,7 +250,7 @@ def write_cases(ns: str) -> list[tuple[str, Action]]:
         ("set-env", SetEnv(kind="Deployment", namespace=ns, name="web", env={"B": "2"}, unset=["A"])),
         ("rollout-restart", RolloutRestart(kind="Deployment", namespace=ns, name="web")),
         ("delete-configmap", Delete(kind="ConfigMap", namespace=ns, name="conf")),
-        ("delete-deployment", Delete(kind="Deployment", namespace=ns, name="web")),
+        ("delete-deployment", Delete(kind="Deployment", namespace=ns, name="idle")),
         ("create", Create(manifest=configmap("extra", ns))),
         ("apply-new", Apply(manifest=deployment("api", ns))),
         ("apply-existing", Apply(manifest={**configmap("conf", ns), "data": {"k": "applied"}})),
@@ -319,7 +329,7 @@ async def test_stale_fencing_token_prevents_the_write(kubeconfig: Path, reader: 
     fence.current[ns] = 8  # another writer took the scope after this lease expired
     checkpoint = await reader.state_digest(ns)
     with pytest.raises(PermissionError, match="fencing token 7"):
-        await gw.write(Scale(kind="Deployment", namespace=ns, name="web", replicas=0))
+        await gw.write(Scale(kind="Deployment", namespace=ns, name="web", replicas=3))
     assert [r.phase for r in journal.records] == ["intent"]  # journaled, never executed: the undo is harmless
     assert (await reader.state_digest(ns)).digest == checkpoint.digest
     with pytest.raises(PermissionError):
@@ -356,14 +366,25 @@ async def test_lease_scope_must_cover_the_action(kubeconfig: Path, ns: str) -> N
     gw.close()
 
 
+def is_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
 async def test_controller_owned_pod_delete_needs_no_undo(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
+    """A pod that is not Ready (its image crashes) may be deleted: its ReplicaSet recreates it."""
+    api = KubeApi.from_kubeconfig(kubeconfig)
+    await asyncio.to_thread(api.create, deployment("broken", ns, image="crash:1"))
+    api.close()
+
     async def pods() -> list[dict[str, Any]]:
-        return await reader.list_objects("Pod", ns, label_selector="app=web")
+        return await reader.list_objects("Pod", ns, label_selector="app=broken")
 
     async def two_pods() -> bool:
         return len(await pods()) == 2
 
     await eventually(two_pods)
+    assert not any(is_ready(p) for p in await pods())
     pod = (await pods())[0]["metadata"]["name"]
     journal, fence = Journal(), Fence()
     gw = writer(kubeconfig, ns, journal, fence)
@@ -482,9 +503,89 @@ async def test_kubectl_lines_on_the_write_face(kubeconfig: Path, reader: ReadGat
     journal = Journal()
     gw = writer(kubeconfig, ns, journal, fence)
     gw.max_writes = 1
-    assert "scaled" in await gw.kubectl(f"kubectl scale deploy/web --replicas=1 -n {ns}")
-    refused = await gw.kubectl(f"kubectl scale deploy/web --replicas=3 -n {ns}")
+    assert "scaled" in await gw.kubectl(f"kubectl scale deploy/web --replicas=3 -n {ns}")
+    refused = await gw.kubectl(f"kubectl scale deploy/web --replicas=4 -n {ns}")
     assert "bound K=1" in refused and gw.writes_left == 0
+    gw.close()
+
+
+# --- the ready-capacity guard: undo restores specs, not running processes ----------------------------------------
+
+
+async def test_deleting_a_ready_pod_is_refused(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
+    ready = [p for p in await reader.list_objects("Pod", ns, label_selector="app=web") if is_ready(p)]
+    assert ready, "the fixture waits for web's pods to be Ready"
+    pod = ready[0]["metadata"]["name"]
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence)
+    with pytest.raises(Refusal) as info:
+        await gw.write(Delete(kind="Pod", namespace=ns, name=pod))
+    assert info.value.rule == "ready_capacity"
+    assert str(info.value) == (
+        f"Write operation 'delete' on Pod/{ns}/{pod} refused: the pod is Ready, and undo restores specs, not running "
+        "processes. Restart its workload with `kubectl rollout restart` (a rolling update keeps Ready pods until their "
+        "replacements are Ready), or act on pods that are not Ready."
+    )
+    assert journal.records == [] and fence.calls == 0 and gw.writes == 0
+    still = await reader.get_object("Pod", ns, pod)
+    assert still is not None and not still["metadata"].get("deletionTimestamp")
+    # An agent's command line gets the same refusal as text.
+    text = await gw.kubectl(f"kubectl delete pod {pod} -n {ns}")
+    assert text.startswith(f"Write operation 'delete' on Pod/{ns}/{pod} refused: the pod is Ready"), text
+    assert journal.records == []
+    gw.close()
+
+
+@pytest.mark.parametrize(
+    ("action", "says"),
+    [
+        (Scale(kind="Deployment", namespace="x", name="web", replicas=0), "scaling it to 0 replicas terminates"),
+        (
+            Scale(kind="Deployment", namespace="x", name="web", replicas=1),
+            "scaling it to 1 replica terminates some of its 2 Ready pods",
+        ),
+        (Delete(kind="Deployment", namespace="x", name="web"), "it has 2 Ready pods, and deleting it terminates"),
+    ],
+    ids=["scale-to-0", "scale-below-ready", "delete-deployment"],
+)
+async def test_taking_down_ready_replicas_is_refused(
+    action: Action, says: str, kubeconfig: Path, reader: ReadGateway, ns: str
+) -> None:
+    action = action.model_copy(update={"namespace": ns})
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence)
+    checkpoint = await reader.state_digest(ns)
+    with pytest.raises(Refusal) as info:
+        await gw.write(action)
+    assert info.value.rule == "ready_capacity"
+    assert str(info.value).startswith(f"Write operation '{action.verb}' on Deployment/{ns}/web refused: ")
+    assert says in str(info.value) and "undo restores specs, not running processes" in str(info.value)
+    assert journal.records == [] and fence.calls == 0
+    assert (await reader.state_digest(ns)).digest == checkpoint.digest
+    web = await reader.get_object("Deployment", ns, "web")
+    assert web is not None and web["spec"]["replicas"] == 2
+    gw.close()
+
+
+async def test_rollout_restart_of_a_one_replica_deployment_is_allowed(
+    kubeconfig: Path, reader: ReadGateway, ns: str
+) -> None:
+    """maxUnavailable 25% of 1 replica rounds down to 0: the Ready pod stays until its replacement is Ready."""
+    api = KubeApi.from_kubeconfig(kubeconfig)
+    await asyncio.to_thread(api.create, deployment("solo", ns, replicas=1))
+    await settled(api, ns, "solo")
+    api.close()
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence)
+    result = await gw.write(RolloutRestart(kind="Deployment", namespace=ns, name="solo"))
+    assert result.ok, result.message
+    assert [r.phase for r in journal.records] == ["intent", "outcome"] and fence.calls == 1
+
+    async def rolled_out() -> bool:
+        text = await reader.kubectl(f"kubectl rollout status deploy/solo -n {ns}")
+        return text == 'deployment "solo" successfully rolled out'
+
+    await eventually(rolled_out)
     gw.close()
 
 

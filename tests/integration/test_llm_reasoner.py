@@ -1,9 +1,10 @@
 """The LLM reasoners, driven by the scripted OpenAI-compatible server, acting on the arena through the real gateway.
 
 HotelReservation with ``misconfig_app_hotel_res-1`` injected (geo crash-loops on a bad image). The scripted model
-diagnoses it from real logs; its first transaction makes things worse (frontend scaled to zero, after a malformed
-call it must survive), mu rises, the journal's undo restores the scope; the second transaction is shown the short
-reflection, fixes the image, and the strict oracle passes. The coordinator's decisions are played by the test.
+diagnoses it from real logs; its first transaction makes things worse (after a malformed call it must survive and a
+scale of the Ready frontend to zero that the gateway refuses, it points frontend's Service at no pods), mu rises, the
+journal's undo restores the scope; the second transaction is shown the short reflection, fixes the image, and the
+strict oracle passes. The coordinator's decisions are played by the test.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PID = "misconfig_app_hotel_res-mitigation-1"
 GOOD_IMAGE = "yinfangchen/hotelreservation:latest"
+NOWHERE = '{"spec": {"selector": {"io.kompose.service": "nowhere"}}}'
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +142,7 @@ async def test_diagnose_abort_undo_then_reflection_commits(llm: ScriptedLLM, eng
         assert "panic" in logs.lower() or "no reachable servers" in logs, logs  # the model read the real log
         assert diagnosis.localisation == ["geo"] and diagnosis.usage.steps == 3 and len(llm.requests) == 3
 
-        # --- attempt 1: a malformed call, then a harmful write; mu rises, the journal undoes it ------------------
+        # --- attempt 1: a malformed call, a refused write, then a harmful one; mu rises, the journal undoes it ---
         mu_pre = (await meter.measure(ns)).mu
         journal = Journal()
         lease = Lease(scope=ns, holder="inc-llm/1", token=1, expires_at=utcnow())
@@ -162,6 +164,7 @@ async def test_diagnose_abort_undo_then_reflection_commits(llm: ScriptedLLM, eng
                 "I think restarting the front door helps.\n```json\n"
                 '{"name": "kubectl", "arguments": {"command": "kubectl scale deployment frontend --replicas=0"}}\n```'
             ),
+            tool_call("kubectl", {"command": f"kubectl patch service frontend -p '{NOWHERE}'"}),
             tool_call("end_transaction", {"reason": "frontend restarted"}),
         )
         gateways.append(gw1)
@@ -172,21 +175,28 @@ async def test_diagnose_abort_undo_then_reflection_commits(llm: ScriptedLLM, eng
         first = await mitigator.mitigate(request1, TransactionTools(gw1, namespace=ns))
         assert first.done
         assert "not valid JSON" in llm.requests[4]["messages"][-1]["content"]
+        refusal = llm.requests[5]["messages"][-1]["content"]
+        assert f"Write operation 'scale' on Deployment/{ns}/frontend refused: scaling it to 0 replicas" in refusal
         intents = [r for r in journal.records if r.phase == "intent"]
-        assert [r.action.verb for r in intents] == ["scale"] and intents[0].action.name == "frontend"
+        assert [(r.action.verb, r.action.kind, r.action.name) for r in intents] == [("patch", "Service", "frontend")]
 
         async def worse() -> bool:
             return (await meter.measure(ns)).mu > mu_pre
 
-        await eventually("mu to rise after frontend was scaled to zero", worse)
+        await eventually("mu to rise after frontend's Service lost its pods", worse)
         for record in reversed(intents):  # what the undoer does on abort
             for spec in record.undo:
                 assert (await gw1.apply_undo(spec)).ok
-        frontend = await reader.get_object("Deployment", ns, "frontend")
-        assert frontend is not None and frontend["spec"]["replicas"] == 1
+        frontend = await reader.get_object("Service", ns, "frontend")
+        assert frontend is not None and frontend["spec"]["selector"] == {"io.kompose.service": "frontend"}
+        scaled = await reader.get_object("Deployment", ns, "frontend")
+        assert scaled is not None and scaled["spec"]["replicas"] == 1
 
         # --- attempt 2: the reflection is in the prompt; the fix commits --------------------------------------
-        lesson = "Attempt 1 scaled frontend to 0: mu rose and it was undone. The fault is geo's image, not frontend."
+        lesson = (
+            "Attempt 1 pointed frontend's Service at no pods: mu rose and it was undone. The fault is geo's image, "
+            "not frontend."
+        )
 
         def fix_if_reflected(body: dict[str, Any]) -> Reply:
             if lesson not in messages_text(body):
