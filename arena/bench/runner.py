@@ -104,11 +104,15 @@ def select(registry: Registry, suite: str, only: list[str]) -> list[str]:
     return sorted(ids, key=lambda pid: (registry.get(pid)[0].app, pid))  # one set of services per app
 
 
+HARMFUL_IMAGE = "stratus-bench/does-not-exist:0"
+"""The image of the harmful-then-fix policy's first write."""
+
+
 def scripted_plan(scenario: s.Scenario, app: AppSpec, script: str = "fix") -> dict[str, Any]:
     """The scenario's documented mitigation as kubectl lines: a reference policy that measures the system around the
     reasoner. Steps with no kubectl form (exec into a pod) are left out. ``harmful-then-fix`` puts a harmful attempt
-    first (the app's front end scaled to zero): the ablations' probe, since only a failed attempt shows what retry and
-    undo are worth."""
+    first (a rollout of the app's front end to a missing image): the ablations' probe, since only a failed attempt
+    shows what retry and undo are worth."""
     namespace = app.namespace
     lines: list[str] = []
     for step in scenario.mitigation:
@@ -124,7 +128,14 @@ def scripted_plan(scenario: s.Scenario, app: AppSpec, script: str = "fix") -> di
             body = shlex.quote(json.dumps(step.patch))
             lines.append(f"kubectl {ns}patch {kind} {step.name} --type={step.patch_type} -p {body}")
     if script == "harmful-then-fix":
-        return {"attempts": [[f"kubectl -n {namespace} scale deployment {app.frontend} --replicas=0"], lines]}
+        # A rollout of the front end to an image that does not exist: permitted (the rolling update keeps the Ready
+        # pod), visibly harmful (a failing pod) and undoable. Scaling it to zero would be refused by the gateway's
+        # ready-capacity rule, since no undo restarts a process that may not start again.
+        broken = [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": HARMFUL_IMAGE}]
+        harm = (
+            f"kubectl -n {namespace} patch deployment {app.frontend} --type=json -p {shlex.quote(json.dumps(broken))}"
+        )
+        return {"attempts": [[harm], lines]}
     return {"attempts": [lines]}
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from tests.conftest import BAD_IMAGE
+
 TIERS = ("web", "cart", "db")
 
 
@@ -50,3 +52,16 @@ def replicas(kubeconfig: Path, ns: str) -> dict[str, int]:
     out = {d.metadata.name: d.spec.replicas for d in apps.list_namespaced_deployment(ns).items}
     api.close()
     return out
+
+
+def images(kubeconfig: Path, ns: str) -> dict[str, str]:
+    api, _, apps = apps_api(kubeconfig)
+    out = {d.metadata.name: d.spec.template.spec.containers[0].image for d in apps.list_namespaced_deployment(ns).items}
+    api.close()
+    return out
+
+
+def break_image(ns: str, name: str) -> str:
+    """A harmful write the gateway permits: a rollout to an image that cannot run. The rolling update keeps the Ready
+    pod until its replacement is Ready (never), so the harm is a failing new pod, and the undo restores it all."""
+    return f"kubectl -n {ns} set image deployment/{name} {name}={BAD_IMAGE}"

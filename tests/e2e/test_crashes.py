@@ -21,8 +21,9 @@ from arena.server import ArenaServer
 from stratus.bus import Bus
 from stratus.journal import Journal
 from stratus.localinfra import LocalServer
+from tests.conftest import BAD_IMAGE
 from tests.e2e.harness import Timeline, running_system
-from tests.e2e.shop import deploy_shop, replicas, scale
+from tests.e2e.shop import break_image, deploy_shop, images, scale
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -55,7 +56,7 @@ async def test_killed_mitigator_is_rolled_back_and_the_incident_continues(
     steps = plan(
         tmp_path,
         [
-            [f"kubectl -n {ns} scale deployment cart --replicas=0", {"pause": 60}],
+            [break_image(ns, "cart"), {"pause": 60}],
             *[[f"kubectl -n {ns} scale deployment web --replicas=1"]] * 3,
         ],
     )
@@ -74,14 +75,14 @@ async def test_killed_mitigator_is_rolled_back_and_the_incident_continues(
     ) as system:
         scale(kubeconfig, ns, "web", 0)
         await timeline.wait_for("action_executed", timeout=60)
-        assert replicas(kubeconfig, ns)["cart"] == 0
+        assert images(kubeconfig, ns)["cart"] == BAD_IMAGE
         system.signal("mitigator", signal.SIGKILL)
         system.start_one("mitigator")  # restarted, as Kubernetes would; it knows nothing of the dead one's work
         decided = (await timeline.wait_for("transaction_decided", timeout=60))[0]
         assert decided["decision"] == "abort" and "lost its lease" in decided["reason"]
         undone = (await timeline.wait_for("undo_completed", timeout=60))[0]
         assert undone["divergences"] == [] and undone["undone"] == 1
-        await wait_until(lambda: replicas(kubeconfig, ns)["cart"] == 1)
+        await wait_until(lambda: images(kubeconfig, ns)["cart"] == "shop/cart:1.0")
         closed = (await timeline.wait_for("incident_closed", timeout=90))[0]
         assert closed["outcome"] == "resolved"
         assert max(float(m) for m in closed["visible_mu"]) <= float(closed["visible_mu"][0])
@@ -103,9 +104,9 @@ async def test_a_paused_writer_whose_lease_expired_cannot_write(
         tmp_path,
         [
             [
-                f"kubectl -n {ns} scale deployment cart --replicas=0",
+                break_image(ns, "cart"),
                 {"pause": 1},
-                f"kubectl -n {ns} scale deployment db --replicas=0",
+                break_image(ns, "db"),
             ],
             [f"kubectl -n {ns} scale deployment web --replicas=1"],
         ],
@@ -127,11 +128,11 @@ async def test_a_paused_writer_whose_lease_expired_cannot_write(
         first = (await timeline.wait_for("action_executed", timeout=60))[0]
         system.signal("mitigator", signal.SIGSTOP)  # paused mid-transaction, between its two writes
         await timeline.wait_for("undo_completed", timeout=60)  # its lease lapsed; the coordinator rolled it back
-        await wait_until(lambda: replicas(kubeconfig, ns)["cart"] == 1)
+        await wait_until(lambda: images(kubeconfig, ns)["cart"] == "shop/cart:1.0")
         system.signal("mitigator", signal.SIGCONT)  # it wakes up believing it may write
         ended = (await timeline.wait_for("transaction_ended", timeout=30, tx_id=first["tx_id"]))[0]
         assert ended["actions"] == 1  # the second write never reached the cluster
-        assert replicas(kubeconfig, ns)["db"] == 1
+        assert images(kubeconfig, ns)["db"] == "shop/db:1.0"
         records = await Journal(bus).read(first["tx_id"])
         assert [r.action.name for r in records if r.phase == "outcome"] == ["cart"]
         closed = (await timeline.wait_for("incident_closed", timeout=90))[0]

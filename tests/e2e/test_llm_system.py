@@ -18,7 +18,7 @@ from arena.server import ArenaServer
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
 from tests.e2e.harness import Timeline, baseline, running_system
-from tests.e2e.shop import deploy_shop, replicas, scale
+from tests.e2e.shop import break_image, deploy_shop, replicas, scale
 from tests.llm_server import Reply, ScriptedLLM, messages_text, tool_call
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -54,7 +54,7 @@ class Model:
         if last.get("role") == "tool" and calls and calls[-1] == "kubectl":  # its write went through: end
             return tool_call("end_transaction", {"reason": "done"})
         if "Attempt 1" not in seen:  # the first transaction: a harmful guess
-            return tool_call("kubectl", {"command": f"kubectl -n {self.ns} scale deployment cart --replicas=0"})
+            return tool_call("kubectl", {"command": break_image(self.ns, "cart")})
         if not self.malformed_sent:  # the second: a broken call first
             self.malformed_sent = True
             return tool_call("scale", '{"kind": "Deployment", "name": "web", "replicas": ')

@@ -19,7 +19,7 @@ from arena.server import ArenaServer
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
 from tests.e2e.harness import Timeline, baseline, running_system
-from tests.e2e.shop import deploy_shop, scale
+from tests.e2e.shop import break_image, deploy_shop, scale
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -42,7 +42,7 @@ async def test_harmful_attempt_is_undone_and_the_fix_commits(
         yaml.safe_dump(
             {
                 "attempts": [
-                    [f"kubectl -n {ns} scale deployment {d} --replicas=0" for d in ("web", "cart", "db")],
+                    [break_image(ns, d) for d in ("web", "cart", "db")],
                     [f"kubectl -n {ns} scale deployment web --replicas=1"],
                 ]
             }
