@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import copy
+import inspect
+import re
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from stratus.reasoners.rulebook import analyzers as az
 from stratus.reasoners.rulebook.snapshot import Snapshot
@@ -429,3 +434,77 @@ def test_database_requiring_tls_without_history_drops_the_tls_options() -> None:
         "path": "/spec/template/spec/containers/0/args",
         "value": ["--auth"],
     }
+
+
+# -- root causes ---------------------------------------------------------------------------------------------------
+
+LEVELS = {"Hardware", "Operating System", "Virtualization", "Application"}
+FAULT_TYPES = {
+    "Misconfiguration",
+    "Code Defect",
+    "Authentication Issue",
+    "Network/Storage Issue",
+    "Operation Error",
+    "Dependency Problem",
+}
+
+
+def test_every_mechanism_has_a_root_cause_in_aiopslab_vocabulary() -> None:
+    produced = set(re.findall(r'mechanism="(\w+)"', inspect.getsource(az)))
+    assert produced == set(az.ROOT_CAUSES)
+    for mechanism, rc in az.ROOT_CAUSES.items():
+        assert rc.system_level in LEVELS and rc.fault_type in FAULT_TYPES, mechanism
+
+
+def test_root_cause_follows_from_the_mechanism() -> None:
+    """Kubernetes objects are the Virtualization level, the program and its configuration the Application level;
+    a value written wrong is a Misconfiguration, an operator removing what the app needs an Operation Error."""
+    by_class = {
+        ("Virtualization", "Misconfiguration"): {"service_target_port"},
+        ("Virtualization", "Operation Error"): {"scaled_to_zero", "stale_claim_ref", "missing_storage_class"},
+        ("Virtualization", "Dependency Problem"): {"unschedulable_placement", "upstream_unavailable"},
+        ("Application", "Misconfiguration"): {
+            "changed_template",
+            "bad_image",
+            "wrong_program",
+            "client_wrong_port",
+            "tls_required",
+        },
+        ("Application", "Authentication Issue"): {"database_auth"},
+        ("Application", "Dependency Problem"): {"crash_loop"},
+    }
+    seen: dict[str, tuple[str, str]] = {}
+    for (level, fault_type), mechanisms in by_class.items():
+        for m in mechanisms:
+            seen[m] = (az.ROOT_CAUSES[m].system_level, az.ROOT_CAUSES[m].fault_type)
+            assert seen[m] == (level, fault_type), m
+    assert set(seen) == set(az.ROOT_CAUSES)
+    d = dep("worker")
+    [f] = az.crash_looping(snap(d, pod(d, waiting="CrashLoopBackOff", restarts=1)))
+    assert f.root_cause == az.ROOT_CAUSES["crash_loop"]
+
+
+async def test_a_crash_is_read_before_the_restart_count_moves(tmp_path: Path) -> None:
+    """Right after the first crash a container waits in CrashLoopBackOff with no restart counted yet: its current
+    log (the crashed instance's, as ``kubectl logs`` shows it) is the only account of why, and must be read."""
+    from stratus.contracts import DiagnoseRequest
+    from stratus.reasoners.rulebook import RulebookDiagnosisReasoner
+
+    from .rulebook_cases.casetools import CaseTools
+
+    d, cm, s_db = _database()
+    client = dep("orders")
+    crashed = pod(client, waiting="CrashLoopBackOff", restarts=0)
+    crashed["status"]["containerStatuses"][0]["lastState"] = {"terminated": {"reason": "Error", "exitCode": 2}}
+    logs = {
+        "orders-x1/orders": "Read database URL: orders-mongo:27017\n"
+        'PNC not authorized on orders-db to execute command { count: "orders" }\npanic: not authorized'
+    }
+    (tmp_path / "objects.yaml").write_text(yaml.safe_dump_all([d, pod(d, "db1"), cm, s_db, client, crashed]))
+    (tmp_path / "events.yaml").write_text("[]")
+    (tmp_path / "logs.yaml").write_text(yaml.safe_dump(logs))
+    diagnosis = await RulebookDiagnosisReasoner().diagnose(
+        DiagnoseRequest(incident_id="i", scope=NS), CaseTools(tmp_path)
+    )
+    assert diagnosis.localisation[0] == "orders-mongo"
+    assert diagnosis.root_cause == az.ROOT_CAUSES["database_auth"]

@@ -3,8 +3,9 @@
 Why findings and not fixes: a fault shows in many places at once (a Service's targetPort, its callers' logs, error
 spans), and several analyzers may see the same fault from different sides. Each finding states one *mechanism* in
 Kubernetes terms (``service_target_port``, ``scaled_to_zero``, ...), the object at fault, the component to localise,
-the AIOpsLab category, the evidence, a confidence, and the ``facts`` a recipe needs to fix it. Diagnosis ranks the
-findings; mitigation turns the root-cause ones into actions (``recipes``). Symptom findings (a client that cannot
+the evidence, a confidence, and the ``facts`` a recipe needs to fix it. The AIOpsLab category follows from the
+mechanism alone (``ROOT_CAUSES``): one table says how the rulebook classifies every fault it can see. Diagnosis ranks
+the findings; mitigation turns the root-cause ones into actions (``recipes``). Symptom findings (a client that cannot
 reach its upstream) carry ``caused_by`` so that they rank below, and are explained by, the finding of their cause.
 
 Everything is derived from Kubernetes semantics and widely shared conventions: selectors and ports, ReplicaSet
@@ -37,6 +38,36 @@ from stratus.reasoning import Obj
 from stratus.severity import pod_problems
 
 
+def _rc(system_level: str, fault_type: str) -> RootCause:
+    return RootCause(system_level=system_level, fault_type=fault_type)
+
+
+ROOT_CAUSES: dict[str, RootCause] = {
+    # Virtualization: an object of the orchestrator is wrong, whatever the application inside does.
+    "service_target_port": _rc("Virtualization", "Misconfiguration"),  # a Service's spec contradicts its pods
+    "scaled_to_zero": _rc("Virtualization", "Operation Error"),  # an operator scaled a served workload away
+    "stale_claim_ref": _rc("Virtualization", "Operation Error"),  # claims deleted under their volumes (Released)
+    "missing_storage_class": _rc("Virtualization", "Operation Error"),  # claims left naming a class now gone
+    "unschedulable_placement": _rc("Virtualization", "Dependency Problem"),  # pods require a node that is not there
+    "upstream_unavailable": _rc("Virtualization", "Dependency Problem"),  # a symptom: the Service has no endpoint
+    # Application: the program, its configuration or its data refuse to work, on healthy Kubernetes objects.
+    "changed_template": _rc("Application", "Misconfiguration"),  # a new image/command/args/env broke the pods
+    "bad_image": _rc("Application", "Misconfiguration"),  # an image that cannot be pulled
+    "wrong_program": _rc("Application", "Misconfiguration"),  # the command runs another workload's binary
+    "client_wrong_port": _rc("Application", "Misconfiguration"),  # the client's configured address is wrong
+    "tls_required": _rc("Application", "Misconfiguration"),  # the server's TLS settings reject its clients
+    "database_auth": _rc("Application", "Authentication Issue"),  # the database refuses the client's user
+    "crash_loop": _rc("Application", "Dependency Problem"),  # crashing for a reason no analyzer recognised
+}
+"""Each mechanism's category in AIOpsLab's vocabulary (``system_level`` / ``fault_type``), from the mechanism alone.
+
+Virtualization when the fault lives in a Kubernetes object (Service, replicas, scheduling, volumes); Application when
+those objects are sound and the program, its configuration or its data fail. Misconfiguration for a wrong value that
+someone wrote, Operation Error for an operator's action that removed something the app needs, Dependency Problem for
+a requirement nothing satisfies, Authentication Issue for credentials or grants the server rejects.
+"""
+
+
 class Finding(BaseModel):
     """One thing an analyzer saw, in Kubernetes terms, with what a recipe needs to act on it."""
 
@@ -46,7 +77,6 @@ class Finding(BaseModel):
     mechanism: str = Field(description="What is wrong, as a Kubernetes mechanism (e.g. service_target_port).")
     component: str = Field(description="The component to localise (a Service's or workload's name).")
     target: str = Field(description="The object at fault, Kind/name.")
-    root_cause: RootCause = Field(description="The category in AIOpsLab's vocabulary.")
     confidence: float = Field(ge=0.0, le=1.0, description="How sure the analyzer is that this is the fault.")
     evidence: list[str] = Field(default_factory=list, description="What was seen, in words a human can check.")
     facts: dict[str, Any] = Field(default_factory=dict, description="The values a recipe needs to fix it.")
@@ -54,15 +84,14 @@ class Finding(BaseModel):
         default=None, description="For a symptom: the component whose fault explains it (ranked below that one)."
     )
 
+    @property
+    def root_cause(self) -> RootCause:
+        """The category in AIOpsLab's vocabulary: the mechanism's, never the analyzer's own choice."""
+        return ROOT_CAUSES[self.mechanism]
+
 
 Analyzer = Callable[[Snapshot], list[Finding]]
 
-VIRT_MISCONFIG = RootCause(system_level="Virtualization", fault_type="Misconfiguration")
-VIRT_OPERATION = RootCause(system_level="Virtualization", fault_type="Operation Error")
-VIRT_DEPENDENCY = RootCause(system_level="Virtualization", fault_type="Dependency Problem")
-APP_MISCONFIG = RootCause(system_level="Application", fault_type="Misconfiguration")
-APP_AUTH = RootCause(system_level="Application", fault_type="Authentication Issue")
-APP_DEPENDENCY = RootCause(system_level="Application", fault_type="Dependency Problem")
 
 CRASHING = {"CrashLoopBackOff", "Error", "RunContainerError", "CreateContainerError"}
 PULLING = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName"}
@@ -142,7 +171,6 @@ def service_target_port(snap: Snapshot) -> list[Finding]:
                     mechanism="service_target_port",
                     component=svc_name,
                     target=f"Service/{svc_name}",
-                    root_cause=VIRT_MISCONFIG,
                     confidence=0.92 if callers else 0.85,
                     evidence=evidence,
                     facts={"service": svc_name, "index": i, "from": target, "to": fix},
@@ -189,7 +217,6 @@ def scaled_to_zero(snap: Snapshot) -> list[Finding]:
                     mechanism="scaled_to_zero",
                     component=component,
                     target=f"{kind}/{name_of(w)}",
-                    root_cause=VIRT_OPERATION,
                     confidence=0.9,
                     evidence=evidence,
                     facts={"kind": kind, "name": name_of(w), "replicas": wanted},
@@ -271,7 +298,6 @@ def unschedulable_placement(snap: Snapshot) -> list[Finding]:
                     mechanism="unschedulable_placement",
                     component=snap.component_of(w),
                     target=f"{kind}/{name_of(w)}",
-                    root_cause=VIRT_DEPENDENCY,
                     confidence=0.9 if pending else 0.6,
                     evidence=evidence,
                     facts={
@@ -342,7 +368,6 @@ def unbound_claims(snap: Snapshot) -> list[Finding]:
                     mechanism="stale_claim_ref",
                     component=component,
                     target=f"PersistentVolume/{name_of(pv)}",
-                    root_cause=VIRT_OPERATION,
                     confidence=0.88,
                     evidence=evidence,
                     facts={"pv": name_of(pv), "pvc": pvc_name, "scope": "cluster"},
@@ -357,7 +382,6 @@ def unbound_claims(snap: Snapshot) -> list[Finding]:
                     mechanism="missing_storage_class",
                     component=component,
                     target=f"StorageClass/{sc}",
-                    root_cause=VIRT_OPERATION,
                     confidence=0.8 if static else 0.6,
                     evidence=evidence,
                     facts={"storage_class": sc, "static": bool(static), "pvc": pvc_name, "scope": "cluster"},
@@ -424,7 +448,6 @@ def changed_template(snap: Snapshot) -> list[Finding]:
                 mechanism="changed_template",
                 component=snap.component_of(dep),
                 target=f"Deployment/{name_of(dep)}",
-                root_cause=APP_MISCONFIG,
                 confidence=0.45 if other and not pull else 0.9 if pull else 0.8,
                 evidence=evidence,
                 facts={"name": name_of(dep), "revision": revision(previous), "diff": diff},
@@ -459,7 +482,6 @@ def _bad_image_without_history(snap: Snapshot, dep: Obj, failing: list[Obj], rea
         mechanism="bad_image",
         component=snap.component_of(dep),
         target=f"Deployment/{name_of(dep)}",
-        root_cause=APP_MISCONFIG,
         confidence=0.6,
         evidence=[
             f"Deployment/{name_of(dep)} pods cannot pull their image ({', '.join(sorted(reasons & PULLING))}): "
@@ -508,7 +530,6 @@ def sibling_program(snap: Snapshot) -> list[Finding]:
                     mechanism="wrong_program",
                     component=snap.component_of(dep),
                     target=f"Deployment/{name_of(dep)}",
-                    root_cause=APP_MISCONFIG,
                     confidence=0.75,
                     evidence=[
                         f"Deployment/{name_of(dep)} container {c.get('name')} runs {c.get('command')}, the program of "
@@ -598,7 +619,6 @@ def unreachable_upstream(snap: Snapshot) -> list[Finding]:
                         mechanism="client_wrong_port",
                         component=client,
                         target=f"Deployment/{name_of(owner) if owner else name_of(pod)}",
-                        root_cause=APP_MISCONFIG,
                         confidence=0.7,
                         evidence=[seen, f"Service/{svc_name} exposes ports {sorted(p for p in exposed if p)}"],
                         facts={"client": name_of(owner) if owner else None, "service": svc_name, "port": t.port},
@@ -611,7 +631,6 @@ def unreachable_upstream(snap: Snapshot) -> list[Finding]:
                         mechanism="upstream_unavailable",
                         component=client,
                         target=f"Service/{svc_name}",
-                        root_cause=VIRT_DEPENDENCY,
                         confidence=0.4,
                         evidence=[seen, f"Service/{svc_name} has no ready endpoints"],
                         facts={"client": name_of(owner) if owner else None, "service": svc_name},
@@ -684,7 +703,6 @@ def database_auth(snap: Snapshot) -> list[Finding]:
                 mechanism="database_auth",
                 component=db_component,
                 target=f"Pod/{name_of(db_pod)}",
-                root_cause=APP_AUTH,
                 confidence=0.88,
                 evidence=evidence,
                 facts=facts,
@@ -844,7 +862,6 @@ def database_rejects_plaintext(snap: Snapshot) -> list[Finding]:
                 mechanism="tls_required",
                 component=snap.component_of(dep),
                 target=f"Deployment/{name_of(dep)}",
-                root_cause=APP_MISCONFIG,
                 confidence=0.85 if diff else 0.6,
                 evidence=evidence,
                 facts={
@@ -913,7 +930,6 @@ def crash_looping(snap: Snapshot) -> list[Finding]:
                 mechanism="crash_loop",
                 component=snap.component_of(owner),
                 target=f"{owner.get('kind', 'Deployment')}/{name_of(owner)}",
-                root_cause=APP_DEPENDENCY,
                 confidence=0.2,
                 evidence=[f"pod {name_of(pod)} is crash-looping ({restarts(pod)} restarts)", *_log_excerpt(snap, pod)],
                 facts={"kind": owner.get("kind", "Deployment"), "name": name_of(owner)},

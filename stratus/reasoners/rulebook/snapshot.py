@@ -217,10 +217,13 @@ async def collect(
             key = f"{pname}/{cname}"
             cs = cstatuses.get(cname) or {}
             state = cs.get("state") or {}
+            # A container waiting to restart after a crash has no running instance, but its log is the crashed
+            # one's (as ``kubectl logs`` shows it): the only account of the crash until the restart count moves.
+            crashed = "terminated" in (cs.get("lastState") or {})
             try:
-                if "running" in state or "terminated" in state:
+                if "running" in state or "terminated" in state or crashed:
                     snap.logs[key] = await tools.logs(namespace, pname, cname, log_tail, False)
-                if int(cs.get("restartCount") or 0) > 0 or "waiting" in state:
+                if int(cs.get("restartCount") or 0) > 0:
                     snap.logs[f"{key}#previous"] = await tools.logs(namespace, pname, cname, log_tail, True)
             except Exception as exc:  # no previous instance, or the container never started
                 snap.read_errors.append(f"logs {key}: {exc}")
