@@ -18,7 +18,7 @@ from arena.timing import Timing
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer, start_nats, start_redis
 
-pytest_plugins = ["tests.fixtures_arena", "tests.llm_server"]
+pytest_plugins = ["tests.fixtures_apps", "tests.fixtures_arena", "tests.llm_server"]
 
 
 @pytest.fixture(scope="session")

@@ -16,11 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from arena.scenarios.engine import Engine, PlaneClient
-from arena.scenarios.kube import Kube
-from arena.telemetry.plane import AppsArena
-from arena.timing import Timing
 from stratus.settings import ReasonerSettings
+from tests.fixtures_apps import apps_arena_fixture, apps_kubeconfig_fixture, engine_fixture
 
 CASES: dict[str, Any] = yaml.safe_load((Path(__file__).parent / "cases.yaml").read_text())
 RESULTS: list[dict[str, Any]] = []
@@ -35,26 +32,10 @@ def llm_settings() -> ReasonerSettings:
     return settings
 
 
-@pytest.fixture(scope="session")
-def arena() -> Iterator[AppsArena]:
-    a = AppsArena(timing=Timing.fast())
-    a.start()
-    yield a
-    a.stop()
-
-
-@pytest.fixture(scope="session")
-def kubeconfig(arena: AppsArena, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return Path(arena.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config"))
-
-
-@pytest.fixture(scope="session")
-def engine(arena: AppsArena, kubeconfig: Path) -> Iterator[Engine]:
-    kube = Kube.from_kubeconfig(str(kubeconfig))
-    plane = PlaneClient(arena.plane_url)
-    yield Engine(kube, plane, time_scale=0.25)
-    plane.close()
-    kube.close()
+# This tier does not load tests/conftest.py: it binds the shared arena fixtures itself, for the whole session.
+apps_arena = apps_arena_fixture("session")
+apps_kubeconfig = apps_kubeconfig_fixture("session")
+engine = engine_fixture("session", time_scale=0.25)
 
 
 @pytest.fixture(scope="session")

@@ -87,20 +87,20 @@ async def test_throughput(llm_settings: ReasonerSettings, record: list[dict[str,
 async def test_scenario(
     pid: str,
     llm_settings: ReasonerSettings,
-    arena: AppsArena,
+    apps_arena: AppsArena,
     engine: Engine,
-    kubeconfig: Path,
+    apps_kubeconfig: Path,
     record: list[dict[str, Any]],
 ) -> None:
     scenario, task = Registry().get(pid)
     assert task == "mitigation"
     ns = APPS[scenario.app].namespace
-    plane = arena.plane_url
+    plane = apps_arena.plane_url
     await asyncio.to_thread(healthy, engine, scenario.app)
     await asyncio.to_thread(engine.inject, scenario)
     await asyncio.to_thread(engine.wait_symptoms, scenario, 30)
 
-    reader = ReadGateway.from_kubeconfig(kubeconfig, default_namespace=ns)
+    reader = ReadGateway.from_kubeconfig(apps_kubeconfig, default_namespace=ns)
     http = httpx.AsyncClient()
     meter = SeverityMeter(reader, http=http)
     diagnoser = LLMDiagnosisReasoner.from_settings(llm_settings)
@@ -139,7 +139,7 @@ async def test_scenario(
             journal = Journal()
             lease = Lease(scope=ns, holder=f"{pid}/{attempt}", token=attempt, expires_at=utcnow())
             gw = WriteGateway.from_kubeconfig(
-                kubeconfig,
+                apps_kubeconfig,
                 lease=lease,
                 check_fence=no_fence,
                 journal_intent=journal.append,

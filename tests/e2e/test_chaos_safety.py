@@ -14,7 +14,6 @@ import asyncio
 import itertools
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,6 @@ from arena.apps import APPS
 from arena.scenarios.engine import Engine, PlaneClient, Registry
 from arena.scenarios.kube import Kube
 from arena.telemetry.plane import AppsArena
-from arena.timing import Timing
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
 from tests.e2e.apps import healthy, slo_probes
@@ -46,14 +44,6 @@ FAULTS = {
         "assign_to_non_existent_node_social_net-mitigation-1",
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def apps_arena() -> Iterator[AppsArena]:
-    arena = AppsArena(timing=Timing.fast())
-    arena.start()
-    yield arena
-    arena.stop()
 
 
 @pytest.mark.timeout(2400)

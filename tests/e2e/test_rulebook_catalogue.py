@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,15 @@ import pytest
 import yaml
 
 from arena.apps import APPS
-from arena.scenarios.engine import Engine, PlaneClient, Registry
-from arena.scenarios.kube import Kube
+from arena.scenarios.engine import Engine, Registry
 from arena.telemetry.plane import AppsArena
-from arena.timing import Timing
 from arena.workload.generator import WorkloadSpec
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
 from stratus.supervisor import wait_healthy
 from tests.e2e.apps import healthy, slo_probes
 from tests.e2e.harness import Timeline, baseline, running_system
+from tests.fixtures_apps import engine_fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -60,26 +58,7 @@ def cases() -> list[Any]:
     ]
 
 
-@pytest.fixture(scope="module")
-def apps_arena() -> Iterator[AppsArena]:
-    arena = AppsArena(timing=Timing.fast())
-    arena.start()
-    yield arena
-    arena.stop()
-
-
-@pytest.fixture(scope="module")
-def apps_kubeconfig(apps_arena: AppsArena, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return Path(apps_arena.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config"))
-
-
-@pytest.fixture(scope="module")
-def engine(apps_arena: AppsArena, apps_kubeconfig: Path) -> Iterator[Engine]:
-    kube = Kube.from_kubeconfig(str(apps_kubeconfig))
-    plane = PlaneClient(apps_arena.plane_url)
-    yield Engine(kube, plane, time_scale=0.1)
-    plane.close()
-    kube.close()
+engine = engine_fixture("module", time_scale=0.1)
 
 
 @pytest.mark.parametrize("pid", cases())

@@ -10,7 +10,7 @@ strict oracle passes. The coordinator's decisions are played by the test.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,7 @@ import httpx
 import pytest
 
 from arena.apps import APPS
-from arena.scenarios.engine import Engine, PlaneClient, Registry, wait_for
-from arena.scenarios.kube import Kube
-from arena.telemetry.plane import AppsArena
-from arena.timing import Timing
+from arena.scenarios.engine import Engine, Registry, wait_for
 from arena.workload.generator import WorkloadSpec
 from stratus.agent_tools import GatewayTools, TransactionTools
 from stratus.contracts import DiagnoseRequest, JournalRecord, Lease, MitigateRequest, utcnow
@@ -29,6 +26,7 @@ from stratus.gateway import ReadGateway, WriteGateway
 from stratus.llm import LLMClient
 from stratus.reasoners.llm import LLMDiagnosisReasoner, LLMMitigationReasoner, LLMOptions
 from stratus.severity import SeverityMeter
+from tests.fixtures_apps import engine_fixture
 from tests.llm_server import Reply, ScriptedLLM, messages_text, text, tool_call
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -38,26 +36,7 @@ GOOD_IMAGE = "yinfangchen/hotelreservation:latest"
 NOWHERE = '{"spec": {"selector": {"io.kompose.service": "nowhere"}}}'
 
 
-@pytest.fixture(scope="module")
-def arena() -> Iterator[AppsArena]:
-    a = AppsArena(timing=Timing.fast())
-    a.start()
-    yield a
-    a.stop()
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(arena: AppsArena, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return Path(arena.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config"))
-
-
-@pytest.fixture(scope="module")
-def engine(arena: AppsArena, kubeconfig: Path) -> Iterator[Engine]:
-    kube = Kube.from_kubeconfig(str(kubeconfig))
-    plane = PlaneClient(arena.plane_url)
-    yield Engine(kube, plane, time_scale=0.25)
-    plane.close()
-    kube.close()
+engine = engine_fixture("module", time_scale=0.25)
 
 
 @pytest.fixture
@@ -100,14 +79,16 @@ def client(server: ScriptedLLM) -> LLMClient:
     return LLMClient(base_url=server.base_url, model="scripted", backoff_s=0.01)
 
 
-async def test_diagnose_abort_undo_then_reflection_commits(llm: ScriptedLLM, engine: Engine, kubeconfig: Path) -> None:
+async def test_diagnose_abort_undo_then_reflection_commits(
+    llm: ScriptedLLM, engine: Engine, apps_kubeconfig: Path
+) -> None:
     scenario, _ = Registry().get(PID)
     ns = APPS[scenario.app].namespace
     await asyncio.to_thread(healthy, engine, scenario.app)
     await asyncio.to_thread(engine.inject, scenario)
     await asyncio.to_thread(engine.wait_symptoms, scenario, 20)
 
-    reader = ReadGateway.from_kubeconfig(kubeconfig, default_namespace=ns)
+    reader = ReadGateway.from_kubeconfig(apps_kubeconfig, default_namespace=ns)
     http = httpx.AsyncClient()
     meter = SeverityMeter(reader, http=http)
     clients: list[LLMClient] = []
@@ -147,7 +128,7 @@ async def test_diagnose_abort_undo_then_reflection_commits(llm: ScriptedLLM, eng
         journal = Journal()
         lease = Lease(scope=ns, holder="inc-llm/1", token=1, expires_at=utcnow())
         gw1 = WriteGateway.from_kubeconfig(
-            kubeconfig,
+            apps_kubeconfig,
             lease=lease,
             check_fence=no_fence,
             journal_intent=journal.append,
@@ -208,7 +189,7 @@ async def test_diagnose_abort_undo_then_reflection_commits(llm: ScriptedLLM, eng
         llm.push(fix_if_reflected, tool_call("end_transaction", {"reason": "geo back on the good image"}))
         lease2 = Lease(scope=ns, holder="inc-llm/2", token=2, expires_at=utcnow())
         gw2 = WriteGateway.from_kubeconfig(
-            kubeconfig,
+            apps_kubeconfig,
             lease=lease2,
             check_fence=no_fence,
             journal_intent=journal.append,
