@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from stratus.contracts import ActionSpec
 
@@ -362,6 +363,11 @@ class Replace(_ManifestAction):
 
     WRITE = True
     verb: Literal["replace"] = "replace"
+    replicasets: SkipJsonSchema[dict[str, int] | None] = Field(
+        default=None,
+        description="Undo of a Deployment write only: its ReplicaSets and their replicas before the write. After the "
+        "restore, ReplicaSets the write's rollout created or grew are shrunk back, never below their Ready pods.",
+    )
 
 
 class Cordon(_Named):

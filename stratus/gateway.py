@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 import shlex
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -86,6 +87,7 @@ from stratus.errors import PermanentError, StratusError
 from stratus.kubectl import parse_command, render_describe, render_events, render_object, render_table
 
 Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 REVISION = "deployment.kubernetes.io/revision"
@@ -148,6 +150,11 @@ class WriteResult(BaseModel):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _controlled_by(obj: Obj, uid: str) -> bool:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("controller") and ref.get("uid") == uid for ref in refs)
 
 
 def strip_for_restore(obj: Obj) -> Obj:
@@ -780,7 +787,10 @@ class WriteGateway(ReadGateway):
                 try:
                     if current is None:
                         return await self._call(api.create, strip_for_restore(action.manifest))
-                    return await self._call(api.replace, _with_rv(strip_for_restore(action.manifest), current))
+                    restored = await self._call(api.replace, _with_rv(strip_for_restore(action.manifest), current))
+                    if isinstance(action, Replace) and action.replicasets is not None:
+                        await self._converge_rollout(restored, action.replicasets)
+                    return restored
                 except KubeApiError as exc:
                     if exc.status != 409:
                         raise
@@ -788,6 +798,28 @@ class WriteGateway(ReadGateway):
         pre = await self._call(self._pre_image_sync, action)
         await self._fence()
         return await self._send(action, pre, dry_run=False)
+
+    async def _converge_rollout(self, deployment: Obj, before: dict[str, int]) -> None:
+        """Shrink the ReplicaSets a transaction's rollout created or grew back to their size before it.
+
+        Restoring a Deployment's template does not remove the pods its rollout added: the controller takes old pods
+        away only while enough stay available, so a rollout stuck on pods that never become Ready keeps its surge pods
+        (on a cluster as here). Those are derived state no spec-level restore reaches. A ReplicaSet is never shrunk
+        below its Ready pods, and the controller only ever scales old ReplicaSets down, so this does not fight it.
+        """
+        meta = deployment["metadata"]
+        namespace, uid = meta.get("namespace"), str(meta.get("uid"))
+        for rs in await self._call(self.api.items, "ReplicaSet", namespace):
+            if not _controlled_by(rs, uid):
+                continue
+            name = str(rs["metadata"]["name"])
+            current = int(rs["spec"].get("replicas", 1))
+            target = max(before.get(name, 0), int((rs.get("status") or {}).get("readyReplicas", 0)))
+            if current > target:
+                await self._fence()
+                body = {"spec": {"replicas": target}}
+                await self._call(self.api.patch, "ReplicaSet", namespace, name, body, "merge")
+                log.info("undo: ReplicaSet %s/%s %d -> %d replicas (rollout undone)", namespace, name, current, target)
 
     # -- sync pieces (run in a thread)
 
@@ -819,8 +851,18 @@ class WriteGateway(ReadGateway):
                 return [], f"controller-owned, verified: {owner} recreates {action.target}; nothing to restore"
             recreate = Create(manifest=strip_for_restore(pre))
             return [recreate.to_spec()], f"undo: recreate {action.target} from its pre-image"
-        restore = Replace(manifest=strip_for_restore(pre))
+        replicasets = self._replicasets_of(pre) if action.kind == "Deployment" else None
+        restore = Replace(manifest=strip_for_restore(pre), replicasets=replicasets)
         return [restore.to_spec()], f"undo: restore {action.target} to its pre-image"
+
+    def _replicasets_of(self, deployment: Obj) -> dict[str, int]:
+        """The ReplicaSets a Deployment controls and their replicas (the derived state a rollout changes)."""
+        meta = deployment["metadata"]
+        return {
+            str(rs["metadata"]["name"]): int(rs["spec"].get("replicas", 1))
+            for rs in self.api.items("ReplicaSet", meta.get("namespace"))
+            if _controlled_by(rs, str(meta.get("uid")))
+        }
 
     def _live_controller(self, kind: str, pre: Obj) -> str | None:
         kinds = RECREATING_OWNERS.get(kind)

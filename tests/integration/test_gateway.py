@@ -402,6 +402,46 @@ async def test_controller_owned_pod_delete_needs_no_undo(kubeconfig: Path, reade
     gw.close()
 
 
+async def test_undo_of_a_stuck_rollout_removes_its_surge_pod(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
+    """A rollout of a Deployment whose pods never become Ready is stuck with its surge pod (old pods go only while
+    enough stay available). Restoring the template alone would leave that pod; the undo also shrinks the ReplicaSet
+    the rollout created, so nothing of the aborted transaction stays."""
+    api = KubeApi.from_kubeconfig(kubeconfig)
+    await asyncio.to_thread(api.create, deployment("stuck", ns, image="crash:1", replicas=1))
+    api.close()
+
+    async def pods() -> set[str]:
+        return {p["metadata"]["name"] for p in await reader.list_objects("Pod", ns, label_selector="app=stuck")}
+
+    async def replicasets() -> dict[str, int]:
+        items = await reader.list_objects("ReplicaSet", ns, label_selector="app=stuck")
+        return {rs["metadata"]["name"]: rs["spec"]["replicas"] for rs in items}
+
+    async def one_pod() -> bool:
+        return len(await pods()) == 1
+
+    await eventually(one_pod)
+    before, sets_before = await pods(), await replicasets()
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence)
+    result = await gw.write(SetEnv(kind="Deployment", namespace=ns, name="stuck", container="app", env={"X": "1"}))
+    assert result.ok, result.message
+    assert journal.phase("intent")[0].undo[0].params["replicasets"] == sets_before
+
+    async def surged() -> bool:
+        return len(await pods()) == 2
+
+    await eventually(surged)  # the new ReplicaSet's pod crashes too; the old one stays (maxUnavailable 0)
+    await undo_all(gw, journal)
+
+    async def restored() -> bool:
+        return await pods() == before
+
+    await eventually(restored)
+    assert {name: n for name, n in (await replicasets()).items() if n} == sets_before
+    gw.close()
+
+
 async def test_rollout_undo_and_its_undo(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
     journal, fence = Journal(), Fence()
     gw = writer(kubeconfig, ns, journal, fence)
