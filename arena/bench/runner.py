@@ -506,12 +506,4 @@ class Bench:
         wait_for(f"{app.name} to serve cleanly", clean, timeout, 0.25)
 
     def _redeploy(self, app: AppSpec) -> None:
-        kube = self.engine.kube
-        if kube.get("Namespace", None, app.namespace) is not None:
-            kube.delete("Namespace", None, app.namespace)
-            wait_for(f"{app.namespace} deleted", lambda: kube.get("Namespace", None, app.namespace) is None, 60)
-        for pv in kube.list("PersistentVolume", None):
-            ref = (pv.get("spec") or {}).get("claimRef") or {}
-            if ref.get("namespace") == app.namespace:
-                kube.patch("PersistentVolume", None, pv["metadata"]["name"], {"spec": {"claimRef": None}}, "merge")
-        self.engine.deploy(app)
+        self.engine.redeploy(app)

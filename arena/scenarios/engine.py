@@ -159,6 +159,19 @@ class Engine:
                 continue  # cluster-scoped leftovers (PVs, classes) are kept as they are, as `kubectl apply` would
             self.kube.apply(doc)
 
+    def redeploy(self, app: AppSpec) -> None:
+        """Delete the app's namespace, free the PVs its claims held, deploy it again: for when a recovery cannot undo
+        everything a policy changed."""
+        kube = self.kube
+        if kube.get("Namespace", None, app.namespace) is not None:
+            kube.delete("Namespace", None, app.namespace)
+            wait_for(f"{app.namespace} deleted", lambda: kube.get("Namespace", None, app.namespace) is None, 60)
+        for pv in kube.list("PersistentVolume", None):
+            ref = (pv.get("spec") or {}).get("claimRef") or {}
+            if ref.get("namespace") == app.namespace:
+                kube.patch("PersistentVolume", None, pv["metadata"]["name"], {"spec": {"claimRef": None}}, "merge")
+        self.deploy(app)
+
     def pods(self, namespace: str, selector: dict[str, str] | None = None) -> list[Obj]:
         return self.kube.list("Pod", namespace, selector)
 

@@ -9,12 +9,19 @@ from arena.scenarios.engine import Engine, wait_for
 from arena.workload.generator import WorkloadSpec
 
 
-def healthy(engine: Engine, app: str) -> None:
-    """Deploy ``app`` if needed, then wait for every pod Ready and a clean probe workload."""
+def healthy(engine: Engine, app: str, redeploy_after: float | None = None) -> None:
+    """Deploy ``app`` if needed, then wait for every pod Ready and a clean probe workload. With ``redeploy_after``,
+    an app not Ready by then is deployed afresh (a policy may have committed changes no recovery step undoes)."""
     spec = APPS[app]
     if engine.kube.get("Namespace", None, spec.namespace) is None:
         engine.deploy(spec)
-    engine.wait_ready(spec.namespace, 120)
+    try:
+        engine.wait_ready(spec.namespace, redeploy_after or 120)
+    except TimeoutError:
+        if redeploy_after is None:
+            raise
+        engine.redeploy(spec)
+        engine.wait_ready(spec.namespace, 120)
     probe = WorkloadSpec(rate=20, duration_s=1, connections=2)
     wait_for("a clean workload", lambda: engine._plane().workload(spec.namespace, probe).clean, 120, interval=0.25)
 
