@@ -4,8 +4,7 @@ Faults of the AIOpsLab catalogue are injected into both applications; the mitiga
 writes that confinement permits (scales, image and env changes, patches, restarts, deletes, creates), mostly harmful.
 Every transaction is validated and, when it does not help, undone from its journal. Over at least
 ``CHAOS_TRANSACTIONS`` transactions the test asserts that every abort restores the checkpoint's digest with no
-divergence, and prints the counts, including visible-mu regressions (visible mu over b after an undo): those come from
-derived state no spec-level undo restores and are reported, with the writes that caused them, not hidden.
+divergence and that no visible mu exceeds its incident's b; a regression is printed with the writes that caused it.
 """
 
 from __future__ import annotations
@@ -101,7 +100,9 @@ async def _run(
             await asyncio.to_thread(engine.inject, scenario)
             await timeline.wait_for("incident_closed", count=closed_before + 1, timeout=900)
             await asyncio.to_thread(engine.recover, scenario)
-            await asyncio.to_thread(healthy, engine, scenario.app)
+            # A chaos transaction that happened to lower mu was committed, so its writes stay (TNR allows it: the
+            # visible mu went down); the scenario's recovery does not know them, hence the redeploy fallback.
+            await asyncio.to_thread(healthy, engine, scenario.app, 45)
 
     with running_system(
         nats_server.url,
@@ -118,7 +119,7 @@ async def _run(
         STRATUS_SETTLE_S="0.5",
         STRATUS_PROBE_INTERVAL_S="0.3",
         STRATUS_ESCALATION_COOLDOWN_S="0",
-        STRATUS_UNDO_SETTLE_S="8",
+        STRATUS_UNDO_SETTLE_S="30",  # the wait ends as soon as mu is back at or under b
     ):
         await asyncio.gather(*(one_app(ns) for ns in scopes))
 
@@ -157,8 +158,9 @@ async def _run(
     # What the undo guarantees in code: every aborted transaction is rolled back to the checkpoint's digest.
     undo_problems = [p for p in problems if "undo left" in p]
     assert counts["digest_restored"] == counts["aborts"] and not undo_problems, undo_problems[:10]
-    # The visible-mu promise also depends on derived state (a process restarted by a chaos write may not start again
-    # while the fault persists), which no spec-level undo restores: such regressions are reported, with their story,
-    # and tracked on issue 5 rather than hidden.
+    # The visible-mu promise: no state a transaction left visible is worse than b. It rests on the gateway refusing
+    # writes whose harm no undo reaches (terminating Ready pods: rule ready_capacity), on the undo shrinking what a
+    # stuck rollout added, and on b being taken once the fault stopped unfolding.
     for p in problems:
         print("visible-mu regression:", p[:2000])
+    assert counts["regressions"] == 0, [p[:2000] for p in problems]
