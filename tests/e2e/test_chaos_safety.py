@@ -28,8 +28,8 @@ from tests.e2e.harness import Timeline, baseline, running_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CHAOS_TRANSACTIONS = int(os.environ.get("STRATUS_TEST_CHAOS_TRANSACTIONS", "100"))
-"""Issue 5 asks for 200; the default keeps `make test` short: run it with STRATUS_TEST_CHAOS_TRANSACTIONS=200."""
+CHAOS_TRANSACTIONS = int(os.environ.get("STRATUS_TEST_CHAOS_TRANSACTIONS", "200"))
+"""Issue 5 asks for at least 200 (about 8 minutes here); STRATUS_TEST_CHAOS_TRANSACTIONS changes it."""
 FAULTS = {
     "test-hotel-reservation": [
         "revoke_auth_mongodb-mitigation-1",
