@@ -6,10 +6,11 @@ import copy
 import inspect
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
+from arena.scenarios.schema import FaultType, SystemLevel
 from stratus.reasoners.rulebook import analyzers as az
 from stratus.reasoners.rulebook.snapshot import Snapshot
 
@@ -438,15 +439,8 @@ def test_database_requiring_tls_without_history_drops_the_tls_options() -> None:
 
 # -- root causes ---------------------------------------------------------------------------------------------------
 
-LEVELS = {"Hardware", "Operating System", "Virtualization", "Application"}
-FAULT_TYPES = {
-    "Misconfiguration",
-    "Code Defect",
-    "Authentication Issue",
-    "Network/Storage Issue",
-    "Operation Error",
-    "Dependency Problem",
-}
+LEVELS = set(get_args(SystemLevel))  # the vocabulary of the arena's RCA oracle, not the product's own copy
+FAULT_TYPES = set(get_args(FaultType))
 
 
 def test_every_mechanism_has_a_root_cause_in_aiopslab_vocabulary() -> None:
