@@ -333,7 +333,8 @@ class IncidentClosed(IncidentEvent):
     baseline: float | None = Field(
         default=None,
         description="The b the transactions were held to: mu at the first checkpoint, taken once mu held steady "
-        "(IncidentOpened.baseline is mu at detection, when the fault may still be unfolding). None: no checkpoint.",
+        "(IncidentOpened.baseline, mu at detection, when the incident closed before any checkpoint). None only in "
+        "events written before this field existed.",
     )
     visible_mu: list[float] = Field(
         default_factory=list, description="b, then mu at each point a transaction's writes left visible."

@@ -807,11 +807,8 @@ class WriteGateway(ReadGateway):
         (on a cluster as here). Those are derived state no spec-level restore reaches. A ReplicaSet is never shrunk
         below its Ready pods, and the controller only ever scales old ReplicaSets down, so this does not fight it.
         """
-        meta = deployment["metadata"]
-        namespace, uid = meta.get("namespace"), str(meta.get("uid"))
-        for rs in await self._call(self.api.items, "ReplicaSet", namespace):
-            if not _controlled_by(rs, uid):
-                continue
+        namespace = deployment["metadata"].get("namespace")
+        for rs in await self._call(self._replicasets_sync, deployment):
             name = str(rs["metadata"]["name"])
             current = int(rs["spec"].get("replicas", 1))
             target = max(before.get(name, 0), int((rs.get("status") or {}).get("readyReplicas", 0)))
@@ -857,12 +854,14 @@ class WriteGateway(ReadGateway):
 
     def _replicasets_of(self, deployment: Obj) -> dict[str, int]:
         """The ReplicaSets a Deployment controls and their replicas (the derived state a rollout changes)."""
-        meta = deployment["metadata"]
         return {
-            str(rs["metadata"]["name"]): int(rs["spec"].get("replicas", 1))
-            for rs in self.api.items("ReplicaSet", meta.get("namespace"))
-            if _controlled_by(rs, str(meta.get("uid")))
+            str(rs["metadata"]["name"]): int(rs["spec"].get("replicas", 1)) for rs in self._replicasets_sync(deployment)
         }
+
+    def _replicasets_sync(self, deployment: Obj) -> list[Obj]:
+        meta = deployment["metadata"]
+        uid = str(meta.get("uid"))
+        return [rs for rs in self.api.items("ReplicaSet", meta.get("namespace")) if _controlled_by(rs, uid)]
 
     def _live_controller(self, kind: str, pre: Obj) -> str | None:
         kinds = RECREATING_OWNERS.get(kind)

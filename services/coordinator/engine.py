@@ -225,14 +225,11 @@ class Engine:
         if attempt is None or attempt.tx_id != event.tx_id or record.state != "undoing":
             return
         attempt.undo_divergences = len(event.divergences)
-        if event.undone == 0 and not event.divergences:
-            # The journal held no executed write: the transaction changed nothing, so there is nothing to converge
-            # and no state of Stratus's making to show; whatever mu does now is the fault's own doing.
-            await self._release_lease(record)
-        else:
-            restored = await self._settle_after_undo(record)
-            await self._release_lease(record)
-            record.visible_mu.append(restored.mu)
+        # With no executed write undone the transaction changed nothing: nothing to converge and no state of
+        # Stratus's making to show (whatever mu does now is the fault's own doing).
+        if event.undone or event.divergences:
+            record.visible_mu.append((await self._settle_after_undo(record)).mu)
+        await self._release_lease(record)
         if event.divergences:
             record.report = f"undo of {attempt.tx_id} left {len(event.divergences)} divergence(s)"
         await self._start_attempt(record)
@@ -267,8 +264,7 @@ class Engine:
             return
         tx_id = f"{record.incident_id}-tx{n}"
         lease_scope = record.write_scope or record.scope
-        if self.settings.steady_s > 0:
-            await self._steady(record.scope)
+        await self._steady(record.scope)
         lease = await self.alock.acquire_write(
             lease_scope,
             f"{record.incident_id}/{tx_id}",
@@ -391,17 +387,19 @@ class Engine:
             return
         await self._begin_undo(record, attempt, lost)
 
-    async def _steady(self, scope: str) -> Severity:
-        """mu once it has held the same value for ``steady_s`` (at most ``steady_max_s``).
+    async def _steady(self, scope: str) -> None:
+        """Wait until mu has held the same value for ``steady_s`` (at most ``steady_max_s``; 0: no wait).
 
         A fault takes a while to unfold (pods crash one after another as their dependencies fail): a checkpoint taken
         in the middle of that would charge the fault's own progress to the next transaction, which then aborts a fix
         that helped, or shows a visible mu its writes did not cause.
         """
+        if self.settings.steady_s <= 0:
+            return
         reading = await self.observer.measure(scope)
-        step = min(1.0, self.settings.steady_s / 2)
         if healthy(reading):
-            return reading
+            return
+        step = min(1.0, self.settings.steady_s / 2)
         needed, left = math.ceil(self.settings.steady_s / step), math.ceil(self.settings.steady_max_s / step)
         same = 0
         while same < needed and left > 0:
@@ -412,7 +410,6 @@ class Engine:
             reading = now
         if same < needed:
             log.info("%s: mu did not hold steady within %gs; checkpointing anyway", scope, self.settings.steady_max_s)
-        return reading
 
     async def _settle_after_undo(self, record: IncidentRecord) -> Severity:
         """The restored spec needs the controllers to converge (pods recreated, Ready) before the state is visible
