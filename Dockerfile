@@ -6,10 +6,13 @@ FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN python -m venv /opt/stratus
+# Exactly the lock (every package pinned, with hashes), then the project without dependencies.
+COPY requirements.lock ./
+RUN /opt/stratus/bin/pip install --no-compile --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY stratus ./stratus
 COPY services ./services
-RUN /opt/stratus/bin/pip install --no-compile . \
+RUN /opt/stratus/bin/pip install --no-compile --no-deps --no-build-isolation . \
  && /opt/stratus/bin/python -c "import stratus, services.bridge, services.coordinator, services.mitigator"
 
 FROM python:3.11-slim

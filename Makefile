@@ -3,15 +3,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test lint typecheck contracts unit integration up status clean help
+.PHONY: install lock demo test lint typecheck contracts unit integration up status clean help embedding-bench
 
 help:
 	@echo "make demo   - install, then run Stratus end to end on the embedded arena"
 	@echo "make test   - install, then lint, type-check, import contracts and the whole test suite"
 	@echo "make lint   - ruff"
+	@echo "make lock   - recompile requirements.lock and requirements-dev.lock from pyproject.toml (UPGRADE=1: newest)"
 	@echo "make up     - start NATS, Redis and every service (stratus up)"
+	@echo "make embedding-bench - record the state-embedding dataset, train, print the comparison with baselines"
 
 install:
+	@bash scripts/install.sh
+
+# The locks pin every package with hashes; `make install` installs exactly requirements-dev.lock.
+lock: install
+	$(BIN)/python scripts/lock.py compile $(if $(UPGRADE),--upgrade)
 	@bash scripts/install.sh
 
 lint: install
@@ -25,10 +32,15 @@ contracts: install
 	$(BIN)/lint-imports
 
 test: install lint typecheck contracts
-	$(BIN)/pytest -q -p no:cacheprovider tests
+	$(BIN)/pytest -q -p no:cacheprovider --durations=30 tests
 
 demo: install
 	$(BIN)/python -m arena.demo $(if $(FAULT),--fault $(FAULT))
+
+# The state embedding: record the synthetic dataset, train from scratch, print the comparison (not part of `make test`).
+embedding-bench: install
+	nice -n 10 $(BIN)/stratus embedding-bench run --out bench-out/embedding \
+		--model-out stratus/embedding/models/state-embedding-v1.npz
 
 up: install
 	$(BIN)/stratus up
@@ -39,7 +51,9 @@ status: install
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
 
-# Opt-in local LLM (not part of `make test`): Qwen2.5-Coder-1.5B-Instruct served by llama.cpp on 127.0.0.1.
+# Opt-in local LLM (not part of `make test`): Qwen2.5-Coder-1.5B-Instruct served by llama.cpp on 127.0.0.1, built for
+# this machine's CPU without the AMX kernel, with the model's own chat template. `make llm-stop` also cleans up after
+# a crash.
 LLM_PORT ?= 8089
 export LLM_PORT
 .PHONY: llm-local llm-stop test-llm
@@ -52,5 +66,6 @@ llm-stop:
 
 test-llm: llm-local
 	STRATUS_LLM_BASE_URL=http://127.0.0.1:$(LLM_PORT)/v1 STRATUS_LLM_MODEL=local STRATUS_LLM_COMPACT=true \
+	STRATUS_LLM_CONTEXT_TOKENS=$${LLM_CTX:-8192} \
 	STRATUS_LLM_PRICE_IN_PER_MTOK=0 STRATUS_LLM_PRICE_OUT_PER_MTOK=0 STRATUS_LLM_TIMEOUT_S=900 \
 	$(BIN)/pytest -q -p no:cacheprovider --timeout=1800 -rA tests_llm

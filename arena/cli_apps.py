@@ -30,14 +30,32 @@ def _engine(kubeconfig: Path, plane_url: str | None = None) -> Any:
     return Engine(kube, PlaneClient(plane_url) if plane_url else None)
 
 
-def _scenario(pid: str) -> Any:
+def _targets(arg: str) -> list[tuple[Any, str, str]]:
+    """(scenario, task, problem id) for a problem id, a scenario file (its main id), or a folder of them."""
     from arena.scenarios.engine import Registry
+    from arena.scenarios.schema import ScenarioError
 
+    path = Path(arg)
+    if arg.endswith((".yaml", ".yml")) or path.is_dir():
+        if not path.exists():
+            typer.echo(f"no scenario file or folder {arg}", err=True)
+            raise typer.Exit(2)
+        try:
+            reg = Registry([path])
+        except ScenarioError as e:
+            typer.echo(str(e), err=True)
+            raise typer.Exit(2) from None
+        out = [(sc, reg.get(pid)[1], pid) for sc, pid in reg.scenarios()]
+        if not out:
+            typer.echo(f"no scenario files in {arg}", err=True)
+            raise typer.Exit(2)
+        return out
     try:
-        return Registry().get(pid)
+        sc, task = Registry().get(arg)
     except KeyError as e:
         typer.echo(str(e).strip('"'), err=True)
         raise typer.Exit(2) from None
+    return [(sc, task, arg)]
 
 
 def _arena_answers(kubeconfig: Path) -> bool:
@@ -112,51 +130,65 @@ def scenarios(
     task: Annotated[
         str | None, typer.Option(help="Only this task (detection, localization, analysis, mitigation).")
     ] = None,
+    capability: Annotated[str | None, typer.Option(help="Only scenarios exercising this capability.")] = None,
 ) -> None:
-    """List the problem ids of the scenario files, with app, target and RCA."""
+    """List the problem ids of the scenario files, with app, target, RCA and the capabilities they exercise."""
     from arena.scenarios.engine import Registry
 
     reg = Registry()
     for pid in reg.ids():
         sc, t = reg.get(pid)
-        if (app_name and sc.app != app_name) or (task and t != task):
+        if (
+            (app_name and sc.app != app_name)
+            or (task and t != task)
+            or (capability and capability not in sc.capabilities)
+        ):
             continue
         gt = sc.ground_truth
         rca = f"{gt.system_level} / {gt.fault_type}" if gt.system_level else "-"
-        typer.echo(f"{pid:55s} {sc.app:18s} {','.join(gt.localization) or '-':22s} {rca}")
+        caps = ",".join(sc.capabilities) or "-"
+        lite = " lite" if sc.lite else ""
+        typer.echo(f"{pid:60s} {sc.app:18s} {','.join(gt.localization) or '-':22s} {rca:40s} {caps}{lite}")
+
+
+TargetArg = Annotated[str, typer.Argument(help="A problem id, a scenario file, or a folder of scenario files.")]
 
 
 @app.command()
-def inject(pid: str, kubeconfig: KubeconfigOpt = KUBECONFIG) -> None:
+def inject(target: TargetArg, kubeconfig: KubeconfigOpt = KUBECONFIG) -> None:
     """Inject the fault of a scenario (its Kubernetes writes, exec commands, chaos objects)."""
     from arena.scenarios.engine import StepError
 
-    sc, _ = _scenario(pid)
-    try:
-        _engine(kubeconfig).inject(sc)
-    except StepError as e:
-        typer.echo(f"inject {pid}: {e}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"injected {pid}: {sc.description.strip()}")
+    targets = _targets(target)
+    engine = _engine(kubeconfig)
+    for sc, _, pid in targets:
+        try:
+            engine.inject(sc)
+        except StepError as e:
+            typer.echo(f"inject {pid}: {e}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"injected {pid}: {sc.description.strip()}")
 
 
 @app.command()
-def recover(pid: str, kubeconfig: KubeconfigOpt = KUBECONFIG) -> None:
-    """Undo a scenario's fault (AIOpsLab's recover_fault)."""
+def recover(target: TargetArg, kubeconfig: KubeconfigOpt = KUBECONFIG) -> None:
+    """Undo a scenario's fault (its recover steps)."""
     from arena.scenarios.engine import StepError
 
-    sc, _ = _scenario(pid)
-    try:
-        _engine(kubeconfig).recover(sc)
-    except StepError as e:
-        typer.echo(f"recover {pid}: {e}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"recovered {pid}")
+    targets = _targets(target)
+    engine = _engine(kubeconfig)
+    for sc, _, pid in targets:
+        try:
+            engine.recover(sc)
+        except StepError as e:
+            typer.echo(f"recover {pid}: {e}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"recovered {pid}")
 
 
 @app.command()
 def check(
-    pid: str,
+    target: TargetArg,
     kubeconfig: KubeconfigOpt = KUBECONFIG,
     mode: ModeOpt = "strict",
     answer: Annotated[str | None, typer.Option(help="detection/localization/analysis: the submission as JSON.")] = None,
@@ -164,32 +196,38 @@ def check(
     """The oracle's verdict with its reasons (mitigation: inspects the cluster; other tasks: judge --answer)."""
     from arena.scenarios import oracles
 
-    sc, task = _scenario(pid)
-    if task != "mitigation":
-        if answer is None:
-            raise typer.BadParameter(f"{pid} is a {task} problem: give the submission with --answer")
-        value = json.loads(answer) if answer.strip()[:1] in '[{"' else answer
-        if task == "detection":
-            ok, score = oracles.evaluate_detection(sc.ground_truth, value), None
-        elif task == "localization":
-            ok, score = oracles.evaluate_localization(sc.ground_truth, value)
-        else:
-            ok, score = oracles.evaluate_analysis(sc.ground_truth, value), None
-        typer.echo(json.dumps({"scenario": pid, "task": task, "passed": ok, "accuracy": score}))
-        raise typer.Exit(0 if ok else 1)
     if mode not in ("strict", "compat"):
         raise typer.BadParameter("mode is strict or compat")
-    verdict = _engine(kubeconfig).check(sc, mode, pid)
-    typer.echo(verdict.model_dump_json(indent=2))
-    raise typer.Exit(0 if verdict.passed else 1)
+    failed = 0
+    for sc, task, pid in _targets(target):
+        if task != "mitigation":
+            if answer is None:
+                raise typer.BadParameter(f"{pid} is a {task} problem: give the submission with --answer")
+            value = json.loads(answer) if answer.strip()[:1] in '[{"' else answer
+            if task == "detection":
+                ok, score = oracles.evaluate_detection(sc.ground_truth, value), None
+            elif task == "localization":
+                ok, score = oracles.evaluate_localization(sc.ground_truth, value)
+            else:
+                ok, score = oracles.evaluate_analysis(sc.ground_truth, value), None
+            typer.echo(json.dumps({"scenario": pid, "task": task, "passed": ok, "accuracy": score}))
+            failed += not ok
+            continue
+        verdict = _engine(kubeconfig).check(sc, mode, pid)
+        typer.echo(verdict.model_dump_json(indent=2))
+        failed += not verdict.passed
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()
-def symptoms(pid: str, kubeconfig: KubeconfigOpt = KUBECONFIG) -> None:
+def symptoms(target: TargetArg, kubeconfig: KubeconfigOpt = KUBECONFIG) -> None:
     """Which of a scenario's documented symptoms are present now."""
-    sc, _ = _scenario(pid)
-    for r in _engine(kubeconfig).symptoms(sc):
-        typer.echo(f"{'present' if r.present else 'absent ':8s} {r.check:15s} {r.detail}")
+    targets = _targets(target)
+    engine = _engine(kubeconfig)
+    for sc, _, pid in targets:
+        typer.echo(pid)
+        for r in engine.symptoms(sc):
+            typer.echo(f"  {'present' if r.present else 'absent ':8s} {r.check:15s} {r.detail}")
 
 
 @app.command()

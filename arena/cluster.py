@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from arena.controllers.autoscaling import HorizontalPodAutoscalerController
 from arena.controllers.endpoints import EndpointsController
 from arena.controllers.events import EventRecorder
 from arena.controllers.kubelet import Kubelet
@@ -161,6 +162,7 @@ class Cluster:
             self.scheduler,
             self.kubelet,
             EndpointsController(self),
+            HorizontalPodAutoscalerController(self),
             GarbageCollector(self),
         ]
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -187,6 +189,13 @@ class Cluster:
             ]
         for n in node_objs:
             self._create_node(n)
+        from arena.behaviour.dns import COREDNS_CONFIGMAP, COREDNS_NAMESPACE, DEFAULT_COREFILE
+
+        self.rest.create(
+            BY_KIND["ConfigMap"],
+            COREDNS_NAMESPACE,
+            {"metadata": {"name": COREDNS_CONFIGMAP}, "data": {"Corefile": DEFAULT_COREFILE}},
+        )
         self.rest.create(
             BY_KIND["Service"],
             "default",

@@ -35,13 +35,18 @@ class ClusterView(Protocol):
 class StartOutcome:
     """What happens when the kubelet (re)starts one container."""
 
-    result: Literal["running", "crash", "pull_error", "config_error"]
+    result: Literal["running", "crash", "pull_error", "config_error", "start_error"]
+    """``start_error``: the runtime could not start the process (e.g. the binary is missing): containerd reports
+    terminated reason ``StartError`` (exit 128) and the kubelet a ``Failed`` event, then backs off as for a crash."""
     logs: list[str] = field(default_factory=list)
     """Lines the container writes (for a crash: before it exits)."""
     exit_code: int = 0
     """For ``crash``: the exit code (the kubelet reports reason ``Error``, or ``Completed`` for 0)."""
     message: str = ""
     """For ``pull_error``/``config_error``: the waiting message (e.g. the registry's answer)."""
+    keeps_running: bool = False
+    """For ``running`` in an init container: the process does not exit on its own (``sleep infinity``, a wait loop
+    that never succeeds), so the pod stays ``Init:N/M``; otherwise an init container's run completes (exit 0)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,11 @@ class Behaviour(Protocol):
 
     def exec(self, view: ClusterView, pod: Obj, container: Obj, command: list[str]) -> ExecResult:
         """Run ``command`` inside a running container (``kubectl exec``)."""
+        ...
+
+    def probe(self, view: ClusterView, pod: Obj, container: Obj, probe: Obj) -> str | None:
+        """One liveness or startup probe (``exec``, ``httpGet``, ``tcpSocket`` or ``grpc``) of a running container:
+        None when it succeeds, else the prober's failure text (the event's message after "... probe failed: ")."""
         ...
 
     def periodic_logs(self, view: ClusterView, pod: Obj, container: Obj) -> Iterable[str]:
@@ -104,3 +114,6 @@ class DefaultBehaviour:
 
     def periodic_logs(self, view: ClusterView, pod: Obj, container: Obj) -> Iterable[str]:
         return ()
+
+    def probe(self, view: ClusterView, pod: Obj, container: Obj, probe: Obj) -> str | None:
+        return None

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from arena import admission
+from arena import admission, podsecurity, quota, webhooks
 from arena.errors import ApiError, already_exists, bad_request, conflict, forbidden, invalid, not_found
 from arena.objects import is_terminating, now, random_suffix
 from arena.patch import JsonPatchError, json_patch, merge_patch, strategic_merge
@@ -116,7 +116,13 @@ class Rest:
             meta["generation"] = 1
         admission.apply_defaults(rt, obj)
         self._admit_create(rt, obj)
+        if rt.kind == "Pod":
+            webhooks.admit_pod(self.store, obj)  # mutating (then validating) webhooks, before validation
         admission.check_invalid(rt, name, admission.validate(rt, obj))
+        if rt.kind == "Pod":
+            podsecurity.admit_pod(self.store, rt, obj)
+            quota.apply_limit_ranges(self.store, rt, obj)
+            quota.admit_pod_quota(self.store, rt, obj)
         if self.store.get(rt.key, ns, name) is not None:
             raise already_exists(rt, name)
         if rt.kind == "Pod":

@@ -12,14 +12,27 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 
-stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+# Exactly the lock: every package pinned with its hashes (make lock refreshes it from pyproject.toml), then the
+# project itself without dependencies or build isolation (its build backend is in the lock too).
+stamp="$VENV/.installed-$(cat pyproject.toml requirements-dev.lock | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "install: pip install -e .[dev]"
+  echo "install: pip install --require-hashes -r requirements-dev.lock"
   # (this machine's pip config names index folders that may not exist; those warnings are noise)
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[dev]" 2> >(grep -v "is ignored: it is neither" >&2)
+  quiet() { "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+  quiet "$VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
+  quiet "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+  strays=$("$VENV/bin/python" scripts/lock.py strays)
+  if [ -n "$strays" ]; then
+    echo "install: removing what the lock no longer pins: $(echo $strays)"
+    # shellcheck disable=SC2086
+    "$VENV/bin/pip" uninstall --quiet --yes $strays
+  fi
+  "$VENV/bin/pip" check --disable-pip-version-check >/dev/null || { "$VENV/bin/pip" check; exit 1; }
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
+# pyproject.toml and the lock must agree (a dependency added without `make lock` fails here, on every machine).
+"$VENV/bin/python" scripts/lock.py check
 
 if ! command -v redis-server >/dev/null 2>&1 && [ ! -x "$VENV/bin/redis-server" ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

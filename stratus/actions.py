@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 from pydantic.json_schema import SkipJsonSchema
 
 from stratus.contracts import ActionSpec
+from stratus.dataplane import check_args
+from stratus.identity import check_container, check_env_name, check_identity, check_kind_token, check_name
 
 CLUSTER_SCOPE = "cluster"
 
@@ -52,6 +54,22 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", True, ("netpol", "networkpolicy")),
         KindInfo("Ingress", "networking.k8s.io/v1", "ingresses", True, ("ing", "ingress", "ingresses")),
         KindInfo("StorageClass", "storage.k8s.io/v1", "storageclasses", False, ("sc", "storageclass")),
+        KindInfo("ResourceQuota", "v1", "resourcequotas", True, ("quota", "resourcequota", "resourcequotas")),
+        KindInfo("LimitRange", "v1", "limitranges", True, ("limits", "limitrange", "limitranges")),
+        KindInfo(
+            "ValidatingWebhookConfiguration",
+            "admissionregistration.k8s.io/v1",
+            "validatingwebhookconfigurations",
+            False,
+            ("validatingwebhookconfiguration", "validatingwebhookconfigurations"),
+        ),
+        KindInfo(
+            "MutatingWebhookConfiguration",
+            "admissionregistration.k8s.io/v1",
+            "mutatingwebhookconfigurations",
+            False,
+            ("mutatingwebhookconfiguration", "mutatingwebhookconfigurations"),
+        ),
     )
 }
 """The kinds Stratus acts on, by Kind."""
@@ -105,7 +123,7 @@ class _Action(BaseModel):
     @field_validator("kind")
     @classmethod
     def _canonical_kind(cls, value: str) -> str:
-        return resolve_kind(value)
+        return resolve_kind(check_kind_token(value))
 
     @model_validator(mode="after")
     def _check_namespace(self) -> _Action:
@@ -117,7 +135,14 @@ class _Action(BaseModel):
             object.__setattr__(self, "namespace", None)
         elif info.namespaced and self.namespace is None and not self._namespace_optional():
             raise ValueError(f"{self.kind} is namespaced: give a namespace")
+        check_identity(self.kind, self.namespace, self.name)
+        for container in self._containers():
+            check_container(container)
         return self
+
+    def _containers(self) -> list[str]:
+        container = getattr(self, "container", None)
+        return [container] if isinstance(container, str) else []
 
     def _namespace_optional(self) -> bool:
         return False
@@ -248,6 +273,12 @@ class Events(_Action):
     def _namespace_optional(self) -> bool:
         return self.all_namespaces
 
+    @model_validator(mode="after")
+    def _check_for_name(self) -> Events:
+        if self.for_name is not None:
+            check_name(self.for_kind or "Pod", self.for_name)
+        return self
+
 
 class RolloutStatus(_Named):
     """The rollout state of a workload, right now (never waits)."""
@@ -282,6 +313,11 @@ class Patch(_Named):
             raise ValueError("a json patch is a list of operations ([{'op': ..., 'path': ...}])")
         if self.patch_type != "json" and not isinstance(self.patch, dict):
             raise ValueError(f"a {self.patch_type} patch is an object")
+        if isinstance(self.patch, dict):
+            # A merge patch's keys are the object's root fields, camelCase identifiers by the API conventions.
+            bad = [k for k in self.patch if not (isinstance(k, str) and k.isascii() and k.isidentifier())]
+            if bad:
+                raise ValueError(f"a {self.patch_type} patch's keys are the object's fields; {bad[0]!r} is not one")
         return self
 
 
@@ -291,7 +327,7 @@ class Scale(_Named):
     WRITE = True
     verb: Literal["scale"] = "scale"
     ALLOWED_KINDS = SCALABLE_KINDS
-    replicas: int = Field(ge=0, description="The desired number of replicas.")
+    replicas: int = Field(ge=0, le=2**31 - 1, description="The desired number of replicas (an int32 in Kubernetes).")
 
 
 class SetImage(_Named):
@@ -301,6 +337,9 @@ class SetImage(_Named):
     WRITE = True
     verb: Literal["set_image"] = "set_image"
     images: dict[str, str] = Field(min_length=1, description="Container name -> image; '*' means every container.")
+
+    def _containers(self) -> list[str]:
+        return [c for c in self.images if c != "*"]
 
 
 class SetEnv(_Named):
@@ -317,6 +356,8 @@ class SetEnv(_Named):
     def _something(self) -> SetEnv:
         if not self.env and not self.unset:
             raise ValueError("set_env needs at least one variable to set or unset")
+        for key in [*self.env, *self.unset]:
+            check_env_name(key)
         return self
 
 
@@ -389,17 +430,27 @@ class Uncordon(_Named):
 
 
 class Exec(_Named):
-    """Run a vetted command in a container; allowed only with a declared inverse command that undoes it."""
+    """Run one data-plane operation of the project's catalogue (``stratus.dataplane``) in a container.
+
+    There is no free command: the gateway renders the argv from the operation at run time, the undo is the
+    catalogue's inverse operation, and credentials come from the container's own environment.
+    """
 
     ALLOWED_KINDS = frozenset({"Pod"})
     WRITE = True
     verb: Literal["exec"] = "exec"
     kind: str = Field(default="Pod", description="Always Pod.")
     container: str | None = Field(default=None, description="Container name; the first container when None.")
-    command: list[str] = Field(min_length=1, description="The command and its arguments (no shell).")
-    inverse: list[str] = Field(
-        default_factory=list, description="The command that undoes this one; without it the exec is refused."
+    operation: str = Field(
+        description="A data-plane catalogue operation: mongodb.grant_roles (db, user, roles), mongodb.revoke_roles "
+        "(db, user, roles), mongodb.create_declared_user (db, user: recreated as the init scripts declare it)."
     )
+    args: dict[str, Any] = Field(default_factory=dict, description="The operation's arguments.")
+
+    @model_validator(mode="after")
+    def _catalogue(self) -> Exec:
+        object.__setattr__(self, "args", check_args(self.operation, self.args))
+        return self
 
 
 Action = Annotated[

@@ -110,8 +110,8 @@ class TransactionTools(GatewayTools):
         try:
             result = await self.write_gateway.write(typed)
         except Refusal as exc:
-            if exc.rule == "lease_scope":
-                self.needs_scope = typed.scope  # the coordinator widens the next attempt's lease
+            if exc.rule == "lease_scope" and self.write_gateway.policy.grants(typed.scope, typed.kind, typed.verb):
+                self.needs_scope = typed.scope  # the coordinator widens the next attempt's lease (policy permitting)
             raise
         except KubeApiError as exc:
             raise PermanentError(str(exc)) from exc

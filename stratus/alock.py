@@ -14,6 +14,9 @@ Why it is shaped this way:
   before every write: only the scope's current, unexpired writer token passes, so a stale writer can never write again.
   (Kubernetes cannot check a token itself, so the residual window is the time between that check and the write; pass
   ``min_remaining_s`` to refuse a write that would not finish well inside the lease.)
+  A per-scope counter in Redis is forgotten when Redis restarts empty or fails over to a lagging replica; the
+  services therefore pass a ``TokenSource`` (``stratus.fence``: JetStream sequence numbers) and the script keeps the
+  counter only as a high-water mark, refusing a token that is not above it.
 - **One Lua script per state change.** Check-and-grant, renew, release and fence checks are each one atomic script
   (``register_script``: EVALSHA with a transparent reload), so no interleaving of clients can produce two writers.
 - **Scopes and the cluster scope.** A scope is a namespace or ``"cluster"`` (cluster-scoped objects: nodes, PVs, ...).
@@ -49,7 +52,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY, Counter, Histogram
@@ -57,6 +60,9 @@ from pydantic import Field
 
 from stratus.contracts import Lease, Model
 from stratus.errors import PermanentError, TemporaryError
+
+if TYPE_CHECKING:
+    from stratus.fence import TokenSource
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +184,7 @@ end
 # KEYS: 1 writer hash, 2 readers zset, 3 fence counter, 4 queue zset, 5 queue liveness zset, 6 namespace-holder
 #       index, 7 cluster writer hash, 8 cluster queue zset, 9 cluster queue liveness zset
 # ARGV: 1 holder, 2 ttl_ms, 3 is_cluster, 4 queue_ms (0: do not join or refresh), 5 index member,
-#       6 queue member ('<waiter id>|<holder>')
+#       6 queue member ('<waiter id>|<holder>'), 7 fencing token to grant ('': INCR the scope's counter)
 # -> {1, token, expires_ms} | {0, blocker kind, blocker, remaining_ms, blocker token or ''}
 _ACQUIRE_WRITE = (
     _PRELUDE
@@ -211,7 +217,16 @@ else
   local cq = first(KEYS[8])
   if cq then return refuse('waiting cluster writer', cq[1], queue_left(KEYS[9], cq[1])) end
 end
-local token = redis.call('INCR', KEYS[3])
+local token
+if ARGV[7] ~= '' then
+  -- A token from outside Redis (stratus.fence): it must be above every token this scope granted.
+  local high = redis.call('GET', KEYS[3])
+  if high and tonumber(high) >= tonumber(ARGV[7]) then return {0, 'stale token', '', 0, high} end
+  redis.call('SET', KEYS[3], ARGV[7])
+  token = ARGV[7]
+else
+  token = redis.call('INCR', KEYS[3])
+end
 local exp = now + ttl
 redis.call('HSET', KEYS[1], 'holder', holder, 'token', token, 'exp', exp)
 redis.call('PEXPIREAT', KEYS[1], exp)
@@ -359,11 +374,13 @@ class ALock:
     gone. Every method is safe to call concurrently from many tasks.
     """
 
-    def __init__(self, redis: aioredis.Redis, *, prefix: str = "stratus") -> None:
+    def __init__(self, redis: aioredis.Redis, *, prefix: str = "stratus", tokens: TokenSource | None = None) -> None:
         if not prefix or any(c in prefix for c in "{}"):
             raise PermanentError(f"A-Lock prefix {prefix!r} must be non-empty and contain no braces")
         self.redis = redis
         self.prefix = prefix
+        self.tokens = tokens
+        """Where fencing tokens come from; ``None``: the scope's Redis counter (forgotten with Redis's state)."""
         self._base = f"{{{prefix}}}:alock"
         self.channel = f"{self._base}:released"
         self._acquire_write = redis.register_script(_ACQUIRE_WRITE)
@@ -405,7 +422,9 @@ class ALock:
 
     async def try_acquire_write(self, scope: str, holder: str, ttl_s: float) -> Lease | None:
         """One attempt at the write lease of ``scope``; ``None`` when someone conflicting holds or waits for it."""
-        granted, _ = await self._try_write(scope, holder, ttl_s, queue_ms=0, member=f"{uuid.uuid4().hex}|{holder}")
+        granted, _ = await self._try_write(
+            scope, holder, ttl_s, queue_ms=0, member=f"{uuid.uuid4().hex}|{holder}", tokens=[]
+        )
         return granted
 
     async def acquire_write(self, scope: str, holder: str, ttl_s: float, wait_s: float = 0.0) -> Lease:
@@ -415,9 +434,12 @@ class ALock:
         """
         waiter_id = uuid.uuid4().hex
         member = f"{waiter_id}|{holder}"
+        reserved: list[int] = []  # an external token not yet consumed by a grant: reused across attempts
 
         async def attempt(last: bool) -> tuple[Lease | None, tuple[str, int]]:
-            return await self._try_write(scope, holder, ttl_s, queue_ms=0 if last else QUEUE_MS, member=member)
+            return await self._try_write(
+                scope, holder, ttl_s, queue_ms=0 if last else QUEUE_MS, member=member, tokens=reserved
+            )
 
         try:
             return await self._wait_for(scope, "write", holder, wait_s, attempt, waiter_id)
@@ -427,11 +449,29 @@ class ALock:
             raise
 
     async def _try_write(
-        self, scope: str, holder: str, ttl_s: float, *, queue_ms: int, member: str
+        self, scope: str, holder: str, ttl_s: float, *, queue_ms: int, member: str, tokens: list[int] | None = None
     ) -> tuple[Lease | None, tuple[str, int]]:
         self._check_scope(scope)
+        tokens = [] if tokens is None else tokens
+        for _ in range(8):  # a fresh token loses to a racing grant only when that grant's token is newer still
+            if self.tokens is not None and not tokens:
+                tokens.append(await self.tokens.issue(scope, holder))
+            reply = await self._grant_write(scope, holder, ttl_s, queue_ms, member, tokens[0] if tokens else None)
+            if int(reply[0]) == 1:
+                tokens.clear()
+                lease = Lease(scope=scope, holder=holder, token=int(reply[1]), expires_at=_at(int(reply[2])))
+                return lease, ("", 0)
+            if _s(reply[1]) != "stale token":
+                return None, (_blocker(_s(reply[1]), _s(reply[2]), _s(reply[4])), int(reply[3]))
+            log.info("A-Lock %s: token %s is not above the scope's last (%s); a new one", scope, tokens, _s(reply[4]))
+            tokens.clear()
+        raise TemporaryError(f"A-Lock {scope!r}: no fencing token above the scope's last one after 8 tries", delay=0.1)
+
+    async def _grant_write(
+        self, scope: str, holder: str, ttl_s: float, queue_ms: int, member: str, token: int | None
+    ) -> list[Any]:
         is_cluster = scope == CLUSTER_SCOPE
-        reply = await self._acquire_write(
+        reply: list[Any] = await self._acquire_write(
             keys=[
                 self._key("w", scope),
                 self._key("r", scope),
@@ -443,12 +483,17 @@ class ALock:
                 self._key("q", CLUSTER_SCOPE),
                 self._key("qlive", CLUSTER_SCOPE),
             ],
-            args=[holder, _ttl_ms(ttl_s), int(is_cluster), queue_ms, f"w|{scope}|{holder}", member],
+            args=[
+                holder,
+                _ttl_ms(ttl_s),
+                int(is_cluster),
+                queue_ms,
+                f"w|{scope}|{holder}",
+                member,
+                "" if token is None else str(token),
+            ],
         )
-        if int(reply[0]) == 1:
-            lease = Lease(scope=scope, holder=holder, token=int(reply[1]), expires_at=_at(int(reply[2])))
-            return lease, ("", 0)
-        return None, (_blocker(_s(reply[1]), _s(reply[2]), _s(reply[4])), int(reply[3]))
+        return reply
 
     # --- readers ---
 
@@ -722,7 +767,7 @@ class ALock:
                 backoff = min(backoff * 2, 5.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     async def aclose(self) -> None:
         """Stop the release subscriber, if a wait left one running (the Redis client stays the caller's)."""
@@ -795,16 +840,25 @@ class LeaseKeeper:
         self.error: BaseException | None = None
         self.renewals = 0
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def __aenter__(self) -> LeaseKeeper:
         self._task = asyncio.create_task(self._run(), name=f"lease-keeper-{self.lease.scope}-{self.lease.token}")
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._closing = True
+        task = self._task
+        # On Python 3.11, ``asyncio.wait_for`` loses a cancellation that arrives as its inner call completes
+        # (CPython gh-86296): the renewal loop then went on renewing forever and this exit never returned, leaving a
+        # transaction open under a lease nobody would ever release. The loop also checks ``_closing``, and the cancel
+        # is repeated until the task is done.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=1.0)
+        if task is not None and not task.cancelled():
+            with contextlib.suppress(BaseException):
+                task.result()
         if self.release_on_exit and not self.lost.is_set():
             try:
                 await self.alock.release(self.lease)
@@ -816,8 +870,10 @@ class LeaseKeeper:
         interval = self.ttl_s / 3
         valid_until = loop.time() + self.ttl_s  # conservative: the lease was granted before the keeper started
         pause = interval
-        while True:
+        while not self._closing:
             await asyncio.sleep(pause)
+            if self._closing:
+                return
             asked = loop.time()
             try:
                 # Past ``valid_until`` the lease may be someone else's, whatever a late reply says.

@@ -14,7 +14,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import api as js_api
 
 from stratus.bus import Bus
-from stratus.contracts import ALL_EVENTS, EVENT_ADAPTER, EVENTS_STREAM, Event, token
+from stratus.contracts import EVENT_ADAPTER, Event
 
 
 @dataclass
@@ -31,16 +31,17 @@ class IncidentSummary:
     visible_mu: list[float] = field(default_factory=list)
 
 
-async def read_events(bus: Bus, subject: str = ALL_EVENTS, limit: int = 100_000) -> list[Event]:
-    """Events on ``subject`` (a filter on the events stream), oldest first."""
+async def read_events(bus: Bus, subject: str | None = None, limit: int = 100_000) -> list[Event]:
+    """Events on ``subject`` (a filter on the events stream; default: all), oldest first."""
+    subject = subject or bus.topology.all_events
     try:
-        info = await bus.js.stream_info(EVENTS_STREAM)
+        info = await bus.js.stream_info(bus.topology.events_stream)
     except Exception:
         return []
     if info.state.messages == 0:
         return []
     sub = await bus.js.subscribe(
-        subject, stream=EVENTS_STREAM, ordered_consumer=True, deliver_policy=js_api.DeliverPolicy.ALL
+        subject, stream=bus.topology.events_stream, ordered_consumer=True, deliver_policy=js_api.DeliverPolicy.ALL
     )
     out: list[Event] = []
     try:
@@ -80,7 +81,7 @@ async def incidents(bus: Bus) -> list[IncidentSummary]:
 
 
 async def timeline(bus: Bus, incident_id: str) -> list[Event]:
-    return await read_events(bus, f"stratus.events.{token(incident_id)}.>")
+    return await read_events(bus, bus.topology.incident_events(incident_id))
 
 
 def describe(event: Event) -> str:
@@ -110,8 +111,22 @@ def describe(event: Event) -> str:
             return f"undo of {e.tx_id}: {e.undone} action(s) undone, {div}"
         case "work_failed":
             return f"{e.service} failed: {e.reason[:160]}"
+        case "reasoning_step":
+            where = f"{e.tx_id} " if e.tx_id else ""
+            answer = " ".join(e.result.split())[:120]
+            return f"  {e.service} {where}step {e.step}: {e.tool}({e.arguments[:100]}) -> {answer}"
         case "alert_attached":
             return f"alert {e.alert.name} ({e.alert.status})"
+        case "plan_proposed":
+            failed = f"; failed: {e.failed[:120]}" if e.failed else ""
+            return f"plan of {e.tx_id}: {len(e.actions)} write(s), dry-run on the server, none executed{failed}"
+        case "approval_requested":
+            return f"plan of {e.tx_id} ({len(e.actions)} write(s)) waits for approval until {e.deadline:%H:%M:%S}"
+        case "approval_decided":
+            verdict = "approved" if e.approved else "denied"
+            return (
+                f"plan of {e.tx_id} {verdict}" + (f" by {e.by}" if e.by else "") + (f": {e.reason}" if e.reason else "")
+            )
         case "incident_closed":
             return f"closed: {e.outcome} after {e.attempts} attempt(s); visible mu {e.visible_mu}"
     return event.kind

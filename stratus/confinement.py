@@ -12,7 +12,8 @@ Two layers, both applied to every agent:
   ``;`` inside a quoted JSON patch is data, not a separator), forbidden sub-commands and flags, namespace deletion,
   selectors on writes. It returns the shlex tokens.
 - ``confine_action`` checks a typed action, however it was produced (parsed line or LLM tool call): read-only roles
-  cannot write, namespaces are never deleted, an exec needs a declared inverse (no undo, no write).
+  cannot write, namespaces are never deleted, bounds on bodies (``stratus.bounds``). An exec is a data-plane
+  catalogue operation by construction (``stratus.dataplane``): there is no free argv to confine.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ import re
 import shlex
 from typing import Literal
 
-from stratus.actions import Action, Delete, Exec
+from stratus.actions import Action, Delete
 from stratus.errors import PermanentError
 
 Role = Literal["read", "write"]
 """A read-only agent (detector, diagnoser) or a writer holding a lease (mitigator, undoer)."""
 
 RefusalRule = Literal[
+    "identity",
+    "bounds",
+    "dataplane",
     "empty",
     "syntax",
     "not_kubectl",
@@ -50,6 +54,7 @@ RefusalRule = Literal[
     "lease_scope",
     "risk_window",
     "ready_capacity",
+    "write_policy",
     "unsupported",
 ]
 
@@ -190,6 +195,9 @@ def _has_flag(tokens: list[str], names: tuple[str, ...]) -> str | None:
 def confine_command(line: str, role: Role = "read") -> list[str]:
     """Apply every command-line rule to ``line``; return its tokens (``kubectl`` first) or raise ``Refusal``."""
     del role  # writes are refused on the typed action, once the verb is known (confine_action)
+    from stratus.bounds import check_command_line
+
+    check_command_line(line)
     stripped = line.strip()
     if not stripped:
         raise Refusal(
@@ -305,10 +313,6 @@ def confine_action(action: Action, role: Role) -> None:
         )
     if isinstance(action, Delete) and action.kind == "Namespace":
         raise _namespace_deletion(f"delete namespace {action.name}")
-    if isinstance(action, Exec) and not action.inverse:
-        raise Refusal(
-            f"Write operation 'exec' refused: no inverse command was declared for {shlex.join(action.command)!r}. "
-            "Every write needs a recorded undo; send the exec action with `inverse` set to the command that "
-            "undoes it, or use a declarative change (patch, set env, apply) instead.",
-            rule="no_undo",
-        )
+    from stratus.bounds import check_action_bounds
+
+    check_action_bounds(action)

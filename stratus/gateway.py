@@ -35,7 +35,6 @@ import asyncio
 import copy
 import json
 import logging
-import shlex
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,12 +44,12 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from pydantic import BaseModel, ConfigDict, Field
 
+from stratus import dataplane
 from stratus.actions import (
     CLUSTER_SCOPE,
     KINDS,
     Action,
     Apply,
-    Cordon,
     Create,
     Delete,
     Describe,
@@ -59,16 +58,13 @@ from stratus.actions import (
     Get,
     ListObjects,
     Logs,
-    Patch,
     Replace,
     RolloutHistory,
     RolloutRestart,
     RolloutStatus,
     RolloutUndo,
-    Scale,
     SetEnv,
     SetImage,
-    Uncordon,
     action_from_spec,
     resolve_kind,
 )
@@ -84,7 +80,19 @@ from stratus.digest import (
 )
 from stratus.disruption import ready_capacity_loss
 from stratus.errors import PermanentError, StratusError
+from stratus.identity import InvalidIdentity
 from stratus.kubectl import parse_command, render_describe, render_events, render_object, render_table
+from stratus.scrub import redact_secret
+from stratus.writepolicy import WritePolicy
+from stratus.writerequest import (
+    WireRequest,
+    build_write,
+    create_request,
+    delete_request,
+    object_path,
+    patch_request,
+    replace_request,
+)
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -207,16 +215,15 @@ class KubeApi:
 
     @staticmethod
     def path(kind: str, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
-        info = KINDS[resolve_kind(kind)]
-        base = f"/api/{info.api_version}" if "/" not in info.api_version else f"/apis/{info.api_version}"
-        if info.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{info.plural}"
-        if name:
-            base += f"/{name}"
-        if sub:
-            base += f"/{sub}"
-        return base
+        """The object's REST path, segments validated and quoted (``stratus.writerequest.object_path``)."""
+        try:
+            return object_path(kind, namespace, name, sub)
+        except InvalidIdentity as exc:
+            raise KubeApiError(422, "Invalid", str(exc)) from exc
+
+    def send(self, req: WireRequest) -> Any:
+        """Send one built request (``stratus.writerequest``)."""
+        return self.request(req.method, req.path, query=list(req.query), body=req.body, content_type=req.content_type)
 
     def request(
         self,
@@ -263,15 +270,18 @@ class KubeApi:
         items = self.request("GET", self.path(kind, namespace), query=query).get("items") or []
         return [_with_type(kind, item) for item in items]
 
+    def _built(self, build: Callable[[], WireRequest], dry_run: bool) -> Any:
+        try:
+            req = build()
+        except InvalidIdentity as exc:
+            raise KubeApiError(422, "Invalid", str(exc)) from exc
+        return self.send(req.dry_run() if dry_run else req)
+
     def create(self, manifest: Obj, *, dry_run: bool = False) -> Obj:
-        meta = manifest.get("metadata") or {}
-        path = self.path(manifest["kind"], meta.get("namespace"))
-        return _with_type(manifest["kind"], self.request("POST", path, query=_dry(dry_run), body=manifest))
+        return _with_type(manifest["kind"], self._built(lambda: create_request(manifest), dry_run))
 
     def replace(self, manifest: Obj, *, dry_run: bool = False) -> Obj:
-        meta = manifest.get("metadata") or {}
-        path = self.path(manifest["kind"], meta.get("namespace"), meta["name"])
-        return _with_type(manifest["kind"], self.request("PUT", path, query=_dry(dry_run), body=manifest))
+        return _with_type(manifest["kind"], self._built(lambda: replace_request(manifest), dry_run))
 
     def patch(
         self,
@@ -283,23 +293,12 @@ class KubeApi:
         *,
         dry_run: bool = False,
     ) -> Obj:
-        content = {
-            "strategic": "application/strategic-merge-patch+json",
-            "merge": "application/merge-patch+json",
-            "json": "application/json-patch+json",
-        }[patch_type]
-        path = self.path(kind, namespace, name)
-        return _with_type(kind, self.request("PATCH", path, query=_dry(dry_run), body=body, content_type=content))
+        return _with_type(kind, self._built(lambda: patch_request(kind, namespace, name, body, patch_type), dry_run))
 
     def delete(
         self, kind: str, namespace: str | None, name: str, *, preconditions: Obj | None = None, dry_run: bool = False
     ) -> Obj:
-        body: Obj = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
-        if preconditions:
-            body["preconditions"] = preconditions
-        if dry_run:
-            body["dryRun"] = ["All"]
-        result: Obj = self.request("DELETE", self.path(kind, namespace, name), query=_dry(dry_run), body=body)
+        result: Obj = self._built(lambda: delete_request(kind, namespace, name, preconditions=preconditions), dry_run)
         return result
 
     def logs(self, namespace: str, pod: str, *, container: str | None, tail: int | None, previous: bool) -> str:
@@ -331,10 +330,6 @@ class KubeApi:
             if raw is not None:
                 raw.shutdown()
         return int(code if code is not None else 0), str(out), str(err)
-
-
-def _dry(dry_run: bool) -> list[tuple[str, str]]:
-    return [("dryRun", "All")] if dry_run else []
 
 
 def _with_type(kind: str, obj: Obj) -> Obj:
@@ -413,6 +408,7 @@ class ReadGateway:
         now = _now()
         if isinstance(action, Get):
             obj = self.api.get(action.kind, action.namespace, action.name)
+            obj = redact_secret(obj) if obj is not None else None  # Secret values never reach an agent
             if obj is None:
                 raise KubeApiError(404, "NotFound", f'{KINDS[action.kind].plural} "{action.name}" not found')
             if action.output in ("yaml", "json", "name"):
@@ -423,6 +419,7 @@ class ReadGateway:
             objs = self.api.items(
                 action.kind, ns, label_selector=action.label_selector, field_selector=action.field_selector
             )
+            objs = [redact_secret(o) for o in objs]
             if action.output in ("yaml", "json"):
                 return render_object({"apiVersion": "v1", "kind": "List", "items": objs}, action.output)
             if action.output == "name":
@@ -448,7 +445,7 @@ class ReadGateway:
                 objs = self.api.items(action.kind, action.namespace, label_selector=action.label_selector)
                 if not objs:
                     return "No resources found."
-            parts = [render_describe(o, self._events_about(o), now=now) for o in objs]
+            parts = [render_describe(redact_secret(o), self._events_about(o), now=now) for o in objs]
             return "\n\n\n".join(parts)
         if isinstance(action, Logs):
             pod = action.name if action.kind == "Pod" else self._a_pod_of(action.kind, action.namespace, action.name)
@@ -560,7 +557,7 @@ class ReadGateway:
     async def get_object(self, kind: str, namespace: str | None, name: str) -> Obj | None:
         """One object as JSON, or None when it does not exist."""
         obj: Obj | None = await self._call(self.api.get, kind, namespace, name)
-        return obj
+        return redact_secret(obj) if obj is not None else None
 
     async def list_objects(
         self,
@@ -574,7 +571,7 @@ class ReadGateway:
         objs: list[Obj] = await self._call(
             self.api.items, kind, namespace, label_selector=label_selector, field_selector=field_selector
         )
-        return objs
+        return [redact_secret(o) for o in objs]
 
     async def logs(
         self, namespace: str, pod: str, container: str | None = None, tail: int = 100, previous: bool = False
@@ -612,8 +609,10 @@ class WriteGateway(ReadGateway):
         max_writes: int | None = None,
         default_namespace: str = "default",
         workdir: Path | None = None,
+        policy: WritePolicy | None = None,
     ) -> None:
         super().__init__(api, default_namespace=default_namespace, workdir=workdir)
+        self.policy = policy if policy is not None else WritePolicy.configured()
         self.lease = lease
         self.check_fence = check_fence
         self.journal_intent = journal_intent
@@ -651,9 +650,20 @@ class WriteGateway(ReadGateway):
 
     # -- the write pipeline
 
+    @property
+    def covered_scopes(self) -> frozenset[str]:
+        """The scopes this gateway may write: the lease's, and under a cluster lease the incident's own namespace.
+
+        A cluster lease excludes every namespace holder (``stratus.alock``), so it *could* cover every namespace; it
+        covers only the one the checkpoint digested (``default_namespace``, the incident's scope), so that a write
+        elsewhere (a victim namespace, kube-system) is refused rather than left out of the post-undo digest.
+        """
+        if self.lease.scope == CLUSTER_SCOPE:
+            return frozenset({CLUSTER_SCOPE, self.default_namespace})
+        return frozenset({self.lease.scope})
+
     def _check_scope(self, action: Action) -> None:
-        # A cluster lease excludes every namespace holder (stratus.alock), so it covers namespaced writes too.
-        if action.scope != self.lease.scope and self.lease.scope != CLUSTER_SCOPE:
+        if action.scope not in self.covered_scopes:
             raise Refusal(
                 f"Write operation '{action.verb}' on {action.target} refused: it is in scope '{action.scope}' but "
                 f"this transaction's lease covers scope '{self.lease.scope}'. Act only on objects of "
@@ -686,23 +696,34 @@ class WriteGateway(ReadGateway):
         if self.journal_intent is None or self.journal_outcome is None:
             raise PermanentError("this gateway has no journal: writes are refused (every write is journaled first)")
         spec = action.to_spec()
-        try:
-            # Only writes computed from the current object need it read for their dry run.
-            needs_basis = isinstance(action, (Apply, Replace, SetImage, SetEnv, RolloutRestart, RolloutUndo))
-            basis = await self._call(self._pre_image_sync, action) if needs_basis else None
-            dry = await self._send(action, basis, dry_run=True)
-        except KubeApiError as exc:
-            return WriteResult(
-                ok=False,
-                action=spec,
-                executed=False,
-                message=f"Dry run failed, nothing was changed: {exc}",
-            )
+        # The pre-image is read first and the request is built once against it (stratus.writerequest): the dry run
+        # is that request with dryRun=All, and the write is that very request.
         pre: Obj | None = await self._call(self._pre_image_sync, action)
-        loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
-        if loss:
-            raise Refusal(f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity")
-        undo, note = await self._call(self._undo_for_sync, action, pre)
+        # The undo record needs only the pre-image (and, for some kinds, reads of the owners): it is computed while
+        # the dry run is on the wire. Nothing is journaled or sent for real before both are back.
+        undo_task = asyncio.ensure_future(self._call(self._undo_for_sync, action, pre))
+        undo_task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        try:
+            try:
+                computed = isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo))
+                request = await self._call(self._build_sync, action, pre) if computed else self._build_sync(action, pre)
+                dry = await self._send(action, pre, dry_run=True, request=request)
+            except KubeApiError as exc:
+                return WriteResult(
+                    ok=False,
+                    action=spec,
+                    executed=False,
+                    message=f"Dry run failed, nothing was changed: {exc}",
+                )
+            self.policy.check(action, pre, dry)  # stratus.writepolicy: the dry run's result against the pre-image
+            loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
+            if loss:
+                raise Refusal(
+                    f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity"
+                )
+            undo, note = await undo_task
+        finally:
+            undo_task.cancel()
         if undo is None:
             raise Refusal(
                 f"Write operation '{action.verb}' on {action.target} refused: {note} Every write needs a recorded "
@@ -723,11 +744,11 @@ class WriteGateway(ReadGateway):
             dry_run=summarise(dry) if isinstance(dry, dict) else None,
             message=note,
         )
-        await self.journal_intent(intent)
-        await self._fence()
+        # The intent must be durable and the lease current before the write; the two are independent round trips.
+        await asyncio.gather(self.journal_intent(intent), self._fence())
         self.writes += 1
         try:
-            after = await self._send(action, pre, dry_run=False)
+            after = await self._send(action, pre, dry_run=False, request=request)
             ok, message = True, _done(action, after, note, created=pre is None)
             summary = summarise(after) if isinstance(after, dict) and after.get("metadata") else None
         except KubeApiError as exc:
@@ -827,16 +848,17 @@ class WriteGateway(ReadGateway):
 
     def _undo_for_sync(self, action: Action, pre: Obj | None) -> tuple[list[ActionSpec] | None, str]:
         if isinstance(action, Exec):
-            if not action.inverse:
-                return None, "exec has no declared inverse."
+            inverse_op = dataplane.inverse_of(action.operation, action.args)
+            if inverse_op is None:
+                return None, f"{action.operation} has no inverse in the data-plane catalogue, so it never runs forward."
             inverse = Exec(
                 namespace=action.namespace,
                 name=action.name,
                 container=action.container,
-                command=action.inverse,
-                inverse=action.command,
+                operation=inverse_op[0],
+                args=inverse_op[1],
             )
-            return [inverse.to_spec()], f"undo: exec the declared inverse {shlex.join(action.inverse)!r}"
+            return [inverse.to_spec()], f"undo: the catalogue inverse {inverse_op[0]}"
         if isinstance(action, (Create, Apply, Replace)) and pre is None:
             undo = Delete(kind=action.kind, namespace=action.namespace, name=str(action.name))
             return [undo.to_spec()], f"undo: delete the new {action.target}"
@@ -875,7 +897,9 @@ class WriteGateway(ReadGateway):
                     return f"{ref['kind']}/{ref.get('name')}"
         return None
 
-    async def _send(self, action: Action, base: Obj | None, *, dry_run: bool) -> Any:
+    async def _send(
+        self, action: Action, base: Obj | None, *, dry_run: bool, request: WireRequest | None = None
+    ) -> Any:
         """Send the action against ``base`` (its resourceVersion is the precondition), riding out status churn.
 
         Controllers and kubelets bump an object's resourceVersion with status updates all the time, so the
@@ -885,7 +909,9 @@ class WriteGateway(ReadGateway):
         """
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
-                return await self._call(self._execute_sync, action, base, dry_run)
+                if request is None or attempt > 0:
+                    request = await self._call(self._build_sync, action, base)
+                return await self._call(self._execute_sync, action, request, dry_run)
             except KubeApiError as exc:
                 if not _is_conflict(exc) or base is None or attempt == CONFLICT_RETRIES:
                     raise
@@ -899,49 +925,28 @@ class WriteGateway(ReadGateway):
                     await self._fence()
         raise AssertionError("unreachable")
 
-    def _execute_sync(self, action: Action, base: Obj | None, dry_run: bool) -> Any:
-        """Send the action against ``base`` (None: the object does not exist), with its resourceVersion."""
-        api = self.api
-        if isinstance(action, Create):
-            return api.create(action.manifest, dry_run=dry_run)
-        if isinstance(action, (Apply, Replace)):
-            if base is None:
-                return api.create(action.manifest, dry_run=dry_run)
-            if isinstance(action, Replace):
-                return api.replace(_with_rv(action.manifest, base), dry_run=dry_run)
-            body = _with_rv(strip_for_restore(action.manifest), base)
-            return api.patch(action.kind, action.namespace, str(action.name), body, "strategic", dry_run=dry_run)
+    def _build_sync(self, action: Action, base: Obj | None) -> WireRequest | None:
+        """The one request for ``action`` against ``base`` (None for exec, which is not a REST write)."""
         if isinstance(action, Exec):
-            return self._exec_sync(action, dry_run)
-        name = str(action.name)
+            return None
+        ops = None
         if isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo)):
             if base is None:
-                raise KubeApiError(404, "NotFound", f'{KINDS[action.kind].plural} "{name}" not found')
-            rv_test = {"op": "test", "path": "/metadata/resourceVersion", "value": base["metadata"]["resourceVersion"]}
-            ops = [rv_test, *self._template_ops(action, base)]
-            return api.patch(action.kind, action.namespace, name, ops, "json", dry_run=dry_run)
-        # base None (a dry run that needs no basis): the same request without the resourceVersion precondition.
-        rv = base["metadata"].get("resourceVersion") if base is not None else None
-        meta = {"metadata": {"resourceVersion": rv}} if rv else {}
-        if isinstance(action, Delete):
-            pre_cond = {"uid": base["metadata"].get("uid"), "resourceVersion": rv} if base is not None else None
-            return api.delete(action.kind, action.namespace, name, preconditions=pre_cond, dry_run=dry_run)
-        if isinstance(action, Patch):
-            if action.patch_type == "json":
-                test = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}] if rv else []
-                return api.patch(action.kind, action.namespace, name, [*test, *action.patch], "json", dry_run=dry_run)
-            patch_body: Any = action.patch
-            if rv and isinstance(action.patch, dict):
-                patch_body = _with_rv(action.patch, {"metadata": {"resourceVersion": rv}})
-            return api.patch(action.kind, action.namespace, name, patch_body, action.patch_type, dry_run=dry_run)
-        if isinstance(action, Scale):
-            body = {**meta, "spec": {"replicas": action.replicas}}
-            return api.patch(action.kind, action.namespace, name, body, "merge", dry_run=dry_run)
-        if isinstance(action, (Cordon, Uncordon)):
-            flag = True if isinstance(action, Cordon) else None
-            body = {**meta, "spec": {"unschedulable": flag}}
-            return api.patch(action.kind, None, name, body, "merge", dry_run=dry_run)
-        raise Refusal(f"{action.verb} is not a write.", rule="unsupported")
+                raise KubeApiError(404, "NotFound", f'{KINDS[action.kind].plural} "{action.name}" not found')
+            ops = self._template_ops(action, base)
+        try:
+            return build_write(action, base, template_ops=ops, server_metadata=SERVER_METADATA)
+        except InvalidIdentity as exc:
+            raise KubeApiError(422, "Invalid", str(exc)) from exc
+
+    def _execute_sync(self, action: Action, request: WireRequest | None, dry_run: bool) -> Any:
+        """Send the built request (its dry-run form when ``dry_run``); exec runs over the exec channel."""
+        if isinstance(action, Exec):
+            return self._exec_sync(action, dry_run)
+        if request is None:
+            raise Refusal(f"{action.verb} is not a write.", rule="unsupported")
+        result = self.api.send(request.dry_run() if dry_run else request)
+        return _with_type(action.kind, result) if isinstance(result, dict) and result.get("metadata") else result
 
     def _template_ops(self, action: SetImage | SetEnv | RolloutRestart | RolloutUndo, base: Obj) -> list[Obj]:
         """JSON-patch operations on the pod template (or a pod's spec) computed from the current object."""
@@ -1011,12 +1016,24 @@ class WriteGateway(ReadGateway):
             raise KubeApiError(
                 400, "BadRequest", f"pod {action.name} is not running (phase {phase}); exec needs a running container"
             )
+        containers = (pod.get("spec") or {}).get("containers") or []
+        container = next(
+            (c for c in containers if c.get("name") == action.container), containers[0] if containers else {}
+        )
+        try:
+            argv = dataplane.render(
+                action.operation, action.args, pod, container, lambda ns, name: self.api.get("ConfigMap", ns, name)
+            )
+        except dataplane.DataPlaneError as exc:
+            raise KubeApiError(0, "", f"error: {exc}") from exc
         if dry_run:
-            return {"dryRun": "exec: pod and container exist and are running (exec has no server dry run)"}
-        code, out, err = self.api.exec(str(action.namespace), action.name, action.container, action.command)
+            return {"dryRun": f"exec {action.operation}: pod and container are running, the operation renders"}
+        code, out, err = self.api.exec(str(action.namespace), action.name, action.container, argv)
         if code != 0:
-            raise ExecFailed(0, "", f"command terminated with exit code {code}: {err.strip() or out.strip()}")
-        return {"stdout": out, "stderr": err, "exitCode": code}
+            # The operation's output is not returned: a database shell may echo what it was given.
+            raise ExecFailed(0, "", f"{action.operation} terminated with exit code {code}")
+        del out, err
+        return {"exitCode": code}
 
 
 def _is_conflict(exc: KubeApiError) -> bool:
@@ -1048,6 +1065,6 @@ def _done(action: Action, after: Any, note: str, *, created: bool = False) -> st
         "uncordon": "uncordoned",
     }
     if isinstance(action, Exec) and isinstance(after, dict):
-        return f"exec in pod/{action.name}: exit 0\n{after.get('stdout', '')}{after.get('stderr', '')}".rstrip()
+        return f"exec {action.operation} in pod/{action.name}: exit 0 ({note})"
     verb = "created" if created and isinstance(action, (Apply, Replace)) else past.get(action.verb, action.verb)
     return f"{what} {verb} ({note})"

@@ -15,6 +15,7 @@ Shape and why:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -23,10 +24,15 @@ from nats.js import api as js_api
 from nats.js.errors import APIError, NotFoundError
 
 from stratus.bus import Bus
-from stratus.contracts import JOURNAL_STREAM, JournalRecord, journal_subject
+from stratus.contracts import JournalRecord
+from stratus.crashpoints import crash_point
 from stratus.errors import PermanentError, TemporaryError
+from stratus.scrub import scrub_model, scrub_obj, scrub_text
 
 log = logging.getLogger(__name__)
+
+STREAM_NOT_FOUND = 10059
+"""JetStream's error code for a missing stream (a missing message on a subject is 10037)."""
 
 
 class JournalError(PermanentError):
@@ -40,11 +46,15 @@ class Journal:
 
     async def append(self, record: JournalRecord) -> int:
         """Append ``record`` and return its stream sequence once JetStream has acknowledged it."""
-        subject = journal_subject(record.tx_id)
+        record = audit_view(record)
+        subject = self.bus.topology.journal(record.tx_id)
         headers = {"Nats-Msg-Id": f"{record.tx_id}:{record.seq}:{record.phase}"}
         last = self._last_seq.get(record.tx_id)
         if last is None:
-            last = await self._last_subject_seq(record.tx_id)
+            try:
+                last = await self._last_subject_seq(record.tx_id)
+            except NotFoundError as exc:
+                raise JournalError(f"journal append for {record.tx_id}: no stream ({exc.description})") from exc
         headers["Nats-Expected-Last-Subject-Sequence"] = str(last)
         try:
             ack = await self.bus.js.publish(subject, record.model_dump_json().encode(), headers=headers, timeout=5.0)
@@ -58,44 +68,85 @@ class Journal:
         if ack.duplicate:
             log.info("journal: %s #%s %s already recorded", record.tx_id, record.seq, record.phase)
         self._last_seq[record.tx_id] = ack.seq
+        if record.phase == "intent":
+            crash_point("journal.after_intent")  # the write it announces has not run yet
         return ack.seq
 
     async def _last_subject_seq(self, tx_id: str) -> int:
+        """The stream sequence of the subject's last record; 0 when it has none. ``NotFoundError`` without a stream."""
         try:
-            msg = await self.bus.js.get_last_msg(JOURNAL_STREAM, journal_subject(tx_id))
-        except NotFoundError:
+            msg = await self.bus.js.get_last_msg(self.bus.topology.journal_stream, self.bus.topology.journal(tx_id))
+        except NotFoundError as exc:
+            if exc.err_code == STREAM_NOT_FOUND:
+                raise
             return 0
         return int(msg.seq or 0)
 
-    async def read(self, tx_id: str) -> list[JournalRecord]:
-        """Every record of a transaction, in append order."""
+    async def read(self, tx_id: str, *, timeout: float = 10.0) -> list[JournalRecord]:
+        """Every record of a transaction, in append order, up to the subject's last sequence when the read began.
+
+        The last sequence is asked of the server first and the read goes on until it has that record: a slow server
+        makes the read slower, never shorter. When it cannot finish within ``timeout`` it raises ``TemporaryError``
+        (retry later), so an undo plan is never built from part of a journal.
+        """
+        stream, subject = self.bus.topology.journal_stream, self.bus.topology.journal(tx_id)
         try:
-            info = await self.bus.js.stream_info(JOURNAL_STREAM)
+            last = await self._last_subject_seq(tx_id)
         except NotFoundError as exc:
-            raise TemporaryError(f"stream {JOURNAL_STREAM} does not exist yet") from exc
-        if info.state.messages == 0:
+            raise TemporaryError(f"stream {stream} does not exist yet") from exc
+        except (NatsTimeout, OSError, APIError) as exc:
+            raise TemporaryError(
+                f"journal of {tx_id}: the last sequence is unknown ({exc!r}); retry", delay=1.0
+            ) from exc
+        if last == 0:
             return []
-        sub = await self.bus.js.subscribe(
-            journal_subject(tx_id),
-            stream=JOURNAL_STREAM,
-            ordered_consumer=True,
-            deliver_policy=js_api.DeliverPolicy.ALL,
-        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         records: list[JournalRecord] = []
+        seen = 0
         try:
-            while True:
+            sub = await self.bus.js.subscribe(
+                subject, stream=stream, ordered_consumer=True, deliver_policy=js_api.DeliverPolicy.ALL
+            )
+        except (NatsTimeout, OSError, APIError) as exc:
+            raise TemporaryError(f"journal of {tx_id}: cannot read ({exc!r}); retry", delay=1.0) from exc
+        try:
+            while seen < last:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise TemporaryError(
+                        f"journal of {tx_id}: read {len(records)} record(s) up to sequence {seen} of {last} within "
+                        f"{timeout:.0f}s; the undo plan would be partial, so retry",
+                        delay=1.0,
+                    )
                 try:
-                    msg = await sub.next_msg(timeout=0.5)
+                    msg = await sub.next_msg(timeout=min(left, 1.0))
                 except NatsTimeout:
+                    continue
+                seq = msg.metadata.sequence.stream if msg.metadata and msg.metadata.sequence else seen + 1
+                if seq > last:
                     break
+                seen = seq
                 records.append(JournalRecord.model_validate_json(msg.data))
-                pending = msg.metadata.num_pending if msg.metadata else 0
-                if pending == 0:
-                    break
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         return records
+
+
+def audit_view(record: JournalRecord) -> JournalRecord:
+    """The record as the journal keeps it: the audit fields (action, message, dry-run summary) scrubbed of
+    credentials; the pre-image and the undo stay exact, because the undoer executes them. A Secret pre-image is never
+    kept (the write policy refuses Secret writes; this is the store's own check)."""
+    if (record.pre_image or {}).get("kind") == "Secret":
+        raise JournalError(
+            f"journal append for {record.tx_id} #{record.seq} refused: it holds a Secret's pre-image, and the journal "
+            "never stores Secret values"
+        )
+    clean = {"action": scrub_model(record.action), "message": scrub_text(record.message)}
+    if record.dry_run is not None:
+        clean["dry_run"] = scrub_obj(record.dry_run)
+    return record.model_copy(update=clean)
 
 
 def undo_plan(records: list[JournalRecord]) -> list[JournalRecord]:

@@ -17,8 +17,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from stratus import bounds
 from stratus.actions import ACTION_ADAPTER, Action, resolve_kind
 from stratus.confinement import Refusal, Role, confine_action, confine_command, find_subcommand
+from stratus.dataplane import describe_catalogue
 
 SUPPORTED = (
     "Supported commands: reads: kubectl get, describe, logs, events (or get events), rollout status, "
@@ -206,7 +208,7 @@ def _output(line: _Line) -> str:
 
 def _load_yaml(text: str, what: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return bounds.load_yaml(text, what)
     except yaml.YAMLError as exc:
         raise Refusal(f"{what} is not valid JSON or YAML: {exc}", rule="syntax") from exc
 
@@ -221,21 +223,9 @@ def _manifests(line: _Line, workdir: Path | None) -> list[dict[str, Any]]:
         )
     docs: list[dict[str, Any]] = []
     for name in files:
-        if "://" in name:
-            raise Refusal(
-                f"Manifests from URLs are not supported ({name}); write the manifest to a file.", "unsupported"
-            )
-        path = Path(name)
-        if not path.is_absolute() and workdir is not None:
-            path = workdir / path
-        if path.is_dir():
-            raise Refusal(f"{name} is a directory; give one manifest file per -f.", rule="unsupported")
+        text = bounds.read_file(name, workdir)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise Refusal(f"Cannot read manifest file {name}: {exc.strerror or exc}.", rule="syntax") from exc
-        try:
-            loaded = list(yaml.safe_load_all(text))
+            loaded = bounds.load_yaml_all(text, f"Manifest file {name}")
         except yaml.YAMLError as exc:
             raise Refusal(f"Manifest file {name} is not valid YAML: {exc}", rule="syntax") from exc
         for doc in loaded:
@@ -350,10 +340,7 @@ def _parse(line: _Line, namespace: str, workdir: Path | None, exec_inverse: list
     if sub == "patch":
         text = line.one("patch")
         if text is None and line.one("patch_file"):
-            try:
-                text = Path(str(line.one("patch_file"))).read_text()
-            except OSError as exc:
-                raise Refusal(f"Cannot read the patch file: {exc.strerror or exc}.", rule="syntax") from exc
+            text = bounds.read_file(str(line.one("patch_file")), workdir, "Patch file")
         if text is None:
             raise Refusal(
                 "kubectl patch needs -p PATCH (JSON or YAML) and optionally --type strategic|merge|json.", "syntax"
@@ -425,22 +412,13 @@ def _parse(line: _Line, namespace: str, workdir: Path | None, exec_inverse: list
             raise Refusal(f"kubectl {sub} needs a node name.", rule="syntax")
         return [{"verb": sub, "kind": k, "name": n} for k, n in pairs]
     if sub == "exec":
-        if len(pos) != 1 or not line.after:
-            raise Refusal(
-                "kubectl exec takes one pod and a command after --: kubectl exec POD [-c C] -- CMD ARGS.", "syntax"
-            )
-        kind, _, name = pos[0].rpartition("/")
-        return [
-            {
-                "verb": "exec",
-                "kind": _kind(kind) if kind else "Pod",
-                "namespace": ns,
-                "name": name,
-                "container": line.one("container"),
-                "command": line.after,
-                "inverse": list(exec_inverse or []),
-            }
-        ]
+        del exec_inverse  # a declared inverse no longer makes a free command runnable
+        raise Refusal(
+            "Command refused: kubectl exec runs a free command inside a container, which no dry run, pre-image or "
+            "digest can see, so Stratus never runs one. Use the exec action with a data-plane catalogue operation "
+            f"instead: {describe_catalogue()}.",
+            rule="dataplane",
+        )
     what = f"kubectl {sub}" if sub else "kubectl without a sub-command"
     raise Refusal(f"Unsupported command: {what}. {SUPPORTED}", rule="unsupported")
 
@@ -460,6 +438,13 @@ def parse_command(
     """
     tokens = confine_command(line, role)
     parsed = _Line(tokens)
+    if role != "write" and (parsed.sub in ("apply", "create", "replace") or parsed.one("patch_file")):
+        # Refused before any file is read: a read-only agent has no reason to make the gateway read one.
+        raise Refusal(
+            f"Write operation '{parsed.sub}' refused: this agent has a read-only role. "
+            "Report the change you recommend instead; only the mitigator writes, under a lease.",
+            rule="read_only",
+        )
     actions: list[Action] = []
     for data in _parse(parsed, namespace, workdir, exec_inverse):
         try:

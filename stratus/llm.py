@@ -6,9 +6,16 @@ Why it is shaped this way:
   package with ``temperature=0``. Retries are ours, not the package's (``max_retries=0``): 429 and 5xx answers and
   dropped connections are retried with exponential back-off (honouring ``Retry-After``), so the policy is visible,
   testable against the scripted server and identical for every provider.
-- Every call is accounted (prompt and completion tokens, cost from the price settings). A reply carries its own
-  ``Usage`` so a reasoner can sum the calls of one piece of work (one diagnosis, one transaction) while the client
-  keeps a cumulative total across all of them.
+- Retrying is bounded twice: at most ``max_retries`` retries, and none starts later than ``retry_budget_s`` after
+  the first try. A dead endpoint therefore costs a piece of work a known, configured time before the reasoner gives
+  up on it (and the rulebook takes over, see ``stratus.reasoners.hybrid``).
+- A 400 that says the prompt is over the context window is its own error (``LLMContextExceeded``) carrying the
+  window the server named: the reasoner learns the real size from it.
+- Every call is accounted (prompt and completion tokens, cost from the price settings, HTTP errors, the largest
+  prompt). A reply carries its own ``Usage`` so a reasoner can sum the calls of one piece of work (one diagnosis, one
+  transaction) while the client keeps a cumulative total across all of them.
+- ``context_tokens()`` asks the server for its context window where servers publish it (vLLM's ``max_model_len``,
+  llama.cpp's ``/props``, LM Studio's ``context_length``...); None when none does.
 - Under pytest no test may reach a real model: the guard refuses any base URL that is not loopback *before* a request
   is built (pydantic-ai's ``ALLOW_MODEL_REQUESTS = False``). Tests script the model with ``tests/llm_server.py``.
 """
@@ -20,6 +27,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -30,6 +38,7 @@ from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, Field
 
 from stratus.contracts import Usage
+from stratus.dependencies import record_llm_outcome
 from stratus.errors import PermanentError, TemporaryError
 from stratus.settings import ReasonerSettings
 
@@ -53,9 +62,44 @@ class RealEndpointRefused(PermanentError):
 class LLMUnavailable(TemporaryError):
     """The endpoint kept failing (429, 5xx, connection errors) after every retry."""
 
+    errors = 0
+    """HTTP errors and failed connections of the call that raised this (retries included)."""
+
 
 class LLMRequestRejected(PermanentError):
     """The endpoint rejected the request (400, 401, 404...): retrying the same request is useless."""
+
+    errors = 0
+    """HTTP errors and failed connections of the call that raised this (retries included)."""
+
+
+class LLMContextExceeded(LLMRequestRejected):
+    """The prompt (plus the reply's room) is over the model's context window."""
+
+    def __init__(self, message: str, window: int | None = None) -> None:
+        super().__init__(message)
+        self.window = window
+        """The window the server named, when it did."""
+
+
+_CONTEXT_PATTERNS = (
+    re.compile(r"context (?:window|length|size) (?:of|is) (\d+)", re.I),  # llama-cpp-python, llama.cpp
+    re.compile(r"maximum context length is (\d+)", re.I),  # OpenAI, vLLM
+    re.compile(r"n_ctx[^\d]{0,12}(\d+)", re.I),
+)
+_OVERFLOW_WORDS = ("context", "n_ctx", "too long", "exceed", "maximum")
+
+
+def context_overflow(message: str) -> tuple[bool, int | None]:
+    """Whether an error message says the prompt was over the context window, and the window if it names one."""
+    lowered = message.lower()
+    if not ("context" in lowered or "n_ctx" in lowered) or not any(w in lowered for w in _OVERFLOW_WORDS[2:]):
+        return False, None
+    for pattern in _CONTEXT_PATTERNS:
+        found = pattern.search(message)
+        if found:
+            return True, int(found.group(1))
+    return True, None
 
 
 class ToolCall(BaseModel):
@@ -97,7 +141,34 @@ def add_usage(a: Usage, b: Usage) -> Usage:
         completion_tokens=a.completion_tokens + b.completion_tokens,
         cost_usd=round(a.cost_usd + b.cost_usd, 8),
         steps=a.steps + b.steps,
+        llm_errors=a.llm_errors + b.llm_errors,
+        max_prompt_tokens=max(a.max_prompt_tokens, b.max_prompt_tokens),
     )
+
+
+_WINDOW_KEYS = ("max_model_len", "context_length", "context_window", "max_context_length", "n_ctx")
+"""Where servers publish the serving window (never ``n_ctx_train``: a server may serve less than the model knows)."""
+
+
+def _window_in(data: Any, depth: int = 0) -> int | None:
+    """The first context-window figure in a server's model listing or properties (bounded search)."""
+    if depth > 4:
+        return None
+    if isinstance(data, dict):
+        for key in _WINDOW_KEYS:
+            value = data.get(key)
+            if isinstance(value, int) and value > 0:
+                return value
+        for value in data.values():
+            found = _window_in(value, depth + 1)
+            if found:
+                return found
+    if isinstance(data, list):
+        for item in data[:8]:
+            found = _window_in(item, depth + 1)
+            if found:
+                return found
+    return None
 
 
 def under_pytest() -> bool:
@@ -147,6 +218,7 @@ class LLMClient:
         max_retries: int = 4,
         backoff_s: float = 0.5,
         max_backoff_s: float = 10.0,
+        retry_budget_s: float = 30.0,
     ) -> None:
         check_endpoint_allowed(base_url)
         self.base_url = base_url
@@ -156,6 +228,9 @@ class LLMClient:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.retry_budget_s = retry_budget_s
+        self._context: int | None = None
+        self._asked_context = False
         self.total = Usage()
         """Cumulative usage of every call made through this client."""
         # A loopback endpoint must never go through an HTTP proxy taken from the environment.
@@ -175,6 +250,8 @@ class LLMClient:
             timeout_s=settings.llm_timeout_s,
             price_in_per_mtok=settings.llm_price_in_per_mtok,
             price_out_per_mtok=settings.llm_price_out_per_mtok,
+            max_retries=settings.llm_max_retries,
+            retry_budget_s=settings.llm_retry_budget_s,
         )
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
@@ -192,10 +269,12 @@ class LLMClient:
         tools: Sequence[dict[str, Any]] | None = None,
         tool_choice: ToolChoice | dict[str, Any] = "auto",
         max_tokens: int | None = None,
+        temperature: float = 0.0,
     ) -> LLMReply:
-        """One chat completion at temperature 0; raises ``LLMUnavailable`` or ``LLMRequestRejected``."""
+        """One chat completion (temperature 0 unless asked); raises ``LLMUnavailable`` or ``LLMRequestRejected``
+        (``LLMContextExceeded`` when the prompt was over the context window)."""
         check_endpoint_allowed(self.base_url)
-        kwargs: dict[str, Any] = {"model": self.model, "messages": list(messages), "temperature": 0}
+        kwargs: dict[str, Any] = {"model": self.model, "messages": list(messages), "temperature": temperature}
         if tools:
             kwargs["tools"] = list(tools)
             kwargs["tool_choice"] = tool_choice
@@ -203,35 +282,88 @@ class LLMClient:
             kwargs["max_tokens"] = max_tokens
         loop = asyncio.get_running_loop()
         started = loop.time()
+        errors = [0]
+        try:
+            completion = await self._create(kwargs, loop, started, errors)
+        except (LLMUnavailable, LLMRequestRejected) as exc:
+            exc.errors = errors[0]
+            # too long a prompt is this request's fault, not the endpoint's
+            record_llm_outcome(self.base_url, None if isinstance(exc, LLMContextExceeded) else str(exc))
+            raise
+        record_llm_outcome(self.base_url, None)
+        reply = self._reply(completion, loop.time() - started)
+        if errors[0]:
+            reply = reply.model_copy(update={"usage": reply.usage.model_copy(update={"llm_errors": errors[0]})})
+        return reply
+
+    async def _create(
+        self, kwargs: dict[str, Any], loop: asyncio.AbstractEventLoop, started: float, errors: list[int]
+    ) -> Any:
+        """The completion, retried as the policy says; ``errors[0]`` counts the failures on the way."""
         attempt = 0
         while True:
             try:
-                completion = await self._client.chat.completions.create(**kwargs)
-                break
+                return await self._client.chat.completions.create(**kwargs)
             except openai.APIStatusError as exc:
+                self._count_error(errors)
                 retryable = exc.status_code == 429 or exc.status_code >= 500
                 if not retryable:
-                    raise LLMRequestRejected(
-                        f"the LLM endpoint rejected the request: HTTP {exc.status_code}: {exc.message}"
-                    ) from exc
-                if attempt >= self.max_retries:
+                    message = f"the LLM endpoint rejected the request: HTTP {exc.status_code}: {exc.message}"
+                    overflow, window = context_overflow(str(exc.message))
+                    if overflow:
+                        if window:
+                            self._context = window
+                        raise LLMContextExceeded(message, window) from exc
+                    raise LLMRequestRejected(message) from exc
+                if self._give_up(attempt, started, loop.time()):
                     raise LLMUnavailable(
-                        f"the LLM endpoint failed {attempt + 1} times; last: HTTP {exc.status_code}: {exc.message}",
+                        f"the LLM endpoint failed {attempt + 1} times in {loop.time() - started:.0f}s; last: "
+                        f"HTTP {exc.status_code}: {exc.message}",
                         delay=self.max_backoff_s,
                     ) from exc
                 delay = _retry_after(exc)
             except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-                if attempt >= self.max_retries:
+                self._count_error(errors)
+                if self._give_up(attempt, started, loop.time()):
+                    what = "timed out" if isinstance(exc, openai.APITimeoutError) else "is unreachable"
                     raise LLMUnavailable(
-                        f"the LLM endpoint is unreachable after {attempt + 1} tries: {exc}", delay=self.max_backoff_s
+                        f"the LLM endpoint {what} ({self.base_url}) after {attempt + 1} tries in "
+                        f"{loop.time() - started:.0f}s: {exc}",
+                        delay=self.max_backoff_s,
                     ) from exc
                 delay = None
             backoff = min(self.max_backoff_s, self.backoff_s * 2**attempt)
             delay = backoff if delay is None else min(delay, self.max_backoff_s)
+            delay = max(0.0, min(delay, started + self.retry_budget_s - loop.time()))
             attempt += 1
             log.warning("LLM call failed; retry %d/%d in %.2fs", attempt, self.max_retries, delay)
             await asyncio.sleep(delay)
-        return self._reply(completion, loop.time() - started)
+
+    def _give_up(self, attempt: int, started: float, now: float) -> bool:
+        return attempt >= self.max_retries or now - started >= self.retry_budget_s
+
+    def _count_error(self, errors: list[int]) -> None:
+        errors[0] += 1
+        self.total = self.total.model_copy(update={"llm_errors": self.total.llm_errors + 1})
+
+    async def context_tokens(self) -> int | None:
+        """The model's context window as the server publishes it (asked once), or None when it does not."""
+        if self._context is not None or self._asked_context:
+            return self._context
+        self._asked_context = True
+        check_endpoint_allowed(self.base_url)
+        root = self.base_url.rstrip("/").removesuffix("/v1")
+        http = self._client._client  # the package's own httpx client: same proxy and timeout rules
+        for url in (f"{self.base_url.rstrip('/')}/models", f"{root}/props"):
+            try:
+                resp = await http.get(url, timeout=5.0)
+                found = _window_in(resp.json()) if resp.status_code == 200 else None
+            except Exception:  # an endpoint without it; the settings decide
+                found = None
+            if found:
+                self._context = found
+                return found
+        return None
 
     def _reply(self, completion: Any, latency_s: float) -> LLMReply:
         if not completion.choices:
@@ -257,6 +389,7 @@ class LLMClient:
             completion_tokens=done or 0,
             cost_usd=self.cost(prompt or 0, done or 0),
             steps=1,
+            max_prompt_tokens=prompt or 0,
         )
         self.total = add_usage(self.total, usage)
         return LLMReply(

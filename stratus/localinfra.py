@@ -1,14 +1,18 @@
 """Start real ``nats-server -js`` and ``redis-server`` processes on free loopback ports.
 
 Used by ``stratus up`` (when nothing answers at the configured URLs), by ``make demo`` and by the test fixtures.
-Each server gets a temporary data directory and is stopped (and its directory removed) by ``stop()``.
+By default each server gets a temporary data directory, removed by ``stop()``. Given a ``data_dir`` (``stratus up``
+without ``--ephemeral``), the server keeps its data there and ``stop()`` leaves it: JetStream streams (the audit trail)
+and Redis keys (an append-only file) are there again on the next start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from stratus.errors import PermanentError, TemporaryError
@@ -32,6 +37,18 @@ def find_binary(name: str) -> str:
     return found
 
 
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """PR_SET_PDEATHSIG: the child gets SIGTERM when the process that started it dies, even by SIGKILL (a server
+    left running would keep the data directory busy for the next ``stratus up``)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)
+
+
+def _preexec(wanted: bool) -> Any:
+    return die_with_parent if wanted and sys.platform.startswith("linux") else None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -41,7 +58,7 @@ def free_port() -> int:
 def reachable(url: str, timeout: float = 0.5) -> bool:
     """True when something accepts TCP connections at the URL's host and port."""
     parsed = urlparse(url)
-    default = {"nats": 4222, "redis": 6379}.get(parsed.scheme, 80)
+    default = {"nats": 4222, "redis": 6379, "https": 443}.get(parsed.scheme, 80)
     try:
         with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default), timeout=timeout):
             return True
@@ -56,6 +73,7 @@ class LocalServer:
     process: subprocess.Popen[bytes]
     workdir: Path
     extra: dict[str, str] = field(default_factory=dict)
+    keep: bool = False
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.process.poll() is None:
@@ -65,7 +83,8 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=timeout)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> LocalServer:
         return self
@@ -87,9 +106,17 @@ def _wait(predicate: object, what: str, proc: subprocess.Popen[bytes], timeout: 
     raise TemporaryError(f"{what} did not become ready within {timeout:.0f}s (log: {log})")
 
 
-def start_nats(*, timeout: float = 15.0) -> LocalServer:
-    """``nats-server -js`` on a free client port; the URL is read from the server's own ports file."""
-    workdir = Path(tempfile.mkdtemp(prefix="stratus-nats-"))
+def _workdir(name: str, data_dir: Path | None) -> Path:
+    if data_dir is None:
+        return Path(tempfile.mkdtemp(prefix=f"stratus-{name}-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return data_dir
+
+
+def start_nats(*, timeout: float = 15.0, data_dir: Path | None = None, die_with_parent: bool = False) -> LocalServer:
+    """``nats-server -js`` on a free client port; the URL is read from the server's own ports file. With
+    ``data_dir`` the JetStream store lives (and stays) there."""
+    workdir = _workdir("nats", data_dir)
     log = workdir / "nats.log"
     cmd = [
         find_binary("nats-server"),
@@ -107,7 +134,13 @@ def start_nats(*, timeout: float = 15.0) -> LocalServer:
         "-l",
         str(log),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=_preexec(die_with_parent),
+    )
     ports_file = workdir / f"nats-server_{proc.pid}.ports"
 
     def ready() -> bool:
@@ -120,11 +153,15 @@ def start_nats(*, timeout: float = 15.0) -> LocalServer:
 
     _wait(ready, "nats-server", proc, timeout, log)
     ports = json.loads(ports_file.read_text())
-    return LocalServer("nats", ports["nats"][0], proc, workdir, {"monitor": ports.get("monitoring", [""])[0]})
+    if data_dir is not None:
+        ports_file.unlink(missing_ok=True)  # read once; a kept directory would collect one per start
+    monitor = ports.get("monitoring", [""])[0]
+    return LocalServer("nats", ports["nats"][0], proc, workdir, {"monitor": monitor}, keep=data_dir is not None)
 
 
-def start_redis(*, timeout: float = 10.0) -> LocalServer:
-    workdir = Path(tempfile.mkdtemp(prefix="stratus-redis-"))
+def start_redis(*, timeout: float = 10.0, data_dir: Path | None = None, die_with_parent: bool = False) -> LocalServer:
+    """``redis-server`` on a free port. With ``data_dir`` it keeps an append-only file there (and leaves it)."""
+    workdir = _workdir("redis", data_dir)
     log = workdir / "redis.log"
     port = free_port()
     cmd = [
@@ -136,13 +173,19 @@ def start_redis(*, timeout: float = 10.0) -> LocalServer:
         "--save",
         "",
         "--appendonly",
-        "no",
+        "no" if data_dir is None else "yes",
         "--dir",
         str(workdir),
         "--logfile",
         str(log),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=_preexec(die_with_parent),
+    )
     url = f"redis://127.0.0.1:{port}/0"
     _wait(lambda: reachable(url), "redis-server", proc, timeout, log)
-    return LocalServer("redis", url, proc, workdir)
+    return LocalServer("redis", url, proc, workdir, keep=data_dir is not None)

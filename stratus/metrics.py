@@ -32,7 +32,6 @@ from prometheus_client import (
 )
 
 from stratus.alock import LOCK_ACQUIRE, LOCK_WAIT
-from stratus.contracts import SUBJECT_PREFIX
 
 if TYPE_CHECKING:  # aiohttp.web is imported only by processes that serve metrics
     from aiohttp import web
@@ -40,9 +39,11 @@ if TYPE_CHECKING:  # aiohttp.web is imported only by processes that serve metric
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ALERTS_DROPPED",
     "ALERTS_RECEIVED",
     "HANDLER_SECONDS",
     "INCIDENTS",
+    "INCIDENT_AGE",
     "INCIDENT_TRANSITIONS",
     "LLM_COST",
     "LLM_TOKENS",
@@ -50,6 +51,8 @@ __all__ = [
     "LOCK_WAIT",
     "MESSAGES_FAILED",
     "MESSAGES_HANDLED",
+    "MESSAGES_PUBLISHED",
+    "NOTIFICATIONS",
     "SERVICE_INFO",
     "TRANSACTIONS",
     "UNDO_DIVERGENCES",
@@ -59,8 +62,10 @@ __all__ = [
     "MetricsServer",
     "observe_message",
     "record_llm_usage",
+    "record_published",
     "record_transition",
     "record_undo",
+    "set_incident_ages",
     "set_open_incidents",
     "start_metrics_server",
     "subject_kind",
@@ -96,6 +101,14 @@ MESSAGES_FAILED: Counter = _metric(
     ),
     "stratus_messages_failed",
 )
+MESSAGES_PUBLISHED: Counter = _metric(
+    lambda: Counter(
+        "stratus_messages_published",
+        "Messages a service published to JetStream (acknowledged by the server).",
+        ["service", "subject_kind"],
+    ),
+    "stratus_messages_published",
+)
 HANDLER_SECONDS: Histogram = _metric(
     lambda: Histogram(
         "stratus_handler_seconds",
@@ -116,6 +129,15 @@ INCIDENTS: Gauge = _metric(
         ["state"],
     ),
     "stratus_incidents",
+)
+INCIDENT_AGE: Gauge = _metric(
+    lambda: Gauge(
+        "stratus_incident_state_age_seconds",
+        "How long the open incident that changed state least recently has been in its state, per state (a stuck "
+        "incident grows it; aggregate with max).",
+        ["state"],
+    ),
+    "stratus_incident_state_age_seconds",
 )
 INCIDENT_TRANSITIONS: Counter = _metric(
     lambda: Counter("stratus_incident_transitions", "Incident state changes, by the state entered.", ["state"]),
@@ -174,6 +196,23 @@ ALERTS_RECEIVED: Counter = _metric(
     ),
     "stratus_alerts_published",
 )
+ALERTS_DROPPED: Counter = _metric(
+    lambda: Counter(
+        "stratus_alerts_dropped",
+        "Alerts the bridge dropped without publishing, by reason (out_of_scope: outside STRATUS_SCOPES or a system "
+        "namespace; invalid_namespace: the namespace label cannot name a namespace).",
+        ["reason"],
+    ),
+    "stratus_alerts_dropped",
+)
+NOTIFICATIONS: Counter = _metric(
+    lambda: Counter(
+        "stratus_notifications",
+        "Notifications the bridge handled, by sink (slack, webhook) and outcome (sent, failed, rate_limited).",
+        ["sink", "outcome"],
+    ),
+    "stratus_notifications",
+)
 
 # --- every process ----------------------------------------------------------------------------------------------
 
@@ -187,17 +226,26 @@ SERVICE_INFO: Gauge = _metric(
 )
 
 
+_FAMILIES = frozenset({"alerts", "work", "events", "journal", "deadletter", "health"})
+
+
 def subject_kind(subject: str) -> str:
-    """A bounded label for a subject: ``alerts``, ``work.<service>`` or ``events.<kind>`` (never an id or scope)."""
+    """A bounded label for a subject: ``alerts``, ``work.<service>``, ``events.<kind>``, ``journal`` or
+    ``deadletter.<service>`` (never an id, a scope or the install's prefix)."""
     parts = subject.split(".")
-    if len(parts) < 2 or parts[0] != SUBJECT_PREFIX:
+    if len(parts) < 2 or parts[1] not in _FAMILIES:
         return "other"
     family = parts[1]
     if family == "events" and len(parts) >= 4:
         return f"events.{parts[-1]}"
-    if family == "work" and len(parts) >= 3:
-        return f"work.{parts[2]}"
+    if family in ("work", "deadletter") and len(parts) >= 3:
+        return f"{family}.{parts[2]}"
     return family
+
+
+def record_published(service: str, subject: str) -> None:
+    """Count one acknowledged publish."""
+    MESSAGES_PUBLISHED.labels(service, subject_kind(subject)).inc()
 
 
 def observe_message(service: str, subject: str, outcome: str, seconds: float | None) -> None:
@@ -226,6 +274,16 @@ def set_open_incidents(counts: Mapping[str, int]) -> None:
     _seen_states.update(counts)
     for state in _seen_states:
         INCIDENTS.labels(state).set(counts.get(state, 0))
+
+
+_aged_states: set[str] = set()
+
+
+def set_incident_ages(ages: Mapping[str, float]) -> None:
+    """Set the per-state age gauge from a full scan of the open incidents (states absent now go to 0)."""
+    _aged_states.update(ages)
+    for state in _aged_states:
+        INCIDENT_AGE.labels(state).set(ages.get(state, 0.0))
 
 
 def record_undo(divergences: int) -> None:
@@ -262,7 +320,12 @@ class MetricsServer:
         await self.runner.cleanup()
 
 
-def metrics_app(*, ready: Callable[[], bool] | None = None, registry: CollectorRegistry = REGISTRY) -> web.Application:
+def metrics_app(
+    *,
+    ready: Callable[[], bool] | None = None,
+    registry: CollectorRegistry = REGISTRY,
+    alive: Callable[[], bool] | None = None,
+) -> web.Application:
     from aiohttp import web
 
     async def metrics(_: web.Request) -> web.Response:
@@ -270,7 +333,8 @@ def metrics_app(*, ready: Callable[[], bool] | None = None, registry: CollectorR
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
+        ok = True if alive is None else bool(alive())
+        return web.json_response({"ok": ok}, status=200 if ok else 503)
 
     async def readyz(_: web.Request) -> web.Response:
         ok = True if ready is None else bool(ready())
@@ -284,7 +348,11 @@ def metrics_app(*, ready: Callable[[], bool] | None = None, registry: CollectorR
 
 
 async def start_metrics_server(
-    port: int, *, host: str = "0.0.0.0", ready: Callable[[], bool] | None = None
+    port: int,
+    *,
+    host: str = "0.0.0.0",
+    ready: Callable[[], bool] | None = None,
+    alive: Callable[[], bool] | None = None,
 ) -> MetricsServer:
     """Serve the process's metrics on ``host:port`` (``port`` 0 picks a free one) until ``stop()``.
 
@@ -293,7 +361,7 @@ async def start_metrics_server(
     """
     from aiohttp import web
 
-    runner = web.AppRunner(metrics_app(ready=ready), access_log=None)
+    runner = web.AppRunner(metrics_app(ready=ready, alive=alive), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

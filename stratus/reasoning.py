@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from stratus.contracts import DiagnoseRequest, DiagnosisReady, MitigateRequest, Usage
+from stratus.contracts import DiagnoseRequest, DiagnosisReady, MitigateRequest, ReasoningStep, Usage, events_subject
+from stratus.scrub import scrub_text
 
 Obj = dict[str, Any]
 
@@ -73,6 +74,10 @@ class MitigationResult:
     done: bool = True
     reason: str = ""
     usage: Usage = field(default_factory=Usage)
+    failed: bool = False
+    """The reasoner could not do its work (e.g. the LLM failed): the transaction ends as failed, with ``reason``."""
+    recalled_from: str | None = None
+    """The incident memory whose committed fix this transaction replayed (MemoryFirst)."""
 
 
 class DiagnosisReasoner(Protocol):
@@ -81,3 +86,34 @@ class DiagnosisReasoner(Protocol):
 
 class MitigationReasoner(Protocol):
     async def mitigate(self, request: MitigateRequest, tools: MitigationTools) -> MitigationResult: ...
+
+
+def scrub(text: str) -> str:
+    """``text`` with anything that looks like a credential replaced by ``***`` (for logs and the timeline)."""
+    return scrub_text(text)
+
+
+class _Publisher(Protocol):
+    async def publish(self, subject: str, message: Any) -> Any: ...
+
+
+def publish_steps(reasoner: object, bus: _Publisher) -> int:
+    """Put every tool call of the LLM reasoner inside ``reasoner`` (itself, or wrapped by the fallback and hybrid
+    reasoners under ``.llm``) on its incident's timeline. Returns how many reasoners were wired (0 for the rulebook).
+    Duck-typed on purpose: the wiring of a rulebook-only service must not import the LLM stack."""
+
+    async def publish(step: ReasoningStep) -> None:
+        topology = getattr(bus, "topology", None)  # the deployment's subject names, when the bus has them
+        subject = (topology.events if topology is not None else events_subject)(step.incident_id, step.kind)
+        await bus.publish(subject, step)
+
+    wired = 0
+    for _ in range(4):
+        if reasoner is None:
+            break
+        if hasattr(reasoner, "on_event"):
+            reasoner.on_event = publish
+            wired += 1
+            break
+        reasoner = getattr(reasoner, "llm", None)
+    return wired

@@ -6,8 +6,14 @@ each service class adds its own. ``stratus settings SERVICE`` prints the variabl
 
 from __future__ import annotations
 
-from pydantic import AnyUrl, Field, SecretStr
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stratus.contracts import Topology
+from stratus.modes import Mode
 
 
 class CommonSettings(BaseSettings):
@@ -25,9 +31,61 @@ class CommonSettings(BaseSettings):
         description="Namespaces to watch and act on (JSON list); empty means every non-system namespace.",
     )
     redis_prefix: str = Field(default="stratus", description="Prefix of every Redis key Stratus writes.")
+    crash_dir: str | None = Field(
+        default=None,
+        description="Tests only: a directory whose files arm crash points (stratus.crashpoints); never set it in "
+        "production.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     metrics_port: int = Field(default=0, description="Port of the Prometheus /metrics endpoint; 0 disables it.")
     instance: str | None = Field(default=None, description="Replica name in logs and health; defaults to host-pid.")
+    subject_prefix: str = Field(
+        default="stratus",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="First token of every NATS subject of this install. Two installs on one NATS server need "
+        "different prefixes, stream prefixes (and durable prefixes) to never see each other's work.",
+    )
+    stream_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="JetStream streams are named <stream_prefix>_ALERTS, _WORK, _EVENTS, _JOURNAL, _DEADLETTER; "
+        "default: the subject prefix in upper case.",
+    )
+    durable_prefix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9_-]*$", description="Prepended to every durable consumer name."
+    )
+    partitions: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Partitions of the events stream: each is one serial consumer, owned by one coordinator replica "
+        "at a time. Every service of an install must agree; change it only with the bus drained.",
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object per line with service, incident_id and tx_id; text."
+    )
+    otlp_endpoint: AnyUrl | None = Field(
+        default=None,
+        description="OTLP/HTTP endpoint of a trace collector (e.g. http://otel-collector:4318/v1/traces). Set, every "
+        "service traces each message it consumes and publishes (the context travels in the headers, so one trace "
+        "follows an incident across services, with incident_id and tx_id attributes); unset: no spans are made.",
+    )
+    stop_grace_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="On SIGTERM, how long handlers that are running may take to finish before they are cancelled "
+        "(their messages are then redelivered).",
+    )
+
+    @property
+    def topology(self) -> Topology:
+        """The subjects, streams and durable names of this install."""
+        return Topology(
+            prefix=self.subject_prefix,
+            stream_prefix=self.stream_prefix or self.subject_prefix.upper().replace("-", "_"),
+            durable_prefix=self.durable_prefix,
+            partitions=self.partitions,
+        )
 
 
 class ReasonerSettings(BaseSettings):
@@ -44,10 +102,52 @@ class ReasonerSettings(BaseSettings):
     llm_price_in_per_mtok: float = Field(default=2.5, ge=0, description="USD per million prompt tokens.")
     llm_price_out_per_mtok: float = Field(default=10.0, ge=0, description="USD per million completion tokens.")
     llm_timeout_s: float = Field(default=120.0, gt=0, description="Timeout of one LLM call.")
+    llm_max_retries: int = Field(
+        default=4, ge=0, description="Retries of an LLM call after a 429/5xx answer, a timeout or no connection."
+    )
+    llm_retry_budget_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="No retry of an LLM call starts later than this after its first try: with a dead endpoint a "
+        "piece of work gives up on the LLM within about this plus llm_timeout_s.",
+    )
+    llm_context_tokens: int | None = Field(
+        default=None,
+        ge=512,
+        description="The model's context window in tokens; when unset it is asked from the server (vLLM, llama.cpp, "
+        "LM Studio publish it), else 8192. Prompts are kept under it.",
+    )
+    llm_reply_tokens: int = Field(
+        default=768, ge=16, description="Tokens kept free for each reply (sent as max_tokens)."
+    )
+    llm_fallback: bool = Field(
+        default=True,
+        description="When the LLM fails (unreachable, errors, over budget) or makes no progress, the rulebook does "
+        "the work instead; false: the failure is reported and the incident escalates with the reason.",
+    )
+    llm_fallback_after: int = Field(
+        default=2,
+        ge=1,
+        description="Transactions of one incident the LLM may end without progress (failed, or no write) before "
+        "the rulebook takes over the next ones.",
+    )
+    step_check_enabled: bool = Field(
+        default=False,
+        description="Agent-step failure detection: each LLM tool call is matched against a knowledge base of failing "
+        "steps; a match re-prompts the model with the stored lesson (recorded on the timeline as a step_check step).",
+    )
+    step_check_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Similarity to a failing step at or above which a step is flagged."
+    )
+    llm_candidates: bool = Field(
+        default=True,
+        description="Offer the model the rulebook's findings and fixes as numbered candidates (evidence in the "
+        "prompt, apply_candidate as a tool).",
+    )
     llm_compact: bool = Field(
         default=False,
-        description="For small local models (~4k context): writes only as kubectl lines (no typed write tools), "
-        "shorter tool outputs, older tool results shortened.",
+        description="For small local models: writes only as kubectl lines (no typed write tools), fewer steps' "
+        "history kept verbatim.",
     )
 
 
@@ -69,15 +169,165 @@ class SeveritySettings(BaseSettings):
     slo_max_latency_s: float = Field(default=2.0, gt=0, description="Latency budget of each SLO probe.")
 
 
+class EmbeddingSettings(BaseSettings):
+    """The state embedding (stratus.embedding): windows of metrics, traces and logs, an anomaly score for mu's SLO
+    term (detector) and a per-service shift ranking for localisation (diagnoser). Off by default."""
+
+    model_config = SettingsConfigDict(env_prefix="STRATUS_", extra="ignore")
+
+    embedding_enabled: bool = Field(
+        default=False, description="Use the state embedding (detector: anomaly in mu; diagnoser: localisation)."
+    )
+    embedding_model: str | None = Field(
+        default=None, description="Path of the model artefact (.npz); the one shipped with Stratus when unset."
+    )
+    embedding_window_s: float = Field(default=60.0, gt=0, le=3600, description="Length of a telemetry window.")
+    embedding_stride_s: float = Field(default=15.0, gt=0, le=3600, description="Time between two windows.")
+    embedding_min_baseline: int = Field(
+        default=6, ge=1, le=1000, description="Healthy windows needed before a scope is scored."
+    )
+    embedding_persist: int = Field(
+        default=3, ge=1, le=100, description="Consecutive anomalous windows before the embedding counts in mu."
+    )
+    embedding_weight: float = Field(
+        default=1.0, ge=0, description="What an anomalous window adds to mu (times w2, as one SLO violation)."
+    )
+    embedding_prometheus_url: AnyUrl | None = Field(
+        default=None, description="Prometheus HTTP API for the metrics modality (none: the modality is missing)."
+    )
+    embedding_jaeger_url: AnyUrl | None = Field(
+        default=None, description="Jaeger query API for the traces modality (default: STRATUS_JAEGER_URL if set)."
+    )
+    embedding_metric_preset: str = Field(
+        default="otel", description="Metric queries: otel (span metrics), arena, or kube (kube-state + cAdvisor only)."
+    )
+    embedding_metric_queries: list[dict[str, str | bool]] | None = Field(
+        default=None,
+        description='Replaces the preset (JSON): [{"name": "requests", "query": "sum by (service) (...)", '
+        '"label": "service"}]; $scope and $rate are substituted.',
+    )
+    embedding_rate_interval: str = Field(default="1m", description="PromQL rate() interval ($rate).")
+    embedding_logs: bool = Field(default=True, description="Read pod logs from the Kubernetes API (logs modality).")
+
+
+class LastGoodSettings(BaseSettings):
+    """The last-known-good memory (``stratus.lastgood``): snapshots of healthy scopes, on the bus."""
+
+    model_config = SettingsConfigDict(env_prefix="STRATUS_", extra="ignore")
+
+    lastgood_enabled: bool = Field(
+        default=True, description="Record last-known-good snapshots of healthy scopes and use them to diagnose."
+    )
+    lastgood_settle_s: float = Field(
+        default=60.0, ge=0, description="A scope must be at mu 0 this long in a row before a snapshot is recorded."
+    )
+    lastgood_refresh_s: float = Field(
+        default=300.0, gt=0, description="While a scope stays healthy, its snapshot is refreshed at most this often."
+    )
+    lastgood_history: int = Field(default=5, ge=1, le=64, description="Snapshots kept per scope in the KV bucket.")
+    lastgood_max_bytes: int = Field(
+        default=512_000, ge=1024, description="Largest compressed snapshot kept; a bigger one is not recorded."
+    )
+
+
+class WritePolicySettings(BaseSettings):
+    """The write policy of the write face (stratus.writepolicy)."""
+
+    model_config = SettingsConfigDict(env_prefix="STRATUS_", extra="ignore")
+
+    write_policy: str | None = Field(
+        default=None,
+        description="Write policy as JSON or YAML, or the path of a file holding it: per scope ('*' any namespace, "
+        "'cluster', or a namespace), grants: [{kinds, verbs}], allowed_registries, max_replicas, waive. Unset: the "
+        "built-in policy (see stratus.writepolicy).",
+    )
+
+    @field_validator("write_policy")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        from stratus.writepolicy import WritePolicy  # a bad policy stops the service at start, not each transaction
+
+        try:
+            WritePolicy.parse(value)
+        except Exception as exc:
+            raise ValueError(f"STRATUS_WRITE_POLICY is not a valid write policy: {exc}") from exc
+        return value
+
+
+class MemorySettings(BaseSettings):
+    """Incident memory (stratus.memory): closed incidents kept on the bus, recalled by similarity. On by default."""
+
+    model_config = SettingsConfigDict(env_prefix="STRATUS_", extra="ignore")
+
+    memory_enabled: bool = Field(
+        default=True,
+        description="Keep closed incidents (coordinator), recall the nearest ones (diagnoser) and replay a close "
+        "match's committed fix as attempt 1 (mitigator).",
+    )
+    memory_bucket: str | None = Field(
+        default=None, description="JetStream key-value bucket of the memory; default <stream prefix>_MEMORY."
+    )
+    memory_k: int = Field(default=5, ge=1, le=50, description="How many past incidents the diagnoser recalls.")
+    memory_min_similarity: float = Field(
+        default=0.3, ge=0, le=1, description="Past incidents less similar than this are not recalled."
+    )
+    memory_propose_at: float = Field(
+        default=0.7, ge=0, le=1, description="A match at least this similar may have its fix replayed as attempt 1."
+    )
+    memory_max_entries: int = Field(
+        default=500, ge=1, description="Incidents kept; the oldest are dropped past this number."
+    )
+    memory_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="Size bound of the bucket.")
+
+    def memory_bucket_name(self, stream_prefix: str) -> str:
+        return self.memory_bucket or f"{stream_prefix}_MEMORY"
+
+
 class BridgeSettings(CommonSettings):
     host: str = Field(default="127.0.0.1", description="Address the webhook listens on.")
     port: int = Field(default=9095, description="Port of the Alertmanager webhook.")
     webhook_token: SecretStr | None = Field(
         default=None, description="Bearer token Alertmanager must send; unset accepts any request (dev only)."
     )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest webhook body accepted; a larger one is answered 413 (lower max_alerts on the receiver).",
+    )
+    notify_slack_url: SecretStr | None = Field(
+        default=None, description="Slack incoming-webhook URL for notifications (a secret); unset: no Slack."
+    )
+    notify_webhook_url: SecretStr | None = Field(
+        default=None, description="URL that receives each notification as JSON (POST); unset: none."
+    )
+    notify_webhook_token: SecretStr | None = Field(
+        default=None, description="Bearer token sent to notify_webhook_url; unset: no Authorization header."
+    )
+    notify_events: list[str] = Field(
+        default_factory=lambda: [
+            "opened",
+            "diagnosed",
+            "approval_needed",
+            "committed",
+            "aborted",
+            "escalated",
+            "resolved",
+        ],
+        description="Which moments are notified (JSON list): opened, diagnosed, approval_needed, committed, aborted, "
+        "escalated, resolved.",
+    )
+    notify_rate_per_min: float = Field(default=30.0, gt=0, description="Notifications a minute per sink, at most.")
+    notify_burst: int = Field(default=10, ge=1, description="Notifications a sink may receive at once after a calm.")
+    notify_max_retries: int = Field(default=5, ge=0, description="Retries of a notification (429, 5xx, no answer).")
+    notify_backoff_s: float = Field(default=0.5, gt=0, description="First retry delay; doubled at each retry.")
+    approval_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the approvals HTTP API (/approvals); unset: the API is off (404), so no one can "
+        "approve or deny over HTTP.",
+    )
 
 
-class DetectorSettings(CommonSettings, SeveritySettings):
+class DetectorSettings(CommonSettings, SeveritySettings, EmbeddingSettings, LastGoodSettings):
     probe_interval_s: float = Field(default=5.0, gt=0, description="Period of the health probes of each scope.")
     open_threshold: float = Field(default=1.0, ge=0, description="mu at or above which an incident is opened.")
     confirm_probes: int = Field(
@@ -85,7 +335,7 @@ class DetectorSettings(CommonSettings, SeveritySettings):
     )
 
 
-class CoordinatorSettings(CommonSettings, SeveritySettings):
+class CoordinatorSettings(CommonSettings, SeveritySettings, MemorySettings):
     max_actions: int = Field(default=20, ge=1, description="K: at most this many commands per transaction.")
     max_retries: int = Field(default=9, ge=0, description="Attempts after the first before escalation.")
     settle_s: float = Field(default=5.0, ge=0, description="Wait after a transaction before measuring mu_post.")
@@ -103,6 +353,13 @@ class CoordinatorSettings(CommonSettings, SeveritySettings):
         default=20.0, ge=0, description="Take the checkpoint anyway when mu has not held steady after this long."
     )
     lease_ttl_s: float = Field(default=30.0, gt=0, description="Writer lease time-to-live (renewed while alive).")
+    lease_widening_scopes: list[str] = Field(
+        default=["cluster"],
+        description="Scopes a later attempt's lease may be widened to when an attempt needed writes outside its "
+        "incident's scope (JSON list). A write refused in any other scope never widens a lease; 'cluster' covers the "
+        "cluster-scoped objects plus the incident's own namespace, never other namespaces. Add a namespace (even "
+        "kube-system) only to let Stratus write there.",
+    )
     pickup_timeout_s: float = Field(
         default=900.0,
         gt=0,
@@ -112,6 +369,39 @@ class CoordinatorSettings(CommonSettings, SeveritySettings):
     escalation_cooldown_s: float = Field(
         default=600.0, ge=0, description="After an escalation, no new incident opens on that scope for this long."
     )
+    lease_wait_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long an attempt waits for its scope's write lease while handling an event; when another "
+        "incident still holds it, the attempt is parked and the watchdog tries again every second (waiting longer "
+        "would hold up every other incident of the partition).",
+    )
+    partition_lease_s: float = Field(
+        default=6.0,
+        gt=0,
+        description="A coordinator replica owns a partition under a Redis lease of this TTL, renewed every third of "
+        "it; a replica that dies loses its partitions to the others after at most this long.",
+    )
+    event_ack_wait_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Redelivery of an event whose coordinator replica died mid-handle, after this long without an ack "
+        "or a heartbeat (the partition waits for it: nothing overtakes it).",
+    )
+    mode: Mode = Field(
+        default="auto",
+        description="Operator mode of every scope not in `modes`: auto (act under TNR), approve (each transaction's "
+        "plan waits for a human), shadow (plans are dry-run and recorded, never executed), observe (detect and "
+        "diagnose only).",
+    )
+    modes: dict[str, Mode] = Field(
+        default_factory=dict,
+        description='Operator mode per scope (JSON), e.g. {"payments": "approve", "cluster": "shadow"}; a lease wider '
+        "than the incident's scope runs under the stricter of the two.",
+    )
+    approval_timeout_s: float = Field(
+        default=900.0, gt=0, description="A plan waiting for approval longer than this escalates the incident."
+    )
     undo_on_abort: bool = Field(
         default=True,
         description="Roll an aborted transaction back before the next attempt. false is the benchmark's naive-retry "
@@ -119,18 +409,23 @@ class CoordinatorSettings(CommonSettings, SeveritySettings):
     )
 
 
-class DiagnoserSettings(CommonSettings, ReasonerSettings):
+class DiagnoserSettings(CommonSettings, ReasonerSettings, EmbeddingSettings, LastGoodSettings, MemorySettings):
     diagnosis_policy: str = Field(
-        default="auto", description="auto (LLM if configured, else rulebook), rulebook or llm."
+        default="auto",
+        description="auto (LLM if configured, else rulebook), rulebook, llm or hybrid (rulebook first, the LLM for "
+        "what it cannot explain).",
     )
     jaeger_url: AnyUrl | None = Field(default=None, description="Jaeger query API for traces.")
     prometheus_url: AnyUrl | None = Field(default=None, description="Prometheus API for metrics.")
 
 
-class MitigatorSettings(CommonSettings, ReasonerSettings, SeveritySettings):
+class MitigatorSettings(
+    CommonSettings, ReasonerSettings, SeveritySettings, LastGoodSettings, WritePolicySettings, MemorySettings
+):
     policy: str = Field(
         default="auto",
-        description="auto (LLM if configured, else rulebook), rulebook, llm, scripted or chaos.",
+        description="auto (LLM if configured, else rulebook), rulebook, llm, hybrid (rulebook recipes first, then "
+        "the LLM), scripted or chaos.",
     )
     scripted_plan: str | None = Field(default=None, description="Path of a YAML plan for the scripted policy.")
     chaos_seed: int = Field(default=0, description="Seed of the chaos policy's random choices.")
@@ -142,6 +437,31 @@ class UndoerSettings(CommonSettings):
     lease_ttl_s: float = Field(default=30.0, gt=0, description="TTL used when renewing the undo's lease.")
 
 
+class CliSettings(CommonSettings):
+    """What the ``stratus`` command itself reads (besides the common settings)."""
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".local" / "state" / "stratus",
+        description="Where `stratus up` keeps the data of the NATS and Redis servers it starts (the audit trail "
+        "survives a restart) and up.json, the URLs of those servers, which the other commands use.",
+    )
+
+
+class ConsoleSettings(CommonSettings):
+    """The read-only web console (``python -m services.console``)."""
+
+    host: str = Field(default="127.0.0.1", description="Address the console listens on.")
+    port: int = Field(default=9096, description="Port of the console.")
+    console_token: SecretStr = Field(
+        description="Bearer token every /api call must carry (an OIDC proxy in front may inject it); required."
+    )
+    console_approvals: bool = Field(
+        default=False,
+        description="Let the console approve and deny pending plans (POST /api/approvals/ID/approve|deny); false: "
+        "the console is read-only.",
+    )
+
+
 SETTINGS_BY_SERVICE: dict[str, type[CommonSettings]] = {
     "bridge": BridgeSettings,
     "detector": DetectorSettings,
@@ -149,4 +469,5 @@ SETTINGS_BY_SERVICE: dict[str, type[CommonSettings]] = {
     "diagnoser": DiagnoserSettings,
     "mitigator": MitigatorSettings,
     "undoer": UndoerSettings,
+    "console": ConsoleSettings,
 }

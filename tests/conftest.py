@@ -54,8 +54,9 @@ async def redis(redis_server: LocalServer) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-BAD_IMAGE = "registry.example/shop/web:does-not-exist"
-"""The one image the shop arena cannot pull."""
+BAD_IMAGE = "shop/web:does-not-exist"
+"""The one image the shop arena cannot pull; from the registry the shop's images come from (Docker Hub), so the write
+policy lets a harmful rollout to it through."""
 
 
 @pytest.fixture(scope="session")

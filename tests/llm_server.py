@@ -89,7 +89,16 @@ def messages_text(request: dict[str, Any]) -> str:
 class ScriptedLLM:
     """The server. ``default`` answers requests once the script is used up (otherwise HTTP 400 says so)."""
 
-    def __init__(self, script: Iterable[Step] = (), *, default: Step | None = None, model: str = "scripted") -> None:
+    def __init__(
+        self,
+        script: Iterable[Step] = (),
+        *,
+        default: Step | None = None,
+        model: str = "scripted",
+        context_window: int | None = None,
+    ) -> None:
+        self.context_window = context_window
+        """Published as ``max_model_len`` in the model listing (as vLLM does) when set."""
         self.script: list[Step] = list(script)
         self.default = default
         self.model = model
@@ -130,7 +139,10 @@ class ScriptedLLM:
         await self.stop()
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
+        entry: dict[str, Any] = {"id": self.model, "object": "model"}
+        if self.context_window is not None:
+            entry["max_model_len"] = self.context_window
+        return web.json_response({"object": "list", "data": [entry]})
 
     async def _chat(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -163,7 +175,7 @@ class ScriptedLLM:
         out_text = (reply.content or "") + "".join(n + a for n, a in reply.tool_calls)
         prompt = reply.prompt_tokens
         if prompt is None:
-            prompt = max(1, len(json.dumps(body.get("messages", []))) // 4)
+            prompt = max(1, (len(json.dumps(body.get("messages", []))) + len(json.dumps(body.get("tools", [])))) // 4)
         completion = reply.completion_tokens
         if completion is None:
             completion = max(1, len(out_text) // 4)

@@ -13,6 +13,8 @@ import base64
 import copy
 import json
 import logging
+from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -60,6 +62,21 @@ def _dry(q: Any) -> bool:
     return "All" in q.getall("dryRun", [])
 
 
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request that was not a read (the request log tells tests what reached the API server)."""
+
+    method: str
+    path: str
+    dry_run: bool
+    user_agent: str
+
+    @property
+    def is_write(self) -> bool:
+        """It could change the cluster: not a dry run, and not an exec's websocket upgrade (a GET)."""
+        return not self.dry_run
+
+
 class Target:
     def __init__(self, rt: ResourceType, namespace: str | None, name: str | None, sub: str | None) -> None:
         self.rt, self.namespace, self.name, self.sub = rt, namespace, name, sub
@@ -90,25 +107,75 @@ def parse_path(path: str) -> Target | None:
     return Target(rt, ns, name, sub)
 
 
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the server understood it: what it acted on, whether as a dry run, and the status it answered."""
+
+    method: str
+    raw_path: str
+    query: tuple[tuple[str, str], ...]
+    kind: str | None
+    namespace: str | None
+    name: str | None
+    sub: str | None
+    dry_run: bool
+    status: int
+
+
+REQUEST_LOG_SIZE = 20_000
+
+
 class ApiApp:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.rest = cluster.rest
         self.store = cluster.store
         self.closing = asyncio.Event()
+        self.request_log: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_SIZE)
+        """The last requests served (the audit log of the emulated API server), oldest first."""
         self.app = web.Application(client_max_size=16 * 1024 * 1024)
+        self.requests: deque[LoggedRequest] = deque(maxlen=20_000)
+        """Every POST, PUT, PATCH, DELETE and exec received, oldest first (the last 20,000)."""
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        status = 500
+        if request.method not in ("GET", "HEAD", "OPTIONS") or request.path.endswith("/exec"):
+            agent = request.headers.get("User-Agent", "")
+            self.requests.append(LoggedRequest(request.method, request.path, _dry(request.query), agent))
         try:
-            return await self._dispatch(request)
+            response = await self._dispatch(request)
+            status = response.status
+            return response
         except ApiError as e:
+            status = e.code
             return _err(e)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:  # never leak a traceback as a bare 500
             log.exception("internal error serving %s %s", request.method, request.path)
             return _err(ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
+        finally:
+            self._log_request(request, status)
+
+    def _log_request(self, request: web.Request, status: int) -> None:
+        try:
+            target = parse_path(request.path.rstrip("/") or "/")
+        except Exception:
+            target = None
+        self.request_log.append(
+            RequestRecord(
+                method=request.method,
+                raw_path=request.rel_url.raw_path,
+                query=tuple(request.query.items()),
+                kind=target.rt.kind if target else None,
+                namespace=target.namespace if target else None,
+                name=target.name if target else None,
+                sub=target.sub if target else None,
+                dry_run=_dry(request.query),
+                status=status,
+            )
+        )
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"

@@ -56,6 +56,9 @@ class Step(_Strict):
     user: str | None = Field(None, description="MongoDB user (None: no auth).")
     password: str | None = Field(None, description="MongoDB password.")
     probability: float = Field(1.0, ge=0, le=1, description="Fraction of requests that take this step.")
+    panics: bool = Field(
+        False, description="A failure of this step crashes the process (Go: the error reaches log.Panic, exit 2)."
+    )
 
     @property
     def kind(self) -> str:
@@ -86,6 +89,17 @@ class Program(_Strict):
     startup: list[StartupStep] = Field(default_factory=list)
     routes: dict[str, str] = Field(default_factory=dict, description="HTTP path -> operation (front ends).")
     operations: dict[str, Operation] = Field(default_factory=dict)
+    runs_for_arg: bool = Field(
+        False,
+        description="Its first argument is how long it runs (sleep): 'infinity' never exits, so as an init "
+        "container it never completes; a number of seconds completes (at once, on the arena's clock).",
+    )
+    warmup_s: float = Field(
+        0.0, ge=0, description="Seconds after start during which its HTTP endpoints answer 503 (warming up)."
+    )
+    memory_mi: float = Field(
+        16.0, ge=0, description="Resident memory once serving (MiB): a lower container memory limit OOM-kills it."
+    )
 
 
 class Image(_Strict):
@@ -94,6 +108,11 @@ class Image(_Strict):
     config: dict[str, str] = Field(default_factory=dict, description="Configuration baked into the image.")
     binaries: dict[str, str] = Field(description="Binary name -> program.")
     tools: list[str] = Field(default_factory=list, description="Extra executables (e.g. the mongo shell).")
+    config_file: str | None = Field(
+        None,
+        description="Path of the JSON file the baked configuration lives in; a ConfigMap mounted over it "
+        "replaces the configuration the process reads at start-up.",
+    )
 
 
 class Catalogue(_Strict):

@@ -152,3 +152,12 @@ def mongod_tls_reject(remote: str) -> str:
             "remote": remote,
         },
     )
+
+
+def bind_failure(proc: Process, port: int) -> str:
+    """The line a process writes when its listening port is already taken in the pod's network namespace."""
+    if proc.program.style == "go":
+        return go(proc, "FTL", 80, f"listen tcp :{port}: bind: address already in use")
+    if proc.program.style == "plain":
+        return "nc: bind: Address in use"
+    return cpp(proc, "error", f"Could not bind to port {port}: Address already in use")

@@ -8,6 +8,8 @@ scenario: a new fault written as a scenario file produces its symptoms from the 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shlex
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -17,6 +19,7 @@ from arena.behaviour import logstyle
 from arena.behaviour.mongo import MongoError, MongoState, Shell, ShellError, auth_failure_log, run_shell, split_command
 from arena.behaviour.world import Landed, Process, ProcessError, Refused, Runtime, World, meta, pod_key, process_of
 from arena.hooks import ClusterView, ExecResult, Obj, StartOutcome
+from arena.objects import parse_quantity
 
 
 class StartupFailure(Exception):
@@ -43,10 +46,24 @@ class AppBehaviour:
         except ProcessError as e:
             if e.kind == "pull_error":
                 return StartOutcome("pull_error", message=str(e))
+            if e.kind == "start_error":
+                return StartOutcome("start_error", logs=[], exit_code=128, message=str(e))
             return StartOutcome("crash", logs=[], exit_code=128, message=str(e))
         world = World(view, self.rt)
         if world.paused(pod, name):
             return StartOutcome("running", logs=[])
+        mounted = _mounted_config(world, pod, container, proc)
+        if isinstance(mounted, str):
+            return StartOutcome("crash", logs=[logstyle.go(proc, "FTL", 41, mounted)], exit_code=1)
+        if mounted is not None:
+            proc = mounted
+        clash = self._port_clash(pod, container, proc)
+        if clash is not None:
+            return StartOutcome("crash", logs=[logstyle.bind_failure(proc, clash)], exit_code=1)
+        limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        if limit is not None and _mebibytes(limit) < proc.program.memory_mi:
+            # the cgroup's limit is below what the process needs once it serves: the kernel's OOM killer ends it
+            return StartOutcome("crash", logs=logstyle.banner(proc), exit_code=137, message="OOMKilled")
         style = proc.program.style
         if proc.program.server == "mongodb":
             return self._start_mongod(world, pod, container, proc)
@@ -63,6 +80,8 @@ class AppBehaviour:
                 return StartOutcome("crash", logs=lines, exit_code=2 if e.on_fail == "panic" else 1)
             lines += logstyle.after_step(proc, step, address)
         lines += logstyle.serving(proc)
+        if proc.program.runs_for_arg and proc.args[:1] == ["infinity"]:
+            return StartOutcome("running", logs=lines, keeps_running=True)
         if style == "cpp" and not any(s.on_fail == "retry" for s in proc.program.startup):
             self.rt.serving.add((key[0], name, self.rt.instance(pod, name)))
         if any(s.on_fail == "retry" for s in proc.program.startup):
@@ -148,11 +167,40 @@ class AppBehaviour:
                 lines.append(logstyle.mongod_fatal(f"InvalidSSLConfiguration: Can not set up PEM key file: {path}"))
                 return StartOutcome("crash", logs=lines, exit_code=1)
         state = world.mongo_state(pod, container)
+        version = proc.config.get("MONGO_VERSION", "4.4")
+        if state.initialised and _major(version) - _major(state.fcv) > 1:
+            # a binary may only open data files whose featureCompatibilityVersion is its own or the previous major's
+            lines.append(
+                logstyle.mongod_fatal(
+                    "UPGRADE PROBLEM: Found an invalid featureCompatibilityVersion document (ERROR: Location4926900: "
+                    f"Invalid featureCompatibilityVersion document in admin.system.version: {{ _id: "
+                    f'"featureCompatibilityVersion", version: "{state.fcv}" }}). If the current '
+                    "featureCompatibilityVersion is below the previous major version, see the documentation on "
+                    "upgrading"
+                )
+            )
+            return StartOutcome("crash", logs=lines, exit_code=62)
         if not state.initialised:
+            state.fcv = version
             lines += self._initdb(world, pod, container, state)
         tls = "requireTLS" if _tls_required(proc) else "off"
         lines.append(logstyle.mongod_listening(27017, tls))
         return StartOutcome("running", logs=lines)
+
+    def _port_clash(self, pod: Obj, container: Obj, proc: Process) -> int | None:
+        """A port this process listens on that a container started before it (the kubelet starts them in spec
+        order) already holds: the containers of a pod share one network namespace, so the later bind fails."""
+        mine = set(proc.ports())
+        for other in (pod.get("spec") or {}).get("containers") or []:
+            if other.get("name") == container.get("name"):
+                return None
+            try:
+                held = set(process_of(self.rt.catalogue, other).ports())
+            except ProcessError:
+                continue
+            if mine & held:
+                return min(mine & held)
+        return None
 
     def _initdb(self, world: World, pod: Obj, container: Obj, state: MongoState) -> list[str]:
         """The image's entrypoint on an empty data directory: root user from env, then /docker-entrypoint-initdb.d."""
@@ -228,25 +276,71 @@ class AppBehaviour:
         probe = container.get("readinessProbe")
         if not probe:
             return True
+        return self.probe(view, pod, container, probe) is None
+
+    def probe(self, view: ClusterView, pod: Obj, container: Obj, probe: Obj) -> str | None:
+        """A liveness/startup probe answered from state: exec runs the command in the container; httpGet needs an
+        HTTP listener on the port serving the path (200-399); tcpSocket and grpc need a listener on the port."""
+        world = World(view, self.rt)
+        name = str(container.get("name"))
+        ip = (pod.get("status") or {}).get("podIP") or "10.244.0.1"
+        if "exec" in probe:
+            argv = [str(a) for a in (probe["exec"] or {}).get("command") or []]
+            res = self.exec(view, pod, container, argv) if argv else ExecResult(exit_code=0)
+            if res.exit_code == 0:
+                return None
+            return (res.stdout + res.stderr).strip() or f"command {argv!r} exited with {res.exit_code}"
+        kind = next((k for k in ("httpGet", "tcpSocket", "grpc") if k in probe), None)
+        if kind is None:
+            return None
+        spec = probe[kind] or {}
+        port = world._target_port(spec.get("port"), pod)
         try:
             proc = process_of(self.rt.catalogue, container)
         except ProcessError:
-            return False
-        if "exec" in probe:
-            return True
-        port = (probe.get("tcpSocket") or probe.get("httpGet") or {}).get("port")
-        if port is None:
-            return True
-        port = world._target_port(port, pod)
-        if any(s.on_fail == "retry" for s in proc.program.startup) and not self._retry_startup(
-            world, pod, container, proc
-        ):
-            return False
-        return port in proc.ports()
+            proc = None
+        serving = (
+            proc is not None
+            and not world.paused(pod, name)
+            and port in proc.ports()
+            and (
+                not any(s.on_fail == "retry" for s in proc.program.startup)
+                or self._retry_startup(world, pod, container, proc)
+            )
+        )
+        refused = f"dial tcp {ip}:{port}: connect: connection refused"
+        if kind == "tcpSocket":
+            return None if serving else refused
+        if kind == "grpc":
+            return None if serving else f'timeout: failed to connect service "{ip}:{port}" within 1s'
+        path = str(spec.get("path") or "/")
+        url = f"http://{ip}:{port}{path}"
+        if not serving or proc is None:
+            return f'Get "{url}": {refused}'
+        protocols = {
+            int(expand(lst.port, proc.config)): lst.protocol
+            for lst in proc.program.listens
+            if expand(lst.port, proc.config).isdigit()
+        }
+        if protocols.get(port) != "http":
+            return f'Get "{url}": net/http: HTTP/1.x transport connection broken: malformed HTTP response'
+        route = path.split("?", 1)[0]
+        if route != "/" and proc.program.routes and not any(route.startswith(r) for r in proc.program.routes):
+            return "HTTP probe failed with statuscode: 404"
+        started = self.rt.started.get((pod_key(pod), name))
+        warming = started is not None and self.rt.clock() - started < proc.program.warmup_s * self.rt.probe_scale
+        if proc.program.warmup_s and warming:
+            return "HTTP probe failed with statuscode: 503"
+        return None
 
     def alive(self, view: ClusterView, pod: Obj, container: Obj) -> StartOutcome | None:
         world = World(view, self.rt)
         name = str(container.get("name"))
+        panic = self.rt.panics.pop((pod_key(pod), name, self.rt.instance(pod, name)), None)
+        if panic is not None:
+            proc = world.process(container)
+            lines = [logstyle.go(proc, "PNC", 42, panic), f"panic: {panic}"] if proc else [f"panic: {panic}"]
+            return StartOutcome("crash", logs=lines, exit_code=2)
         started = self.rt.started.get((pod_key(pod), name), 0.0)
         for key, spec in world.chaos_on(pod, name):
             if spec.action not in ("container-kill", "pod-failure"):
@@ -276,7 +370,8 @@ class AppBehaviour:
             proc = process_of(self.rt.catalogue, container)
         except ProcessError as e:
             return ExecResult(stderr=str(e) + "\n", exit_code=126)
-        argv = split_command(command) if proc.image.shell else command
+        env = {str(e.get("name")): str(e.get("value", "")) for e in container.get("env") or [] if "value" in e}
+        argv = split_command(command, env) if proc.image.shell else command
         if not argv:
             return ExecResult()
         exe = argv[0].rsplit("/", 1)[-1]
@@ -320,6 +415,53 @@ def _small_tools(exe: str, argv: list[str], proc: Process) -> str:
     if exe == "date":
         return datetime.now(UTC).strftime("%a %b %d %H:%M:%S UTC %Y") + "\n"
     return ""
+
+
+def _mounted_config(world: World, pod: Obj, container: Obj, proc: Process) -> Process | str | None:
+    """The process configured by a ConfigMap file mounted over the image's config file (None: no such mount; a
+    string: the file does not parse). Env vars still override it, as they override the baked file."""
+    path = proc.image.config_file
+    if not path:
+        return None
+    volumes = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
+    for mount in container.get("volumeMounts") or []:
+        mpath = str(mount.get("mountPath") or "").rstrip("/")
+        sub = mount.get("subPath")
+        if sub and mpath == path:
+            key = str(sub)
+        elif not sub and mpath == path.rsplit("/", 1)[0]:
+            key = path.rsplit("/", 1)[1]
+        else:
+            continue
+        cm_ref = (volumes.get(mount.get("name")) or {}).get("configMap") or {}
+        cm = world.view.get("ConfigMap", meta(pod).get("namespace"), str(cm_ref.get("name") or ""))
+        raw = ((cm or {}).get("data") or {}).get(key)
+        if raw is None:
+            continue
+        try:
+            data = json.loads(raw)
+        except ValueError as e:
+            return f"Got error while unmarshalling config: {e}"
+        config = {str(k): str(v) for k, v in dict(data).items()}
+        for env in container.get("env") or []:
+            if "value" in env:
+                config[str(env["name"])] = str(env["value"])
+        return dataclasses.replace(proc, config=config)
+    return None
+
+
+def _major(version: str) -> int:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        return 0
+
+
+def _mebibytes(q: object) -> float:
+    try:
+        return parse_quantity(q) / 2**20
+    except ValueError:
+        return float("inf")
 
 
 def _is_mongod(world: World, container: Obj) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +59,8 @@ class MongoState:
     """One mongod's data directory."""
 
     initialised: bool = False
+    fcv: str = "4.4"
+    """featureCompatibilityVersion of the data files (the server version that initialised them)."""
     users: dict[tuple[str, str], MongoUser] = field(default_factory=dict)
     collections: set[tuple[str, str]] = field(default_factory=set)
 
@@ -501,8 +502,78 @@ def auth_failure_log(user: str, auth_db: str, err: MongoError, remote: str) -> s
     )
 
 
-def split_command(command: list[str]) -> list[str]:
-    """``sh -c "mongo ..."`` -> ``["mongo", ...]``; other commands unchanged."""
+def split_command(command: list[str], env: dict[str, str] | None = None) -> list[str]:
+    """``sh -c "mongo ..." [arg0 args...]`` -> ``["mongo", ...]``; other commands unchanged.
+
+    Like a shell, ``$NAME``/``${NAME}`` expand to the container's environment and ``$0``..``$9`` to the arguments
+    after the script, outside single quotes; a leading ``exec`` is dropped. An expansion is one word (no field
+    splitting), which is what the quoted ``"$VAR"`` form every careful script uses means anyway.
+    """
     if len(command) >= 3 and command[0].rsplit("/", 1)[-1] in ("sh", "bash") and command[1] == "-c":
-        return shlex.split(command[2])
+        words = _shell_words(command[2], env or {}, command[3:])
+        return words[1:] if words[:1] == ["exec"] else words
     return command
+
+
+_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*)|([0-9]))")
+
+
+def _shell_words(script: str, env: dict[str, str], args: list[str]) -> list[str]:
+    words: list[str] = []
+    cur: list[str] = []
+    started = False
+    quote = ""
+    i = 0
+
+    def expand(at: int) -> tuple[str, int] | None:
+        m = _VAR.match(script, at)
+        if m is None:
+            return None
+        name, plain, digit = m.groups()
+        if digit is not None:
+            n = int(digit)
+            return (args[n] if n < len(args) else ""), m.end()
+        return env.get(name or plain, ""), m.end()
+
+    while i < len(script):
+        c = script[i]
+        if quote == "'":
+            if c == "'":
+                quote = ""
+            else:
+                cur.append(c)
+            i += 1
+            continue
+        if c == "\\" and i + 1 < len(script):
+            cur.append(script[i + 1])
+            started = True
+            i += 2
+            continue
+        if c == "$":
+            hit = expand(i)
+            if hit is not None:
+                cur.append(hit[0])
+                started = True
+                i = hit[1]
+                continue
+        if quote == '"':
+            if c == '"':
+                quote = ""
+            else:
+                cur.append(c)
+            i += 1
+            continue
+        if c in "'\"":
+            quote = c
+            started = True
+        elif c.isspace():
+            if started:
+                words.append("".join(cur))
+            cur, started = [], False
+        else:
+            cur.append(c)
+            started = True
+        i += 1
+    if started:
+        words.append("".join(cur))
+    return words

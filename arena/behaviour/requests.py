@@ -19,7 +19,7 @@ from typing import Any
 from arena.apps.catalogue import Step, expand
 from arena.behaviour import logstyle
 from arena.behaviour.mongo import MongoError, MongoState
-from arena.behaviour.world import Landed, Process, Refused, Runtime, World, meta
+from arena.behaviour.world import Landed, Process, Refused, Runtime, World, meta, pod_key
 from arena.hooks import ClusterView, Obj
 
 HOP_MS = 0.15
@@ -199,7 +199,12 @@ class RequestModel:
         server = "mongodb" if kind == "mongodb" else kind
         if isinstance(target, Refused) or target.process.program.server != server:
             latency = self.timeout_ms if isinstance(target, Refused) and target.kind == "timeout" else HOP_MS
-            raise _HopError(_backend_error(conn.process, kind, address, target), latency)
+            error = _backend_error(conn.process, kind, address, target)
+            if step.panics:
+                name = str(conn.container.get("name"))
+                key = (pod_key(conn.pod), name, self.rt.instance(conn.pod, name))
+                self.rt.panics.setdefault(key, f"Tried to get hotelId [1], but got memmcached error = {error}")
+            raise _HopError(error, latency)
         extra = self._chaos(world, conn.pod, target.pod)
         if kind == "mongodb":
             self._mongo_access(world, conn, target, step, address)

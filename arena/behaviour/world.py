@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arena.apps.catalogue import Catalogue, Image, Program, expand, load_catalogue
-from arena.behaviour import chaos
+from arena.behaviour import chaos, dns
 from arena.behaviour.mongo import MongoState
 from arena.hooks import ClusterView, Obj
 
@@ -39,8 +39,11 @@ class Process:
     def ports(self) -> list[int]:
         out = []
         for listen in self.program.listens:
+            port = listen.port
+            if port.startswith("{arg:") and port.endswith("}"):  # the value of a command-line flag (nc -p PORT)
+                port = self.arg_value(port[5:-1]) or ""
             try:
-                out.append(int(expand(listen.port, self.config)))
+                out.append(int(expand(port, self.config)))
             except ValueError:
                 continue
         return out
@@ -77,10 +80,14 @@ def process_of(catalogue: Catalogue, container: Obj) -> Process:
     if not command:
         raise ProcessError("crash", "no command specified")
     binary = command[0]
-    program_name = image.binaries.get(binary) or image.binaries.get(binary.rsplit("/", 1)[-1])
+    rest = command[1:] + args
+    program_name = None
+    if rest:  # an interpreter running a script: the pair names the program ("python /scripts/server.py")
+        program_name = image.binaries.get(f"{binary.rsplit('/', 1)[-1]} {rest[0]}")
+    program_name = program_name or image.binaries.get(binary) or image.binaries.get(binary.rsplit("/", 1)[-1])
     if program_name is None:
         raise ProcessError(
-            "crash",
+            "start_error",
             "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create "
             f'failed: unable to start container process: exec: "{binary}": executable file not found in $PATH: '
             "unknown",
@@ -184,8 +191,14 @@ class Runtime:
     logs: dict[tuple[str, str], deque[str]] = field(default_factory=dict)
     last_retry_log: dict[tuple[str, str], float] = field(default_factory=dict)
     delivered: set[tuple[str, str, str]] = field(default_factory=set)
+    panics: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    source_ports: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    """Per pod, the destinations holding one of its ephemeral ports (see ``World._source_port``)."""
+    """A request made this container instance panic: the message; the kubelet's next liveness pass sees it exit."""
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     clock: Callable[[], float] = time.time
+    probe_scale: float = 0.1
+    """Arena seconds per second of an application's own clock (warm-ups): the kubelet's probe period over 10 s."""
     retry_interval: float = 1.0
     """Seconds between two lines of a start-up retry loop (the real apps sleep 1 s)."""
 
@@ -293,9 +306,10 @@ class World:
             port = int(port_s)
         except ValueError:
             return Refused("nxdomain", address, 0, "missing port in address")
-        svc = self.service(namespace, host)
+        fqdn, why = dns.resolve(self.view, src, host, namespace)
+        svc = self.service(namespace, fqdn) if fqdn else None
         if svc is None:
-            return Refused("nxdomain", host, port, f"lookup {host} on 10.96.0.10:53: no such host")
+            return Refused("nxdomain", host, port, why or f"lookup {host} on 10.96.0.10:53: no such host")
         sspec = svc.get("spec") or {}
         tcp = [p for p in sspec.get("ports") or [] if p.get("protocol", "TCP") == "TCP"]
         sport = next((p for p in tcp if int(p.get("port", 0)) == port), None)
@@ -332,11 +346,35 @@ class World:
         ip = (target.get("status") or {}).get("podIP", "10.244.0.1")
         if not self.policy_allows(src, target, tport):
             return Refused("timeout", host, port, f"dial tcp {ip}:{tport}: i/o timeout", target)
+        if src is not None and not self._source_port(src, ip, tport):
+            return Refused(
+                "refused", host, port, f"dial tcp {ip}:{tport}: connect: cannot assign requested address", target
+            )
         for c in (target.get("spec") or {}).get("containers") or []:
             proc = self.serving(target, c)
             if proc and tport in proc.ports():
                 return Landed(target, c, proc, tport, via)
         return Refused("refused", host, port, f"dial tcp {ip}:{tport}: connect: connection refused", target)
+
+    def _source_port(self, src: Obj, ip: str, port: int) -> bool:
+        """Whether ``src`` has an ephemeral port for a connection to ip:port. The clients keep their connections
+        (gRPC channels, pools), so each destination holds one port from ``net.ipv4.ip_local_port_range`` for the
+        pod's life; a destination past the range's size gets EADDRNOTAVAIL."""
+        sysctls = ((src.get("spec") or {}).get("securityContext") or {}).get("sysctls") or []
+        raw = next((x.get("value") for x in sysctls if x.get("name") == "net.ipv4.ip_local_port_range"), None)
+        if not raw:
+            return True
+        try:
+            low, high = (int(v) for v in str(raw).split())
+        except ValueError:
+            return True
+        held = self.rt.source_ports.setdefault(pod_key(src), [])
+        if (ip, port) in held:
+            return True
+        if len(held) >= max(high - low + 1, 0):
+            return False
+        held.append((ip, port))
+        return True
 
     def consul_lookup(self, src: Obj, namespace: str, consul_address: str, name: str) -> Connection:
         """Consul service discovery: the registered, healthy instances of ``name`` in the namespace."""

@@ -21,13 +21,24 @@ def _split(values: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
     return out
 
 
+def _settings(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("STRATUS_"):
+            raise typer.BadParameter(f"--set wants STRATUS_KEY=VALUE, not {item!r}")
+        out[key] = value
+    return out
+
+
 @app.callback(invoke_without_command=True)
 def bench(
     suite: Annotated[
-        str, typer.Option(help="aiopslab-mitigation, detection, localisation, rca or chaos.")
+        str, typer.Option(help="aiopslab-mitigation, detection, localisation, rca, chaos, memory or sregym.")
     ] = "aiopslab-mitigation",
     policy: Annotated[
-        list[str], typer.Option(help="Mitigation policy: rulebook, llm, chaos, scripted (repeatable or a,b).")
+        list[str],
+        typer.Option(help="Mitigation policy: rulebook, llm, hybrid, chaos, scripted (repeatable or a,b)."),
     ] = ["rulebook"],  # noqa: B006 - typer reads the default
     repeat: Annotated[int, typer.Option(min=1, help="Runs of each scenario.")] = 1,
     ablation: Annotated[
@@ -43,6 +54,30 @@ def bench(
     script: Annotated[
         str, typer.Option(help="scripted without --plan: fix (the documented fix) or harmful-then-fix.")
     ] = "fix",
+    embedding: Annotated[
+        bool, typer.Option(help="Detector and diagnoser with the state embedding (starts a Prometheus for it).")
+    ] = False,
+    set_: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            help="KEY=VALUE: a STRATUS_* setting for the services, over the bench's own tight timings "
+            "(e.g. STRATUS_LEASE_TTL_S=60 for a slow local model on a busy machine). Repeatable.",
+        ),
+    ] = [],  # noqa: B006
+    regenerate: Annotated[
+        bool, typer.Option(help="memory suite: regenerate the synthetic dataset and retrain the step check first.")
+    ] = False,
+    recurring: Annotated[
+        bool, typer.Option(help="memory suite: also run the recurring-incident part (the system on the arena).")
+    ] = True,
+    llm_log: Annotated[
+        Path | None,
+        typer.Option(
+            help="The local llama.cpp server's log (make llm-local writes ~/.cache/stratus/llm/server.log): "
+            "per scenario, the prompt tokens the server read and the time reading vs generating."
+        ),
+    ] = None,
 ) -> None:
     """Run a suite: per scenario a healthy app, the six services, inject, detect/diagnose/mitigate, judge, recover."""
     from rich.console import Console
@@ -50,6 +85,21 @@ def bench(
     from arena.bench.report import write_outputs
     from arena.bench.runner import ABLATIONS, POLICIES, SUITES, Bench, BenchOptions
 
+    if suite == "memory":
+        from arena.bench.memory.suite import run_suite, tables
+
+        console = Console()
+        out = out or Path("bench-out") / f"memory-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+        result = run_suite(
+            out,
+            lambda line: console.print(f"[dim]{datetime.now(UTC):%H:%M:%S}[/] {line}"),
+            regenerate=regenerate,
+            recurring=recurring,
+            only=only or None,
+        )
+        typer.echo(tables(result))
+        console.print(f"written to {out}")
+        return
     if suite not in SUITES:
         raise typer.BadParameter(f"unknown suite {suite!r}; choose from {', '.join(SUITES)}")
     if script not in ("fix", "harmful-then-fix"):
@@ -71,6 +121,9 @@ def bench(
         chaos_transactions=transactions,
         plan=plan,
         script=script,
+        embedding=embedding,
+        llm_log=llm_log,
+        env=_settings(set_),
         command="stratus bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
     )
     t0 = datetime.now(UTC)

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from arena.bench.llm_log import ServerStats
+
 
 class _Model(BaseModel):
     # mu is infinite when a scope is down: keep it as JSON's Infinity (Python's json reads it back).
@@ -50,6 +52,11 @@ class ScenarioRecord(_Model):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    llm_errors: int = Field(default=0, description="LLM calls answered with an HTTP error or not at all (the agents').")
+    max_prompt_tokens: int = Field(default=0, description="The largest prompt any agent sent, in tokens.")
+    llm_server: ServerStats | None = Field(
+        default=None, description="The local server's own account of the scenario (with --llm-log)."
+    )
     tnr_held: bool = Field(default=True, description="Every visible mu <= b.")
     drift: bool = Field(
         default=False,

@@ -144,6 +144,7 @@ def markdown(record: BenchRecord, plots: dict[str, str] | None = None) -> str:
             f"{_mus(r.visible_mu)} | {_tnr(r)} | {r.undo_divergences} | "
             f"{r.wall_s:.0f} | {note} |"
         )
+    lines += _llm_table(runs)
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{name}]({file})" for name, file in plots.items()]
@@ -159,6 +160,45 @@ def markdown(record: BenchRecord, plots: dict[str, str] | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _llm_table(runs: list[ScenarioRecord]) -> list[str]:
+    """Where the model's time and tokens went, per scenario run of an LLM policy."""
+    llm = [r for r in runs if r.policy in ("llm", "hybrid")]
+    if not llm:
+        return []
+    lines = [
+        "",
+        "## The model (LLM policies)",
+        "",
+        "| scenario | policy | success | reasoning steps | prompt tokens (sent) | largest prompt | completion tokens | "
+        "LLM HTTP errors | server: prompt tokens read | reading (s) | generated | generating (s) | server errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in llm:
+        s = r.llm_server
+        server = (
+            f"{s.prompt_tokens_evaluated} | {s.prompt_s:.0f} | {s.generated_tokens} | {s.generate_s:.0f} | "
+            f"{s.http_errors}"
+            if s is not None
+            else "- | - | - | - | -"
+        )
+        lines.append(
+            f"| {r.scenario} | {r.policy} | {'yes' if r.success else 'no'} | {r.tool_calls} | {r.prompt_tokens} | "
+            f"{r.max_prompt_tokens} | {r.completion_tokens} | {r.llm_errors} | {server} |"
+        )
+    total = [r.llm_server for r in llm if r.llm_server is not None]
+    if total:
+        read, gen = sum(s.prompt_s for s in total), sum(s.generate_s for s in total)
+        lines += [
+            "",
+            f"Model time: {read:.0f} s reading prompts ({sum(s.prompt_tokens_evaluated for s in total)} tokens), "
+            f"{gen:.0f} s generating ({sum(s.generated_tokens for s in total)} tokens); "
+            f"{sum(r.llm_errors for r in llm)} LLM HTTP errors seen by the agents, "
+            f"{sum(s.http_errors for s in total)} by the server; largest prompt "
+            f"{max(r.max_prompt_tokens for r in llm)} tokens.",
+        ]
+    return lines
 
 
 # -- plots ----------------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ or the LLM; ``--policy`` chooses the mitigator (scripted and chaos are mitigatio
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import shlex
@@ -36,12 +37,14 @@ from typing import Any
 import yaml
 
 from arena.apps import APPS, AppSpec
+from arena.bench.embedding.system import embedding_env, embedding_warmup_s, start_embedding_prometheus
+from arena.bench.llm_log import LogSlice
 from arena.bench.probes import ProbeGateway
 from arena.bench.record import AttemptRecord, BenchRecord, ScenarioRecord
 from arena.bench.timeline import Timeline
 from arena.scenarios import oracles
 from arena.scenarios import schema as s
-from arena.scenarios.engine import CATALOGUE_DIR, Engine, PlaneClient, Registry, StepError, wait_for
+from arena.scenarios.engine import CATALOGUE_DIR, SREGYM_DIR, Engine, PlaneClient, Registry, StepError, wait_for
 from arena.scenarios.kube import Kube
 from arena.telemetry.plane import AppsArena
 from arena.timing import Timing
@@ -57,8 +60,9 @@ SUITES: dict[str, str] = {
     "localisation": "localization",
     "rca": "analysis",
     "chaos": "mitigation",
+    "sregym": "mitigation",
 }
-POLICIES = ("rulebook", "llm", "chaos", "scripted")
+POLICIES = ("rulebook", "llm", "hybrid", "chaos", "scripted")
 ABLATIONS = ("none", "no-retry", "naive-retry")
 
 FAST: dict[str, str] = {
@@ -94,6 +98,10 @@ class BenchOptions:
     script: str = "fix"
     command: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    embedding: bool = False
+    """Run the detector and the diagnoser with the state embedding (a real Prometheus scrapes the arena for it)."""
+    llm_log: Path | None = None
+    """The local llama.cpp server's log: where each scenario's model time went (reading vs generating)."""
 
 
 def select(registry: Registry, suite: str, only: list[str]) -> list[str]:
@@ -108,25 +116,29 @@ HARMFUL_IMAGE = "stratus-bench/does-not-exist:0"
 """The image of the harmful-then-fix policy's first write."""
 
 
-def scripted_plan(scenario: s.Scenario, app: AppSpec, script: str = "fix") -> dict[str, Any]:
-    """The scenario's documented mitigation as kubectl lines: a reference policy that measures the system around the
-    reasoner. Steps with no kubectl form (exec into a pod) are left out. ``harmful-then-fix`` puts a harmful attempt
-    first (a rollout of the app's front end to a missing image): the ablations' probe, since only a failed attempt
-    shows what retry and undo are worth."""
+PodsOf = Callable[[dict[str, str]], list[str]]
+"""The names of the live pods with these labels in the app's namespace (known once the fault is injected)."""
+
+
+def scripted_plan(
+    scenario: s.Scenario, app: AppSpec, script: str = "fix", pods_of: PodsOf | None = None
+) -> dict[str, Any]:
+    """The scenario's documented mitigation as kubectl lines and typed actions: a reference policy that measures the
+    system around the reasoner. Every write step kind is carried (patch, scale, set_image, rollout_restart, delete,
+    apply, restore and replace as typed actions); exec (whose pod is only known at run time and needs a declared
+    inverse) and waits (the mitigator's verification waits) are left out. The fix is planned twice: when attempt 1
+    is refused because a write needs a wider lease (e.g. a Node, a PersistentVolume), the coordinator gives attempt 2
+    that lease and the same fix runs again. ``harmful-then-fix`` puts a harmful attempt first (a rollout of the app's
+    front end to a missing image): the ablations' probe, since only a failed attempt shows what retry and undo are
+    worth. With ``pods_of`` (the bench rewrites the plan once the fault is in), exec and delete_pods steps are
+    carried too, on the pods of the moment: an exec's declared inverse is the scenario's injecting exec on the same
+    pods (the fault undoes the fix)."""
     namespace = app.namespace
-    lines: list[str] = []
+    lines: list[Any] = []
     for step in scenario.mitigation:
-        if isinstance(step, s.ScaleStep):
-            lines.append(f"kubectl -n {namespace} scale deployment {step.deployment} --replicas={step.replicas}")
-        elif isinstance(step, s.SetImageStep):
-            lines.append(f"kubectl -n {namespace} set image deployment/{step.deployment} {step.container}={step.image}")
-        elif isinstance(step, s.RolloutRestartStep):
-            lines.append(f"kubectl -n {namespace} rollout restart deployment {step.deployment}")
-        elif isinstance(step, s.PatchStep):
-            kind = step.kind.lower()
-            ns = "" if step.kind in ("PersistentVolume", "Node", "Namespace") else f"-n {step.namespace or namespace} "
-            body = shlex.quote(json.dumps(step.patch))
-            lines.append(f"kubectl {ns}patch {kind} {step.name} --type={step.patch_type} -p {body}")
+        lines += _plan_step(step, app)
+        if pods_of is not None:
+            lines += _plan_pod_step(step, scenario, app, pods_of)
     if script == "harmful-then-fix":
         # A rollout of the front end to an image that does not exist: permitted (the rolling update keeps the Ready
         # pod), visibly harmful (a failing pod) and undoable. Scaling it to zero would be refused by the gateway's
@@ -135,8 +147,78 @@ def scripted_plan(scenario: s.Scenario, app: AppSpec, script: str = "fix") -> di
         harm = (
             f"kubectl -n {namespace} patch deployment {app.frontend} --type=json -p {shlex.quote(json.dumps(broken))}"
         )
-        return {"attempts": [[harm], lines]}
-    return {"attempts": [lines]}
+        return {"attempts": [[harm], lines, lines]}
+    return {"attempts": [lines, lines]}
+
+
+def _plan_pod_step(step: Any, scenario: s.Scenario, app: AppSpec, pods_of: PodsOf) -> list[Any]:
+    ns = app.namespace
+    if isinstance(step, s.DeletePodsStep):
+        names = pods_of(step.selector or {})
+        if step.name_prefix:
+            names = [n for n in names if n.startswith(step.name_prefix)]
+        return [{"verb": "delete", "kind": "Pod", "namespace": ns, "name": n} for n in names]
+    if isinstance(step, s.ExecStep):
+        names = pods_of(step.selector)
+        inverse = next(
+            (i.command for i in scenario.inject if isinstance(i, s.ExecStep) and i.selector == step.selector), []
+        )
+        params = {"command": step.command, "container": step.container, "inverse": inverse}
+        return [{"verb": "exec", "kind": "Pod", "namespace": ns, "name": n, "params": params} for n in names[:1]]
+    return []
+
+
+_CLUSTER_KINDS = (
+    "PersistentVolume",
+    "Node",
+    "Namespace",
+    "StorageClass",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+)
+
+
+def _plan_step(step: Any, app: AppSpec) -> list[Any]:
+    namespace = app.namespace
+
+    def ns_of(kind: str, ns: str | None) -> str | None:
+        return None if kind in _CLUSTER_KINDS else (ns or namespace)
+
+    if isinstance(step, s.ScaleStep):
+        return [f"kubectl -n {namespace} scale deployment {step.deployment} --replicas={step.replicas}"]
+    if isinstance(step, s.SetImageStep):
+        return [f"kubectl -n {namespace} set image deployment/{step.deployment} {step.container}={step.image}"]
+    if isinstance(step, s.RolloutRestartStep):
+        return [f"kubectl -n {namespace} rollout restart deployment {step.deployment}"]
+    if isinstance(step, s.PatchStep):
+        ns = ns_of(step.kind, step.namespace)
+        flag = f"-n {ns} " if ns else ""
+        body = shlex.quote(json.dumps(step.patch))
+        return [f"kubectl {flag}patch {step.kind.lower()} {step.name} --type={step.patch_type} -p {body}"]
+    if isinstance(step, s.DeleteStep):
+        return [{"verb": "delete", "kind": step.kind, "namespace": ns_of(step.kind, step.namespace), "name": step.name}]
+    if isinstance(step, s.ApplyStep):
+        m = step.manifest
+        kind, meta = str(m.get("kind")), m.get("metadata") or {}
+        ns = ns_of(kind, meta.get("namespace"))
+        manifest = {**m, "metadata": {**meta, "namespace": ns}} if ns else m
+        return [
+            {"verb": "apply", "kind": kind, "namespace": ns, "name": meta.get("name"), "params": {"manifest": manifest}}
+        ]
+    if isinstance(step, s.RestoreStep):
+        doc = next((d for d in app.manifests() if d["kind"] == step.kind and d["metadata"]["name"] == step.name), None)
+        if doc is None:
+            return []
+        ns = ns_of(step.kind, None)
+        return [{"verb": "replace", "kind": step.kind, "namespace": ns, "name": step.name, "params": {"manifest": doc}}]
+    if isinstance(step, s.ReplaceStep):
+        # delete-and-recreate with a JSON patch: the same end state as patching the live object
+        ops = [op.model_dump(by_alias=True, exclude_none=True) for op in step.json_patch]
+        body = shlex.quote(json.dumps(ops))
+        return [f"kubectl -n {step.namespace or namespace} patch {step.kind.lower()} {step.name} --type=json -p {body}"]
+    return []
 
 
 def _mu(v: Any) -> float:
@@ -187,6 +269,8 @@ def build_record(rec: ScenarioRecord, timeline: Timeline, t_inject: datetime) ->
         rec.completion_tokens += int(u.get("completion_tokens", 0))
         rec.cost_usd += float(u.get("cost_usd", 0.0))
         rec.tool_calls += int(u.get("steps", 0))
+        rec.llm_errors += int(u.get("llm_errors", 0))
+        rec.max_prompt_tokens = max(rec.max_prompt_tokens, int(u.get("max_prompt_tokens", 0)))
     for e in of("transaction_decided"):
         a = att(e["attempt"])
         a.decision, a.mu_pre, a.mu_post = e["decision"], _mu(e["mu_pre"]), _mu(e["mu_post"])
@@ -202,6 +286,8 @@ def build_record(rec: ScenarioRecord, timeline: Timeline, t_inject: datetime) ->
         rec.completion_tokens += int(u.get("completion_tokens", 0))
         rec.cost_usd += float(u.get("cost_usd", 0.0))
         rec.tool_calls += int(u.get("steps", 0))
+        rec.llm_errors += int(u.get("llm_errors", 0))
+        rec.max_prompt_tokens = max(rec.max_prompt_tokens, int(u.get("max_prompt_tokens", 0)))
     rec.attempts = [attempts[n] for n in sorted(attempts)]
     rec.actions = sum(len(a.actions) for a in rec.attempts)
     closed = of("incident_closed")
@@ -237,12 +323,17 @@ class Bench:
     def __init__(self, opts: BenchOptions, echo: Callable[[str], None] = lambda line: None) -> None:
         self.opts = opts
         self.echo = echo
-        dirs = [opts.scenarios_dir] if opts.scenarios_dir else [CATALOGUE_DIR]
-        self.registry = Registry(dirs)
+        if opts.scenarios_dir:
+            self.registry = Registry([opts.scenarios_dir])
+        elif opts.suite == "sregym":
+            self.registry = Registry([SREGYM_DIR])
+        else:  # the AIOpsLab suites: the catalogue's top level
+            self.registry = Registry([CATALOGUE_DIR], recursive=False)
         self.log_dir = opts.out / "logs"
         self.system: _System | None = None
         self.systems_started = 0
         self.ids: list[str] = []
+        self.prometheus: LocalServer | None = None
 
     # -- the run -------------------------------------------------------------------------------------------------
     def run(self) -> BenchRecord:
@@ -254,7 +345,11 @@ class Bench:
         if not ids:
             raise ValueError(f"no {SUITES[opts.suite]} scenario in the suite {opts.suite} (filter {opts.only})")
         record = BenchRecord(
-            suite=opts.suite, command=opts.command, started=datetime.now(UTC), oracle=opts.oracle, settings=dict(FAST)
+            suite=opts.suite,
+            command=opts.command,
+            started=datetime.now(UTC),
+            oracle=opts.oracle,
+            settings={**FAST, **(embedding_env("<prometheus>", "<plane>") if opts.embedding else {})},
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="stratus-bench-"))
@@ -262,6 +357,7 @@ class Bench:
         nats: LocalServer | None = None
         redis: LocalServer | None = None
         probes = ProbeGateway(arena.plane_url).start()
+        self.prometheus = start_embedding_prometheus(arena.plane_url) if opts.embedding else None
         kube = Kube.from_kubeconfig(str(arena.write_kubeconfig(tmp / "kubeconfig")))
         plane = PlaneClient(arena.plane_url)
         self.engine = Engine(kube, plane, time_scale=TIME_SCALE)
@@ -289,7 +385,7 @@ class Bench:
             plane.close()
             kube.close()
             probes.stop()
-            for server in (nats, redis):
+            for server in (nats, redis, self.prometheus):
                 if server is not None:
                     server.stop()
             arena.stop()
@@ -313,6 +409,8 @@ class Bench:
     def _env(self, app: AppSpec, policy: str, ablation: str, seed: int, plan: Path | None) -> dict[str, str]:
         env = {
             **FAST,
+            # incident memory would carry fixes from one scenario to the next: off unless --set turns it on
+            "STRATUS_MEMORY_ENABLED": "false",
             **self.opts.env,
             "STRATUS_KUBECONFIG": str(self.kubeconfig),
             "STRATUS_SCOPES": json.dumps([app.namespace]),
@@ -325,6 +423,8 @@ class Bench:
         }
         if plan is not None:
             env["STRATUS_SCRIPTED_PLAN"] = str(plan)
+        if self.prometheus is not None:
+            env.update(embedding_env(self.prometheus.url, self.plane_url))
         if ablation == "no-retry":
             env["STRATUS_MAX_RETRIES"] = "0"
         elif ablation == "naive-retry":
@@ -340,6 +440,7 @@ class Bench:
         system = _System(key, env["STRATUS_REDIS_PREFIX"], self.log_dir / f"services-{self.systems_started}.log")
         echo = system.lines.append
         # scripted and chaos drive the mitigator only; the diagnoser reasons with the LLM when one is configured
+        # (STRATUS_DIAGNOSIS_POLICY: the diagnoser's own setting, so the mitigator's STRATUS_POLICY stays)
         system.sups = [
             Supervisor(
                 self.nats_url,
@@ -352,7 +453,7 @@ class Bench:
                 self.nats_url,
                 self.redis_url,
                 ["diagnoser"],
-                env={**env, "STRATUS_POLICY": diag_policy},
+                env={**env, "STRATUS_POLICY": diag_policy, "STRATUS_DIAGNOSIS_POLICY": diag_policy},
                 echo=echo,
             ),
         ]
@@ -396,6 +497,12 @@ class Bench:
             self.echo(f"{pid}: {rec.error}")
             return rec
         plan = self.opts.plan
+        try:
+            sc = await asyncio.to_thread(self.engine.resolved, sc, True)  # inject-time choices (select)
+        except StepError as exc:
+            rec.error = f"cannot choose the scenario's targets: {exc}"
+            rec.wall_s = round(time.monotonic() - t0, 2)
+            return rec
         if policy == "scripted" and plan is None:
             plan = self.log_dir / f"{pid}.plan.yaml"
             plan.write_text(yaml.safe_dump(scripted_plan(sc, app, self.opts.script)))
@@ -405,12 +512,24 @@ class Bench:
         keep = False
         try:
             t_ready = time.monotonic()
-            system = await self._system(key, env, "llm" if policy == "llm" else "auto")
+            started = self.systems_started
+            # each policy diagnoses its own way: the rulebook's runs never ask a configured LLM
+            diagnosis = policy if policy in ("llm", "hybrid", "rulebook") else "auto"
+            system = await self._system(key, env, diagnosis)
             self._pause_detector(False)
+            if self.prometheus is not None:  # the embedding learns the healthy app (again after the pause) first
+                await asyncio.sleep(embedding_warmup_s(fresh=self.systems_started != started))
             rec.services_log = system.log.name
             t_inject = datetime.now(UTC)
+            server_log = LogSlice(self.opts.llm_log) if self.opts.llm_log and policy in ("llm", "hybrid") else None
+            if server_log is not None:
+                server_log.start()
             timeline = await Timeline(self.bus, app.namespace, t_inject).start()
             await asyncio.to_thread(self.engine.inject, sc)
+            if policy == "scripted" and self.opts.plan is None and plan is not None:
+                pods_of = functools.partial(self._pod_names, app.namespace)
+                doc = await asyncio.to_thread(scripted_plan, sc, app, self.opts.script, pods_of)
+                plan.write_text(yaml.safe_dump(doc))  # re-read by the mitigator at each attempt
             self.echo(
                 f"{pid}: app healthy in {t_ready - t0:.1f}s, services ready in {time.monotonic() - t_ready:.1f}s; "
                 "injected"
@@ -421,6 +540,8 @@ class Bench:
                 await timeline.wait_for("incident_closed", self.opts.drain_s)
             self._pause_detector(True)
             build_record(rec, timeline, t_inject)
+            if server_log is not None:
+                rec.llm_server = server_log.read()
             # the services stay for the next scenario only when no incident of this one is still open
             opened = {e["incident_id"] for e in timeline.of("incident_opened")}
             closed = {e["incident_id"] for e in timeline.of("incident_closed")}
@@ -504,6 +625,13 @@ class Bench:
         probe = WorkloadSpec(rate=20, duration_s=1, connections=2)
         clean = lambda: eng._plane().workload(app.namespace, probe).clean  # noqa: E731
         wait_for(f"{app.name} to serve cleanly", clean, timeout, 0.25)
+
+    def _pod_names(self, namespace: str, selector: dict[str, str]) -> list[str]:
+        return sorted(
+            p["metadata"]["name"]
+            for p in self.engine.pods(namespace, selector)
+            if (p.get("status") or {}).get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+        )
 
     def _redeploy(self, app: AppSpec) -> None:
         self.engine.redeploy(app)

@@ -66,6 +66,10 @@ class Run:
     pull_backoff: float = 0.0
     pulled: bool = False
     probe_at: float = 0.0
+    live_at: float = float("inf")
+    """When the next liveness (or, until it succeeds, startup) probe is due."""
+    live_failures: int = 0
+    startup_ok: bool = True
     instances: list[list[tuple[str, str]]] = field(default_factory=list)
     init: bool = False
 
@@ -96,7 +100,7 @@ class Kubelet:
             due = min(due, run.killing_at)
         for r in run.containers.values():
             if r.phase == "running":
-                due = min(due, r.probe_at)
+                due = min(due, r.probe_at, r.live_at)
             elif r.phase != "done":
                 due = min(due, r.next_at)
         return due
@@ -237,6 +241,31 @@ class Kubelet:
 
     # ------------------------------------------------------------------------------------------------ container step
 
+    def _mount_error(self, pod: Obj) -> str | None:
+        """A ConfigMap or Secret volume whose object (or a listed key) is missing: MountVolume.SetUp fails."""
+        ns = pod["metadata"].get("namespace")
+        store = self.cluster.store
+        for v in (pod.get("spec") or {}).get("volumes") or []:
+            for src_key, kind, word, name_key in (
+                ("configMap", "configmaps", "configmap", "name"),
+                ("secret", "secrets", "secret", "secretName"),
+            ):
+                src = v.get(src_key)
+                if src is None or src.get("optional"):
+                    continue
+                obj = store.get(kind, ns, str(src.get(name_key, "")))
+                if obj is None:
+                    what = f'{word} "{src.get(name_key)}" not found'
+                    return f'MountVolume.SetUp failed for volume "{v.get("name")}" : {what}'
+                have = {**(obj.get("data") or {}), **(obj.get("binaryData") or {})}
+                missing = [i.get("key") for i in src.get("items") or [] if i.get("key") not in have]
+                if missing:
+                    return (
+                        f'MountVolume.SetUp failed for volume "{v.get("name")}" : {word} references non-existent '
+                        f"{word} key: {missing[0]}"
+                    )
+        return None
+
     def _config_error(self, pod: Obj, c: Obj) -> str | None:
         ns = pod["metadata"].get("namespace")
         store = self.cluster.store
@@ -277,6 +306,8 @@ class Kubelet:
         if r.phase == "running":
             if t - r.running_since >= timing.backoff_reset:
                 r.backoff = 0.0
+            if t >= r.live_at and self._probe_alive(pod, c, r, t):
+                return
             if t >= r.probe_at:
                 r.probe_at = t + timing.probe_period
                 outcome = behaviour.alive(view, pod, c)
@@ -300,9 +331,13 @@ class Kubelet:
                     self._crash(pod, c, r, outcome, t)
                     return
                 self._append(r, list(behaviour.periodic_logs(view, pod, c)))
-                ready = bool(behaviour.ready(view, pod, c))
-                if r.ready and not ready and c.get("readinessProbe"):
-                    self._emit(pod, "Warning", "Unhealthy", self._probe_message(pod, c), r.name)
+                ready = r.startup_ok and bool(behaviour.ready(view, pod, c))
+                if not ready and r.startup_ok and c.get("readinessProbe"):
+                    # every failed probe is reported, also by a container that never became Ready (aggregated
+                    # into the event's count)
+                    why = behaviour.probe(view, pod, c, c["readinessProbe"])
+                    msg = f"Readiness probe failed: {why}" if why else self._probe_message(pod, c)
+                    self._emit(pod, "Warning", "Unhealthy", msg, r.name)
                 r.ready = ready
             return
         if r.phase == "done" or t < r.next_at:
@@ -331,6 +366,21 @@ class Kubelet:
             r.next_at = t + r.pull_backoff
             return
         # creating, or waiting out a back-off: (re)start the container.
+        if not r.started_once:
+            mount = self._mount_error(pod)
+            if mount is not None:
+                # the volume manager retries; the containers stay ContainerCreating until every volume mounts
+                self.cluster.events.emit(
+                    pod,
+                    "Warning",
+                    "FailedMount",
+                    mount,
+                    "kubelet",
+                    pod["spec"].get("nodeName"),
+                    throttle=timing.reschedule * 2,
+                )
+                r.next_at = t + timing.reschedule
+                return
         cfg = self._config_error(pod, c)
         if cfg is not None:
             self._pull_events(pod, c, r)
@@ -371,10 +421,15 @@ class Kubelet:
         r.container_id = "containerd://" + uuid.uuid4().hex + uuid.uuid4().hex
         r.started_at = now()
         self._emit(pod, "Normal", "Created", f"Created container: {r.name}", r.name)
+        if outcome.result == "start_error":
+            self._emit(pod, "Warning", "Failed", f"Error: {outcome.message}", r.name)
+            self._crash(pod, c, r, outcome, t)
+            return
         self._emit(pod, "Normal", "Started", f"Started container {r.name}", r.name)
         self._append(r, outcome.logs)
-        if outcome.result == "crash" or (r.init and outcome.result == "running"):
-            if r.init and outcome.result == "running":
+        completes = r.init and outcome.result == "running" and not outcome.keeps_running
+        if outcome.result == "crash" or completes:
+            if completes:
                 outcome = StartOutcome("crash", exit_code=0)
             self._crash(pod, c, r, outcome, t)
             return
@@ -384,6 +439,42 @@ class Kubelet:
         r.running_since = t
         r.ready = False
         r.probe_at = t + timing.ready_delay
+        r.live_failures = 0
+        r.startup_ok = not c.get("startupProbe")
+        first = c.get("startupProbe") or c.get("livenessProbe")
+        r.live_at = t + self._probe_seconds(first, "initialDelaySeconds", 0) if first else float("inf")
+
+    def _probe_seconds(self, probe: Obj, key: str, default: float) -> float:
+        """A probe's timing in arena seconds: the probe period stands for the kubelet's default 10 s."""
+        return max(float(probe.get(key, default) or 0), 0.0) * self.timing.probe_period / 10.0
+
+    def _probe_alive(self, pod: Obj, c: Obj, r: Run, t: float) -> bool:
+        """One startup (until it first succeeds) or liveness probe; True when the container was killed for it."""
+        which = "Liveness" if r.startup_ok else "Startup"
+        probe = c.get("livenessProbe") if r.startup_ok else c.get("startupProbe")
+        if not probe:
+            r.live_at = float("inf")
+            return False
+        r.live_at = t + max(self._probe_seconds(probe, "periodSeconds", 10), self.timing.tick)
+        why = self.cluster.behaviour.probe(self.cluster.view, pod, c, probe)
+        if why is None:
+            r.live_failures = 0
+            if not r.startup_ok:
+                r.startup_ok = True
+                live = c.get("livenessProbe")
+                r.live_at = t + self._probe_seconds(live, "initialDelaySeconds", 0) if live else float("inf")
+                r.probe_at = t
+            return False
+        r.live_failures += 1
+        self._emit(pod, "Warning", "Unhealthy", f"{which} probe failed: {why}", r.name)
+        if r.live_failures < int(probe.get("failureThreshold") or 3):
+            return False
+        self._emit(
+            pod, "Normal", "Killing", f"Container {r.name} failed {which.lower()} probe, will be restarted", r.name
+        )
+        r.live_at = float("inf")
+        self._crash(pod, c, r, StartOutcome("crash", exit_code=137), t)
+        return True
 
     def _probe_message(self, pod: Obj, c: Obj) -> str:
         probe = c.get("readinessProbe") or {}
@@ -437,11 +528,14 @@ class Kubelet:
         return term
 
     def _crash(self, pod: Obj, c: Obj, r: Run, outcome: StartOutcome, t: float) -> None:
-        code = outcome.exit_code if outcome.result == "crash" else 1
+        code = outcome.exit_code if outcome.result in ("crash", "start_error") else 1
         reason = (
             "Completed" if code == 0 else ("OOMKilled" if code == 137 and "oom" in outcome.message.lower() else "Error")
         )
         term = self._finish_instance(r, code, reason, t)
+        if outcome.result == "start_error":
+            term["reason"] = "StartError"
+            term["startedAt"] = "1970-01-01T00:00:00Z"  # containerd never started the process
         if outcome.message and reason != "Completed":
             term["message"] = outcome.message
         r.prev_terminated, r.terminated = r.terminated, term

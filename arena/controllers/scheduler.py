@@ -8,6 +8,7 @@ import copy
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from arena.controllers import placement
 from arena.objects import is_terminating, parse_quantity, set_condition
 from arena.resources import BY_KIND
 from arena.store import Obj
@@ -195,6 +196,8 @@ class Scheduler:
         reasons: Counter[str] = Counter()
         resource_fail = 0
         feasible: list[Obj] = []
+        placed = placement.placed_pods(self.cluster.store)
+        by_name = {nd["metadata"]["name"]: nd for nd in nodes}
         for node in nodes:
             name = node["metadata"]["name"]
             nspec = node.get("spec") or {}
@@ -236,6 +239,14 @@ class Scheduler:
                 for r in insufficient:
                     reasons[r] += 1
                 resource_fail += 1
+                continue
+            placement_problem = (
+                placement.host_ports(pod, node, placed)
+                or placement.volume_node_affinity(pod, node, self.cluster.store)
+                or placement.inter_pod_affinity(pod, node, by_name, placed)
+            )
+            if placement_problem:
+                reasons[placement_problem] += 1
                 continue
             if wffc and any(not self._wffc_possible(pvc, node) for pvc in wffc):
                 reasons["node(s) didn't find available persistent volumes to bind"] += 1

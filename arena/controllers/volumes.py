@@ -52,6 +52,10 @@ class VolumeController:
         for p in store.list(PODS.key):
             if (p.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 continue
+            if not (p.get("spec") or {}).get("nodeName"):
+                # the pvc-protection controller counts only scheduled pods: the kubelet refuses to start a pod whose
+                # claim is being deleted, so an unscheduled pod can never come to use it
+                continue
             for v in (p.get("spec") or {}).get("volumes") or []:
                 cn = (v.get("persistentVolumeClaim") or {}).get("claimName")
                 if cn:
@@ -244,6 +248,12 @@ class VolumeController:
                 },
             },
         }
+        selected = (pvc["metadata"].get("annotations") or {}).get("volume.kubernetes.io/selected-node")
+        if selected and sc.get("volumeBindingMode") == "WaitForFirstConsumer":
+            # topology-aware provisioning (node-local provisioners such as hostpath): the volume lives on the node the
+            # scheduler chose, and its node affinity keeps every later consumer there
+            term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [selected]}]}
+            pv["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [term]}}
         try:
             created = self.cluster.rest.create(PV, None, pv)
         except ApiError as e:

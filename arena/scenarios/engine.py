@@ -6,6 +6,8 @@ come from the app plane's HTTP endpoints, discovered through ConfigMap ``arena-s
 from __future__ import annotations
 
 import copy
+import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +25,20 @@ from arena.scenarios.oracles import Mode, Verdict, all_ready, every_pod_ready, f
 from arena.workload.generator import WorkloadReport, WorkloadSpec
 
 CATALOGUE_DIR = Path(__file__).parent / "catalogue"
+SREGYM_DIR = CATALOGUE_DIR / "sregym"
+"""The SREGym problems; the AIOpsLab suites read only the catalogue's top level."""
 TELEMETRY_NAMESPACE = "arena-system"
 TELEMETRY_CONFIGMAP = "telemetry"
-CLUSTER_KINDS = {"Namespace", "Node", "PersistentVolume", "StorageClass"}
+CLUSTER_KINDS = {
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "StorageClass",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+}
+BINDINGS_CONFIGMAP = "scenario-bindings"
+"""ConfigMap in ``arena-system`` holding each injected scenario's inject-time choices (``select``)."""
 
 
 class StepError(Exception):
@@ -34,15 +47,25 @@ class StepError(Exception):
 
 # ------------------------------------------------------------------------------------------------------ registry
 class Registry:
-    """Every problem id of the scenario files in ``dirs``."""
+    """Every problem id of the scenario files in ``dirs`` (folders, searched recursively, or single files)."""
 
-    def __init__(self, dirs: list[Path] | None = None) -> None:
+    def __init__(self, dirs: list[Path] | None = None, recursive: bool = True) -> None:
         self.by_id: dict[str, tuple[s.Scenario, str]] = {}
         for d in dirs or [CATALOGUE_DIR]:
-            for path in sorted(d.glob("*.yaml")):
+            found = (d.rglob("*.yaml") if recursive else d.glob("*.yaml")) if d.is_dir() else [d]
+            for path in sorted(found):
                 scenario = s.load_scenario(path)
                 for pid, task in zip(scenario.ids(), scenario.tasks, strict=True):
                     self.by_id[pid] = (scenario, task)
+
+    def scenarios(self) -> list[tuple[s.Scenario, str]]:
+        """One entry per scenario file: the scenario and its main problem id (mitigation when it has one)."""
+        seen: dict[int, tuple[s.Scenario, str]] = {}
+        for pid in self.ids():
+            sc, task = self.by_id[pid]
+            if id(sc) not in seen or task == "mitigation":
+                seen[id(sc)] = (sc, pid)
+        return list(seen.values())
 
     def get(self, pid: str) -> tuple[s.Scenario, str]:
         try:
@@ -180,16 +203,84 @@ class Engine:
         wait_for(f"every pod in {namespace} to be Ready", lambda: pods_all_ready(self.pods(namespace)), timeout)
         return time.monotonic() - t0
 
+    # -- inject-time choices --------------------------------------------------------------------------------------
+    def bind(self, scenario: s.Scenario, fresh: bool = False) -> dict[str, str]:
+        """The values of the scenario's ``select`` bindings: chosen from the cluster's state (``fresh``, as inject
+        does, recording them) or the ones recorded at inject (recover and check see what inject chose)."""
+        if not scenario.select:
+            return {}
+        key = _binding_key(scenario)
+        if not fresh:
+            cm = self.kube.get("ConfigMap", TELEMETRY_NAMESPACE, BINDINGS_CONFIGMAP)
+            raw = ((cm or {}).get("data") or {}).get(key)
+            if raw:
+                return dict(json.loads(raw))
+        ns = APPS[scenario.app].namespace
+        values = {b.name: self._choose(ns, b) for b in scenario.select}
+        ensure_namespace(self.kube, TELEMETRY_NAMESPACE)
+        cm = self.kube.get("ConfigMap", TELEMETRY_NAMESPACE, BINDINGS_CONFIGMAP)
+        data = {**((cm or {}).get("data") or {}), key: json.dumps(values)}
+        self.kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": BINDINGS_CONFIGMAP, "namespace": TELEMETRY_NAMESPACE},
+                "data": data,
+            }
+        )
+        return values
+
+    def _choose(self, ns: str, b: s.Binding) -> str:
+        selector = b.node_of or b.pod_of or b.other_node_than or {}
+        pods = sorted(
+            (
+                p
+                for p in self.pods(ns, selector)
+                if (p.get("status") or {}).get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+            ),
+            key=lambda p: p["metadata"]["name"],
+        )
+        if not pods:
+            raise StepError(f"select {b.name}: no Running pod with labels {selector} in {ns}")
+        if b.pod_of is not None:
+            return str(pods[0]["metadata"]["name"])
+        node = str((pods[0].get("spec") or {}).get("nodeName") or "")
+        if b.node_of is not None:
+            return node
+        others = sorted(
+            n["metadata"]["name"]
+            for n in self.kube.list("Node", None)
+            if n["metadata"]["name"] != node
+            and any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (n.get("status") or {}).get("conditions") or []
+            )
+        )
+        if not others:
+            raise StepError(f"select {b.name}: no Ready node other than {node}")
+        return str(others[0])
+
+    def resolved(self, scenario: s.Scenario, fresh: bool = False) -> s.Scenario:
+        """The scenario with its ``${name}`` placeholders replaced by the inject-time choices."""
+        values = self.bind(scenario, fresh)
+        if not values:
+            return scenario
+        return s.Scenario.model_validate(_substitute(scenario.model_dump(by_alias=True), values))
+
     # -- steps -----------------------------------------------------------------------------------------------
     def run_steps(self, scenario: s.Scenario, steps: list[Any]) -> None:
         app = APPS[scenario.app]
+        values = self.bind(scenario)
         for i, step in enumerate(steps):
+            if values:
+                step = type(step).model_validate(_substitute(step.model_dump(by_alias=True), values))
             try:
                 self._step(app, step)
             except (KubeError, TimeoutError) as e:
                 raise StepError(f"step {i + 1} ({step.action}) failed: {e}") from e
 
     def inject(self, scenario: s.Scenario) -> None:
+        self.bind(scenario, fresh=True)
         self.run_steps(scenario, scenario.inject)
 
     def recover(self, scenario: s.Scenario) -> None:
@@ -339,6 +430,7 @@ class Engine:
 
     # -- symptoms ----------------------------------------------------------------------------------------------
     def symptoms(self, scenario: s.Scenario) -> list[SymptomResult]:
+        scenario = self.resolved(scenario)
         return [self.symptom(scenario, sym) for sym in scenario.symptoms]
 
     def symptom(self, scenario: s.Scenario, sym: Any) -> SymptomResult:
@@ -428,6 +520,7 @@ class Engine:
     def check(self, scenario: s.Scenario, mode: Mode = "strict", pid: str | None = None) -> Verdict:
         app = APPS[scenario.app]
         ns = app.namespace
+        scenario = self.resolved(scenario)
         oracle = scenario.oracle
         pid = pid or scenario.ids()[-1]
         if oracle is None:
@@ -477,7 +570,28 @@ class Engine:
                 notes.append(f"post-fix workload: {report.text()}")
                 if not report.clean:
                     reasons.append(f"strict: the post-fix workload failed: {report.text()}; errors {report.errors}")
+            if not reasons and oracle.durability:
+                reasons += self._durability(scenario, oracle, notes)
         return Verdict(scenario=pid, mode=mode, passed=not reasons, reasons=reasons, notes=notes)
+
+    def _durability(self, scenario: s.Scenario, oracle: s.Oracle, notes: list[str]) -> list[str]:
+        ns = APPS[scenario.app].namespace
+        try:
+            self.run_steps(scenario, oracle.durability)
+        except StepError as e:
+            return [f"strict: durability: {e}"]
+        time.sleep(0.5)  # let the controllers start the replacements before waiting on them
+        try:
+            took = self.wait_ready(ns, oracle.durability_s)
+        except TimeoutError:
+            return [f"strict: durability: not every pod Ready again within {oracle.durability_s:.0f}s"] + [
+                f"strict: durability: {r}" for r in every_pod_ready(self.pods(ns))
+            ]
+        report = self._plane().workload(ns, oracle.workload)
+        notes.append(f"durability: Ready again in {took:.1f}s; workload {report.text()}")
+        if not report.clean:
+            return [f"strict: durability: the workload failed after the replacement: {report.text()}"]
+        return []
 
     def wait_check(self, scenario: s.Scenario, mode: Mode, timeout: float) -> Verdict:
         last: Verdict | None = None
@@ -493,6 +607,24 @@ class Engine:
             pass
         assert last is not None
         return last
+
+
+def _binding_key(scenario: s.Scenario) -> str:
+    return re.sub(r"[^-._a-zA-Z0-9]", "_", scenario.ids()[-1])
+
+
+_PLACEHOLDER = re.compile(r"\$\{([a-z][a-z0-9_]*)\}")
+
+
+def _substitute(value: Any, values: dict[str, str]) -> Any:
+    """Every ``${name}`` in the strings (and mapping keys) of ``value`` replaced; unknown names are left alone."""
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), value)
+    if isinstance(value, list):
+        return [_substitute(v, values) for v in value]
+    if isinstance(value, dict):
+        return {_substitute(k, values): _substitute(v, values) for k, v in value.items()}
+    return value
 
 
 def _pod_ready(pod: Obj) -> bool:

@@ -25,6 +25,8 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "Endpoints": ("/api/v1", "endpoints", True),
     "ConfigMap": ("/api/v1", "configmaps", True),
     "Secret": ("/api/v1", "secrets", True),
+    "ResourceQuota": ("/api/v1", "resourcequotas", True),
+    "LimitRange": ("/api/v1", "limitranges", True),
     "ServiceAccount": ("/api/v1", "serviceaccounts", True),
     "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims", True),
     "Event": ("/api/v1", "events", True),
@@ -32,7 +34,14 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "ReplicaSet": ("/apis/apps/v1", "replicasets", True),
     "StatefulSet": ("/apis/apps/v1", "statefulsets", True),
     "StorageClass": ("/apis/storage.k8s.io/v1", "storageclasses", False),
+    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers", True),
     "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
+    "MutatingWebhookConfiguration": ("/apis/admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", False),
+    "ValidatingWebhookConfiguration": (
+        "/apis/admissionregistration.k8s.io/v1",
+        "validatingwebhookconfigurations",
+        False,
+    ),
 }
 PATCH_CONTENT = {
     "strategic": "application/strategic-merge-patch+json",

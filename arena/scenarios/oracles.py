@@ -26,14 +26,14 @@ class Verdict(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------------- field paths
-_PART = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]")
+_PART = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]|\[['\"]([^'\"]+)['\"]\]")
 
 
 def values_at(obj: Any, path: str) -> list[Any]:
-    """Values at a dotted path with ``[i]`` and ``[*]``; a missing field yields ``[None]``."""
+    """Values at a dotted path with ``[i]``, ``[*]`` and ``["key.with.dots"]``; a missing field yields ``[None]``."""
     current: list[Any] = [obj]
     for m in _PART.finditer(path):
-        key, index = m.group(1), m.group(2)
+        key, index = m.group(1) or m.group(3), m.group(2)  # name, [i] / [*], or ["a.key.with.dots"]
         nxt: list[Any] = []
         for v in current:
             if key is not None:

@@ -317,6 +317,24 @@ class GroundTruth(_M):
     fault_type: FaultType | None = Field(None, description="RCA fault type.")
 
 
+class Binding(_M):
+    """A value chosen at inject time from the cluster's state, used as ``${name}`` in any string of the scenario's
+    steps and checks (e.g. "the node hosting the pod of geo"). Recorded at inject so recover and check see the same."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Placeholder name: ``${name}`` in strings.")
+    node_of: dict[str, str] | None = Field(None, description="The node of the first Running pod with these labels.")
+    pod_of: dict[str, str] | None = Field(None, description="The name of the first Running pod with these labels.")
+    other_node_than: dict[str, str] | None = Field(
+        None, description="A Ready node other than the one hosting the first Running pod with these labels."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> Binding:
+        if sum(x is not None for x in (self.node_of, self.pod_of, self.other_node_than)) != 1:
+            raise ValueError("give exactly one of node_of, pod_of, other_node_than")
+        return self
+
+
 class Oracle(_M):
     compat_passes_while_faulty: bool = Field(
         False, description="AIOpsLab's quirk: its oracle passes with the fault still present (documented, tested)."
@@ -334,6 +352,12 @@ class Oracle(_M):
         default_factory=lambda: WorkloadSpec(rate=10, duration_s=10, connections=2),
         description="strict: the post-fix workload that must see 0 non-2xx and 0 socket errors.",
     )
+    durability: list[Step] = Field(
+        default_factory=list,
+        description="strict: run once the other checks pass (delete a pod so a replacement must be admitted, replay "
+        "the trigger); then every pod must be Ready again within durability_s and the workload clean.",
+    )
+    durability_s: float = Field(30.0, gt=0, description="Longest wait for every pod Ready after the durability steps.")
 
 
 class Scenario(_M):
@@ -341,6 +365,12 @@ class Scenario(_M):
     family: str = Field(description="AIOpsLab family, e.g. k8s_target_port-misconfig.")
     number: int | None = Field(None, ge=1, description="Variant number (the -N suffix); None for unnumbered ids.")
     app: Literal["hotel-reservation", "social-network"] = Field(description="Application the scenario runs on.")
+    capabilities: list[str] = Field(
+        default_factory=list,
+        description="Arena capabilities the fault exercises (the SREGym catalogue's tags: probes, scheduler, dns...).",
+    )
+    lite: bool = Field(False, description="A member of the SREGym-Lite set.")
+    select: list[Binding] = Field(default_factory=list, description="Values chosen at inject time (``${name}``).")
     tasks: list[Task] = Field(min_length=1, description="Task variants AIOpsLab registers for this family.")
     description: str = Field(description="What the fault is, in one paragraph.")
     source: str = Field("", description="Where it comes from (AIOpsLab file or problem class).")

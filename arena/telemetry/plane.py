@@ -236,8 +236,10 @@ class AppsArena:
         runtime: Runtime | None = None,
     ) -> None:
         from arena.server import ArenaServer
+        from arena.timing import Timing
 
         self.plane = AppPlane(runtime)
+        self.plane.runtime.probe_scale = (timing or Timing()).probe_period / 10.0
         self.server = ArenaServer(host, port, behaviour=self.plane.behaviour, nodes=nodes, timing=timing)
         self.host, self.plane_port, self.background_rps = host, plane_port, background_rps
 

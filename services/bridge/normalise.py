@@ -10,10 +10,11 @@ firing of the same alert (a new ``startsAt``) and its resolution (a new status) 
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stratus.contracts import Alert, alerts_subject
 
@@ -21,6 +22,23 @@ CLUSTER_SCOPE = "cluster"
 """The scope of an alert without a ``namespace`` label (nodes, persistent volumes, the control plane)."""
 
 _ZERO_TIME_YEAR = 1  # Go's zero time.Time, "0001-01-01T00:00:00Z": Alertmanager's "not set"
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+"""A Kubernetes namespace name: a DNS-1123 label (lower-case alphanumerics and '-', at most 63 characters)."""
+
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+
+
+def _utc(ts: datetime | None) -> datetime | None:
+    """``ts`` in UTC (naive times are taken as UTC); a time that has no UTC equivalent is a validation error."""
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    try:
+        return ts.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ValueError(f"{ts.isoformat()} is outside the range of representable times once converted to UTC") from exc
 
 
 class AlertmanagerAlert(BaseModel):
@@ -36,6 +54,11 @@ class AlertmanagerAlert(BaseModel):
     generatorURL: str = Field(default="", description="Link to the expression in Prometheus.")
     fingerprint: str = Field(min_length=1, description="Alertmanager's hash of the label set.")
 
+    @field_validator("startsAt", "endsAt", mode="after")
+    @classmethod
+    def _in_utc(cls, ts: datetime | None) -> datetime | None:
+        return _utc(ts)
+
 
 class WebhookPayload(BaseModel):
     """Alertmanager's webhook body, ``version`` "4" (Alertmanager 0.x up to today)."""
@@ -44,7 +67,7 @@ class WebhookPayload(BaseModel):
 
     version: Literal["4"] = Field(description="Payload format version; only 4 exists.")
     groupKey: str = Field(description="Key identifying the alert group (for de-duplication on the receiver side).")
-    truncatedAlerts: int = Field(default=0, ge=0, description="Alerts left out because of max_alerts.")
+    truncatedAlerts: int = Field(default=0, ge=0, le=2**31, description="Alerts left out because of max_alerts.")
     status: Literal["firing", "resolved"] = Field(description="firing when at least one alert of the group fires.")
     receiver: str = Field(description="The receiver's name in the Alertmanager configuration.")
     groupLabels: dict[str, str] = Field(default_factory=dict, description="Labels the group is keyed on.")
@@ -57,7 +80,7 @@ class WebhookPayload(BaseModel):
 def _set(ts: datetime | None) -> datetime | None:
     if ts is None or ts.year <= _ZERO_TIME_YEAR:
         return None
-    return ts.astimezone(UTC) if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+    return _utc(ts)
 
 
 def dedup_id(fingerprint: str, status: str, starts_at: datetime | None) -> str:
@@ -69,6 +92,22 @@ def dedup_id(fingerprint: str, status: str, starts_at: datetime | None) -> str:
 
 def scope_of(labels: dict[str, str]) -> str:
     return labels.get("namespace") or CLUSTER_SCOPE
+
+
+def refusal(scope: str, scopes: frozenset[str]) -> str | None:
+    """Why an alert of ``scope`` is dropped, or ``None`` when Stratus watches that scope.
+
+    ``scopes`` is ``STRATUS_SCOPES``: when set, only those scopes pass (the cluster scope too only when listed);
+    when empty, every namespace but the system ones passes (the detector's own rule). A namespace label that cannot
+    name a Kubernetes namespace (not a DNS-1123 label) names nothing Stratus could act on, so it never passes.
+    """
+    if scope != CLUSTER_SCOPE and (len(scope) > 63 or not _NAMESPACE.fullmatch(scope)):
+        return "invalid_namespace"
+    if scopes:
+        return None if scope in scopes else "out_of_scope"
+    if scope in SYSTEM_NAMESPACES or scope.startswith("kube-"):
+        return "out_of_scope"
+    return None
 
 
 def normalise(alert: AlertmanagerAlert) -> Alert:

@@ -3,6 +3,11 @@
     opened -> diagnosing -> mitigating(n) -> validating -> committed -> resolved
                                                        \\-> aborted -> undoing -> mitigating(n+1) ... -> escalated
 
+In the ``approve`` mode, ``mitigating(n)`` first only makes the plan (nothing is written), then the incident waits in
+``awaiting_approval`` until a human approves (back to ``mitigating(n)``, now running the plan under TNR), denies or
+lets the request time out (``escalated``). In ``shadow`` the plan is recorded and the incident escalates; in
+``observe`` it escalates once diagnosed.
+
 An ``IncidentRecord`` is the whole durable state of one incident; the engine loads it, applies one event, and saves
 it together with an *outbox* of messages to publish. Saving state and outbox in one write, then publishing and
 clearing the outbox, makes every step crash-safe: a coordinator that dies after the save re-publishes the outbox
@@ -17,20 +22,30 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stratus.contracts import ActionSpec, DiagnosisReady, Lease, Severity, utcnow
+from stratus.contracts import ActionSpec, DiagnosisReady, Lease, PlanProposed, Severity, utcnow
 
 State = Literal[
-    "opened", "diagnosing", "mitigating", "validating", "committed", "aborted", "undoing", "resolved", "escalated"
+    "opened",
+    "diagnosing",
+    "mitigating",
+    "awaiting_approval",
+    "validating",
+    "committed",
+    "aborted",
+    "undoing",
+    "resolved",
+    "escalated",
 ]
 OPEN_STATES: frozenset[str] = frozenset(
-    {"opened", "diagnosing", "mitigating", "validating", "committed", "aborted", "undoing"}
+    {"opened", "diagnosing", "mitigating", "awaiting_approval", "validating", "committed", "aborted", "undoing"}
 )
 FINAL_STATES: frozenset[str] = frozenset({"resolved", "escalated"})
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "opened": frozenset({"diagnosing", "escalated"}),
     "diagnosing": frozenset({"mitigating", "escalated", "resolved"}),
-    "mitigating": frozenset({"validating", "aborted", "escalated"}),
+    "mitigating": frozenset({"validating", "aborted", "escalated", "awaiting_approval"}),
+    "awaiting_approval": frozenset({"mitigating", "escalated", "resolved"}),
     "validating": frozenset({"committed", "aborted"}),
     "committed": frozenset({"resolved", "mitigating", "escalated"}),
     "aborted": frozenset({"undoing", "escalated", "mitigating"}),  # -> mitigating: naive-retry ablation only
@@ -69,6 +84,12 @@ class Attempt(BaseModel):
     lease_scope: str = Field(default="", description="The scope the transaction's lease covered.")
     requested_at: datetime = Field(default_factory=utcnow, description="When the mitigation request was sent.")
     started: bool = Field(default=False, description="A mitigator took the request (TransactionStarted).")
+    failure: str = Field(default="", description="Why the transaction failed, as its mitigator reported it.")
+    undo_reissues: int = Field(
+        default=0, description="Undo requests re-issued with a fresh lease (the undoer refused)."
+    )
+    recalled_from: str | None = Field(default=None, description="The incident memory whose fix it replayed.")
+    planning: bool = Field(default=False, description="The request only makes the plan (approve, shadow): no write.")
 
 
 class IncidentRecord(BaseModel):
@@ -91,6 +112,17 @@ class IncidentRecord(BaseModel):
     reflections: list[str] = Field(default_factory=list)
     outbox: list[Outgoing] = Field(default_factory=list)
     report: str = ""
+    attempt_pending: bool = Field(
+        default=False,
+        description="The next attempt waits for a write lease another incident holds (the watchdog retries).",
+    )
+    proposal: PlanProposed | None = Field(default=None, description="The plan waiting for a human (approve mode).")
+    approval_deadline: datetime | None = Field(default=None, description="When the pending approval escalates.")
+    approved_tx: str = Field(default="", description="The transaction whose plan a human approved; empty: none.")
+    give_up: str = Field(
+        default="", description="Escalate at the next attempt with this reason (an event was lost); empty: no."
+    )
+    version: int = Field(default=0, exclude=True, description="The store's version this record was loaded at.")
 
     @property
     def attempt(self) -> Attempt | None:
@@ -129,7 +161,10 @@ def reflection(attempt: Attempt, post: Severity | None) -> str:
     tried = "; ".join(_describe(a) for a in attempt.actions) or "no write"
     path = " -> ".join(f"{m:g}" for m in [attempt.mu_pre, *attempt.hidden_mu])
     still = f" Still unhealthy: {', '.join(post.unhealthy[:5])}." if post and post.unhealthy else ""
-    return f"Attempt {attempt.n} tried: {tried}. Hidden mu: {path}. Aborted and undone: {attempt.reason}.{still}"
+    failed = f" It failed: {attempt.failure[:300]}; do not repeat what led there." if attempt.failure else ""
+    return (
+        f"Attempt {attempt.n} tried: {tried}.{failed} Hidden mu: {path}. Aborted and undone: {attempt.reason}.{still}"
+    )
 
 
 def _describe(a: ActionSpec) -> str:
@@ -143,6 +178,18 @@ def escalation_report(record: IncidentRecord) -> str:
     if record.diagnosis:
         lines.append(f"Diagnosis: {', '.join(record.diagnosis.localisation) or '?'} — {record.diagnosis.summary}")
     for a in record.attempts:
-        lines.append(f"- attempt {a.n}: {a.decision or 'unfinished'} ({a.reason}); {len(a.actions)} write(s)")
+        failed = f"; it failed: {a.failure[:200]}" if a.failure else ""
+        lines.append(f"- attempt {a.n}: {a.decision or 'unfinished'} ({a.reason}); {len(a.actions)} write(s){failed}")
     lines.append("The scope is at or below its baseline severity; a human should take over.")
+    return "\n".join(lines)
+
+
+def plan_text(plan: PlanProposed) -> str:
+    """The plan for a human: each write, its undo, and its diff."""
+    lines = [f"Plan of {plan.tx_id} ({len(plan.actions)} write(s)); expected effect: {plan.expected_effect or '-'}"]
+    for i, planned in enumerate(plan.actions, 1):
+        undo = "; ".join(_describe(u) for u in planned.undo) or "nothing to restore"
+        lines.append(f"{i}. {_describe(planned.action)} (undo: {undo})")
+        if planned.diff:
+            lines.extend("   " + line for line in planned.diff.rstrip("\n").splitlines())
     return "\n".join(lines)

@@ -7,11 +7,12 @@ import contextlib
 import logging
 import math
 
-from nats.aio.msg import Msg
-
 from services.detector.detection import Confirmation, evidence, watched
 from stratus.bus import Bus
-from stratus.contracts import Alert, AlertAttached, IncidentOpened, Severity, events_subject, new_id
+from stratus.contracts import Alert, AlertAttached, IncidentOpened, Severity, new_id
+from stratus.embedding.hooks import with_embedding
+from stratus.embedding.runtime import StateEmbedding
+from stratus.lastgood import LastGoodRecorder
 from stratus.observer import ClusterObserver
 from stratus.registry import Registry
 from stratus.settings import DetectorSettings
@@ -20,11 +21,21 @@ log = logging.getLogger(__name__)
 
 
 class Detector:
-    def __init__(self, bus: Bus, registry: Registry, observer: ClusterObserver, settings: DetectorSettings) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        registry: Registry,
+        observer: ClusterObserver,
+        settings: DetectorSettings,
+        embedding: StateEmbedding | None = None,
+        lastgood: LastGoodRecorder | None = None,
+    ) -> None:
         self.bus = bus
         self.registry = registry
         self.observer = observer
         self.settings = settings
+        self.embedding = embedding
+        self.lastgood = lastgood
         self.confirm = Confirmation(settings.open_threshold, settings.confirm_probes)
 
     async def scopes(self) -> list[str]:
@@ -36,10 +47,22 @@ class Detector:
     async def probe(self, scope: str) -> None:
         if await self.registry.scope_incident(scope) or await self.registry.cooling_down(scope):
             self.confirm.reset(scope)
+            if self.lastgood is not None:
+                self.lastgood.reset(scope)
             return
         severity = await self.observer.measure(scope)
+        if self.embedding is not None:
+            severity = await with_embedding(
+                self.embedding,
+                scope,
+                severity,
+                weight=self.settings.embedding_weight,
+                w_violations=self.settings.mu_w_violations,
+            )
         if self.confirm.observe(scope, severity):
             await self.open(scope, severity, "probe")
+        elif self.lastgood is not None:
+            await self.lastgood.observe(scope, severity)
 
     async def open(self, scope: str, severity: Severity, source: str) -> str | None:
         incident_id = new_id("inc")
@@ -55,17 +78,16 @@ class Detector:
             evidence=evidence(severity),
             source=source,  # type: ignore[arg-type]
         )
-        await self.bus.publish(events_subject(incident_id, event.kind), event)
+        await self.bus.publish(self.bus.topology.events(incident_id, event.kind), event)
         log.info("opened %s on %s: mu=%s (%s)", incident_id, scope, severity.mu, "; ".join(event.evidence[:3]))
         return incident_id
 
-    async def on_alert(self, alert: Alert, msg: Msg) -> None:
+    async def on_alert(self, alert: Alert) -> None:
+        """An alert from the bridge: attached to the scope's open incident, or opens one when mu is high enough."""
         incident = await self.registry.scope_incident(alert.scope)
         if incident is not None:
-            attached = AlertAttached(
-                id=f"{incident}:alert:{msg.metadata.sequence.stream}", incident_id=incident, alert=alert
-            )
-            await self.bus.publish(events_subject(incident, attached.kind), attached)
+            attached = AlertAttached(id=f"{incident}:alert:{alert.id}", incident_id=incident, alert=alert)
+            await self.bus.publish(self.bus.topology.events(incident, attached.kind), attached)
             return
         if alert.status != "firing" or await self.registry.cooling_down(alert.scope):
             return

@@ -1,4 +1,6 @@
-"""Which reasoner diagnoses: ``auto`` (the LLM when an endpoint is set, else the rulebook), ``rulebook``, ``llm``."""
+"""Which reasoner diagnoses: ``auto`` (the LLM when an endpoint is set, else the rulebook), ``rulebook``, ``llm``,
+``hybrid`` (the rulebook first, the LLM for what it cannot explain). The LLM falls back to the rulebook when it
+fails, unless ``STRATUS_LLM_FALLBACK=false``."""
 
 from __future__ import annotations
 
@@ -17,8 +19,15 @@ def make_reasoner(settings: DiagnoserSettings) -> DiagnosisReasoner:
         from stratus.reasoners.rulebook import RulebookDiagnosisReasoner
 
         return RulebookDiagnosisReasoner()
-    if policy == "llm":
+    if policy in ("llm", "hybrid"):
+        from stratus.reasoners.hybrid import FallbackDiagnosisReasoner, HybridDiagnosisReasoner, rulebook_candidates
         from stratus.reasoners.llm import LLMDiagnosisReasoner
 
-        return cast(DiagnosisReasoner, LLMDiagnosisReasoner.from_settings(settings))
-    raise PermanentError(f"unknown diagnosis policy {settings.diagnosis_policy!r}; choose auto, rulebook or llm")
+        advisor = rulebook_candidates if settings.llm_candidates else None
+        llm = FallbackDiagnosisReasoner(
+            LLMDiagnosisReasoner.from_settings(settings, advisor=advisor), fallback=settings.llm_fallback
+        )
+        return cast(DiagnosisReasoner, HybridDiagnosisReasoner(llm) if policy == "hybrid" else llm)
+    raise PermanentError(
+        f"unknown diagnosis policy {settings.diagnosis_policy!r}; choose auto, rulebook, llm or hybrid"
+    )

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from nats.aio.msg import Msg
-
+from services.mitigator.proposal import propose_plan
 from services.mitigator.transaction import run_transaction
 from stratus.alock import ALock
 from stratus.bus import Bus
-from stratus.contracts import ActionExecuted, MitigateRequest, TransactionStarted, Work, events_subject
+from stratus.contracts import ActionExecuted, MitigateRequest, TransactionStarted
 from stratus.errors import PermanentError
 from stratus.gateway import KubeApi
 from stratus.journal import Journal
 from stratus.metrics import record_llm_usage
+from stratus.planning import ApprovedPlanReasoner
 from stratus.reasoning import MitigationReasoner
 from stratus.severity import SeverityMeter
 
@@ -37,10 +37,9 @@ class MitigateHandler:
     def __init__(self, deps: MitigatorDeps) -> None:
         self.deps = deps
 
-    async def __call__(self, request: Work, msg: Msg) -> None:
+    async def __call__(self, request: MitigateRequest) -> None:
         deps = self.deps
-        if not isinstance(request, MitigateRequest):
-            raise PermanentError(f"mitigator: cannot handle work of kind {request.kind!r} (sent to the wrong service?)")
+        events = deps.bus.topology.events
         lease = request.lease
         if not await deps.alock.check_fence(lease.scope, lease.token):
             raise PermanentError(
@@ -57,29 +56,44 @@ class MitigateHandler:
         )
 
         started = TransactionStarted(
-            id=f"{request.tx_id}:started",
+            id=f"{request.tx_id}:{'plan-' if request.plan_only else ''}started",
             incident_id=request.incident_id,
             tx_id=request.tx_id,
             attempt=request.attempt,
             worker=deps.instance,
         )
-        await deps.bus.publish(events_subject(started.incident_id, started.kind), started)
+        await deps.bus.publish(events(started.incident_id, started.kind), started)
+
+        if request.plan_only:
+            proposed = await propose_plan(
+                request,
+                api=deps.api,
+                alock=deps.alock,
+                reasoner=deps.reasoner,
+                lease_ttl_s=deps.lease_ttl_s,
+                jaeger_url=deps.jaeger_url,
+            )
+            await deps.bus.publish(events(proposed.incident_id, proposed.kind), proposed)
+            log.info("%s: plan of %s proposed (%d write(s))", request.incident_id, request.tx_id, len(proposed.actions))
+            usage = proposed.usage
+            record_llm_usage("mitigator", usage.prompt_tokens, usage.completion_tokens, usage.cost_usd)
+            return
 
         async def report(event: ActionExecuted) -> None:
-            await deps.bus.publish(events_subject(event.incident_id, event.kind), event)
+            await deps.bus.publish(events(event.incident_id, event.kind), event)
 
         ended = await run_transaction(
             request,
             api=deps.api,
             alock=deps.alock,
             journal=Journal(deps.bus),
-            reasoner=deps.reasoner,
+            reasoner=ApprovedPlanReasoner() if request.plan is not None else deps.reasoner,
             measure=deps.meter.measure,
             report=report,
             lease_ttl_s=deps.lease_ttl_s,
             jaeger_url=deps.jaeger_url,
         )
-        await deps.bus.publish(events_subject(ended.incident_id, ended.kind), ended)
+        await deps.bus.publish(events(ended.incident_id, ended.kind), ended)
         log.info(
             "%s: transaction %s ended (%s, %d write(s))",
             request.incident_id,

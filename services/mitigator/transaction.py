@@ -88,6 +88,8 @@ async def run_transaction(
             try:
                 result = work.result()
                 reason = result.reason
+                if result.failed:
+                    outcome = "failed"
             except Exception as exc:
                 log.exception("reasoner failed in %s", request.tx_id)
                 outcome, reason = "failed", f"the reasoner failed: {exc!r}"
@@ -102,4 +104,5 @@ async def run_transaction(
         hidden_mu=hidden,
         usage=result.usage,
         needs_scope=tools.needs_scope,
+        recalled_from=result.recalled_from,
     )

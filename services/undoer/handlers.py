@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nats.aio.msg import Msg
-
 from services.undoer.undo import roll_back
 from stratus.alock import ALock, lease_keeper
 from stratus.bus import Bus
-from stratus.contracts import UndoRequest, Work, events_subject
+from stratus.contracts import UndoRequest
 from stratus.errors import PermanentError
 from stratus.gateway import KubeApi, WriteGateway
 from stratus.journal import Journal
@@ -31,10 +29,8 @@ class UndoHandler:
     def __init__(self, deps: UndoerDeps) -> None:
         self.deps = deps
 
-    async def __call__(self, request: Work, msg: Msg) -> None:
+    async def __call__(self, request: UndoRequest) -> None:
         deps = self.deps
-        if not isinstance(request, UndoRequest):
-            raise PermanentError(f"undoer: cannot handle work of kind {request.kind!r} (sent to the wrong service?)")
         lease = request.lease
         if not await deps.alock.check_fence(lease.scope, lease.token):
             raise PermanentError(
@@ -52,5 +48,5 @@ class UndoHandler:
             )
             if keeper.lost.is_set():
                 raise PermanentError(f"undo of {request.tx_id}: the lease was lost while undoing; not reporting")
-        await deps.bus.publish(events_subject(completed.incident_id, completed.kind), completed)
+        await deps.bus.publish(deps.bus.topology.events(completed.incident_id, completed.kind), completed)
         record_undo(len(completed.divergences))

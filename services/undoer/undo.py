@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from stratus.contracts import Divergence, JournalRecord, UndoCompleted, UndoRequest
+from stratus.crashpoints import crash_point
 from stratus.digest import StateDigest, diff_snapshots
 from stratus.errors import PermanentError
 from stratus.gateway import WriteResult
@@ -39,6 +40,7 @@ async def roll_back(
     for record in undo_plan(records):
         for spec in record.undo:
             result = await gateway.apply_undo(spec)
+            crash_point("undoer.after_undo_step")
             if not result.ok:
                 failures.append(
                     Divergence(

@@ -45,7 +45,20 @@ from kubernetes import config as k8s_config
 from nats.js.api import DeliverPolicy
 
 from stratus.bus import Bus
-from stratus.contracts import ALL_EVENTS, EVENTS_STREAM, SERVICES
+from stratus.contracts import (
+    ALL_EVENTS,
+    EVENTS_STREAM,
+    SERVICES,
+    WORK_STREAM,
+    ActionExecuted,
+    ActionSpec,
+    DiagnosisReady,
+    IncidentOpened,
+    Severity,
+    TransactionEnded,
+    TransactionStarted,
+    events_subject,
+)
 from stratus.localinfra import LocalServer, free_port, start_nats, start_redis
 from stratus.supervisor import Supervisor, gather_health, wait_healthy
 
@@ -448,6 +461,332 @@ async def run(samples: int, k: int, hold: float, lease_ttl: float, workdir: Path
         nats.stop()
 
 
+# --- the coordinator and the bus, on a synthetic cluster (no arena) ------------------------------------------
+
+
+@dataclass
+class Run:
+    """One synthetic run: ``incidents`` opened at once over ``scopes`` namespaces, ``replicas`` of each service."""
+
+    incidents: int
+    scopes: int
+    replicas: int
+    seconds: float = 0.0
+    events: int = 0
+    closed: int = 0
+    decision_ms: list[float] = field(default_factory=list)
+    lock_wait_ms: list[float] = field(default_factory=list)
+    incident_ms: list[float] = field(default_factory=list)
+    published_per_incident: float = 0.0
+    deliveries_per_incident: float = 0.0
+    redis_per_incident: float = 0.0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def _stats(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"p50 {pct(values, 50):.1f} / p99 {pct(values, 99):.1f}"
+
+
+async def _redis_commands(redis_url: str) -> int:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        info = await client.info("stats")
+        return int(info["total_commands_processed"])
+    finally:
+        await client.aclose()
+
+
+async def _deliveries(bus: Bus) -> tuple[int, int]:
+    """(messages stored in the events and work streams, deliveries made by every consumer of them)."""
+    published = delivered = 0
+    for stream in (EVENTS_STREAM, WORK_STREAM):
+        info = await bus.js.stream_info(stream)
+        published += int(info.state.last_seq)
+        for consumer in await bus.js.consumers_info(stream):
+            delivered += int(consumer.delivered.consumer_seq or 0) if consumer.delivered else 0
+    return published, delivered
+
+
+@contextlib.contextmanager
+def synthetic_services(
+    nats: LocalServer, redis: LocalServer, workdir: Path, replicas: int, tag: str, agents: bool = True
+) -> Iterator[list[int]]:
+    """``replicas`` synthetic coordinators (the real service over a synthetic cluster) and as many synthetic agents."""
+    env = {
+        **os.environ,
+        "STRATUS_NATS_URL": nats.url,
+        "STRATUS_REDIS_URL": redis.url,
+        "STRATUS_REDIS_PREFIX": f"bench-{tag}",
+        "STRATUS_STEADY_S": "0",
+        "STRATUS_SETTLE_S": "0",
+        "STRATUS_UNDO_SETTLE_S": "0",
+        "STRATUS_LEASE_TTL_S": "30",
+        "STRATUS_LOG_LEVEL": "WARNING",
+        "STRATUS_LOG_FORMAT": "text",
+        "PYTHONUNBUFFERED": "1",
+    }
+    procs = []
+    log = (workdir / f"synthetic-{tag}.log").open("wb")
+    try:
+        for r in range(replicas):
+            for module in (
+                "services.coordinator.synthetic",
+                "stratus.benchmarks.agents diagnoser",
+                "stratus.benchmarks.agents mitigator",
+                "stratus.benchmarks.agents undoer",
+            ):
+                argv = [sys.executable, "-m", *module.split()]
+                procs.append(
+                    subprocess.Popen(
+                        argv,
+                        env={**env, "STRATUS_INSTANCE": f"{module.split()[-1]}-{r}"},
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        yield [p.pid for p in procs]
+    finally:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+        log.close()
+
+
+async def partitions_settled(nats_url: str, replicas: int, timeout: float = 120.0) -> None:
+    """Until ``replicas`` coordinators answer health and together own every partition once (no handover mid-run)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = await gather_health(nats_url, ("coordinator",), window=0.5)
+        owned = [r.details.get("partitions", "none") for r in health.get("coordinator", []) if r.ok]
+        taken = [int(p) for o in owned if o != "none" for p in o.split(",")]
+        if len(owned) >= replicas and "none" not in owned and sorted(taken) == list(range(16)):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the coordinators' partitions did not settle: {owned}")
+        await asyncio.sleep(0.5)
+
+
+async def synthetic_run(
+    nats: LocalServer, redis: LocalServer, workdir: Path, incidents: int, scopes: int, replicas: int
+) -> Run:
+    """Open ``incidents`` at once over ``scopes`` and follow each to its close (every transaction commits)."""
+    tag = uuid.uuid4().hex[:6]
+    run = Run(incidents, scopes, replicas)
+    bus = await Bus.connect(nats.url, name="bench-driver")
+    await bus.ensure_streams()
+    seen: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    closed = asyncio.Event()
+
+    async def on(msg: Any) -> None:
+        now = time.perf_counter()
+        data = json.loads(msg.data)
+        incident = data.get("incident_id", "")
+        if not incident.startswith(f"inc-{tag}"):
+            return
+        seen[incident][data["kind"]].append(now)
+        run.events += 1
+        if data["kind"] == "incident_closed":
+            run.closed += 1
+            if run.closed >= incidents:
+                closed.set()
+
+    sub = await bus.nc.subscribe(ALL_EVENTS, cb=on)
+    try:
+        with synthetic_services(nats, redis, workdir, replicas, tag):
+            await partitions_settled(nats.url, replicas)
+            await asyncio.sleep(1.0)  # the agents' consumers exist
+            published0, delivered0 = await _deliveries(bus)
+            redis0 = await _redis_commands(redis.url)
+            start = time.perf_counter()
+            for i in range(incidents):
+                incident = f"inc-{tag}-{i:04d}"
+                event = IncidentOpened(
+                    incident_id=incident, scope=f"ns-{tag}-{i % scopes}", s0=Severity(mu=2.0), baseline=2.0
+                )
+                await bus.js.publish(
+                    events_subject(incident, event.kind),
+                    event.model_dump_json().encode(),
+                    headers={"Nats-Msg-Id": event.id},
+                )
+            await asyncio.wait_for(closed.wait(), timeout=60 + incidents * 2.0)
+            run.seconds = time.perf_counter() - start
+            await asyncio.sleep(0.5)  # the last acks
+            published1, delivered1 = await _deliveries(bus)
+            redis1 = await _redis_commands(redis.url)
+    finally:
+        await sub.unsubscribe()
+        await bus.close()
+    for kinds in seen.values():
+        opened = kinds["incident_opened"][0]
+        if kinds["incident_closed"]:
+            run.incident_ms.append((kinds["incident_closed"][0] - opened) * 1000)
+        for ended, decided in zip(kinds["transaction_ended"], kinds["transaction_decided"], strict=False):
+            run.decision_ms.append((decided - ended) * 1000)
+        for diagnosed, checkpoint in zip(kinds["diagnosis"], kinds["checkpointed"], strict=False):
+            run.lock_wait_ms.append((checkpoint - diagnosed) * 1000)
+    run.published_per_incident = (published1 - published0) / incidents
+    run.deliveries_per_incident = (delivered1 - delivered0) / incidents
+    run.redis_per_incident = (redis1 - redis0) / incidents
+    return run
+
+
+def report(run: Run) -> None:
+    out(
+        f"  {run.incidents:>4} incidents / {run.scopes:>3} scope(s) / {run.replicas} replica(s): "
+        f"closed {run.closed} in {run.seconds:.2f}s, coordinator {run.events_per_s:.0f} events/s "
+        f"({run.events} events); event->decision ms {_stats(run.decision_ms)}; "
+        f"lock wait ms {_stats(run.lock_wait_ms)}; incident ms {_stats(run.incident_ms)}; per incident: "
+        f"{run.published_per_incident:.1f} bus messages, {run.deliveries_per_incident:.1f} deliveries, "
+        f"{run.redis_per_incident:.0f} Redis commands"
+    )
+
+
+def flow(incident: str, scope: str) -> list[Any]:
+    """What the agents would answer an incident with, in order (the coordinator's request and tx ids are
+    deterministic): opened, diagnosis, and one transaction that started, wrote once and ended."""
+    tx = f"{incident}-tx1"
+    action = ActionSpec(verb="scale", kind="Deployment", namespace=scope, name="web")
+    return [
+        IncidentOpened(incident_id=incident, scope=scope, s0=Severity(mu=2.0), baseline=2.0),
+        DiagnosisReady(id=f"{incident}:diagnosis", incident_id=incident, localisation=["web"]),
+        TransactionStarted(id=f"{tx}:started", incident_id=incident, tx_id=tx, attempt=1),
+        ActionExecuted(id=f"{tx}:1", incident_id=incident, tx_id=tx, attempt=1, seq=1, action=action, ok=True),
+        TransactionEnded(id=f"{tx}:ended", incident_id=incident, tx_id=tx, attempt=1, actions=1, hidden_mu=[0.0]),
+    ]
+
+
+async def _publish(bus: Bus, event: Any) -> float:
+    await bus.js.publish(
+        events_subject(event.incident_id, event.kind),
+        event.model_dump_json().encode(),
+        headers={"Nats-Msg-Id": event.id},
+    )
+    return time.perf_counter()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _coordinator_deliveries(bus: Bus) -> int:
+    total = 0
+    for consumer in await bus.js.consumers_info(EVENTS_STREAM):
+        if consumer.name.startswith("coordinator") and consumer.delivered:
+            total += int(consumer.delivered.consumer_seq or 0)
+    return total
+
+
+async def handlers(workdir: Path, incidents: int, samples: int = 20) -> None:
+    """The coordinator's handlers alone (one replica, synthetic cluster, no agents): throughput on a backlog of
+    ``incidents`` complete flows, then the latency of each reaction on an idle system."""
+    nats, redis = start_nats(), start_redis()
+    tag = uuid.uuid4().hex[:6]
+    try:
+        bus = await Bus.connect(nats.url, name="bench-driver")
+        await bus.ensure_streams()
+        received: dict[str, dict[str, float]] = defaultdict(dict)
+        ids: dict[str, set[str]] = defaultdict(set)  # distinct events (a re-published outbox is one event)
+        changed = asyncio.Event()
+
+        async def on(msg: Any) -> None:
+            data = json.loads(msg.data)
+            key = data["kind"] if data["kind"] != "state_changed" else f"state:{data['state']}"
+            received[data.get("incident_id", "")].setdefault(key, time.perf_counter())
+            ids[data.get("incident_id", "")].add(data.get("id", ""))
+            changed.set()
+
+        async def until(check: Any, timeout: float) -> None:
+            deadline = time.monotonic() + timeout
+            while not check():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"timed out; see {workdir}")
+                changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), 1.0)
+
+        sub = await bus.nc.subscribe(ALL_EVENTS, cb=on)
+        backlog = [f"inc-{tag}-{i:04d}" for i in range(incidents)]
+        for i, incident in enumerate(backlog):  # the whole backlog is in the stream before the coordinator starts
+            for event in flow(incident, f"ns-{i}"):
+                await _publish(bus, event)
+        with synthetic_services(nats, redis, workdir, 1, tag, agents=False) as pids:
+            await until(lambda: any("state:diagnosing" in received[i] for i in backlog), 120)
+            cpu0 = cpu_seconds(pids[0])
+            await until(lambda: all("incident_closed" in received[i] for i in backlog), 120 + incidents)
+            cpu = cpu_seconds(pids[0]) - cpu0
+            first = min(received[i]["state:diagnosing"] for i in backlog)
+            last = max(received[i]["incident_closed"] for i in backlog)
+            consumed = await _coordinator_deliveries(bus)
+            seconds = last - first
+            out(f"coordinator handlers (1 replica, {os.cpu_count()} CPU(s)), a backlog of {incidents} incidents:")
+            per_incident = sum(len(ids[i]) for i in backlog) / incidents  # the incident's events on the stream
+            out(
+                f"  {consumed} events consumed in {seconds:.2f}s = {consumed / seconds:.0f} events/s consumed, "
+                f"{incidents / seconds:.1f} incidents/s; coordinator CPU {cpu * 1000 / incidents:.1f} ms per incident "
+                f"= {cpu * 1000 / consumed:.2f} ms per event consumed"
+            )
+            out(
+                f"  one core's capacity at that CPU cost: {incidents / cpu:.0f} incidents/s = "
+                f"{consumed / cpu:.0f} events consumed/s; counting every incident event the coordinator handles or "
+                f"writes (~{per_incident:.0f} per incident): {per_incident * incidents / cpu:.0f} events/s"
+            )
+            reactions: dict[str, list[float]] = defaultdict(list)
+            for n in range(samples):  # one incident at a time on an idle system
+                incident, scope = f"lat-{tag}-{n:03d}", f"lat-{n}"
+                opened, diagnosis, started, action, ended = flow(incident, scope)
+                sent = await _publish(bus, opened)
+                await until(lambda i=incident: "state:diagnosing" in received[i], 30)
+                reactions["incident_opened -> diagnose request"].append(received[incident]["state:diagnosing"] - sent)
+                sent = await _publish(bus, diagnosis)
+                await until(lambda i=incident: "checkpointed" in received[i], 30)
+                reactions["diagnosis -> checkpoint + mitigate request"].append(
+                    received[incident]["checkpointed"] - sent
+                )
+                for event in (started, action):
+                    await _publish(bus, event)
+                sent = await _publish(bus, ended)
+                await until(lambda i=incident: "incident_closed" in received[i], 30)
+                reactions["transaction_ended -> decision"].append(received[incident]["transaction_decided"] - sent)
+            out(f"  latency of each reaction, one incident at a time (n={samples}), ms:")
+            for what, values in reactions.items():
+                ms = [v * 1000 for v in values]
+                out(f"    {what:<45} p50 {pct(ms, 50):6.1f}  p99 {pct(ms, 99):6.1f}")
+        await sub.unsubscribe()
+        await bus.close()
+    finally:
+        redis.stop()
+        nats.stop()
+
+
+async def cost(workdir: Path, sizes: list[int], scope_counts: list[int], replica_counts: list[int]) -> None:
+    """How cost grows with concurrent incidents, scopes and replicas."""
+    out(f"cost growth, synthetic cluster ({os.cpu_count()} CPU(s)); a fresh NATS and Redis per run:")
+    for replicas in replica_counts:
+        for scopes in scope_counts:
+            for n in sizes:
+                nats, redis = start_nats(), start_redis()
+                try:
+                    report(await synthetic_run(nats, redis, workdir, n, scopes, replicas))
+                finally:
+                    redis.stop()
+                    nats.stop()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stratus.benchmarks.pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=20, help="Webhook -> incident opened samples.")
@@ -463,10 +802,28 @@ def main(argv: list[str] | None = None) -> None:
         "nobody renews yet: with too short a TTL and too few mitigators, queued transactions are rolled back.",
     )
     parser.add_argument("--workdir", type=Path, default=None, help="Where logs go (default: a temporary directory).")
+    parser.add_argument(
+        "--mode",
+        choices=("handlers", "cost", "system"),
+        default="handlers",
+        help="handlers: the coordinator's handler throughput and latency on a synthetic cluster (seconds); cost: "
+        "the same over 1/10/100 incidents x 1/10/100 scopes x 1/2 replicas (minutes); system: the whole pipeline on "
+        "the arena (webhook latency, agent throughput).",
+    )
+    parser.add_argument("--incidents", type=int, default=200, help="Concurrent synthetic incidents (handlers).")
+    parser.add_argument("--sizes", default="1,10,100", help="Concurrent incidents per cost run.")
+    parser.add_argument("--scopes", default="1,10,100", help="Scopes per cost run.")
+    parser.add_argument("--replicas", default="1,2", help="Replicas of each service per cost run.")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="stratus-pipeline-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(run(args.samples, args.k, args.hold, args.lease_ttl, workdir))
+    if args.mode == "handlers":
+        asyncio.run(handlers(workdir, args.incidents))
+    elif args.mode == "cost":
+        ints = [[int(x) for x in v.split(",")] for v in (args.sizes, args.scopes, args.replicas)]
+        asyncio.run(cost(workdir, *ints))
+    else:
+        asyncio.run(run(args.samples, args.k, args.hold, args.lease_ttl, workdir))
 
 
 if __name__ == "__main__":

@@ -45,10 +45,19 @@ class ScriptedPlan(BaseModel):
 
 
 class ScriptedMitigationReasoner:
-    def __init__(self, plan: ScriptedPlan) -> None:
+    def __init__(self, plan: ScriptedPlan, path: str | Path | None = None) -> None:
         self.plan = plan
+        self.path = path
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ScriptedMitigationReasoner:
+        """Read (and check) the plan now, and again at each mitigation: a benchmark may write the plan of a scenario
+        once its fault is injected (pod names are known only then)."""
+        return cls(ScriptedPlan.load(path), path)
 
     async def mitigate(self, request: MitigateRequest, tools: MitigationTools) -> MitigationResult:
+        if self.path is not None:
+            self.plan = ScriptedPlan.load(self.path)
         if request.attempt > len(self.plan.attempts):
             return MitigationResult(done=True, reason=f"the plan has no attempt {request.attempt}")
         notes: list[str] = []

@@ -10,11 +10,20 @@ tools take their JSON schemas from the action models themselves (``stratus.actio
 is the validation the gateway applies.
 
 The terminal tools (``submit_diagnosis``, ``end_transaction``) record the model's final answer in ``Toolbox.outcome``;
-the loop stops when it is set.
+the loop stops when it is set. ``end_transaction`` claiming a fix (``fixed``, the default) when no write was made is
+refused with a message saying so: a small model otherwise "fixes" incidents in prose.
+
+Where a pod is needed (logs, a Pod by name) a workload's name is accepted and resolved to its pods, the one in the
+worst state first; an unknown name is answered with the pods that do exist. Models name Deployments far more often
+than the generated pod names.
+
+Candidates (``Candidate``) are fixes another reasoner (the rulebook) proposes; ``apply_candidate`` runs one through
+the same write path as every other write.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stratus.actions import ACTION_TYPES, Action, resolve_kind
+from stratus.actions import ACTION_TYPES, Action, is_cluster_scoped, resolve_kind
 from stratus.confinement import Refusal
 from stratus.errors import PermanentError
 from stratus.kubectl import parse_command, render_events, render_object, render_table
@@ -72,12 +81,13 @@ class KubectlArgs(_Args):
 
 class KubectlWriteArgs(KubectlArgs):
     exec_inverse: list[str] | None = Field(
-        default=None, description="For kubectl exec only: the command that undoes it (an exec without one is refused)."
+        default=None,
+        description="Ignored: kubectl exec lines are refused; use the exec tool with a data-plane catalogue operation.",
     )
 
 
 class LogsArgs(_Args):
-    namespace: str = Field(description="Namespace of the pod.")
+    namespace: str | None = Field(default=None, description="Namespace; the incident's when omitted.")
     pod: str = Field(description="Pod name.")
     container: str | None = Field(default=None, description="Container; the first one when omitted.")
     tail: int = Field(default=50, ge=1, le=1000, description="Only the last N lines.")
@@ -85,18 +95,18 @@ class LogsArgs(_Args):
 
 
 class EventsArgs(_Args):
-    namespace: str = Field(description="Namespace whose events to read.")
+    namespace: str | None = Field(default=None, description="Namespace; the incident's when omitted.")
 
 
 class TracesArgs(_Args):
-    namespace: str = Field(description="Namespace of the application.")
+    namespace: str | None = Field(default=None, description="Namespace; the incident's when omitted.")
     service: str | None = Field(default=None, description="Only traces through this service.")
     limit: int = Field(default=30, ge=1, le=200, description="At most this many traces.")
 
 
 class ListArgs(_Args):
     kind: str = Field(description="Kubernetes kind: Pod, Deployment, Service, ConfigMap, Node, ...")
-    namespace: str | None = Field(default=None, description="Namespace; omit for cluster-scoped kinds (Node).")
+    namespace: str | None = Field(default=None, description="Namespace; the incident's when omitted.")
 
 
 class GetArgs(ListArgs):
@@ -117,6 +127,12 @@ class DiagnosisArgs(_Args):
     def _one_is_a_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("localisation")
+    @classmethod
+    def _bare_names(cls, value: list[str]) -> list[str]:
+        """Components by name: ``Deployment/user-service`` or ``ns/user-service`` is ``user-service``."""
+        return [item.strip().rsplit("/", 1)[-1] for item in value if item.strip().rsplit("/", 1)[-1]] or value
+
     @field_validator("system_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -130,6 +146,11 @@ class DiagnosisArgs(_Args):
 
 class EndArgs(_Args):
     reason: str = Field(description="What you changed and why you expect it fixed the incident (or why you stop).")
+    fixed: bool = Field(default=True, description="false when you stop without a fix.")
+
+
+class CandidateArgs(_Args):
+    number: int = Field(ge=1, description="The candidate's number.")
 
 
 def _vocabulary(value: str, allowed: tuple[str, ...], what: str) -> str:
@@ -144,6 +165,18 @@ def _vocabulary(value: str, allowed: tuple[str, ...], what: str) -> str:
 
 
 @dataclass
+class Candidate:
+    """A fix proposed by another reasoner: what it explains, and the writes that make it."""
+
+    number: int
+    summary: str
+    actions: list[Action]
+    then: list[Action] = field(default_factory=list)
+    """Writes to run once ``wait_for`` (a Service) has a ready endpoint (clients restarted after their upstream)."""
+    wait_for: str | None = None
+
+
+@dataclass
 class Toolbox:
     """The tools of one piece of work and the final answer once the terminal tool accepted it."""
 
@@ -152,12 +185,21 @@ class Toolbox:
     outcome: dict[str, Any] | None = None
     writes: list[str] = field(default_factory=list)
     """Messages of the writes the model made (mitigation only)."""
+    reads: set[str] = field(default_factory=set)
+    """Tools that only read: calling one again with the same arguments before any write gets the same answer."""
+    hidden: list[Tool] = field(default_factory=list)
+    """Tools that work when called but are not described to the model (their schemas would cost too many tokens):
+    a model that calls ``patch`` or ``scale`` from its training gets them instead of an unknown-tool refusal."""
 
     def get(self, name: str) -> Tool | None:
-        for tool in self.tools:
+        for tool in [*self.tools, *self.hidden]:
             if tool.name == name:
                 return tool
         return None
+
+    @property
+    def callable_names(self) -> list[str]:
+        return [t.name for t in [*self.tools, *self.hidden]]
 
     @property
     def names(self) -> list[str]:
@@ -172,11 +214,19 @@ class Toolbox:
 
 
 def _strip_titles(schema: Any) -> Any:
-    """The schema without pydantic's ``title`` annotations (tokens a model does not need)."""
+    """The schema without what a model does not need: pydantic's ``title``s, ``additionalProperties: false`` (the
+    validation refuses extra keys anyway), ``default: null``, and ``anyOf [X, null]`` (an optional X is just X)."""
     if isinstance(schema, dict):
+        options = schema.get("anyOf")
+        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+            other = next(o for o in options if o != {"type": "null"})
+            rest = {k: v for k, v in schema.items() if k != "anyOf"}
+            return _strip_titles({**other, **rest})
         out: dict[str, Any] = {}
         for key, value in schema.items():
             if key == "title" and isinstance(value, str):
+                continue
+            if (key, value) in (("additionalProperties", False), ("default", None)):
                 continue
             if key == "properties" and isinstance(value, dict):
                 out[key] = {k: _strip_titles(v) for k, v in value.items()}
@@ -317,6 +367,47 @@ def summarise_traces(traces: list[Obj]) -> str:
 # --- building the toolboxes -------------------------------------------------------------------------------------
 
 
+def _owner_names(pod: Obj) -> set[str]:
+    """The workload names a pod belongs to: its owners' names, and the Deployment's (a ReplicaSet's name minus its
+    pod-template hash)."""
+    names: set[str] = set()
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        name = str(ref.get("name") or "")
+        if name:
+            names.add(name)
+            if ref.get("kind") == "ReplicaSet" and "-" in name:
+                names.add(name.rsplit("-", 1)[0])
+    return names
+
+
+def _badness(pod: Obj) -> tuple[int, int]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    not_ready = sum(1 for c in statuses if not c.get("ready"))
+    restarts = sum(int(c.get("restartCount") or 0) for c in statuses)
+    return (not_ready, restarts)
+
+
+async def resolve_pod(tools: ClusterTools, namespace: str, name: str) -> tuple[str | None, str]:
+    """The pod meant by ``name``: itself when it exists, else a pod of the workload of that name (the least healthy
+    one) with a note saying so, else None and a message listing the pods that exist."""
+    if await tools.get_object("Pod", namespace, name) is not None:
+        return name, ""
+    pods = await tools.list_objects("Pod", namespace)
+    mine = [
+        p
+        for p in pods
+        if name in _owner_names(p) or str((p.get("metadata") or {}).get("name", "")).startswith(f"{name}-")
+    ]
+    if mine:
+        mine.sort(key=_badness, reverse=True)
+        chosen = str(mine[0]["metadata"]["name"])
+        others = [str(p["metadata"]["name"]) for p in mine[1:4]]
+        also = f"; its other pods: {', '.join(others)}" if others else ""
+        return chosen, f"(No pod is named {name}: showing pod {chosen} of workload {name}{also}.)\n"
+    existing = ", ".join(str((p.get("metadata") or {}).get("name")) for p in pods[:30]) or "none"
+    return None, f"No pod or workload named {name} in namespace {namespace}. Its pods: {existing}."
+
+
 def read_tools(tools: ClusterTools, scope: str, *, limit: int = DEFAULT_MAX_OUTPUT_CHARS) -> list[Tool]:
     """The read-only tools both agents get (the diagnoser's ``kubectl`` is read-only: writes are refused)."""
 
@@ -327,27 +418,39 @@ def read_tools(tools: ClusterTools, scope: str, *, limit: int = DEFAULT_MAX_OUTP
         return await tools.kubectl(with_namespace(a.command, scope))
 
     async def get_logs(a: LogsArgs) -> str:
-        text = await tools.logs(a.namespace, a.pod, a.container, a.tail, a.previous)
-        return text or "(no log lines)"
+        ns = a.namespace or scope
+        pod, note = await resolve_pod(tools, ns, a.pod)
+        if pod is None:
+            return note
+        text = await tools.logs(ns, pod, a.container, a.tail, a.previous)
+        return note + (text or "(no log lines)")
 
     async def get_events(a: EventsArgs) -> str:
-        return render_events(await tools.events(a.namespace), now=now())
+        return render_events(await tools.events(a.namespace or scope), now=now())
 
     async def get_traces(a: TracesArgs) -> str:
-        return summarise_traces(await tools.traces(a.namespace, a.service, a.limit))
+        return summarise_traces(await tools.traces(a.namespace or scope, a.service, a.limit))
 
     async def list_objects(a: ListArgs) -> str:
         kind = resolve_kind(a.kind)
-        objects = await tools.list_objects(kind, a.namespace)
-        return render_table(kind, objects, namespace_column=a.namespace is None, now=now())
+        ns = None if is_cluster_scoped(kind) else a.namespace or scope
+        objects = await tools.list_objects(kind, ns)
+        return render_table(kind, objects, namespace_column=ns is None, now=now())
 
     async def get_object(a: GetArgs) -> str:
         kind = resolve_kind(a.kind)
-        obj = await tools.get_object(kind, a.namespace, a.name)
+        ns = None if is_cluster_scoped(kind) else a.namespace or scope
+        obj = await tools.get_object(kind, ns, a.name)
+        note = ""
+        if obj is None and kind == "Pod" and ns:
+            pod, note = await resolve_pod(tools, ns, a.name)
+            if pod is None:
+                return note
+            obj = await tools.get_object(kind, ns, pod)
         if obj is None:
-            where = f" in namespace {a.namespace}" if a.namespace else ""
+            where = f" in namespace {ns}" if ns else ""
             return f"{kind} {a.name} not found{where}. List the objects of this kind to see what exists."
-        return render_object(obj, "yaml")
+        return note + render_object(obj, "yaml")
 
     return [
         _tool(
@@ -375,6 +478,7 @@ def read_tools(tools: ClusterTools, scope: str, *, limit: int = DEFAULT_MAX_OUTP
 def diagnosis_toolbox(tools: ClusterTools, scope: str, *, limit: int = DEFAULT_MAX_OUTPUT_CHARS) -> Toolbox:
     """Read tools plus ``submit_diagnosis``."""
     box = Toolbox(tools=read_tools(tools, scope, limit=limit), terminal="submit_diagnosis")
+    box.reads = set(box.names)
 
     async def submit(a: DiagnosisArgs) -> str:
         box.outcome = a.model_dump()
@@ -402,7 +506,12 @@ def _write_schema(verb: str) -> dict[str, Any]:
 
 
 def mitigation_toolbox(
-    tools: MitigationTools, scope: str, *, limit: int = DEFAULT_MAX_OUTPUT_CHARS, typed_writes: bool = True
+    tools: MitigationTools,
+    scope: str,
+    *,
+    limit: int = DEFAULT_MAX_OUTPUT_CHARS,
+    typed_writes: bool = True,
+    candidates: list[Candidate] | None = None,
 ) -> Toolbox:
     """Read tools, a read-or-write ``kubectl``, one typed tool per write verb, and ``end_transaction``.
 
@@ -410,7 +519,7 @@ def mitigation_toolbox(
     model's context): the model then writes through ``kubectl`` lines only.
     """
     reads = [t for t in read_tools(tools, scope, limit=limit) if t.name != "kubectl"]
-    box = Toolbox(tools=[], terminal="end_transaction")
+    box = Toolbox(tools=[], terminal="end_transaction", reads={t.name for t in reads})
 
     async def execute(action: Action) -> str:
         try:
@@ -462,20 +571,74 @@ def mitigation_toolbox(
         return Tool(name=verb, description=description, parameters=_write_schema(verb), run=run)
 
     async def end(a: EndArgs) -> str:
+        if a.fixed and not box.writes:
+            return (
+                "Refused: you made no write in this transaction, so nothing was fixed yet. Make the fix with a write "
+                "(kubectl scale/patch/set/rollout ..." + (" or apply_candidate" if candidates else "") + "), then "
+                "call end_transaction; or, if no safe fix exists, call end_transaction with fixed=false and why."
+            )
         box.outcome = a.model_dump()
         return "Transaction ended."
+
+    applied: set[int] = set()
+
+    async def apply_candidate(a: CandidateArgs) -> str:
+        chosen = next((c for c in candidates or [] if c.number == a.number), None)
+        if chosen is None:
+            numbers = ", ".join(str(c.number) for c in candidates or []) or "none"
+            return f"Refused: there is no candidate {a.number}; the candidates are: {numbers}."
+        if a.number in applied:
+            return (
+                f"Refused: candidate {a.number} is already applied in this transaction; applying it again changes "
+                "nothing. Check its effect with a read, or call end_transaction."
+            )
+        applied.add(a.number)
+        out = [await execute(action) for action in chosen.actions]
+        if chosen.then and all("was not done" not in line for line in out):
+            if chosen.wait_for:
+                await wait_for_endpoints(tools, scope, chosen.wait_for)
+            out += [await execute(action) for action in chosen.then]
+        return "\n".join(out)
+
+    extra: list[Tool] = []
+    if candidates:
+        extra.append(
+            _tool(
+                "apply_candidate",
+                "Write: apply the fix of a numbered candidate (its writes count against the limit).",
+                CandidateArgs,
+                apply_candidate,
+                limit,
+            )
+        )
 
     box.tools = [
         kubectl_tool,
         *reads,
         *(typed(verb) for verb in (TYPED_WRITE_VERBS if typed_writes else ())),
+        *extra,
         _tool(
             "end_transaction",
-            "End your transaction (call it once, after your last write): the system then measures the incident's "
+            "End your transaction (call it alone, after your last write): the system then measures the incident's "
             "health and keeps or undoes your writes.",
             EndArgs,
             end,
             limit,
         ),
     ]
+    if not typed_writes:
+        box.hidden = [typed(verb) for verb in TYPED_WRITE_VERBS]
     return box
+
+
+async def wait_for_endpoints(tools: ClusterTools, namespace: str, service: str, timeout_s: float = 30.0) -> None:
+    """Wait (bounded) until ``service`` has a ready endpoint, so clients restarted after it find it up."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            ep = await tools.get_object("Endpoints", namespace, service)
+            if ep is None or any(s.get("addresses") for s in ep.get("subsets") or []):
+                return
+        except Exception:  # a read failing while things restart: keep waiting until the deadline
+            pass
+        await asyncio.sleep(1.0)

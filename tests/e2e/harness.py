@@ -42,6 +42,7 @@ def running_system(
         "STRATUS_KUBECONFIG": str(kubeconfig),
         "STRATUS_SCOPES": json.dumps([scope] if isinstance(scope, str) else scope),
         "STRATUS_REDIS_PREFIX": prefix,
+        "STRATUS_MEMORY_BUCKET": f"{prefix}_MEMORY",  # incident memory of this test only
         "STRATUS_PORT": str(free_port()),  # the bridge's webhook
         **env,
     }
@@ -157,6 +158,7 @@ def running_replicas(
         "STRATUS_KUBECONFIG": str(kubeconfig),
         "STRATUS_SCOPES": json.dumps([scope] if isinstance(scope, str) else scope),
         "STRATUS_REDIS_PREFIX": prefix,
+        "STRATUS_MEMORY_BUCKET": f"{prefix}_MEMORY",
         "STRATUS_PORT": str(free_port()),
         **env,
     }

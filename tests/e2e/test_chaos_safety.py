@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -23,13 +24,15 @@ from arena.scenarios.kube import Kube
 from arena.telemetry.plane import AppsArena
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
+from stratus.supervisor import Supervisor
 from tests.e2e.apps import healthy, slo_probes
 from tests.e2e.harness import Timeline, baseline, running_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CHAOS_TRANSACTIONS = int(os.environ.get("STRATUS_TEST_CHAOS_TRANSACTIONS", "200"))
-"""Issue 5 asks for at least 200 (about 8 minutes here); STRATUS_TEST_CHAOS_TRANSACTIONS changes it."""
+CHAOS_TRANSACTIONS = int(os.environ.get("STRATUS_TEST_CHAOS_TRANSACTIONS", "100"))
+"""100 in ``make test`` (about 4 minutes on 2 cores; the suite must stay under 20). Issue 5's 200-transaction run:
+``STRATUS_TEST_CHAOS_TRANSACTIONS=200`` here, or ``stratus bench --suite chaos --transactions 200``."""
 FAULTS = {
     "test-hotel-reservation": [
         "revoke_auth_mongodb-mitigation-1",
@@ -68,6 +71,15 @@ async def test_chaos_never_regresses_the_visible_mu(
             kubes[ns].close()
 
 
+async def wait_until_quiet(timeline: Timeline, timeout: float = 900) -> None:
+    """Until every incident opened in the timeline's scope has closed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(timeline.of("incident_closed")) < len(timeline.of("incident_opened")):
+        assert loop.time() < deadline, f"{timeline.scope}: an incident stayed open for {timeout}s"
+        await asyncio.sleep(0.5)
+
+
 async def _run(
     apps_arena: AppsArena,
     nats_server: LocalServer,
@@ -90,7 +102,9 @@ async def _run(
     def decided() -> int:
         return sum(len(t.of("transaction_decided")) for t in timelines.values())
 
-    async def one_app(ns: str) -> None:
+    paused: list[str] = []  # the apps being recovered; the detector is stopped while there is any
+
+    async def one_app(ns: str, system: Supervisor) -> None:
         timeline, engine = timelines[ns], engines[ns]
         for pid in itertools.cycle(FAULTS[ns]):
             if decided() >= CHAOS_TRANSACTIONS:
@@ -99,10 +113,25 @@ async def _run(
             closed_before = len(timeline.of("incident_closed"))
             await asyncio.to_thread(engine.inject, scenario)
             await timeline.wait_for("incident_closed", count=closed_before + 1, timeout=900)
-            await asyncio.to_thread(engine.recover, scenario)
-            # A chaos transaction that happened to lower mu was committed, so its writes stay (TNR allows it: the
-            # visible mu went down); the scenario's recovery does not know them, hence the redeploy fallback.
-            await asyncio.to_thread(healthy, engine, scenario.app, 45)
+            # The test's own recovery must not race Stratus: with the fault still there the detector would open a
+            # new incident at once, and its chaos writes (or the redeploy below deleting the namespace under a
+            # running undo) would mix the test's repairs with the system under test. Detection is paused (SIGSTOP)
+            # while any app recovers, after the scope's last incident has closed.
+            paused.append(ns)
+            if len(paused) == 1:
+                for pid_ in system.pids("detector"):
+                    os.kill(pid_, signal.SIGSTOP)
+            try:
+                await wait_until_quiet(timeline)
+                await asyncio.to_thread(engine.recover, scenario)
+                # A chaos transaction that happened to lower mu was committed, so its writes stay (TNR allows it:
+                # the visible mu went down); the scenario's recovery does not know them, hence the redeploy fallback.
+                await asyncio.to_thread(healthy, engine, scenario.app, 45)
+            finally:
+                paused.remove(ns)
+                if not paused:
+                    for pid_ in system.pids("detector"):
+                        os.kill(pid_, signal.SIGCONT)
 
     with running_system(
         nats_server.url,
@@ -120,8 +149,8 @@ async def _run(
         STRATUS_PROBE_INTERVAL_S="0.3",
         STRATUS_ESCALATION_COOLDOWN_S="0",
         STRATUS_UNDO_SETTLE_S="30",  # the wait ends as soon as mu is back at or under b
-    ):
-        await asyncio.gather(*(one_app(ns) for ns in scopes))
+    ) as system:
+        await asyncio.gather(*(one_app(ns, system) for ns in scopes))
 
     for ns, timeline in timelines.items():
         opened = {e["incident_id"]: float(e["baseline"]) for e in timeline.of("incident_opened")}

@@ -9,11 +9,16 @@ One mitigator replica is SIGKILLed in the middle of its transaction: its lease l
 takes a fresh lease and has the undoer roll the transaction back from the journal, and the incident completes with
 the next attempt on the surviving replica. (Its unacked request is redelivered after the consumer's ack wait; the
 fence check then refuses it, since its lease is no longer current.)
+
+The coordinator scales by partitions of the events stream: two coordinator replicas share 20 incidents over four
+namespaces, and the one that owns a running incident's partition is SIGKILLed; the other takes its partitions over and
+every incident still closes, its events in order, under TNR.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,7 @@ import pytest
 import yaml
 
 from arena.server import ArenaServer
+from stratus import contracts as c
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer
 from tests.e2e.harness import Timeline, baseline, replica_of, running_replicas
@@ -153,3 +159,101 @@ async def test_replicas_share_work_survive_a_kill_and_disjoint_writers_overlap(
         lines.append(f"[test] diagnosed by {diagnosed_by}")
         for tl in (tl_a, tl_b, tl_a2, tl_b2):
             await tl.stop()
+
+
+NAMESPACES = 4
+ROUNDS = 5
+"""4 namespaces x 5 rounds = 20 incidents; the rounds of one namespace follow each other (one incident per scope)."""
+
+
+def legal_chain(states: list[dict[str, Any]]) -> bool:
+    """Each state change leaves the state the previous one entered: no event was applied twice or out of order."""
+    return all(b["previous"] == a["state"] for a, b in itertools.pairwise(states))
+
+
+async def test_two_coordinators_share_incidents_by_partition_and_survive_a_kill(
+    shop_arena: tuple[ArenaServer, Path],
+    nats_server: LocalServer,
+    redis_server: LocalServer,
+    bus: Bus,
+    uid: str,
+    tmp_path: Path,
+) -> None:
+    """2 coordinators, 2 of each agent; 20 incidents over 4 namespaces; the coordinator that owns a running
+    incident's partition is SIGKILLed mid-incident and not restarted. Every incident closes, in order, under TNR."""
+    _, kubeconfig = shop_arena
+    namespaces = [f"part-{i}-{uid}" for i in range(NAMESPACES)]
+    for ns in namespaces:
+        deploy_shop(kubeconfig, ns)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"attempts": [["kubectl scale deployment web --replicas=1"]] * 3}))
+    lines: list[str] = []
+    started = asyncio.get_running_loop().time()
+    timelines = {ns: await Timeline(bus, ns).start(new_only=True) for ns in namespaces}
+    with running_replicas(
+        nats_server.url,
+        redis_server.url,
+        kubeconfig,
+        namespaces,
+        f"t{uid}",
+        Path("var/e2e") / f"partitions-{uid}.log",
+        {"coordinator": 2, "diagnoser": 2, "mitigator": 2, "undoer": 2},
+        lines,
+        STRATUS_POLICY="scripted",
+        STRATUS_SCRIPTED_PLAN=str(plan),
+        STRATUS_STEADY_S="0.5",
+        STRATUS_SETTLE_S="1",
+        STRATUS_PARTITIONS="8",
+        STRATUS_PARTITION_LEASE_S="3",
+        STRATUS_EVENT_ACK_WAIT_S="3",
+        STRATUS_LOG_FORMAT="text",
+    ) as system:
+
+        async def rounds(ns: str, kill_after: int | None) -> None:
+            tl = timelines[ns]
+            for r in range(ROUNDS):
+                scale(kubeconfig, ns, "web", 0)
+                if r == kill_after:
+                    await tl.wait_for("checkpointed", count=r + 1, timeout=120)
+                    await kill_the_owner(tl.of("incident_opened")[-1]["incident_id"])
+                await tl.wait_for("incident_closed", count=r + 1, timeout=180)
+                await wait_until(lambda: replicas(kubeconfig, ns)["web"] == 1, timeout=30)
+
+        killed: list[str] = []
+
+        async def kill_the_owner(incident: str) -> None:
+            partition = c.partition_of(incident, 8)
+            owner = replica_of(list(reversed(lines)), "coordinator", f"took partition {partition}")  # its latest owner
+            assert owner is not None, f"nobody took partition {partition}"
+            killed.append(owner)
+            lines.append(f"[test] SIGKILL {owner} (owns partition {partition} of {incident}, mid-incident)")
+            system.kill(owner)
+
+        await asyncio.gather(*(rounds(ns, 2 if i == 0 else None) for i, ns in enumerate(namespaces)))
+
+    wall = asyncio.get_running_loop().time() - started
+    closed = [e for tl in timelines.values() for e in tl.of("incident_closed")]
+    assert len(closed) == NAMESPACES * ROUNDS
+    assert {e["outcome"] for e in closed} <= {"resolved", "escalated"}
+    for tl in timelines.values():
+        for incident in {e["incident_id"] for e in tl.of("incident_opened")}:
+            events = [e for e in tl.events if e["incident_id"] == incident]
+            states = [e for e in events if e["kind"] == "state_changed"]
+            assert legal_chain(states), (incident, [(s["previous"], s["state"]) for s in states])
+            assert events[-1]["kind"] == "incident_closed" and states[-1]["state"] in ("resolved", "escalated")
+            ids = [e["id"] for e in events]
+            assert len(ids) == len(set(ids)), f"{incident}: an event was published twice"
+            decided = [e for e in events if e["kind"] == "transaction_decided"]
+            assert len(decided) == len([e for e in events if e["kind"] == "checkpointed"])
+            last = next(e for e in events if e["kind"] == "incident_closed")
+            assert_tnr(tl, last)
+    assert len(killed) == 1
+    survivor = ({"coordinator-0", "coordinator-1"} - set(killed)).pop()
+    partition = c.partition_of(timelines[namespaces[0]].of("incident_opened")[2]["incident_id"], 8)
+    after_kill = lines[next(i for i, line in enumerate(lines) if line.startswith("[test] SIGKILL")) :]
+    assert replica_of(after_kill, "coordinator", f"took partition {partition}") == survivor
+    before_kill = lines[: next(i for i, line in enumerate(lines) if line.startswith("[test] SIGKILL"))]
+    assert replica_of(before_kill, "coordinator", "took partition") and replica_of(before_kill, "coordinator", "->")
+    lines.append(f"[test] 20 incidents over 4 namespaces in {wall:.1f}s")
+    for tl in timelines.values():
+        await tl.stop()

@@ -325,3 +325,90 @@ async def test_a_restarted_coordinator_resumes_the_incident(
     await second.handle(ended(incident, request, [0.0]))
     assert (await box.wait_kind("incident_closed"))[0]["outcome"] == "resolved"
     await sub.unsubscribe()
+
+
+async def test_per_incident_state_is_torn_down_when_the_work_is_done(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    engine = Engine(bus, redis, alock, ScriptedObserver([3, 0] * 20), settings(), prefix=f"t{uid}", sleep=no_sleep)
+    await bus.ensure_streams()
+    incidents = [f"inc-{uid}-{i}" for i in range(20)]
+    await asyncio.gather(*(engine.handle(opened(i, f"ns-{uid}-{n}")) for n, i in enumerate(incidents)))
+    await asyncio.gather(*(engine.handle(diagnosis(i)) for i in incidents))
+    assert engine._locks == {}  # no lock outlives the event it serialised: nothing grows with the incidents
+    await engine.sweep()
+    assert engine._locks == {}
+
+
+async def test_a_replica_with_a_stale_view_cannot_overwrite_the_record(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    from services.coordinator.engine import StaleRecord
+
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    await bus.ensure_streams()
+    a = Engine(bus, redis, alock, ScriptedObserver([3]), settings(), prefix=f"t{uid}", sleep=no_sleep)
+    b = Engine(bus, redis, alock, ScriptedObserver([3]), settings(), prefix=f"t{uid}", sleep=no_sleep)
+    await a.handle(opened(incident, scope))
+    paused = await a.store.load(incident)  # replica a, paused past its lease with this view
+    successor = await b.store.load(incident)
+    assert paused is not None and successor is not None
+    successor.report = "the successor's work"
+    await b.store.save(successor)
+    paused.report = "stale"
+    with pytest.raises(StaleRecord):
+        await a.store.save(paused)
+    current = await a.store.load(incident)
+    assert current is not None and current.report == "the successor's work"
+
+
+async def test_an_event_that_cannot_be_handled_escalates_after_rolling_back_its_transaction(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    engine = Engine(bus, redis, alock, ScriptedObserver([3, 3]), settings(), prefix=f"t{uid}", sleep=no_sleep)
+    await engine.handle(opened(incident, scope))
+    await engine.handle(diagnosis(incident))
+    request = (await box.wait_kind("mitigate"))[0]
+    await engine.escalate_dropped(incident, "failed on each of 20 deliveries")  # mid-transaction
+    undo = (await box.wait_kind("undo"))[0]  # writes may have happened: roll back first
+    assert undo["tx_id"] == request["tx_id"]
+    decided = (await box.wait_kind("transaction_decided"))[0]
+    assert decided["decision"] == "abort" and "could not be handled" in decided["reason"]
+    assert not box.of_kind("incident_closed")
+    await engine.handle(
+        c.UndoCompleted(incident_id=incident, tx_id=request["tx_id"], attempt=1, undone=1, restored_digest="digest-0")
+    )
+    closed = (await box.wait_kind("incident_closed"))[0]
+    assert closed["outcome"] == "escalated" and "20 deliveries" in closed["report"]
+    assert len(box.of_kind("mitigate")) == 1  # no new attempt after the loss
+    await sub.unsubscribe()
+
+
+async def test_an_attempt_waiting_for_another_incidents_lease_is_parked_not_blocking(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    """Two incidents on one scope: the second's diagnosis is handled at once (parked: waiting in the handler would hold
+    up its partition, maybe the very events that end the first), and the watchdog starts it once the lease is free."""
+    first, second, scope = f"inc-{uid}-a", f"inc-{uid}-b", f"ns-{uid}"
+    box_a, sub_a = await start(bus, first)
+    box_b, sub_b = await start(bus, second)
+    engine = Engine(bus, redis, alock, ScriptedObserver([3, 0, 3, 0]), settings(lease_wait_s=0.2), prefix=f"t{uid}")
+    for incident in (first, second):
+        await engine.handle(opened(incident, scope))
+    await engine.handle(diagnosis(first))
+    request = (await box_a.wait_kind("mitigate"))[0]
+    await asyncio.wait_for(engine.handle(diagnosis(second)), 5)  # returns: parked
+    record = await engine.store.load(second)
+    assert record is not None and record.attempt_pending and record.state == "diagnosing"
+    await engine.sweep()
+    assert not box_b.of_kind("mitigate")  # still held by the first
+    await engine.handle(ended(first, request, [0.0]))  # the first commits and releases the lease
+    await engine.sweep()
+    second_request = (await box_b.wait_kind("mitigate"))[0]
+    assert second_request["attempt"] == 1
+    record = await engine.store.load(second)
+    assert record is not None and not record.attempt_pending and record.state == "mitigating"
+    await sub_a.unsubscribe()
+    await sub_b.unsubscribe()

@@ -35,6 +35,7 @@ from stratus.confinement import Refusal
 from stratus.contracts import JournalRecord, Lease, utcnow
 from stratus.digest import diff_snapshots
 from stratus.gateway import KubeApi, ReadGateway, WriteGateway
+from stratus.writepolicy import DEFAULT_SCOPES, ScopeRules, WritePolicy
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.fixtures_arena"]
@@ -159,6 +160,12 @@ async def reader(kubeconfig: Path) -> AsyncIterator[ReadGateway]:
     gw.close()
 
 
+POLICY = WritePolicy(
+    scopes={"*": ScopeRules(grants=DEFAULT_SCOPES["*"].grants, allowed_registries=["docker.io/library"])}
+)
+"""The built-in policy, and new workloads may run images of Docker Hub's official repositories (nginx)."""
+
+
 def writer(kubeconfig: Path, scope: str, journal: Journal, fence: Fence, token: int = 7) -> WriteGateway:
     fence.current.setdefault(scope, token)
     lease = Lease(scope=scope, holder="test", token=token, expires_at=utcnow())
@@ -171,6 +178,7 @@ def writer(kubeconfig: Path, scope: str, journal: Journal, fence: Fence, token: 
         incident_id="inc-1",
         tx_id="tx-1",
         attempt=1,
+        policy=POLICY,
     )
 
 
@@ -317,7 +325,7 @@ async def test_failing_journal_prevents_the_write_and_dry_run_stores_nothing(
     checkpoint = await reader.state_digest(ns)
     with pytest.raises(ConnectionError):
         await gw.write(action)
-    assert journal.records == [] and fence.calls == 0
+    assert journal.records == [] and fence.calls <= 1  # the fence is checked while the intent is appended
     # The dry run ran (the failure came after it) and stored nothing.
     assert (await reader.state_digest(ns)).digest == checkpoint.digest
     gw.close()
@@ -489,7 +497,7 @@ async def test_cluster_scope_cordon_and_undo(kubeconfig: Path, reader: ReadGatew
     gw.close()
 
 
-async def test_exec_with_declared_inverse(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
+async def test_exec_runs_catalogue_operations(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
     async def running() -> list[str]:
         return [
             p["metadata"]["name"]
@@ -504,21 +512,17 @@ async def test_exec_with_declared_inverse(kubeconfig: Path, reader: ReadGateway,
     pod = (await running())[0]
     journal, fence = Journal(), Fence()
     gw = writer(kubeconfig, ns, journal, fence)
-    with pytest.raises(Refusal, match="no inverse command was declared"):
-        await gw.write(Exec(namespace=ns, name=pod, command=["sh", "-c", "touch /tmp/ready"]))
-    action = Exec(
-        namespace=ns, name=pod, command=["sh", "-c", "touch /tmp/ready"], inverse=["sh", "-c", "rm -f /tmp/ready"]
-    )
-    result = await gw.write(action)
+    user = {"db": "admin", "user": "app"}
+    with pytest.raises(Refusal, match="no inverse in the data-plane catalogue"):
+        await gw.write(Exec(namespace=ns, name=pod, operation="mongodb.drop_user", args=user))
+    roles = {**user, "roles": [{"role": "readWrite", "db": "geo-db"}]}
+    result = await gw.write(Exec(namespace=ns, name=pod, operation="mongodb.grant_roles", args=roles))
     assert result.ok, result.message
     intent, outcome = journal.records
-    assert intent.undo[0].params["command"] == ["sh", "-c", "rm -f /tmp/ready"] and outcome.ok is True
+    assert intent.undo[0].params["operation"] == "mongodb.revoke_roles" and outcome.ok is True
+    assert intent.undo[0].params["args"] == roles
     undone = await gw.apply_undo(intent.undo[0])
     assert undone.ok, undone.message
-    # A command that fails may still have changed something: its outcome is recorded as unknown, so it is undone.
-    failing = await gw.write(Exec(namespace=ns, name=pod, command=["frobnicate"], inverse=["unfrobnicate"]))
-    assert not failing.ok and "exit code 127" in failing.message
-    assert journal.records[-1].phase == "outcome" and journal.records[-1].ok is None
     gw.close()
 
 

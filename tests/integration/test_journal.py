@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
+from nats.errors import TimeoutError as NatsTimeout
 
 from stratus.bus import Bus
 from stratus.contracts import ActionSpec, JournalRecord
+from stratus.errors import TemporaryError
 from stratus.journal import Journal, JournalError, undo_plan
 
 pytestmark = pytest.mark.integration
@@ -64,3 +69,44 @@ def test_undo_plan_is_back_to_front_and_skips_rejected_writes() -> None:
         record("t", 3, "intent"),  # the writer died before recording the outcome: undo it anyway
     ]
     assert [r.seq for r in undo_plan(records)] == [3, 1]
+
+
+class SlowSubscription:
+    """An ordered-consumer subscription whose next message comes only after ``stalls`` timeouts (a slow server)."""
+
+    def __init__(self, sub: Any, stalls: int) -> None:
+        self.sub, self.stalls = sub, stalls
+
+    async def next_msg(self, timeout: float) -> Any:
+        if self.stalls != 0:
+            self.stalls -= 1
+            await asyncio.sleep(min(timeout, 0.05))
+            raise NatsTimeout
+        return await self.sub.next_msg(timeout=timeout)
+
+    async def unsubscribe(self) -> None:
+        await self.sub.unsubscribe()
+
+
+async def test_a_slow_server_makes_the_read_slower_never_shorter(
+    bus: Bus, uid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await bus.ensure_streams()
+    tx = f"tx-{uid}"
+    written = [record(tx, n, "intent") for n in range(1, 6)]
+    for r in written:
+        await Journal(bus).append(r)
+    subscribe = bus.js.subscribe
+
+    async def slow(*args: Any, **kwargs: Any) -> SlowSubscription:
+        return SlowSubscription(await subscribe(*args, **kwargs), stalls=3)
+
+    monkeypatch.setattr(bus.js, "subscribe", slow)
+    assert await Journal(bus).read(tx) == written  # the old reader stopped at the first timeout: []
+
+    async def stalled(*args: Any, **kwargs: Any) -> SlowSubscription:
+        return SlowSubscription(await subscribe(*args, **kwargs), stalls=-1)
+
+    monkeypatch.setattr(bus.js, "subscribe", stalled)
+    with pytest.raises(TemporaryError, match="partial"):
+        await Journal(bus).read(tx, timeout=0.5)

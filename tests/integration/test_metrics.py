@@ -14,14 +14,12 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from nats.aio.msg import Msg
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import TypeAdapter
 
 from stratus import metrics
-from stratus.bus import Bus, KeyedDispatcher
-from stratus.contracts import Alert, ConsumerSpec, StreamSpec, alerts_subject
+from stratus.bus import Bus
+from stratus.contracts import Alert, alerts_subject
 from stratus.errors import PermanentError, TemporaryError
 from stratus.localinfra import LocalServer, free_port, start_nats
 from stratus.runtime import ServiceRuntime
@@ -29,7 +27,6 @@ from stratus.settings import DetectorSettings
 
 pytestmark = pytest.mark.integration
 
-ALERT: TypeAdapter[Alert] = TypeAdapter(Alert)
 DECLARED = [m._name for m in vars(metrics).values() if isinstance(m, Counter | Gauge | Histogram)]
 
 
@@ -90,6 +87,9 @@ def test_the_metrics_are_defined_once_and_reuse_the_lock_wait_histogram() -> Non
     [
         ("stratus.alerts.shop", "alerts"),
         ("stratus.events.inc-1a2b.incident_opened", "events.incident_opened"),
+        ("stratus.events.3.inc-1a2b.incident_opened", "events.incident_opened"),
+        ("blue.work.mitigator", "work.mitigator"),
+        ("blue.deadletter.undoer", "deadletter.undoer"),
         ("stratus.work.mitigator", "work.mitigator"),
         ("stratus.journal.tx-9", "journal"),
         ("other.thing", "other"),
@@ -120,14 +120,14 @@ async def test_a_service_runtime_serves_the_bus_loop_counters(private_nats: Loca
     runtime = ServiceRuntime("detector", settings)
     retried: set[str] = set()
 
-    async def handler(value: Alert, msg: Msg) -> None:
+    async def handler(value: Alert) -> None:
         if value.name == "reject":
             raise PermanentError("refused on purpose")
         if value.name == "retry" and value.id not in retried:
             retried.add(value.id)
             raise TemporaryError("later", delay=0.1)
 
-    runtime.consumer(ALERT, handler)
+    runtime.consumer(Alert, handler, description="test")
     labels = {"service": "detector", "subject_kind": "alerts"}
     before = {
         "handled": sample("stratus_messages_handled_total", **labels),
@@ -186,31 +186,6 @@ async def test_a_service_runtime_serves_the_bus_loop_counters(private_nats: Loca
         signal.signal(signal.SIGINT, signal.default_int_handler)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{url}/metrics", timeout=1)
-
-
-async def test_the_keyed_dispatcher_counts_too(bus: Bus, uid: str) -> None:
-    stream = StreamSpec(name=f"T_METRICS_{uid}", subjects=(f"t{uid}.>",))
-    spec = ConsumerSpec(durable=f"kd{uid}", stream=stream.name, filter_subject=f"t{uid}.>")
-    await bus.ensure_stream(stream)
-    service = f"kd-{uid}"
-    seen: list[str] = []
-
-    async def handler(value: Alert, msg: Msg) -> None:
-        seen.append(value.name)
-
-    dispatcher = KeyedDispatcher(bus, service, spec, ALERT, handler, key=lambda a: a.scope)
-    stop = asyncio.Event()
-    task = asyncio.create_task(dispatcher.run(stop))
-    try:
-        for i in range(3):
-            await bus.publish(f"t{uid}.x", alert(f"a{i}", "s"))
-        await until(lambda: len(seen) == 3, what="three dispatched messages")
-        await until(lambda: sample("stratus_messages_handled_total", service=service, subject_kind="other") == 3)
-        assert sample("stratus_handler_seconds_count", service=service, subject_kind="other") == 3
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=10)
-        await bus.js.delete_stream(stream.name)
 
 
 def test_a_service_process_exports_every_metric(nats_server: LocalServer, uid: str) -> None:

@@ -55,7 +55,12 @@ EXAMPLES: list[Any] = [
     Replace(manifest={**DEPLOY, "metadata": {"name": "web", "namespace": "shop"}}),
     Cordon(name="node-1"),
     Uncordon(name="node-1"),
-    Exec(namespace="shop", name="web-0", command=["touch", "/tmp/x"], inverse=["rm", "/tmp/x"]),
+    Exec(
+        namespace="shop",
+        name="db-0",
+        operation="mongodb.grant_roles",
+        args={"db": "admin", "user": "app", "roles": [{"role": "readWrite", "db": "geo-db"}]},
+    ),
 ]
 
 

@@ -77,3 +77,35 @@ async def test_lease_keeper_declares_loss_when_renewal_keeps_failing() -> None:
     assert isinstance(keeper.error, ConnectionError)
     assert loop.time() - started < 1.0  # lost by the lease's own expiry, not much later
     await alock.redis.aclose()
+
+
+class RacingLock(ALock):
+    """A renewal whose reply lands in the same loop step as the keeper's cancellation: on Python 3.11
+    ``asyncio.wait_for`` then returns the reply and the cancellation is lost (CPython gh-86296)."""
+
+    def __init__(self) -> None:
+        super().__init__(aioredis.Redis(), prefix="race")
+        self.in_renewal = asyncio.Event()
+        self.reply = asyncio.Event()
+
+    async def renew(self, lease: Lease, ttl_s: float) -> Lease:
+        if not self.in_renewal.is_set():  # the first renewal waits for the test; later ones answer at once
+            self.in_renewal.set()
+            await self.reply.wait()
+        return lease.model_copy(update={"expires_at": datetime.now(UTC) + timedelta(seconds=ttl_s)})
+
+
+async def test_lease_keeper_exits_when_a_renewal_reply_races_the_cancel() -> None:
+    alock = RacingLock()
+    lease = Lease(scope="shop", holder="m", token=3, expires_at=datetime.now(UTC) + timedelta(seconds=3))
+    keeper = alock.keep(lease, 0.3, release_on_exit=False)
+    await keeper.__aenter__()
+    started = asyncio.get_running_loop().time()
+    async with asyncio.timeout(5.0):  # no extra task: __aexit__'s cancel must land in this very loop step
+        await alock.in_renewal.wait()
+        await asyncio.sleep(0)  # the keeper now waits inside wait_for
+        alock.reply.set()  # the reply and the cancel (the first thing __aexit__ does) land together
+        await keeper.__aexit__(None, None, None)  # it hung forever, renewing, before the fix
+    assert asyncio.get_running_loop().time() - started < 3.0  # not rescued by the timeout's own cancellation
+    assert keeper._task is not None and keeper._task.done()
+    await alock.redis.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from stratus.actions import Delete, Exec, Get, Scale
 from stratus.confinement import Refusal, confine_action, confine_command
@@ -161,11 +162,22 @@ def test_read_only_role_cannot_write() -> None:
     confine_action(Get(kind="pod", namespace="shop", name="web"), "read")
 
 
-def test_exec_needs_a_declared_inverse() -> None:
-    with pytest.raises(Refusal) as info:
-        confine_action(Exec(namespace="s", name="p", command=["touch", "/x"]), "write")
-    assert info.value.rule == "no_undo"
-    confine_action(Exec(namespace="s", name="p", command=["touch", "/x"], inverse=["rm", "/x"]), "write")
+def test_exec_is_a_catalogue_operation_never_free_argv() -> None:
+    with pytest.raises(ValidationError, match="catalogue"):
+        Exec(namespace="s", name="p", operation="shell", args={"argv": ["touch", "/x"]})
+    with pytest.raises(ValidationError):
+        Exec(namespace="s", name="p", command=["touch", "/x"], inverse=["true"])  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="user"):
+        Exec(
+            namespace="s",
+            name="p",
+            operation="mongodb.drop_user",
+            args={"db": "admin", "user": "x');db.dropDatabase('"},
+        )
+    confine_action(
+        Exec(namespace="s", name="p", operation="mongodb.create_declared_user", args={"db": "admin", "user": "u"}),
+        "write",
+    )
 
 
 @pytest.mark.parametrize(

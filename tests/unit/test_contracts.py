@@ -91,6 +91,30 @@ def test_infinite_mu_survives_json() -> None:
 
 
 def test_subjects_are_single_tokens() -> None:
-    assert c.events_subject("inc 1.a*", "diagnosis") == "stratus.events.inc_1_a_.diagnosis"
+    partition = c.partition_of("inc 1.a*", c.DEFAULT_TOPOLOGY.partitions)
+    assert c.events_subject("inc 1.a*", "diagnosis") == f"stratus.events.{partition}.inc_1_a_.diagnosis"
     assert c.alerts_subject("test-hotel-reservation") == "stratus.alerts.test-hotel-reservation"
     assert c.journal_subject("tx-1") == "stratus.journal.tx-1"
+
+
+def test_every_event_of_an_incident_lands_in_one_stable_partition() -> None:
+    t = c.Topology(partitions=8)
+    subjects = {t.events("inc-abc", kind).rsplit(".", 2)[0] for kind in ("incident_opened", "diagnosis")}
+    assert subjects == {f"stratus.events.{t.partition('inc-abc')}"}
+    # the same in every process: CRC-32, not Python's salted hash()
+    import zlib
+
+    assert t.partition("inc-abc") == zlib.crc32(b"inc-abc") % 8
+    spread = {t.partition(f"inc-{i}") for i in range(200)}
+    assert spread == set(range(8))
+
+
+def test_two_topologies_share_no_subject_stream_or_durable() -> None:
+    a = c.Topology()
+    b = c.Topology(prefix="blue", stream_prefix="BLUE", durable_prefix="blue-")
+    names_a = {s.name for s in a.streams()} | {a.consumer("mitigator").durable, a.coordinator_consumer(0).durable}
+    names_b = {s.name for s in b.streams()} | {b.consumer("mitigator").durable, b.coordinator_consumer(0).durable}
+    assert not names_a & names_b
+    subjects_a = {subj for s in a.streams() for subj in s.subjects}
+    assert all(not subj.startswith("stratus.") for s in b.streams() for subj in s.subjects), subjects_a
+    assert b.events("i", "diagnosis").startswith("blue.events.") and b.health("detector") == "blue.health.detector"

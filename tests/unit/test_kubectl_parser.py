@@ -14,7 +14,6 @@ from stratus.actions import (
     Delete,
     Describe,
     Events,
-    Exec,
     Get,
     ListObjects,
     Logs,
@@ -163,10 +162,9 @@ def test_apply_multi_doc_and_create(tmp_path: Path) -> None:
 def test_cordon_exec() -> None:
     assert one("kubectl cordon node-1").scope == "cluster"
     assert one("kubectl uncordon node/node-1").name == "node-1"
-    ex = one("kubectl exec web-0 -n s -c app -- touch /tmp/ready", exec_inverse=["rm", "/tmp/ready"])
-    assert ex == Exec(
-        namespace="s", name="web-0", container="app", command=["touch", "/tmp/ready"], inverse=["rm", "/tmp/ready"]
-    )
+    with pytest.raises(Refusal) as info:
+        one("kubectl exec web-0 -n s -c app -- touch /tmp/ready", exec_inverse=["rm", "/tmp/ready"])
+    assert info.value.rule == "dataplane" and "mongodb.grant_roles" in str(info.value)
 
 
 # --- refusals -------------------------------------------------------------------------------------------------
@@ -183,8 +181,9 @@ def test_cordon_exec() -> None:
         ("kubectl scale deploy web", "syntax", "--replicas"),
         ("kubectl get widgets", "unsupported", "Unknown resource type"),
         ("kubectl apply -f /nonexistent/x.yaml", "syntax", "Cannot read manifest file"),
+        ("kubectl apply -f /dev/zero", "bounds", "under /dev"),
         ("kubectl create deployment web", "unsupported", "-f FILE"),
-        ("kubectl exec web -- touch /x", "no_undo", "inverse"),
+        ("kubectl exec web -- touch /x", "dataplane", "catalogue"),
         ("kubectl rollout pause deploy/web", "unsupported", "restart, undo, status or history"),
         ("kubectl scale svc/web --replicas=1", "syntax", "scale does not apply to Service"),
         ("kubectl patch deploy web -p '{'", "syntax", "not valid JSON or YAML"),

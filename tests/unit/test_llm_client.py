@@ -102,7 +102,7 @@ async def test_5xx_and_429_are_retried_with_backoff(scripted_llm: ScriptedLLM) -
 async def test_retries_are_bounded(scripted_llm: ScriptedLLM) -> None:
     scripted_llm.push(*[http_error(502)] * 3)
     client = client_for(scripted_llm, max_retries=2)
-    with pytest.raises(LLMUnavailable, match="failed 3 times; last: HTTP 502"):
+    with pytest.raises(LLMUnavailable, match=r"failed 3 times in .*; last: HTTP 502"):
         await client.chat([{"role": "user", "content": "x"}])
     await client.close()
 
@@ -122,7 +122,7 @@ async def test_unreachable_endpoint_is_unavailable() -> None:
     url = server.base_url
     await server.stop()  # nothing listens there any more
     client = LLMClient(base_url=url, model="x", max_retries=1, backoff_s=0.01)
-    with pytest.raises(LLMUnavailable, match="unreachable after 2 tries"):
+    with pytest.raises(LLMUnavailable, match=r"unreachable .* after 2 tries"):
         await client.chat([{"role": "user", "content": "x"}])
     await client.close()
 

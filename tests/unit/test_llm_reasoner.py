@@ -16,7 +16,7 @@ import pytest
 from stratus.actions import Patch, Scale
 from stratus.contracts import DiagnoseRequest, DiagnosisReady, Lease, MitigateRequest, RootCause
 from stratus.llm import LLMClient, LLMUnavailable
-from stratus.reasoners.llm import LLMDiagnosisReasoner, LLMMitigationReasoner, LLMOptions
+from stratus.reasoners.llm import LLMDiagnosisReasoner, LLMFailed, LLMMitigationReasoner, LLMOptions
 from tests.llm_server import (
     MemoryTools,
     ScriptedLLM,
@@ -154,8 +154,10 @@ async def test_tool_call_written_as_json_text(llm: ScriptedLLM, tools: MemoryToo
     )
     out = await diagnoser(llm).diagnose(diagnose_request(), tools)
     assert out.localisation == ["geo"] and out.usage.steps == 2
-    result = llm.requests[1]["messages"][-1]
-    assert result["role"] == "user" and result["content"].startswith("Result of get_logs:")
+    # the call goes back as a native call and its result as a tool message: the model's template renders both
+    call, result = llm.requests[1]["messages"][-2:]
+    assert call["tool_calls"][0]["function"]["name"] == "get_logs" and call["content"] == ""
+    assert result["role"] == "tool" and result["tool_call_id"] == call["tool_calls"][0]["id"]
     assert "connection refused" in result["content"]
 
 
@@ -208,18 +210,19 @@ async def test_http_500_is_retried_inside_the_loop(llm: ScriptedLLM, tools: Memo
     assert out.localisation == ["geo"] and out.usage.steps == 1 and len(llm.requests) == 2
 
 
-async def test_endpoint_down_for_good_is_a_temporary_error(llm: ScriptedLLM, tools: MemoryTools) -> None:
+async def test_endpoint_down_for_good_fails_the_work_as_temporary(llm: ScriptedLLM, tools: MemoryTools) -> None:
     llm.push(*[http_error(503)] * 5)
-    with pytest.raises(LLMUnavailable):
+    with pytest.raises(LLMFailed, match="HTTP 503") as failed:
         await diagnoser(llm, max_retries=2).diagnose(diagnose_request(), tools)
+    assert failed.value.temporary and isinstance(failed.value.cause, LLMUnavailable)
+    assert failed.value.usage.steps == 0
 
 
 async def test_step_limit_ends_with_a_clear_reason(llm: ScriptedLLM, tools: MemoryTools) -> None:
     llm.default = tool_call("list_objects", {"kind": "Pod", "namespace": NS})
-    out = await diagnoser(llm, max_steps=4).diagnose(diagnose_request(), tools)
-    assert out.localisation == [] and out.root_cause is None
-    assert out.summary.startswith("No diagnosis: step limit reached: the model made 4 calls")
-    assert out.usage.steps == 4 and len(llm.requests) == 4
+    with pytest.raises(LLMFailed, match="step limit reached: the model made 4 calls") as failed:
+        await diagnoser(llm, max_steps=4).diagnose(diagnose_request(), tools)
+    assert failed.value.usage.steps == 4 and len(llm.requests) == 4 and not failed.value.temporary
     assert "This is your last step: call submit_diagnosis now" in messages_text(llm.requests[-1])
     assert llm.requests[-1]["tool_choice"] == {"type": "function", "function": {"name": "submit_diagnosis"}}
     assert all(r["tool_choice"] == "auto" for r in llm.requests[:-1])
@@ -299,10 +302,10 @@ async def test_refusals_and_bad_writes_come_back_as_text(llm: ScriptedLLM, tools
         tool_call("scale", {"kind": "Deployment", "name": "geo", "replicas": -1}),
         tool_call("patch", {"kind": "Deployment", "name": "geo", "patch": "not an object"}),
         tool_call("end_transaction", {}),
-        tool_call("end_transaction", {"reason": "nothing safe to do"}),
+        tool_call("end_transaction", {"reason": "nothing safe to do", "fixed": False}),
     )
     out = await mitigator(llm).mitigate(mitigate_request(), tools)
-    assert out.done and tools.executed == []
+    assert out.done and not out.failed and tools.executed == []
     replies = tool_results(llm.requests[-1])
     assert replies[0].startswith("Namespace deletion detected")
     assert "Pipe detected" in replies[1]
@@ -354,14 +357,14 @@ async def test_mitigation_survives_the_endpoint_failing(llm: ScriptedLLM, tools:
     reasoner = mitigator(llm)
     reasoner.client.max_retries = 1
     out = await reasoner.mitigate(mitigate_request(), tools)
-    assert not out.done and "the LLM failed after 1 steps" in out.reason and out.usage.steps == 1
+    assert out.failed and "the LLM failed after 1 steps" in out.reason and out.usage.steps == 1
     assert len(tools.executed) == 1  # the write stands; the coordinator measures and decides
 
 
 async def test_mitigation_step_limit(llm: ScriptedLLM, tools: MemoryTools) -> None:
     llm.default = tool_call("get_events", {"namespace": NS})
     out = await mitigator(llm, max_steps=3).mitigate(mitigate_request(), tools)
-    assert not out.done and out.reason.startswith("step limit reached: the model made 3 calls without calling end_")
+    assert out.failed and out.reason.startswith("step limit reached: the model made 3 calls without calling end_")
     assert out.usage.steps == 3
 
 

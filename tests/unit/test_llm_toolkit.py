@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stratus.reasoners.llm import LLMMitigationReasoner, LLMOptions, ToolLoop, calls_in_text, parse_arguments
+from stratus.reasoners.llm import LLMMitigationReasoner, LLMOptions, calls_in_text, parse_arguments
 from stratus.reasoners.toolkit import diagnosis_toolbox, mitigation_toolbox, summarise_traces, truncate, with_namespace
 from stratus.settings import ReasonerSettings
 from tests.llm_server import MemoryTools
@@ -110,15 +110,6 @@ def test_from_settings_compact() -> None:
     reasoner = LLMMitigationReasoner.from_settings(settings)
     assert reasoner.options == LLMOptions.compact(12)
     assert reasoner.client.model == "local"
-
-
-def test_compaction_shortens_the_oldest_results_first() -> None:
-    loop = ToolLoop(client=None, context_chars=3000)  # type: ignore[arg-type]
-    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
-    messages += [{"role": "tool", "tool_call_id": str(i), "content": str(i) * 1000} for i in range(5)]
-    loop._compact(messages)
-    sizes = [len(m["content"]) for m in messages[2:]]
-    assert sizes[0] < 300 and sizes[1] < 300 and sizes[-1] == 1000 and sizes[-2] == 1000
 
 
 def test_summarise_no_traces() -> None:

@@ -444,8 +444,12 @@ FAULT_TYPES = set(get_args(FaultType))
 
 
 def test_every_mechanism_has_a_root_cause_in_aiopslab_vocabulary() -> None:
-    produced = set(re.findall(r'mechanism="(\w+)"', inspect.getsource(az)))
-    assert produced == set(az.ROOT_CAUSES)
+    from stratus.reasoners.rulebook import changes, relations
+
+    produced = {
+        m for mod in (az, relations) for m in re.findall(r'mechanism(?:=|, target = )"(\w+)"', inspect.getsource(mod))
+    }
+    assert produced | set(changes.CHANGE_MECHANISMS) == set(az.ROOT_CAUSES)
     for mechanism, rc in az.ROOT_CAUSES.items():
         assert rc.system_level in LEVELS and rc.fault_type in FAULT_TYPES, mechanism
 
@@ -454,18 +458,43 @@ def test_root_cause_follows_from_the_mechanism() -> None:
     """Kubernetes objects are the Virtualization level, the program and its configuration the Application level;
     a value written wrong is a Misconfiguration, an operator removing what the app needs an Operation Error."""
     by_class = {
-        ("Virtualization", "Misconfiguration"): {"service_target_port"},
-        ("Virtualization", "Operation Error"): {"scaled_to_zero", "stale_claim_ref", "missing_storage_class"},
-        ("Virtualization", "Dependency Problem"): {"unschedulable_placement", "upstream_unavailable"},
+        ("Virtualization", "Misconfiguration"): {
+            "service_target_port",
+            "recent_change",
+            "service_selector_mismatch",
+            "service_selects_foreign_pods",
+            "probe_port_mismatch",
+            "resources_exceed_nodes",
+            "untolerated_taints",
+            "limit_range_violation",
+            "host_port_conflict",
+            "dns_policy",
+        },
+        ("Virtualization", "Network/Storage Issue"): {"network_policy_deny"},
+        ("Virtualization", "Operation Error"): {
+            "scaled_to_zero",
+            "stale_claim_ref",
+            "missing_storage_class",
+            "node_cordoned",
+            "quota_exceeded",
+            "stuck_finalizer",
+        },
+        ("Virtualization", "Dependency Problem"): {
+            "unschedulable_placement",
+            "upstream_unavailable",
+            "admission_webhook_failure",
+        },
         ("Application", "Misconfiguration"): {
             "changed_template",
             "bad_image",
             "wrong_program",
             "client_wrong_port",
             "tls_required",
+            "recent_app_change",
+            "container_port_clash",
         },
         ("Application", "Authentication Issue"): {"database_auth"},
-        ("Application", "Dependency Problem"): {"crash_loop"},
+        ("Application", "Dependency Problem"): {"crash_loop", "init_container_failure"},
     }
     seen: dict[str, tuple[str, str]] = {}
     for (level, fault_type), mechanisms in by_class.items():

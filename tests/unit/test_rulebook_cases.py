@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from stratus.actions import Exec
 from stratus.contracts import DiagnoseRequest, DiagnosisReady, Lease, MitigateRequest
+from stratus.dataplane import inverse_of, render
 from stratus.reasoners.rulebook import RulebookDiagnosisReasoner, RulebookMitigationReasoner
 
 from .rulebook_cases.casetools import CaseTools, case_dirs, namespace_lease
@@ -69,9 +71,8 @@ async def test_mitigation(case: Path) -> None:
         params = action.model_dump(mode="json")
         for key, value in (want.get("params") or {}).items():
             assert params[key] == value, (action.target, key)
-        if "command_contains" in want:
-            assert want["command_contains"] in " ".join(params["command"])
-            assert params["inverse"], "an exec must declare its inverse"
+        if action.verb == "exec":
+            assert inverse_of(params["operation"], params["args"]), "an exec must have a catalogue inverse"
     if expected["refused"]:
         assert "needs a writer on scope cluster" in result.reason
         assert not result.done
@@ -95,6 +96,15 @@ async def test_database_repair_inverse_undoes_it() -> None:
     tools = CaseTools(case)
     await RulebookMitigationReasoner(settle_timeout_s=0).mitigate(mitigate_request(ns), tools)
     exe = tools.executed[0]
-    assert exe.verb == "exec"
-    assert exe.command[:8] == ["mongo", "admin", "--quiet", "-u", "root", "-p", "root", "--authenticationDatabase"]  # type: ignore[union-attr]
-    assert exe.inverse[-1] == "db.getSiblingDB('admin').dropUser('admin')"  # type: ignore[union-attr]
+    assert isinstance(exe, Exec) and exe.operation == "mongodb.create_declared_user"
+    assert inverse_of(exe.operation, exe.args) == ("mongodb.drop_user", {"db": "admin", "user": "admin"})
+    pod = await tools.get_object("Pod", ns, exe.name)
+    assert pod is not None
+    container = next(c for c in pod["spec"]["containers"] if c["name"] == exe.container)
+    cms = {o["metadata"]["name"]: o for o in tools.objects if o["kind"] == "ConfigMap"}
+    argv = render(exe.operation, exe.args, pod, container, lambda _ns, name: cms.get(name))
+    # The admin credentials are the container's own env, expanded in the container: never on the command line.
+    assert argv[:2] == ["sh", "-c"] and '-p "$MONGO_INITDB_ROOT_PASSWORD"' in argv[2]
+    root_pwd = next(e["value"] for e in container["env"] if e["name"] == "MONGO_INITDB_ROOT_PASSWORD")
+    assert all(f"-p {root_pwd}" not in a and a != root_pwd for a in argv)
+    assert '"user":"admin"' in argv[-1] and '"role":"readWrite","db":"geo-db"' in argv[-1]

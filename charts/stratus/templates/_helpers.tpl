@@ -60,6 +60,10 @@ app.kubernetes.io/component: {{ .name }}
 {{- default (printf "%s-webhook" (include "stratus.fullname" .)) .Values.webhook.existingSecret }}
 {{- end }}
 
+{{- define "stratus.approvalsSecretName" -}}
+{{- default (printf "%s-approvals" (include "stratus.fullname" .)) .Values.approvals.existingSecret }}
+{{- end }}
+
 {{- define "stratus.llmSecretName" -}}
 {{- default (printf "%s-llm" (include "stratus.fullname" .)) .Values.llm.existingSecret }}
 {{- end }}
@@ -98,6 +102,24 @@ settings class defines (stratus/settings.py); tests/unit/test_chart.py checks it
 {{- end }}
 - name: STRATUS_LOG_LEVEL
   value: {{ $root.Values.logLevel | quote }}
+- name: STRATUS_SUBJECT_PREFIX
+  value: {{ $root.Values.bus.subjectPrefix | quote }}
+{{- with $root.Values.bus.streamPrefix }}
+- name: STRATUS_STREAM_PREFIX
+  value: {{ . | quote }}
+{{- end }}
+{{- with $root.Values.bus.durablePrefix }}
+- name: STRATUS_DURABLE_PREFIX
+  value: {{ . | quote }}
+{{- end }}
+- name: STRATUS_PARTITIONS
+  value: {{ $root.Values.bus.partitions | quote }}
+- name: STRATUS_LOG_FORMAT
+  value: {{ $root.Values.bus.logFormat | quote }}
+{{- with $root.Values.bus.otlpEndpoint }}
+- name: STRATUS_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
 - name: STRATUS_METRICS_PORT
   value: {{ $root.Values.metricsPort | quote }}
 - name: STRATUS_SCOPES
@@ -116,6 +138,40 @@ settings class defines (stratus/settings.py); tests/unit/test_chart.py checks it
     secretKeyRef:
       name: {{ include "stratus.webhookSecretName" $root }}
       key: {{ $root.Values.webhook.existingSecretKey }}
+{{- $notify := $root.Values.notifications }}
+{{- $notifySecret := default (printf "%s-notifications" (include "stratus.fullname" $root)) $notify.existingSecret }}
+{{- range $key, $var := dict "slack-url" "STRATUS_NOTIFY_SLACK_URL" "webhook-url" "STRATUS_NOTIFY_WEBHOOK_URL" "webhook-token" "STRATUS_NOTIFY_WEBHOOK_TOKEN" }}
+{{- $inline := get (dict "slack-url" $notify.slackUrl "webhook-url" $notify.webhookUrl "webhook-token" $notify.webhookToken) $key }}
+{{- if or $notify.existingSecret $inline }}
+- name: {{ $var }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $notifySecret }}
+      key: {{ $key }}
+      {{- if $notify.existingSecret }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- end }}
+- name: STRATUS_NOTIFY_EVENTS
+  value: {{ $notify.events | toJson | quote }}
+- name: STRATUS_NOTIFY_RATE_PER_MIN
+  value: {{ $notify.ratePerMinute | quote }}
+{{- if $root.Values.approvals.enabled }}
+- name: STRATUS_APPROVAL_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "stratus.approvalsSecretName" $root }}
+      key: {{ $root.Values.approvals.existingSecretKey }}
+{{- end }}
+{{- end }}
+{{- if eq $name "coordinator" }}
+- name: STRATUS_MODE
+  value: {{ $root.Values.modes.default | quote }}
+- name: STRATUS_MODES
+  value: {{ $root.Values.modes.scopes | toJson | quote }}
+- name: STRATUS_APPROVAL_TIMEOUT_S
+  value: {{ $root.Values.modes.approvalTimeoutSeconds | quote }}
 {{- end }}
 {{- if $severity }}
 {{- with $root.Values.observability.alertmanagerUrl }}
@@ -153,6 +209,10 @@ settings class defines (stratus/settings.py); tests/unit/test_chart.py checks it
 {{- if eq $name "mitigator" }}
 - name: STRATUS_POLICY
   value: {{ $svc.policy | default "auto" | quote }}
+{{- if $root.Values.writePolicy.scopes }}
+- name: STRATUS_WRITE_POLICY
+  value: {{ $root.Values.writePolicy | toJson | quote }}
+{{- end }}
 {{- end }}
 {{- with $root.Values.extraEnv }}
 {{ toYaml . }}

@@ -58,6 +58,25 @@ ROOT_CAUSES: dict[str, RootCause] = {
     "tls_required": _rc("Application", "Misconfiguration"),  # the server's TLS settings reject its clients
     "database_auth": _rc("Application", "Authentication Issue"),  # the database refuses the client's user
     "crash_loop": _rc("Application", "Dependency Problem"),  # crashing for a reason no analyzer recognised
+    # Relations (``relations``): the API's own semantics say the objects cannot work together.
+    "service_selector_mismatch": _rc("Virtualization", "Misconfiguration"),  # a selector that picks no pod
+    "service_selects_foreign_pods": _rc("Virtualization", "Misconfiguration"),  # ...or pods that cannot serve it
+    "probe_port_mismatch": _rc("Virtualization", "Misconfiguration"),  # a probe on a port the container lacks
+    "resources_exceed_nodes": _rc("Virtualization", "Misconfiguration"),  # requests no node can allocate
+    "untolerated_taints": _rc("Virtualization", "Misconfiguration"),  # taints the pods do not tolerate
+    "node_cordoned": _rc("Virtualization", "Operation Error"),  # an operator cordoned the nodes the pods need
+    "network_policy_deny": _rc("Virtualization", "Network/Storage Issue"),  # a policy drops the traffic
+    "quota_exceeded": _rc("Virtualization", "Operation Error"),  # a quota refuses new pods
+    "limit_range_violation": _rc("Virtualization", "Misconfiguration"),  # a LimitRange refuses the pods
+    "admission_webhook_failure": _rc("Virtualization", "Dependency Problem"),  # a webhook refuses or is down
+    "stuck_finalizer": _rc("Virtualization", "Operation Error"),  # a deletion a finalizer holds
+    "init_container_failure": _rc("Application", "Dependency Problem"),  # an init container keeps failing
+    "container_port_clash": _rc("Application", "Misconfiguration"),  # two containers of a pod on one port
+    "host_port_conflict": _rc("Virtualization", "Misconfiguration"),  # a hostPort taken on every node
+    "dns_policy": _rc("Virtualization", "Misconfiguration"),  # pods bypass the cluster DNS and resolve nothing
+    # Changes since the last healthy state (``changes``): the orchestrator's objects, or the program and its config.
+    "recent_change": _rc("Virtualization", "Misconfiguration"),
+    "recent_app_change": _rc("Application", "Misconfiguration"),
 }
 """Each mechanism's category in AIOpsLab's vocabulary (``system_level`` / ``fault_type``), from the mechanism alone.
 
@@ -93,7 +112,7 @@ class Finding(BaseModel):
 Analyzer = Callable[[Snapshot], list[Finding]]
 
 
-CRASHING = {"CrashLoopBackOff", "Error", "RunContainerError", "CreateContainerError"}
+CRASHING = {"CrashLoopBackOff", "Error", "StartError", "RunContainerError", "CreateContainerError"}
 PULLING = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName"}
 
 
@@ -373,7 +392,7 @@ def unbound_claims(snap: Snapshot) -> list[Finding]:
                     facts={"pv": name_of(pv), "pvc": pvc_name, "scope": "cluster"},
                 )
             )
-        elif sc and sc not in classes:
+        if sc and sc not in classes:  # one claim may carry both findings: each has its own fix
             static = [pv for pv in snap.of("PersistentVolume") if spec(pv).get("storageClassName") == sc]
             evidence.append(f"StorageClass/{sc} does not exist")
             out.append(
@@ -953,7 +972,11 @@ ANALYZERS: tuple[Analyzer, ...] = (
 """Every analyzer, roughly from the most specific mechanism to the most generic symptom."""
 
 
-def analyze(snap: Snapshot, analyzers: tuple[Analyzer, ...] = ANALYZERS) -> list[Finding]:
-    """Run the analyzers; findings sorted by confidence, causes before their symptoms."""
+def analyze(snap: Snapshot, analyzers: tuple[Analyzer, ...] | None = None) -> list[Finding]:
+    """Run the analyzers (default: these and the relation analyzers); by confidence, causes before symptoms."""
+    if analyzers is None:
+        from stratus.reasoners.rulebook.relations import RELATIONS  # it builds on this module's helpers
+
+        analyzers = ANALYZERS + RELATIONS
     findings = [f for a in analyzers for f in a(snap)]
     return sorted(findings, key=lambda f: (f.caused_by is not None, -f.confidence))

@@ -8,8 +8,10 @@ explains come next (a fault the rulebook has no analyzer for still gets localise
 from __future__ import annotations
 
 from stratus.contracts import DiagnoseRequest, DiagnosisReady, Usage
+from stratus.lastgood import LastGoodSource
 from stratus.reasoners.bootstrap import CallGraph, Hypothesis, build_call_graph
 from stratus.reasoners.rulebook.analyzers import Finding, analyze
+from stratus.reasoners.rulebook.changes import change_findings
 from stratus.reasoners.rulebook.recipes import plan_for
 from stratus.reasoners.rulebook.snapshot import Snapshot, collect, name_of
 from stratus.reasoning import ClusterTools
@@ -66,13 +68,16 @@ def describe(finding: Finding, namespace: str, scope: str) -> tuple[str, list[st
 class RulebookDiagnosisReasoner:
     """Generic Kubernetes analyzers plus trace bootstrapping; the default diagnosis reasoner without an LLM."""
 
+    def __init__(self, lastgood: LastGoodSource | None = None) -> None:
+        self.lastgood = lastgood
+
     async def diagnose(self, request: DiagnoseRequest, tools: ClusterTools) -> DiagnosisReady:
         snap = await collect(tools, request.scope)
-        return diagnose_snapshot(request, snap)
+        return diagnose_snapshot(request, snap, await change_findings(self.lastgood, tools, snap))
 
 
-def diagnose_snapshot(request: DiagnoseRequest, snap: Snapshot) -> DiagnosisReady:
-    findings = analyze(snap)
+def diagnose_snapshot(request: DiagnoseRequest, snap: Snapshot, changes: list[Finding] | None = None) -> DiagnosisReady:
+    findings = sorted(analyze(snap) + (changes or []), key=lambda f: (f.caused_by is not None, -f.confidence))
     graph = build_call_graph(snap.traces)
     localisation = rank(snap, findings, graph)[:MAX_LOCALISATION]
     evidence: list[str] = []

@@ -3,7 +3,9 @@
 Why it re-reads instead of trusting the diagnosis alone: an attempt after an abort starts from the restored state,
 and the diagnosis may be minutes old; the analyzers are cheap. The diagnosis still orders the plans (its first
 component first). Plans are run root causes first; a plan whose first write an aborted attempt already tried (the
-reflections) is skipped; a blind restart runs only when nothing better is left. Every write goes through
+reflections) is skipped; a blind restart runs only when nothing better is left. With a last-known-good snapshot
+(``changes``), an object an analyzer blames is first put back as it was when healthy (history beats inference), and
+when no analyzer has a fix the changes tied to the incident are reverted one per transaction. Every write goes through
 ``tools.execute`` (confinement, dry run, journal, lease), and a refusal is recorded and the next plan tried: a fix that
 needs a cluster-scoped write under a namespace lease is reported as such, not forced.
 """
@@ -17,36 +19,71 @@ from dataclasses import dataclass, field
 from stratus.actions import Action, RolloutRestart
 from stratus.contracts import MitigateRequest
 from stratus.errors import PermanentError
+from stratus.lastgood import LastGoodSource
 from stratus.reasoners.rulebook.analyzers import Finding, analyze
+from stratus.reasoners.rulebook.changes import change_findings
 from stratus.reasoners.rulebook.recipes import Plan, plan_for, tried_before
 from stratus.reasoners.rulebook.snapshot import Snapshot, collect
 from stratus.reasoning import MitigationResult, MitigationTools
 
 MIN_CONFIDENCE = 0.5
+REVERT = "revert_change"
 
 
 def choose_plans(findings: list[Finding], namespace: str, reflections: list[str], first: str | None) -> list[Plan]:
     """The plans to run, in order: root causes (diagnosed component first), then a restart only as a last resort."""
     plans: list[Plan] = []
-    signatures: set[str] = set()
+    signatures: set[tuple[str, str]] = set()
     ordered = sorted(findings, key=lambda f: (f.caused_by is not None, f.component != first, -f.confidence))
     for f in ordered:
         if f.confidence < MIN_CONFIDENCE and f.mechanism != "crash_loop":
             continue
         plan = plan_for(f, namespace)
-        if plan is None or plan.signature in signatures:
+        if plan is None or (plan.signature, plan.marker) in signatures:
             continue
-        signatures.add(plan.signature)
+        signatures.add((plan.signature, plan.marker))
         plans.append(plan)
     fresh = [p for p in plans if not tried_before(p, reflections)]
-    roots = [p for p in fresh if not p.last_resort]
+    roots = [p for p in fresh if not p.last_resort and p.recipe != REVERT]
+    # Changes on the component the diagnosis localised first (traces and changes together) are reverted first.
+    reverts = sorted(
+        (p for p in fresh if p.recipe == REVERT),
+        key=lambda p: (p.finding.component != first, int(p.finding.facts.get("rank", 0))),
+    )
+    if roots and reverts:
+        roots = _history_first(roots, reverts, [p for p in plans if p.recipe == REVERT and p not in fresh])
     if roots:
         chosen = roots
+    elif reverts:
+        chosen = reverts[:1]  # one change per transaction: a revert that does not help is undone alone
     else:
         explained = {f.component for f in findings if not f.caused_by and f.mechanism != "crash_loop"}
         chosen = [p for p in fresh if p.last_resort and p.finding.component not in explained][:1]
     _add_client_restarts(chosen, findings, namespace)
     return chosen
+
+
+def _object(target: str) -> tuple[str, str]:
+    """``Kind/name`` of an analyzer's target or a change's ``Kind/namespace/name``, as (kind, name)."""
+    parts = target.split("/")
+    return parts[0], parts[-1]
+
+
+def _history_first(roots: list[Plan], reverts: list[Plan], tried: list[Plan]) -> list[Plan]:
+    """An analyzer's fix invents a value; the last healthy state of the very object it blames is known. So the
+    object's best-ranked change is reverted instead, once: if that revert was tried and undone, the analyzer's fix
+    runs."""
+    done = {_object(p.finding.target) for p in tried}
+    best: dict[tuple[str, str], Plan] = {}
+    for p in reverts:
+        best.setdefault(_object(p.finding.target), p)
+    out: list[Plan] = []
+    for p in roots:
+        key = _object(p.finding.target)
+        chosen = best[key] if key in best and key not in done else p
+        if chosen not in out:
+            out.append(chosen)
+    return out
 
 
 def _add_client_restarts(plans: list[Plan], findings: list[Finding], namespace: str) -> None:
@@ -77,14 +114,17 @@ class _Run:
 class RulebookMitigationReasoner:
     """Generic Kubernetes fix recipes; the default mitigation reasoner when no LLM is configured."""
 
-    def __init__(self, *, settle_timeout_s: float = 30.0, poll_s: float = 1.0) -> None:
+    def __init__(
+        self, *, settle_timeout_s: float = 30.0, poll_s: float = 1.0, lastgood: LastGoodSource | None = None
+    ) -> None:
         self.settle_timeout_s = settle_timeout_s
         self.poll_s = poll_s
+        self.lastgood = lastgood
 
     async def mitigate(self, request: MitigateRequest, tools: MitigationTools) -> MitigationResult:
         namespace = request.scope
         snap = await collect(tools, namespace, with_traces=False)
-        findings = analyze(snap)
+        findings = analyze(snap) + await change_findings(self.lastgood, tools, snap)
         first = request.diagnosis.localisation[0] if request.diagnosis and request.diagnosis.localisation else None
         plans = choose_plans(findings, namespace, request.reflections, first)
         if not plans:

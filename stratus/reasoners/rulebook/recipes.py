@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stratus.actions import Action, Create, Exec, Patch, RolloutRestart, RolloutUndo, Scale
+from stratus.actions import Action, Create, Delete, Exec, Patch, RolloutRestart, RolloutUndo, Scale, Uncordon
 from stratus.reasoners.rulebook.analyzers import Finding
+from stratus.reasoners.rulebook.changes import revert_plan_actions
 
 LAST_RESORT = frozenset({"crash_loop"})
 """Mechanisms whose recipe is a blind restart: used only when no other recipe applies."""
@@ -30,6 +31,15 @@ class Plan:
     then: list[Action] = field(default_factory=list)
     wait_for: str | None = None
     note: str = ""
+    marker: str = ""
+    """Text that tells this plan's first write apart from another plan's on the same object in a reflection (for a
+    JSON patch: its first operation and path, as the coordinator's reflection prints them)."""
+
+    def __post_init__(self) -> None:
+        first = self.actions[0] if self.actions else None
+        if not self.marker and isinstance(first, Patch) and first.patch_type == "json" and first.patch:
+            op = first.patch[0] if isinstance(first.patch, list) else {}
+            self.marker = f"{{'op': '{op.get('op')}', 'path': '{op.get('path')}'"
 
     @property
     def signature(self) -> str:
@@ -116,35 +126,24 @@ def fix_wrong_program(f: Finding, ns: str) -> Plan:
     return Plan("restore_program", f, [patch], note=f"command -> {f.facts['command']}")
 
 
-def _js_roles(roles: list[dict[str, str]]) -> str:
-    return "[" + ", ".join(f"{{role: '{r['role']}', db: '{r['db']}'}}" for r in roles) + "]"
-
-
 def fix_database_auth(f: Finding, ns: str) -> Plan | None:
-    admin = f.facts.get("admin") or {}
-    if not admin:
+    """Repair the client's database user through the data-plane catalogue (``stratus.dataplane``): grant the roles
+    its init scripts declare, or recreate it as they declare it. The admin credentials stay in the container's env."""
+    if not f.facts.get("admin"):
         return None
     db, user, roles = f.facts["auth_db"], f.facts["user"], f.facts["roles"]
-    target = f"db.getSiblingDB('{db}')"
     if f.facts["repair"] == "grant":
-        script = f"{target}.grantRolesToUser('{user}', {_js_roles(roles)})"
-        inverse = f"{target}.revokeRolesFromUser('{user}', {_js_roles(roles)})"
+        operation, args = "mongodb.grant_roles", {"db": db, "user": user, "roles": roles}
     else:
-        script = f"{target}.createUser({{user: '{user}', pwd: '{f.facts['pwd']}', roles: {_js_roles(roles)}}})"
-        inverse = f"{target}.dropUser('{user}')"
-    shell = ["mongo", admin["db"], "--quiet", "-u", admin["user"], "-p", admin["pwd"], "--authenticationDatabase"]
-    shell.append(admin["db"])
+        operation, args = "mongodb.create_declared_user", {"db": db, "user": user}
     exe = Exec(
-        namespace=ns,
-        name=f.facts["db_pod"],
-        container=f.facts.get("db_container"),
-        command=[*shell, "--eval", script],
-        inverse=[*shell, "--eval", inverse],
+        namespace=ns, name=f.facts["db_pod"], container=f.facts.get("db_container"), operation=operation, args=args
     )
     restarts: list[Action] = [
         RolloutRestart(kind="Deployment", namespace=ns, name=c) for c in f.facts.get("clients") or [] if c
     ]
-    return Plan("database_user_repair", f, [exe], then=restarts, note=script)
+    role_names = ", ".join(f"{r['role']}@{r['db']}" for r in roles)
+    return Plan("database_user_repair", f, [exe], then=restarts, note=f"{operation} {user}@{db} ({role_names})")
 
 
 def fix_tls_required(f: Finding, ns: str) -> Plan | None:
@@ -172,6 +171,107 @@ def fix_crash_loop(f: Finding, ns: str) -> Plan | None:
     return Plan("restart", f, [RolloutRestart(kind=f.facts["kind"], namespace=ns, name=f.facts["name"])])
 
 
+def fix_revert_change(f: Finding, ns: str) -> Plan | None:
+    """Put one changed unit back as the last healthy snapshot had it (one candidate per transaction)."""
+    actions = revert_plan_actions(f)
+    if not actions:
+        return None
+    pointer = str(f.facts.get("pointer") or "")
+    note = f"revert {f.target} {pointer}".strip() + " to its last healthy value"
+    return Plan("revert_change", f, actions, note=note)
+
+
+def fix_service_selector(f: Finding, ns: str) -> Plan | None:
+    if not f.facts.get("new"):
+        return None
+    ops: list[dict[str, Any]] = [
+        {"op": "test", "path": "/spec/selector", "value": f.facts["old"]},
+        {"op": "replace", "path": "/spec/selector", "value": f.facts["new"]},
+    ]
+    patch = Patch(kind="Service", namespace=ns, name=f.facts["service"], patch_type="json", patch=ops)
+    return Plan("service_selector", f, [patch], note=f"selector -> {f.facts['new']}")
+
+
+def fix_probe_port(f: Finding, ns: str) -> Plan | None:
+    if f.facts.get("to") is None:
+        return None
+    ops: list[dict[str, Any]] = [
+        {"op": "test", "path": f.facts["path"], "value": f.facts["from"]},
+        {"op": "replace", "path": f.facts["path"], "value": f.facts["to"]},
+    ]
+    patch = Patch(kind=f.facts["kind"], namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
+    return Plan("probe_port", f, [patch], note=f"probe port {f.facts['from']!r} -> {f.facts['to']}")
+
+
+def fix_resources(f: Finding, ns: str) -> Plan | None:
+    """Back to the revision whose pods fit; without one, drop the requests (and limits) no node can give."""
+    if f.facts.get("revision"):
+        undo = RolloutUndo(kind="Deployment", namespace=ns, name=f.facts["name"], to_revision=f.facts["revision"])
+        return Plan("rollout_undo", f, [undo], note=f"back to revision {f.facts['revision']}, whose pods fit")
+    ops: list[dict[str, Any]] = []
+    for field_ in f.facts.get("fields") or []:
+        ops += [
+            {"op": "test", "path": field_["path"], "value": field_["old"]},
+            {"op": "remove", "path": field_["path"]},
+        ]
+    if not ops:
+        return None
+    patch = Patch(kind=f.facts["kind"], namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
+    return Plan("drop_oversized_resources", f, [patch], note="remove the requests no node can allocate")
+
+
+def fix_untolerated_taints(f: Finding, ns: str) -> Plan | None:
+    tolerations = f.facts.get("tolerations") or []
+    if not tolerations:
+        return None
+    path = "/spec/template/spec/tolerations"
+    ops: list[dict[str, Any]] = (
+        [{"op": "add", "path": f"{path}/-", "value": t} for t in tolerations]
+        if f.facts.get("has_tolerations")
+        else [{"op": "add", "path": path, "value": tolerations}]
+    )
+    patch = Patch(kind=f.facts["kind"], namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
+    return Plan("tolerate_taints", f, [patch], note="tolerate the nodes' taints")
+
+
+def fix_cordoned(f: Finding, ns: str) -> Plan | None:
+    nodes = f.facts.get("nodes") or []
+    if not nodes:
+        return None
+    actions: list[Action] = [Uncordon(name=n) for n in nodes]
+    return Plan("uncordon", f, actions, note="uncordon the nodes (cluster scope)")
+
+
+def fix_network_policy(f: Finding, ns: str) -> Plan:
+    delete = Delete(kind="NetworkPolicy", namespace=ns, name=f.facts["policy"])
+    return Plan(
+        "delete_network_policy", f, [delete], note="remove the policy that drops all traffic (undo recreates it)"
+    )
+
+
+def fix_init_container(f: Finding, ns: str) -> Plan | None:
+    if not f.facts.get("revision") or f.facts.get("kind") != "Deployment":
+        return None
+    undo = RolloutUndo(kind="Deployment", namespace=ns, name=f.facts["name"], to_revision=f.facts["revision"])
+    return Plan("rollout_undo", f, [undo], note=f"back to revision {f.facts['revision']}, whose init containers ran")
+
+
+def fix_host_port(f: Finding, ns: str) -> Plan:
+    ops: list[dict[str, Any]] = []
+    for path, old in zip(f.facts["paths"], f.facts["old"], strict=True):
+        ops += [{"op": "test", "path": path, "value": old}, {"op": "remove", "path": path}]
+    patch = Patch(kind=f.facts["kind"], namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
+    return Plan("drop_host_port", f, [patch], note="serve through the Service instead of a node's port")
+
+
+def fix_dns_policy(f: Finding, ns: str) -> Plan:
+    ops: list[dict[str, Any]] = [{"op": "add", "path": "/spec/template/spec/dnsPolicy", "value": "ClusterFirst"}]
+    if f.facts.get("config"):
+        ops.append({"op": "remove", "path": "/spec/template/spec/dnsConfig"})
+    patch = Patch(kind=f.facts["kind"], namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
+    return Plan("cluster_dns", f, [patch], note="dnsPolicy ClusterFirst")
+
+
 RECIPES: dict[str, Recipe] = {
     "service_target_port": fix_target_port,
     "scaled_to_zero": fix_scaled_to_zero,
@@ -183,6 +283,18 @@ RECIPES: dict[str, Recipe] = {
     "database_auth": fix_database_auth,
     "tls_required": fix_tls_required,
     "crash_loop": fix_crash_loop,
+    "service_selector_mismatch": fix_service_selector,
+    "service_selects_foreign_pods": fix_service_selector,
+    "probe_port_mismatch": fix_probe_port,
+    "resources_exceed_nodes": fix_resources,
+    "untolerated_taints": fix_untolerated_taints,
+    "node_cordoned": fix_cordoned,
+    "network_policy_deny": fix_network_policy,
+    "init_container_failure": fix_init_container,
+    "host_port_conflict": fix_host_port,
+    "dns_policy": fix_dns_policy,
+    "recent_change": fix_revert_change,
+    "recent_app_change": fix_revert_change,
 }
 """Mechanism -> recipe. Mechanisms without one (symptoms such as ``upstream_unavailable``) only inform."""
 
@@ -194,4 +306,5 @@ def plan_for(finding: Finding, namespace: str) -> Plan | None:
 
 def tried_before(plan: Plan, reflections: list[str]) -> bool:
     """Whether an earlier, aborted attempt already ran this plan's first write (as the reflections describe it)."""
-    return any(plan.signature in r for r in reflections)
+    # A reflection that does not print the patch operations can only be matched on the write's target.
+    return any(plan.signature in r and (plan.marker in r or "'op':" not in r) for r in reflections)

@@ -28,6 +28,8 @@ NAMESPACED_KINDS = (
     "ConfigMap",
 )
 CLUSTER_KINDS = ("PersistentVolume", "StorageClass", "Node")
+OPTIONAL_KINDS = ("NetworkPolicy", "ResourceQuota", "LimitRange")
+"""Namespaced kinds some clusters do not serve: a failed read of them is not worth a note."""
 
 
 def meta(obj: Obj) -> dict[str, Any]:
@@ -203,7 +205,17 @@ async def collect(
             snap.objects[kind] = []
             snap.read_errors.append(f"list {kind}: {exc}")
 
-    await asyncio.gather(*(listing(k, namespace) for k in NAMESPACED_KINDS), *(listing(k, None) for k in CLUSTER_KINDS))
+    async def optional(kind: str) -> None:
+        try:
+            snap.objects[kind] = list(await tools.list_objects(kind, namespace))
+        except Exception:
+            snap.objects[kind] = []
+
+    await asyncio.gather(
+        *(listing(k, namespace) for k in NAMESPACED_KINDS),
+        *(listing(k, None) for k in CLUSTER_KINDS),
+        *(optional(k) for k in OPTIONAL_KINDS),
+    )
     try:
         snap.events = list(await tools.events(namespace))
     except Exception as exc:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -55,7 +54,6 @@ def test_serve_writes_a_kubeconfig_and_stops_on_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_bench_api_prints_percentiles() -> None:
-    t0 = time.monotonic()
     out = subprocess.run(
         [sys.executable, "-m", "arena.bench_api", "--pods", "5", "--rounds", "5", "--clients", "2", "--seconds", "0.5"],
         capture_output=True,
@@ -64,4 +62,3 @@ def test_bench_api_prints_percentiles() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "p50 ms" in out.stdout and "list 5 pods" in out.stdout and "create configmap" in out.stdout
-    assert time.monotonic() - t0 < 60

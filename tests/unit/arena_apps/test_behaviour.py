@@ -8,7 +8,7 @@ import pytest
 from arena.behaviour.chaos import ChaosSpec, ChaosTarget, chaos_configmap
 from arena.behaviour.model import AppBehaviour
 from arena.behaviour.requests import RequestModel
-from arena.behaviour.world import Runtime
+from arena.behaviour.world import Runtime, pod_key
 
 from .minicluster import MiniCluster
 
@@ -189,7 +189,7 @@ def test_unknown_binary_and_image(hotel: MiniCluster) -> None:
     pod["spec"]["containers"][0]["command"] = ["nope"]
     hotel.start(pod)
     out = hotel.outcomes[(pod["metadata"]["name"], "hotel-reserv-user")]
-    assert out.result == "crash" and "executable file not found" in out.message
+    assert out.result == "start_error" and "executable file not found" in out.message
     pod["spec"]["containers"][0]["image"] = "yinfangchen/hotelreservation:nope"
     hotel.start(pod)
     assert hotel.outcomes[(pod["metadata"]["name"], "hotel-reserv-user")].result == "pull_error"
@@ -226,3 +226,128 @@ def test_chaos_network_delay_and_pod_failure(hotel: MiniCluster) -> None:
     assert hotel.behaviour.alive(hotel, user, c) is not None
     assert hotel.behaviour.ready(hotel, user, c) is False
     assert model.http(hotel, HOTEL, "frontend", 5000, "GET", "/user").status == 500
+
+
+def test_containers_of_a_pod_share_ports_the_later_bind_fails(hotel: MiniCluster) -> None:
+    pod = hotel.pods(HOTEL, **{"io.kompose.service": "frontend"})[0]
+    sidecar = {"name": "sidecar", "image": "busybox:latest", "command": ["nc", "-lk", "-p", "5000"]}
+    pod["spec"]["containers"].append(sidecar)
+    hotel.start(pod)
+    name = pod["metadata"]["name"]
+    assert hotel.outcomes[(name, "hotel-reserv-frontend")].result == "running"
+    out = hotel.outcomes[(name, "sidecar")]
+    assert out.result == "crash" and out.logs == ["nc: bind: Address in use"]
+    sidecar["command"] = ["nc", "-lk", "-p", "5001"]
+    hotel.start(pod)
+    assert hotel.outcomes[(name, "sidecar")].result == "running"
+
+
+def test_memory_limit_below_the_program_oom_kills_it(hotel: MiniCluster) -> None:
+    pod = hotel.pods(HOTEL, **{"io.kompose.service": "mongodb-rate"})[0]
+    pod["spec"]["containers"][0]["resources"] = {"limits": {"memory": "10Mi"}}
+    hotel.start(pod)
+    out = hotel.outcomes[(pod["metadata"]["name"], "hotel-reserv-rate-mongo")]
+    assert out.result == "crash" and out.exit_code == 137 and "oom" in out.message.lower()
+
+
+def test_probe_answers_from_state(hotel: MiniCluster) -> None:
+    pod = hotel.pods(HOTEL, **{"io.kompose.service": "frontend"})[0]
+    c = pod["spec"]["containers"][0]
+    b = hotel.behaviour
+    assert b.probe(hotel, pod, c, {"tcpSocket": {"port": 5000}}) is None
+    assert "connection refused" in str(b.probe(hotel, pod, c, {"httpGet": {"path": "/healthz", "port": 8080}}))
+    assert b.probe(hotel, pod, c, {"httpGet": {"path": "/healthz", "port": 5000}}) == (
+        "HTTP probe failed with statuscode: 404"
+    )
+    assert b.probe(hotel, pod, c, {"httpGet": {"path": "/hotels?x=1", "port": 5000}}) is None
+    assert b.probe(hotel, pod, c, {"exec": {"command": ["true"]}}) is None
+    assert b.probe(hotel, pod, c, {"exec": {"command": ["nope"]}})
+    assert "within 1s" in str(b.probe(hotel, pod, c, {"grpc": {"port": 9999}}))
+
+
+def test_sleep_infinity_keeps_an_init_container_running(social: MiniCluster) -> None:
+    pod = social.pods(SOCIAL, app="user-service")[0]
+    pod["spec"]["containers"][0] = {"name": "hang", "image": "busybox:1.36", "command": ["sleep", "infinity"]}
+    social.start(pod)
+    assert social.outcomes[(pod["metadata"]["name"], "hang")].keeps_running
+    pod["spec"]["containers"][0]["command"] = ["sleep", "15"]
+    social.start(pod)
+    assert not social.outcomes[(pod["metadata"]["name"], "hang")].keeps_running
+
+
+def test_rate_panics_when_its_cache_is_gone(hotel: MiniCluster) -> None:
+    del hotel.objects[("Service", HOTEL, "memcached-rate")]
+    assert 500 in requests(hotel, HOTEL, "frontend", 5000, "/hotels?inDate=2015-04-09", n=5)
+    rate = hotel.pods(HOTEL, **{"io.kompose.service": "rate"})[0]
+    b = hotel.behaviour
+    out = b.alive(hotel, rate, rate["spec"]["containers"][0])
+    assert out is not None and out.result == "crash" and out.exit_code == 2
+    assert any("memmcached error" in line for line in out.logs)
+    assert b.alive(hotel, rate, rate["spec"]["containers"][0]) is None, "one panic per instance"
+
+
+def test_a_mongod_two_majors_newer_refuses_the_data_files(hotel: MiniCluster) -> None:
+    pod = hotel.pods(HOTEL, **{"io.kompose.service": "mongodb-geo"})[0]
+    name = pod["metadata"]["name"]
+    c = pod["spec"]["containers"][0]
+    c["image"] = "mongo:8.0.14-rc0"
+    hotel.start(pod)
+    out = hotel.outcomes[(name, c["name"])]
+    assert out.result == "crash" and out.exit_code == 62 and "featureCompatibilityVersion" in out.logs[-1]
+    c["image"] = "mongo:4.4.6"
+    hotel.start(pod)
+    assert hotel.outcomes[(name, c["name"])].result == "running"
+
+
+def test_a_warming_up_service_fails_http_probes_until_warm(social: MiniCluster) -> None:
+    pod = social.pods(SOCIAL, app="user-service")[0]
+    c = {"name": "aux", "image": "python:3.9-slim", "command": ["python", "/scripts/server.py"]}
+    pod["spec"]["containers"][0] = c
+    social.start(pod)
+    b = social.behaviour
+    health = {"httpGet": {"path": "/health", "port": 8080}}
+    assert b.probe(social, pod, c, health) == "HTTP probe failed with statuscode: 503"
+    started = b.rt.started[(pod_key(pod), "aux")]
+    b.rt.clock = lambda: started + 15 * b.rt.probe_scale + 0.01
+    assert b.probe(social, pod, c, health) is None
+
+
+def test_four_ephemeral_ports_leave_some_frontend_backend_unreachable(hotel: MiniCluster) -> None:
+    assert set(requests(hotel, HOTEL, "frontend", 5000, "/hotels?inDate=2015-04-09", n=3)) == {200}
+    for pod in hotel.pods(HOTEL, **{"io.kompose.service": "frontend"}):
+        sysctl = {"name": "net.ipv4.ip_local_port_range", "value": "32000 32003"}
+        pod["spec"]["securityContext"] = {"sysctls": [sysctl]}
+        hotel.behaviour.rt.source_ports.pop(pod["metadata"]["uid"], None)
+    codes = requests(hotel, HOTEL, "frontend", 5000, "/hotels?inDate=2015-04-09", n=3)
+    codes += requests(hotel, HOTEL, "frontend", 5000, "/recommendations", n=3)
+    codes += requests(hotel, HOTEL, "frontend", 5000, "/user?username=Cornell_1&password=1111111111", n=3)
+    codes += requests(hotel, HOTEL, "frontend", 5000, "/reservation", n=3)
+    assert 500 in codes and 200 in codes
+
+
+def test_a_config_file_mounted_over_the_baked_one_drives_start_up(hotel: MiniCluster) -> None:
+    import json
+
+    from arena.apps.catalogue import load_catalogue
+
+    config = dict(load_catalogue().images["yinfangchen/hotelreservation:latest"].config)
+    config.pop("GeoMongoAddress")
+    hotel.put(
+        {
+            "kind": "ConfigMap",
+            "metadata": {"name": "geo-config", "namespace": HOTEL},
+            "data": {"config.json": json.dumps(config)},
+        }
+    )
+    pod = hotel.pods(HOTEL, **{"io.kompose.service": "geo"})[0]
+    pod["spec"]["volumes"] = [{"name": "cfg", "configMap": {"name": "geo-config"}}]
+    c = pod["spec"]["containers"][0]
+    path = "/go/src/github.com/harlow/go-micro-services/config.json"
+    c["volumeMounts"] = [{"name": "cfg", "mountPath": path, "subPath": "config.json"}]
+    hotel.start(pod)
+    out = hotel.outcomes[(pod["metadata"]["name"], c["name"])]
+    assert out.result == "crash" and any("no reachable servers" in line for line in out.logs)
+    config["GeoMongoAddress"] = "mongodb-geo:27017"
+    hotel.get("ConfigMap", HOTEL, "geo-config")["data"]["config.json"] = json.dumps(config)  # type: ignore[index]
+    hotel.start(pod)
+    assert hotel.outcomes[(pod["metadata"]["name"], c["name"])].result == "running"

@@ -1,0 +1,1 @@
+"""The web console: a read-only view of incidents and their live timelines (bearer-authenticated)."""

@@ -1,0 +1,513 @@
+"""Diagnosis by change: what differs from the last healthy snapshot, tied to what is unhealthy now.
+
+Why: most incidents follow a change, and TNR makes a wrong revert harmless (it is undone), so a ranked list of
+recent changes is a list of fixes worth trying one at a time. Two snapshots in the same normalised form
+(``stratus.lastgood``) are compared object by object; each difference is cut into *revertable units* (one container
+field, one pod-spec field, a Service's selector, a node's taints, an object created or deleted), so that a benign
+change made beside the harmful one can be reverted, found useless, undone, and the next unit tried.
+
+A unit is a candidate only when it is tied to something unhealthy now, through Kubernetes relations: the workload that
+owns an unhealthy pod, a Service without endpoints and the pods its selector picked, the ConfigMaps and Secrets an
+unhealthy pod's env and volumes reference, its claims, their volumes and StorageClass, the NetworkPolicies that select
+it, the node it runs on (or every node, while pods wait to be scheduled), the namespace's quotas and the admission
+webhooks (while workloads are short of pods). Units tied to nothing are reported but never reverted. Ties are broken
+by the unit's path, never by a name: the ranking knows relations, not faults.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from stratus.actions import ACTION_ADAPTER, KINDS, Action, Create, Delete, Patch, RolloutRestart, Scale
+from stratus.lastgood import LastGood, LastGoodSource, ObjectLister, capture
+from stratus.reasoners.rulebook.analyzers import Finding
+from stratus.reasoners.rulebook.relations import foreign_pods
+from stratus.reasoners.rulebook.snapshot import Snapshot, labels_match, meta, name_of, spec, status
+from stratus.severity import pod_problems
+
+Obj = dict[str, Any]
+
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
+APP_FIELDS = frozenset({"image", "command", "args", "env", "envFrom", "workingDir"})
+"""Container fields that change the program itself: a change there is an Application fault, elsewhere a
+Virtualization one (the orchestrator's objects)."""
+CHANGE_MECHANISMS = ("recent_change", "recent_app_change")
+MIN_SCORE = 0.5
+MAX_CANDIDATES = 8
+
+
+@dataclass(frozen=True)
+class Change:
+    """One revertable unit of difference between the last healthy snapshot and now."""
+
+    kind: str
+    namespace: str | None
+    name: str
+    op: Literal["created", "deleted", "changed"]
+    pointer: str = ""
+    """JSON pointer of the changed part in the live object ('' for a created or deleted object)."""
+    old: Any = None
+    new: Any = None
+    revertable: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+
+    def describe(self, limit: int = 160) -> str:
+        if self.op != "changed":
+            return f"{self.key} {self.op}"
+        return f"{self.key} {self.pointer}: {_short(self.old, limit // 2)} -> {_short(self.new, limit // 2)}"
+
+
+def _short(value: Any, limit: int) -> str:
+    text = "(none)" if value is None else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _esc(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+# -- the difference, in revertable units ---------------------------------------------------------------------------
+
+
+def _dict_units(prefix: str, old: Obj, new: Obj) -> list[tuple[str, Any, Any]]:
+    return [
+        (f"{prefix}/{_esc(k)}", old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+    ]
+
+
+def _container_units(prefix: str, old: list[Obj], new: list[Obj]) -> list[tuple[str, Any, Any]]:
+    if [c.get("name") for c in old] != [c.get("name") for c in new]:
+        return [(prefix, old, new)]
+    out = []
+    for i, (a, b) in enumerate(zip(old, new, strict=True)):
+        out += _dict_units(f"{prefix}/{i}", a, b)
+    return out
+
+
+def _template_units(old: Obj, new: Obj) -> list[tuple[str, Any, Any]]:
+    out = _dict_units("/spec/template/metadata", old.get("metadata") or {}, new.get("metadata") or {})
+    a, b = old.get("spec") or {}, new.get("spec") or {}
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) == b.get(k):
+            continue
+        if k in ("containers", "initContainers"):
+            out += _container_units(f"/spec/template/spec/{k}", a.get(k) or [], b.get(k) or [])
+        else:
+            out.append((f"/spec/template/spec/{k}", a.get(k), b.get(k)))
+    return out
+
+
+def _units(kind: str, old: Obj, new: Obj) -> list[tuple[str, Any, Any]]:
+    out = _dict_units("/metadata", old.get("metadata") or {}, new.get("metadata") or {})
+    a, b = dict(old.get("spec") or {}), dict(new.get("spec") or {})
+    if kind in WORKLOADS:
+        ta, tb = a.pop("template", {}) or {}, b.pop("template", {}) or {}
+        out += _template_units(ta, tb)
+    out += _dict_units("/spec", a, b)
+    for k in sorted((set(old) | set(new)) - {"kind", "metadata", "spec", "keys", "hash"}):
+        if old.get(k) != new.get(k):
+            out.append((f"/{_esc(k)}", old.get(k), new.get(k)))
+    changed_data = old.get("hash") != new.get("hash") and kind in ("Secret", "ConfigMap")
+    if changed_data and not any(p == "/data" for p, _, _ in out):
+        out.append(("/data", old.get("hash"), new.get("hash")))
+    return out
+
+
+def _revertable(kind: str, pointer: str, old: Obj | None, new: Obj | None) -> bool:
+    if kind not in KINDS:
+        return False
+    if kind == "Secret":
+        return pointer.startswith("/metadata")
+    if kind == "ConfigMap" and pointer == "/data":
+        return "data" in (old or {}) and "data" in (new or {})
+    return not (kind == "Node" and pointer == "/allocatable")
+
+
+def diff(before: LastGood, after: LastGood) -> list[Change]:
+    """Every revertable unit of difference, over the kinds both snapshots read."""
+    kinds = set(before.kinds) & set(after.kinds)
+    out: list[Change] = []
+    for key in sorted(set(before.objects) | set(after.objects)):
+        kind = key.split("/", 1)[0]
+        if kind not in kinds:
+            continue
+        old, new = before.objects.get(key), after.objects.get(key)
+        ref = new or old or {}
+        m = ref.get("metadata") or {}
+        ns, name = m.get("namespace"), str(m.get("name", ""))
+        if old is None:
+            out.append(Change(kind, ns, name, "created", new=new, revertable=kind in KINDS))
+        elif new is None:
+            creatable = kind in KINDS and kind != "Secret" and (kind != "ConfigMap" or "data" in old)
+            out.append(Change(kind, ns, name, "deleted", old=old, revertable=creatable))
+        elif old != new:
+            for pointer, a, b in _units(kind, old, new):
+                out.append(Change(kind, ns, name, "changed", pointer, a, b, _revertable(kind, pointer, old, new)))
+    return out
+
+
+# -- what is unhealthy, and how a change is tied to it -------------------------------------------------------------
+
+
+@dataclass
+class Unhealthy:
+    """The objects that are unhealthy now, with a word on why."""
+
+    pods: dict[str, str] = field(default_factory=dict)
+    services: dict[str, str] = field(default_factory=dict)
+    workloads: dict[str, str] = field(default_factory=dict)
+    claims: dict[str, str] = field(default_factory=dict)
+    unscheduled: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.pods or self.services or self.workloads or self.claims)
+
+
+def unhealthy(snap: Snapshot) -> Unhealthy:
+    out = Unhealthy()
+    for pod in snap.live_pods():
+        problems = pod_problems(pod)
+        if problems:
+            out.pods[name_of(pod)] = ", ".join(problems)
+            if status(pod).get("phase") == "Pending" and not spec(pod).get("nodeName"):
+                out.unscheduled.append(name_of(pod))
+    for svc in snap.of("Service"):
+        if spec(svc).get("selector") and snap.ready_addresses(svc) == 0:
+            out.services[name_of(svc)] = "no ready endpoint"
+        elif spec(svc).get("selector") and all(foreign_pods(snap, svc)):
+            out.services[name_of(svc)] = "endpoints in pods that do not serve its port"
+    for kind in WORKLOADS:
+        for w in snap.of(kind):
+            want = spec(w).get("replicas", 1)
+            have = status(w).get("availableReplicas") or 0
+            if isinstance(want, int) and have < want:
+                out.workloads[f"{kind}/{name_of(w)}"] = f"{have}/{want} available"
+    for pvc in snap.of("PersistentVolumeClaim"):
+        if status(pvc).get("phase") == "Pending":
+            out.claims[name_of(pvc)] = "Pending"
+    return out
+
+
+def _template_labels(obj: Obj | None) -> dict[str, Any]:
+    return ((spec(obj or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+
+def _pod_refs(pod_spec: Obj) -> tuple[set[str], set[str], set[str]]:
+    """ConfigMaps, Secrets and claims a pod spec references (env, envFrom, volumes, projected sources)."""
+    cms, secrets = _env_refs(pod_spec)
+    claims: set[str] = set()
+    for v in pod_spec.get("volumes") or []:
+        if (v.get("configMap") or {}).get("name"):
+            cms.add(v["configMap"]["name"])
+        if (v.get("secret") or {}).get("secretName"):
+            secrets.add(v["secret"]["secretName"])
+        if (v.get("persistentVolumeClaim") or {}).get("claimName"):
+            claims.add(v["persistentVolumeClaim"]["claimName"])
+        for s in (v.get("projected") or {}).get("sources") or []:
+            if (s.get("configMap") or {}).get("name"):
+                cms.add(s["configMap"]["name"])
+            if (s.get("secret") or {}).get("name"):
+                secrets.add(s["secret"]["name"])
+    return cms, secrets, claims
+
+
+def _selects(selector: Obj | None, labels: dict[str, Any]) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions); an empty selector selects everything."""
+    if selector is None:
+        return False
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        return True
+    if selector.get("matchLabels") and not labels_match(selector["matchLabels"], labels):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        ok = {
+            "In": labels.get(key) in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }.get(str(op), False)
+        if not ok:
+            return False
+    return True
+
+
+@dataclass
+class _Context:
+    snap: Snapshot
+    bad: Unhealthy
+    before: LastGood
+    after: LastGood
+    bad_pods: list[Obj]
+    bad_labels: list[dict[str, Any]]
+    refs: tuple[set[str], set[str], set[str]]
+
+    @classmethod
+    def build(cls, snap: Snapshot, bad: Unhealthy, before: LastGood, after: LastGood) -> _Context:
+        pods = [p for p in snap.live_pods() if name_of(p) in bad.pods]
+        labels = [meta(p).get("labels") or {} for p in pods]
+        # Pods behind an unhealthy Service, as its selector picked them when the scope was healthy.
+        for svc_name in bad.services:
+            old = before.objects.get(f"Service/{snap.namespace}/{svc_name}")
+            sel = spec(old or snap.get("Service", svc_name) or {}).get("selector")
+            for kind in WORKLOADS:
+                for w in before.of(kind):
+                    if labels_match(sel, _template_labels(w)):
+                        labels.append(_template_labels(w))
+        cms: set[str] = set()
+        secrets: set[str] = set()
+        claims: set[str] = set(bad.claims)
+        specs = [spec(p) for p in pods]
+        for key in bad.workloads:
+            workload = snap.get(*key.split("/", 1))
+            if workload is not None:
+                specs.append((spec(workload).get("template") or {}).get("spec") or {})
+        for s in specs:
+            a, b, c = _pod_refs(s)
+            cms |= a
+            secrets |= b
+            claims |= c
+        return cls(snap, bad, before, after, pods, labels, (cms, secrets, claims))
+
+
+def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
+    """How strongly a change is tied to what is unhealthy (0: not at all), and the relations that tie it."""
+    snap, bad = ctx.snap, ctx.bad
+    kind, name = change.kind, change.name
+    objs = [o for o in (ctx.before.objects.get(change.key), ctx.after.objects.get(change.key)) if o]
+    why: list[tuple[float, str]] = []
+    if kind in WORKLOADS:
+        if f"{kind}/{name}" in bad.workloads:
+            why.append((0.95, f"{kind}/{name} is short of pods ({bad.workloads[f'{kind}/{name}']})"))
+        for o in objs:
+            sel = (spec(o).get("selector") or {}).get("matchLabels")
+            owned = [p for p in ctx.bad_pods if labels_match(sel, meta(p).get("labels"))]
+            if owned:
+                pod = name_of(owned[0])
+                why.append((0.95, f"it owns pod {pod} ({bad.pods[pod]})"))
+            for svc, reason in bad.services.items():
+                old_svc = ctx.before.objects.get(f"Service/{snap.namespace}/{svc}") or snap.get("Service", svc) or {}
+                if labels_match(spec(old_svc).get("selector"), _template_labels(o)):
+                    why.append((0.9, f"Service/{svc} ({reason}) selected its pods"))
+    elif kind == "Service":
+        if name in bad.services:
+            why.append((1.0, f"Service/{name} has {bad.services[name]}"))
+        for o in objs:
+            picked = [p for p in ctx.bad_pods if labels_match(spec(o).get("selector"), meta(p).get("labels"))]
+            if picked:
+                why.append((0.7, f"it selects pod {name_of(picked[0])} ({bad.pods[name_of(picked[0])]})"))
+    elif kind in ("ConfigMap", "Secret"):
+        refs = ctx.refs[0] if kind == "ConfigMap" else ctx.refs[1]
+        if name in refs:
+            why.append((0.85, f"unhealthy pods reference {kind}/{name} (env or volume)"))
+    elif kind == "PersistentVolumeClaim":
+        if name in bad.claims:
+            why.append((1.0, f"PersistentVolumeClaim/{name} is {bad.claims[name]}"))
+        elif name in ctx.refs[2]:
+            why.append((0.9, f"unhealthy pods mount PersistentVolumeClaim/{name}"))
+    elif kind == "PersistentVolume":
+        for o in objs:
+            ref = spec(o).get("claimRef") or {}
+            if ref.get("namespace") == snap.namespace and ref.get("name") in ctx.refs[2]:
+                why.append((0.85, f"it is the volume of PersistentVolumeClaim/{ref.get('name')}"))
+    elif kind == "StorageClass":
+        for pvc in snap.of("PersistentVolumeClaim"):
+            if spec(pvc).get("storageClassName") == name and name_of(pvc) in ctx.refs[2]:
+                why.append((0.85, f"PersistentVolumeClaim/{name_of(pvc)} names StorageClass/{name}"))
+    elif kind == "NetworkPolicy":
+        for o in objs:
+            sel = spec(o).get("podSelector")
+            hit = next((lab for lab in ctx.bad_labels if _selects(sel, lab)), None)
+            if hit is not None:
+                why.append((0.8, f"it selects unhealthy pods ({', '.join(f'{k}={v}' for k, v in hit.items())})"))
+    elif kind == "Node":
+        on_it = [p for p in ctx.bad_pods if spec(p).get("nodeName") == name]
+        if on_it:
+            why.append((0.85, f"unhealthy pod {name_of(on_it[0])} runs on it"))
+        if bad.unscheduled:
+            why.append((0.8, f"pods wait to be scheduled ({', '.join(bad.unscheduled[:2])})"))
+    elif kind in ("ResourceQuota", "LimitRange"):
+        if bad.workloads or bad.unscheduled:
+            why.append((0.6, "workloads in the namespace are short of pods"))
+    elif kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration") and bad.workloads:
+        why.append((0.5, "workloads are short of pods, and admission runs on every pod created"))
+    if not why:
+        return 0.0, []
+    score = max(w for w, _ in why)
+    if change.pointer.startswith("/metadata/annotations") and kind != "Node":
+        score *= 0.3
+    elif change.pointer.startswith("/metadata/") and kind not in ("Node",):
+        score *= 0.5
+    return score, list(dict.fromkeys(text for _, text in sorted(why, key=lambda t: -t[0])))
+
+
+# -- reverts ---------------------------------------------------------------------------------------------------------
+
+
+def _manifest(kind: str, obj: Obj) -> Obj:
+    m = obj.get("metadata") or {}
+    manifest: Obj = {
+        "apiVersion": KINDS[kind].api_version,
+        "kind": kind,
+        "metadata": {k: m[k] for k in ("name", "namespace", "labels", "annotations") if k in m},
+    }
+    for k, v in obj.items():
+        if k not in ("kind", "metadata", "keys", "hash", "allocatable"):
+            manifest[k] = v
+    return manifest
+
+
+def revert_actions(change: Change) -> list[Action]:
+    """The writes that put a unit back as it was in the last healthy snapshot."""
+    if not change.revertable:
+        return []
+    ns, kind, name = change.namespace, change.kind, change.name
+    if change.op == "created":
+        return [Delete(kind=kind, namespace=ns, name=name)]
+    if change.op == "deleted":
+        return [Create(manifest=_manifest(kind, change.old))]
+    if kind in ("Deployment", "StatefulSet") and change.pointer == "/spec/replicas" and isinstance(change.old, int):
+        return [Scale(kind=kind, namespace=ns, name=name, replicas=change.old)]
+    if change.old is None:
+        op: Obj = {"op": "remove", "path": change.pointer}
+    elif change.new is None:
+        op = {"op": "add", "path": change.pointer, "value": change.old}
+    else:
+        op = {"op": "replace", "path": change.pointer, "value": change.old}
+    return [Patch(kind=kind, namespace=ns, name=name, patch_type="json", patch=[op])]
+
+
+@dataclass
+class Candidate:
+    """A change tied to the incident, with its revert."""
+
+    change: Change
+    score: float
+    why: list[str]
+    actions: list[Action]
+
+    @property
+    def mechanism(self) -> str:
+        field_name = self.change.pointer.rsplit("/", 1)[-1]
+        program = "/containers/" in self.change.pointer and field_name in APP_FIELDS
+        return "recent_app_change" if program or self.change.kind in ("ConfigMap", "Secret") else "recent_change"
+
+
+def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[Candidate], list[Change]]:
+    """Changes tied to what is unhealthy, most likely first; and the changes tied to nothing (reported only)."""
+    bad = unhealthy(snap)
+    changes = diff(before, after)
+    if not bad:
+        return [], changes
+    ctx = _Context.build(snap, bad, before, after)
+    tied: list[Candidate] = []
+    loose: list[Change] = []
+    for ch in changes:
+        score, why = ties(ch, ctx)
+        if score < MIN_SCORE:
+            loose.append(ch)
+            continue
+        actions = revert_actions(ch)
+        if ch.kind in ("Secret", "ConfigMap") and ch.op == "changed" and ch.pointer == "/data":
+            restarts = _env_consumers(ch, ctx)
+            if restarts:
+                names = ", ".join(str(r.name) for r in restarts)
+                why.append(f"pods read it as env, fixed when they start: restart {names}")
+            actions += restarts
+        tied.append(Candidate(ch, round(score, 3), why, actions))
+    tied.sort(key=lambda c: (-c.score, c.change.key, c.change.pointer))
+    return tied[:MAX_CANDIDATES], loose
+
+
+def _env_consumers(change: Change, ctx: _Context) -> list[Action]:
+    """Restarts of the workloads whose unhealthy pods read a changed ConfigMap or Secret as env: env is resolved
+    when a container starts, so a rotated value reaches them only through new pods (stale env)."""
+    out: list[Action] = []
+    for pod in ctx.bad_pods:
+        cms, secrets = _env_refs(spec(pod))
+        if change.name not in (cms if change.kind == "ConfigMap" else secrets):
+            continue
+        owner = ctx.snap.owner_workload(pod)
+        if owner is None or str(owner.get("kind", "Deployment")) not in ("Deployment", "StatefulSet", "DaemonSet"):
+            continue
+        restart = RolloutRestart(
+            kind=str(owner.get("kind", "Deployment")), namespace=ctx.snap.namespace, name=name_of(owner)
+        )
+        if all(a.target != restart.target for a in out):
+            out.append(restart)
+    return out
+
+
+def _env_refs(pod_spec: Obj) -> tuple[set[str], set[str]]:
+    cms: set[str] = set()
+    secrets: set[str] = set()
+    for c in [*(pod_spec.get("containers") or []), *(pod_spec.get("initContainers") or [])]:
+        for e in c.get("env") or []:
+            src = e.get("valueFrom") or {}
+            if (src.get("configMapKeyRef") or {}).get("name"):
+                cms.add(src["configMapKeyRef"]["name"])
+            if (src.get("secretKeyRef") or {}).get("name"):
+                secrets.add(src["secretKeyRef"]["name"])
+        for e in c.get("envFrom") or []:
+            if (e.get("configMapRef") or {}).get("name"):
+                cms.add(e["configMapRef"]["name"])
+            if (e.get("secretRef") or {}).get("name"):
+                secrets.add(e["secretRef"]["name"])
+    return cms, secrets
+
+
+def _component(snap: Snapshot, change: Change) -> str:
+    if change.kind in WORKLOADS:
+        w = snap.get(change.kind, change.name)
+        return snap.component_of(w) if w is not None else change.name
+    return change.name
+
+
+def findings(before: LastGood, after: LastGood, snap: Snapshot) -> list[Finding]:
+    """The candidates as findings: evidence says what changed and why it is blamed; facts carry the revert."""
+    tied, _ = candidates(before, after, snap)
+    out = []
+    for rank, c in enumerate(tied):
+        revert = [ACTION_ADAPTER.dump_python(a, mode="json") for a in c.actions]
+        evidence = [
+            f"changed since the last healthy state: {c.change.describe()}",
+            f"blamed because {'; '.join(c.why[:2])}",
+        ]
+        if not c.actions:
+            evidence.append("it cannot be reverted from the snapshot (data kept by hash only, or a kind not acted on)")
+        out.append(
+            Finding(
+                analyzer="changes",
+                mechanism=c.mechanism,
+                component=_component(snap, c.change),
+                target=c.change.key,
+                confidence=round(min(0.75, 0.8 * c.score) - 0.01 * rank, 3),
+                evidence=evidence,
+                facts={"revert": revert, "pointer": c.change.pointer, "op": c.change.op, "rank": rank},
+            )
+        )
+    return out
+
+
+def revert_plan_actions(finding: Finding) -> list[Action]:
+    return [ACTION_ADAPTER.validate_python(a) for a in finding.facts.get("revert") or []]
+
+
+async def change_findings(source: LastGoodSource | None, tools: ObjectLister, snap: Snapshot) -> list[Finding]:
+    """The change candidates of a scope, when a last healthy snapshot exists (none otherwise, or on a read error)."""
+    if source is None:
+        return []
+    try:
+        before = await source(snap.namespace)
+        if before is None:
+            return []
+        after = await capture(tools, snap.namespace)
+    except Exception as exc:  # the memory is an aid: without it the analyzers still run
+        snap.read_errors.append(f"last-good: {exc}")
+        return []
+    return findings(before, after, snap)

@@ -1,0 +1,602 @@
+"""The write policy: which writes an agent may make at all, judged on what the server says the write would do.
+
+Why it is shaped this way:
+
+- **Declarative, enforced in code.** The operator states, per scope, which kinds and verbs may be written
+  (``STRATUS_WRITE_POLICY``, JSON or YAML, or the chart's ``writePolicy`` value); the gateway calls ``check`` on every
+  forward write, after the server-side dry run and the pre-image read, before anything is journaled or sent. Undo
+  writes are not judged: they restore pre-images.
+- **Judged on the result, not on the request.** A strategic merge, a JSON patch, a ``set image`` or an ``apply`` can
+  all grant ``privileged: true``; reading request text would need one parser per form and would miss the next one.
+  ``check`` compares the object the server's dry run returned (``dryRun=All``: admission and defaulting included)
+  with the pre-image, so every form of write is covered by one comparison. Only what a write *introduces* is refused:
+  a DaemonSet that already runs with ``hostNetwork`` can still get a new image.
+- **Refused by default, each with a reason and a way forward.** Privilege escalation (privileged containers, host
+  namespaces and ports, hostPath volumes, added capabilities, ServiceAccount swaps), ownership and finalizer edits (the
+  garbage collector acts on them later, outside the transaction), data destruction (PVC/PV deletion, reclaim policies
+  that delete), exposure (NodePort, LoadBalancer, external IPs), images from registries the operator did not allow,
+  scaling past a bound, and the objects that control the cluster itself (RBAC, admission webhooks, CRDs). A scope
+  may ``waive`` a guard by name; nothing else relaxes one.
+- **Leases widen only where the policy grants.** A write outside the lease's scope is refused; the next attempt's
+  lease covers that scope only when ``grants`` allows the write there (``stratus.agent_tools``).
+- **Secrets are never written.** A Secret write would need the Secret's pre-image in the journal (its undo), and
+  Stratus keeps no Secret value in the journal or the events. Refusing is simpler to trust than encrypting: there is
+  no key to rotate or leak, and a fix that needs a credential changes the workload's reference to a Secret instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stratus.actions import CLUSTER_SCOPE, Action, Delete, Exec, resolve_kind
+from stratus.confinement import Refusal
+from stratus.settings import WritePolicySettings
+
+Obj = dict[str, Any]
+
+Guard = Literal[
+    "cluster_control",
+    "secrets",
+    "service_account",
+    "privileged",
+    "host_namespaces",
+    "host_path",
+    "capabilities",
+    "ownership",
+    "finalizers",
+    "data_destruction",
+    "exposure",
+    "registry",
+    "scale_bound",
+]
+"""The named guards of the policy; a scope may waive one explicitly (``waive``)."""
+
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+"""Namespaces the ``*`` rules never cover: they are writable only when the policy names them."""
+
+WRITE_VERBS = frozenset(
+    {
+        "patch",
+        "scale",
+        "set_image",
+        "set_env",
+        "rollout_restart",
+        "rollout_undo",
+        "delete",
+        "apply",
+        "create",
+        "replace",
+        "cordon",
+        "uncordon",
+        "exec",
+    }
+)
+
+_CONTROL_KINDS: dict[str, tuple[Guard, str, str]] = {
+    **{
+        k: ("cluster_control", "RBAC objects decide who may do what in the cluster", "ask an operator to change RBAC")
+        for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+    },
+    **{
+        k: (
+            "cluster_control",
+            "admission webhooks and policies see or change every request to the API server",
+            "report the admission problem to an operator",
+        )
+        for k in (
+            "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+            "MutatingAdmissionPolicy",
+            "MutatingAdmissionPolicyBinding",
+        )
+    },
+    "CustomResourceDefinition": (
+        "cluster_control",
+        "a CRD defines an API for the whole cluster, and deleting one deletes every object of it",
+        "report the API problem to an operator",
+    ),
+    "APIService": ("cluster_control", "an APIService reroutes a whole API group", "report it to an operator"),
+    "Secret": (
+        "secrets",
+        "a Secret's undo needs its pre-image in the journal, and Stratus never stores Secret values",
+        "point the workload at the right Secret (env valueFrom, a volume) with a patch of the workload instead",
+    ),
+    "ServiceAccount": (
+        "service_account",
+        "a ServiceAccount is the identity pods act as in the cluster",
+        "fix the workload without changing identities, or ask an operator",
+    ),
+}
+"""Kinds refused outright (whatever the grants say), the guard, why, and what to do instead."""
+
+_FEATURE_GUARDS = ("privileged", "capabilities", "host_namespaces", "host_path", "exposure")
+
+
+class Grant(BaseModel):
+    """Kinds and verbs a scope may write: every (kind, verb) pair of the two lists."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kinds: list[str] = Field(description="Kinds (Deployment, deploy, ...) or '*' for every kind.")
+    verbs: list[str] = Field(description="Write verbs (patch, scale, set_image, delete, exec, ...) or '*'.")
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, value: list[str]) -> list[str]:
+        out = []
+        for kind in value:
+            try:
+                out.append(kind if kind == "*" else resolve_kind(kind))
+            except ValueError:
+                out.append(kind)  # a kind Stratus does not serve: harmless, it never matches an action
+        return out
+
+    @field_validator("verbs")
+    @classmethod
+    def _verbs(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v != "*" and v not in WRITE_VERBS]
+        if unknown:
+            raise ValueError(f"unknown write verbs {unknown}; known: {sorted(WRITE_VERBS)}")
+        return value
+
+    def allows(self, kind: str, verb: str) -> bool:
+        return ("*" in self.kinds or kind in self.kinds) and ("*" in self.verbs or verb in self.verbs)
+
+
+class ScopeRules(BaseModel):
+    """What writes one scope (a namespace, or ``cluster`` for cluster-scoped objects) may receive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    grants: list[Grant] = Field(default_factory=list, description="Kinds and verbs that may be written.")
+    allowed_registries: list[str] = Field(
+        default_factory=list,
+        description="Registries (docker.io, ghcr.io) or registry paths (ghcr.io/acme) new images may come from, "
+        "besides the registries the object already runs images from.",
+    )
+    max_replicas: int = Field(
+        default=10, ge=0, description="No write may set replicas above this (or above the current count if higher)."
+    )
+    waive: list[Guard] = Field(default_factory=list, description="Guards this scope turns off, by name.")
+
+    @field_validator("allowed_registries")
+    @classmethod
+    def _registries(cls, value: list[str]) -> list[str]:
+        return [_normalise_registry_entry(v) for v in value]
+
+
+_WORKLOADS = ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"]
+_TEMPLATE_VERBS = ["patch", "scale", "set_image", "set_env", "rollout_restart", "rollout_undo"]
+_OBJECT_VERBS = ["patch", "apply", "create", "replace", "delete"]
+
+DEFAULT_SCOPES: dict[str, ScopeRules] = {
+    "*": ScopeRules(
+        grants=[
+            Grant(kinds=_WORKLOADS, verbs=[*_TEMPLATE_VERBS, *_OBJECT_VERBS]),
+            Grant(kinds=["Pod"], verbs=["delete", "exec"]),
+            Grant(
+                kinds=[
+                    "Service",
+                    "ConfigMap",
+                    "NetworkPolicy",
+                    "PersistentVolumeClaim",
+                    "Job",
+                    "CronJob",
+                    "ResourceQuota",
+                    "LimitRange",
+                ],
+                verbs=_OBJECT_VERBS,
+            ),
+        ]
+    ),
+    CLUSTER_SCOPE: ScopeRules(
+        grants=[
+            Grant(kinds=["Node"], verbs=["cordon", "uncordon", "patch"]),
+            Grant(kinds=["PersistentVolume"], verbs=["patch"]),
+            Grant(kinds=["StorageClass"], verbs=["create", "apply"]),
+        ]
+    ),
+}
+"""The built-in rules: workloads and their configuration (quotas and limit ranges included) in any non-system
+namespace; node scheduling, volume binding and storage classes at cluster scope."""
+
+
+class PolicyRefusal(Refusal):
+    """A write the policy refuses; ``guard`` names the rule (or ``grant`` when the kind/verb is not granted)."""
+
+    def __init__(self, message: str, guard: str) -> None:
+        super().__init__(message, rule="write_policy")
+        self.guard = guard
+
+
+class WritePolicy(BaseModel):
+    """Per-scope rules; ``scopes`` entries replace the built-in entry of the same key (``*``, ``cluster``, a name)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scopes: dict[str, ScopeRules] = Field(
+        default_factory=lambda: dict(DEFAULT_SCOPES),
+        description="Scope name -> rules. '*' applies to every namespace without its own entry (never to "
+        "kube-system, kube-public, kube-node-lease); 'cluster' to cluster-scoped objects.",
+    )
+
+    @field_validator("scopes", mode="after")
+    @classmethod
+    def _over_defaults(cls, value: dict[str, ScopeRules]) -> dict[str, ScopeRules]:
+        return {**DEFAULT_SCOPES, **value}
+
+    @classmethod
+    def parse(cls, text: str | None) -> WritePolicy:
+        """The policy from JSON or YAML text, or from the file it names; the built-in policy when empty."""
+        return _parse(text or "")
+
+    @classmethod
+    def configured(cls) -> WritePolicy:
+        """The policy of this process's settings (``STRATUS_WRITE_POLICY``)."""
+        return cls.parse(WritePolicySettings().write_policy)
+
+    def rules_for(self, scope: str) -> ScopeRules | None:
+        if scope in self.scopes:
+            return self.scopes[scope]
+        if scope == CLUSTER_SCOPE or scope in SYSTEM_NAMESPACES:
+            return None
+        return self.scopes.get("*")
+
+    def grants(self, scope: str, kind: str, verb: str) -> bool:
+        """Whether ``scope`` may receive ``verb`` on ``kind`` at all: the test for widening a lease to ``scope``
+        (never to a system namespace or a scope the policy gives no grant)."""
+        rules = self.rules_for(scope)
+        return rules is not None and any(g.allows(kind, verb) for g in rules.grants)
+
+    def check(self, action: Action, pre: Obj | None, after: Any) -> None:
+        """Raise ``PolicyRefusal`` unless ``action`` may turn ``pre`` (None: absent) into ``after`` (the dry run's
+        result). Exec is judged on kind, verb and scope only: its command is the exec catalogue's business."""
+        verb, kind, scope = action.verb, action.kind, action.scope
+        rules = self.rules_for(scope) or ScopeRules()
+        waived = set(rules.waive)
+
+        def refuse(guard: str, why: str, instead: str) -> PolicyRefusal:
+            return PolicyRefusal(
+                f"Write operation '{verb}' on {action.target} refused by the write policy ({guard}): {why}. "
+                f"Instead: {instead}",
+                guard,
+            )
+
+        kinds = {kind, *(_manifest_kind(action),)} - {None}
+        for k in sorted(str(k) for k in kinds):
+            if k in _CONTROL_KINDS and _CONTROL_KINDS[k][0] not in waived:
+                guard, why, instead = _CONTROL_KINDS[k]
+                raise refuse(
+                    guard, f"{k} objects are never written by Stratus: {why}", f"{instead[0].upper()}{instead[1:]}."
+                )
+        volumes = ("PersistentVolumeClaim", "PersistentVolume")
+        if isinstance(action, Delete) and kind in volumes and "data_destruction" not in waived:
+            raise refuse(
+                "data_destruction",
+                f"deleting a {kind} can destroy the data on its volume, and no undo brings data back",
+                "Fix what uses the volume (the pod, its claim's spec or binding) and leave the volume in place.",
+            )
+        if not self.grants(scope, kind, verb):
+            raise refuse(
+                "grant",
+                f"the policy grants no '{verb}' on {kind} in scope '{scope}'",
+                "Use a write the scope's grants allow (for a workload: patch, scale, set image/env, rollout), or "
+                "report that the fix needs this write so an operator can grant it.",
+            )
+        if isinstance(action, (Delete, Exec)):
+            return
+        if not isinstance(after, dict) or after.get("kind") not in (None, kind) or "metadata" not in after:
+            raise refuse(
+                "dry_run",
+                "the server's dry run returned no object to judge the write by",
+                "Retry the write; if it keeps failing, report it.",
+            )
+        for name, why, instead in _violations(kind, pre, after, action, rules):
+            if name not in waived:
+                raise refuse(name, why, instead)
+
+
+def _manifest_kind(action: Action) -> str | None:
+    manifest = getattr(action, "manifest", None)
+    if isinstance(manifest, dict) and isinstance(manifest.get("kind"), str):
+        return str(manifest["kind"])
+    return None
+
+
+@lru_cache(maxsize=8)
+def _parse(text: str) -> WritePolicy:
+    source = text.strip()
+    if source and not source.startswith(("{", "[")) and "\n" not in source and Path(source).is_file():
+        source = Path(source).read_text()[:1_000_000]
+    if not source:
+        return WritePolicy()
+    data = yaml.safe_load(source)
+    return WritePolicy.model_validate(data or {})
+
+
+# --- what a write introduces ------------------------------------------------------------------------------------
+
+
+def pod_specs(obj: Obj | None) -> dict[str, Obj]:
+    """Every pod spec in an object (a Pod's spec, a workload's template, a CronJob's job template), by path."""
+    out: dict[str, Obj] = {}
+
+    def walk(node: Any, path: str, depth: int) -> None:
+        if not isinstance(node, dict) or depth > 8:
+            return
+        if isinstance(node.get("containers"), list):
+            out[path or "/"] = node
+            return
+        for key, value in node.items():
+            if key in ("spec", "template", "jobTemplate"):
+                walk(value, f"{path}/{key}", depth + 1)
+
+    if obj is not None:
+        walk(obj.get("spec"), "/spec", 0)
+    return out
+
+
+def _containers(spec: Obj) -> Iterator[Obj]:
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for c in spec.get(key) or []:
+            if isinstance(c, dict):
+                yield c
+
+
+def _features(spec: Obj) -> dict[str, set[str]]:
+    """The privilege-relevant features of one pod spec, by guard."""
+    out: dict[str, set[str]] = {g: set() for g in _FEATURE_GUARDS}
+    for flag in ("hostPID", "hostIPC", "hostNetwork"):
+        if spec.get(flag) is True:
+            out["host_namespaces"].add(flag)
+    if spec.get("hostUsers") is False:
+        out["host_namespaces"].add("hostUsers: false")
+    for vol in spec.get("volumes") or []:
+        if isinstance(vol, dict) and isinstance(vol.get("hostPath"), dict):
+            out["host_path"].add(f"hostPath {vol['hostPath'].get('path')!r}")
+    pod_sc = spec.get("securityContext") or {}
+    if isinstance(pod_sc, dict) and _unconfined(pod_sc):
+        out["privileged"].add("an unconfined seccomp/AppArmor profile for the pod")
+    for c in _containers(spec):
+        name = c.get("name")
+        sc = c.get("securityContext") or {}
+        if not isinstance(sc, dict):
+            sc = {}
+        if sc.get("privileged") is True:
+            out["privileged"].add(f"privileged container {name!r}")
+        if sc.get("allowPrivilegeEscalation") is True:
+            out["privileged"].add(f"allowPrivilegeEscalation in container {name!r}")
+        if sc.get("procMount") == "Unmasked":
+            out["privileged"].add(f"an unmasked /proc in container {name!r}")
+        if _unconfined(sc):
+            out["privileged"].add(f"an unconfined seccomp/AppArmor profile in container {name!r}")
+        caps = (sc.get("capabilities") or {}) if isinstance(sc.get("capabilities"), dict) else {}
+        for cap in caps.get("add") or []:
+            out["capabilities"].add(f"capability {str(cap).upper()} in container {name!r}")
+        for env in c.get("env") or []:
+            # The dynamic linker reads every LD_* variable (ld.so(8)): LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH make
+            # the process load code its image does not run, which is as much a privilege change as a new image.
+            if isinstance(env, dict) and str(env.get("name", "")).startswith("LD_"):
+                out["privileged"].add(f"dynamic-linker variable {env.get('name')} in container {name!r}")
+        for port in c.get("ports") or []:
+            if isinstance(port, dict) and port.get("hostPort"):
+                out["exposure"].add(f"hostPort {port.get('hostPort')} in container {name!r}")
+    return out
+
+
+def _unconfined(sc: Obj) -> bool:
+    seccomp = sc.get("seccompProfile") or {}
+    apparmor = sc.get("appArmorProfile") or {}
+    return (isinstance(seccomp, dict) and seccomp.get("type") == "Unconfined") or (
+        isinstance(apparmor, dict) and apparmor.get("type") == "Unconfined"
+    )
+
+
+def _service_account(spec: Obj | None) -> tuple[frozenset[str], bool]:
+    """The identities a pod spec names (serviceAccountName and the deprecated serviceAccount) and token mounting."""
+    if spec is None:
+        return frozenset({"default"}), True
+    names = frozenset(str(spec[k]) for k in ("serviceAccountName", "serviceAccount") if spec.get(k)) or frozenset(
+        {"default"}
+    )
+    return names, spec.get("automountServiceAccountToken") is not False
+
+
+def _images(spec: Obj) -> set[str]:
+    return {str(c.get("image")) for c in _containers(spec) if c.get("image") is not None}
+
+
+_INSTEAD: dict[str, str] = {
+    "privileged": "Fix the workload without raising its privileges; if it truly needs them, an operator must grant it.",
+    "host_namespaces": "Fix the workload inside its own namespaces; host access needs an operator.",
+    "host_path": "Use a PersistentVolumeClaim, a ConfigMap or an emptyDir instead of a host directory.",
+    "capabilities": "Fix the workload without adding Linux capabilities; an operator can grant one if needed.",
+    "exposure": "Keep the Service internal (ClusterIP) and fix the path inside the cluster.",
+}
+
+
+def _violations(
+    kind: str, pre: Obj | None, after: Obj, action: Action, rules: ScopeRules
+) -> Iterator[tuple[str, str, str]]:
+    before_specs, after_specs = pod_specs(pre), pod_specs(after)
+    pre_images = {img for spec in before_specs.values() for img in _images(spec)}
+    pre_registries = {loc.split("/", 1)[0] for loc in map(image_location, pre_images) if loc}
+    for path, spec in after_specs.items():
+        old = before_specs.get(path)
+        old_features = _features(old) if old is not None else {g: set() for g in _FEATURE_GUARDS}
+        for guard, found in _features(spec).items():
+            new = sorted(found - old_features[guard])
+            if new:
+                yield guard, f"it would add {', '.join(new)}", _INSTEAD[guard]
+        before_sa, after_sa = _service_account(old), _service_account(spec)
+        if after_sa[0] != before_sa[0]:
+            yield (
+                "service_account",
+                f"it would change the pod's ServiceAccount from {sorted(before_sa[0])} to {sorted(after_sa[0])} "
+                "(serviceAccountName / serviceAccount)",
+                "Keep the workload's identity; fix what it does instead.",
+            )
+        elif after_sa[1] and not before_sa[1]:
+            yield (
+                "service_account",
+                "it would mount the ServiceAccount token into pods that had none",
+                "Keep automountServiceAccountToken: false.",
+            )
+        for image in sorted(_images(spec) - pre_images):
+            loc = image_location(image)
+            if loc is None:
+                yield "registry", f"{image!r} is not a valid image reference", "Use a well-formed image reference."
+            elif not _registry_allowed(loc, pre_registries, rules.allowed_registries):
+                allowed = sorted(pre_registries | set(rules.allowed_registries)) or ["none"]
+                yield (
+                    "registry",
+                    f"image {image!r} comes from {loc.rsplit('/', 1)[0]!r}, outside the allowed registries {allowed}",
+                    "Use an image from a registry the workload already uses or the policy allows.",
+                )
+    yield from _metadata_violations(pre, after, action)
+    yield from _object_violations(kind, pre, after, rules)
+
+
+def _metadata_violations(pre: Obj | None, after: Obj, action: Action) -> Iterator[tuple[str, str, str]]:
+    pre_meta = (pre or {}).get("metadata") or {}
+    after_meta = after.get("metadata") or {}
+    manifest = getattr(action, "manifest", None)
+    if pre is None and isinstance(manifest, dict):
+        asked = manifest.get("metadata") or {}
+        if asked.get("finalizers"):
+            yield (
+                "finalizers",
+                f"a new object would carry finalizers {asked['finalizers']}",
+                "Create the object without finalizers.",
+            )
+    elif (pre_meta.get("finalizers") or []) != (after_meta.get("finalizers") or []):
+        yield (
+            "finalizers",
+            f"it would change the finalizers from {pre_meta.get('finalizers') or []} to "
+            f"{after_meta.get('finalizers') or []}; finalizers guard cleanup (a PVC's protects its data)",
+            "Leave finalizers to their controllers; fix what blocks the cleanup instead.",
+        )
+    if _owners(pre_meta) != _owners(after_meta):
+        yield (
+            "ownership",
+            "it would change the object's ownerReferences; the garbage collector deletes objects whose owner goes, "
+            "later and outside this transaction",
+            "Leave ownerReferences to the controllers that set them.",
+        )
+
+
+def _owners(meta: Obj) -> list[tuple[str, str, str, str]]:
+    refs = meta.get("ownerReferences") or []
+    return sorted(
+        (str(r.get("apiVersion")), str(r.get("kind")), str(r.get("name")), str(r.get("uid")))
+        for r in refs
+        if isinstance(r, dict)
+    )
+
+
+def _object_violations(kind: str, pre: Obj | None, after: Obj, rules: ScopeRules) -> Iterator[tuple[str, str, str]]:
+    pre_spec = ((pre or {}).get("spec") or {}) if isinstance((pre or {}).get("spec"), dict) else {}
+    spec = after.get("spec") if isinstance(after.get("spec"), dict) else {}
+    assert isinstance(spec, dict)
+    if kind == "Service":
+        old_type, new_type = pre_spec.get("type") or "ClusterIP", spec.get("type") or "ClusterIP"
+        if new_type in ("NodePort", "LoadBalancer") and new_type != old_type:
+            yield (
+                "exposure",
+                f"it would make the Service type {new_type}, reachable from outside the cluster",
+                _INSTEAD["exposure"],
+            )
+        new_ips = set(spec.get("externalIPs") or []) - set(pre_spec.get("externalIPs") or [])
+        if new_ips:
+            yield "exposure", f"it would add external IPs {sorted(new_ips)}", _INSTEAD["exposure"]
+    if kind == "PersistentVolume":
+        old, new = pre_spec.get("persistentVolumeReclaimPolicy"), spec.get("persistentVolumeReclaimPolicy")
+        if new in ("Delete", "Recycle") and new != old:
+            yield (
+                "data_destruction",
+                f"reclaim policy {new} deletes the volume's data once its claim goes",
+                "Keep the reclaim policy; fix the binding instead.",
+            )
+    if kind == "StatefulSet":
+        old_ret = pre_spec.get("persistentVolumeClaimRetentionPolicy") or {}
+        new_ret = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+        if isinstance(new_ret, dict) and isinstance(old_ret, dict):
+            for when in ("whenDeleted", "whenScaled"):
+                if new_ret.get(when) == "Delete" and old_ret.get(when) != "Delete":
+                    yield (
+                        "data_destruction",
+                        f"PVC retention {when}: Delete deletes the pods' volumes",
+                        "Keep the claims retained.",
+                    )
+    replicas, before = spec.get("replicas"), pre_spec.get("replicas")
+    if isinstance(replicas, int) and not isinstance(replicas, bool):
+        bound = max(rules.max_replicas, before if isinstance(before, int) else 0)
+        if replicas > bound:
+            yield (
+                "scale_bound",
+                f"{replicas} replicas is above the bound of {bound} (the policy's max_replicas "
+                f"{rules.max_replicas}, or the current count if higher)",
+                "Scale to at most the bound; an operator can raise max_replicas for this scope.",
+            )
+
+
+# --- image references -------------------------------------------------------------------------------------------
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_HOST = re.compile(rf"^(?:localhost|{_LABEL}(?:\.{_LABEL})*)(?::\d{{1,5}})?$")
+_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
+_DOCKER_HUB = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+
+
+def image_location(ref: str) -> str | None:
+    """``registry/repository`` of an image reference, Docker-normalised (``nginx`` -> ``docker.io/library/nginx``);
+    None when the reference is not well-formed (whitespace, upper case in the path, unicode, empty parts...)."""
+    if not ref or len(ref) > 512 or not ref.isascii() or ref != ref.strip():
+        return None
+    name, _, digest = ref.partition("@")
+    if digest and not _DIGEST.match(digest):
+        return None
+    slash, colon = name.rfind("/"), name.rfind(":")
+    if colon > slash:
+        name, tag = name[:colon], name[colon + 1 :]
+        if not _TAG.match(tag):
+            return None
+    parts = name.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        registry, path = parts[0].lower(), parts[1:]
+        if not _HOST.match(registry):
+            return None
+    else:
+        registry, path = "docker.io", parts
+    if registry in _DOCKER_HUB:
+        registry = "docker.io"
+        if len(path) == 1:
+            path = ["library", *path]
+    if not path or not all(_COMPONENT.match(p) for p in path):
+        return None
+    return "/".join([registry, *path])
+
+
+def _normalise_registry_entry(entry: str) -> str:
+    value = entry.strip().lower().rstrip("/")
+    head, _, rest = value.partition("/")
+    if head in _DOCKER_HUB:
+        head = "docker.io"
+    return f"{head}/{rest}" if rest else head
+
+
+def _registry_allowed(loc: str, pre_registries: set[str], allowed: list[str]) -> bool:
+    if loc.split("/", 1)[0] in pre_registries:
+        return True
+    return any(loc == entry or loc.startswith(entry + "/") for entry in allowed)

@@ -1,0 +1,172 @@
+"""Diagnosis by change (``stratus.reasoners.rulebook.changes``) on recorded snapshots stored as data
+(``tests/data/changes/<case>/``: ``healthy.yaml`` as the scope was when healthy, ``objects.yaml`` now)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import yaml
+
+from stratus.actions import Create, Delete, Patch
+from stratus.contracts import DiagnoseRequest
+from stratus.lastgood import LastGood, capture
+from stratus.reasoners.rulebook import RulebookDiagnosisReasoner, RulebookMitigationReasoner
+from stratus.reasoners.rulebook.changes import candidates, diff, revert_actions
+from stratus.reasoners.rulebook.snapshot import collect
+from tests.unit.rulebook_cases.casetools import CaseTools
+from tests.unit.test_rulebook_cases import mitigate_request
+
+DATA = Path(__file__).parent.parent / "data" / "changes"
+
+
+def healthy(case: str) -> LastGood:
+    objects = [o for o in yaml.safe_load_all((DATA / case / "healthy.yaml").read_text()) if o]
+
+    class Lister:
+        async def list_objects(self, kind: str, namespace: str | None = None) -> list[dict[str, object]]:
+            return [o for o in objects if o["kind"] == kind]
+
+    return asyncio.run(capture(Lister(), "shop", now=0.0))
+
+
+def now(case: str) -> tuple[CaseTools, LastGood]:
+    tools = CaseTools(DATA / case)
+    return tools, asyncio.run(capture(tools, "shop"))
+
+
+def test_a_template_change_is_cut_into_revertable_units() -> None:
+    _, after = now("template-two-units")
+    units = {(c.key, c.pointer) for c in diff(healthy("template-two-units"), after)}
+    assert units == {
+        ("Deployment/shop/web", "/spec/template/metadata/annotations"),
+        ("Deployment/shop/web", "/spec/template/spec/nodeName"),
+        ("ConfigMap/shop/unrelated", "/data"),
+    }
+
+
+def test_candidates_are_tied_to_the_unhealthy_pod_and_unrelated_changes_are_not() -> None:
+    tools, after = now("template-two-units")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, loose = candidates(healthy("template-two-units"), after, snap)
+    assert [c.change.pointer for c in tied] == ["/spec/template/metadata/annotations", "/spec/template/spec/nodeName"]
+    assert all("owns pod web-2-bbbbb (Pending)" in c.why[0] for c in tied)
+    assert [c.key for c in loose] == ["ConfigMap/shop/unrelated"]
+    revert = tied[1].actions[0]
+    assert isinstance(revert, Patch) and revert.patch == [{"op": "remove", "path": "/spec/template/spec/nodeName"}]
+
+
+def test_the_mitigation_reverts_one_candidate_per_attempt_and_skips_one_that_was_undone() -> None:
+    before = healthy("template-two-units")
+
+    async def source(scope: str) -> LastGood | None:
+        return before
+
+    reasoner = RulebookMitigationReasoner(lastgood=source)
+    first = CaseTools(DATA / "template-two-units")
+    asyncio.run(reasoner.mitigate(mitigate_request("shop"), first))
+    assert len(first.executed) == 1
+    assert first.executed[0].patch[0]["path"] == "/spec/template/metadata/annotations"  # type: ignore[union-attr]
+    # The coordinator's reflection of the aborted attempt names the write and its parameters.
+    spec = first.executed[0].to_spec()
+    params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
+    reflection = f"Attempt 1 tried: patch Deployment/shop/web ({params}). Aborted and undone: mu did not go down."
+    second = CaseTools(DATA / "template-two-units")
+    asyncio.run(reasoner.mitigate(mitigate_request("shop", reflections=[reflection]), second))
+    assert [a.patch for a in second.executed] == [[{"op": "remove", "path": "/spec/template/spec/nodeName"}]]  # type: ignore[union-attr]
+
+
+def test_the_diagnosis_says_which_change_it_blames_and_why() -> None:
+    before = healthy("template-two-units")
+
+    async def source(scope: str) -> LastGood | None:
+        return before
+
+    tools = CaseTools(DATA / "template-two-units")
+    diagnosis = asyncio.run(
+        RulebookDiagnosisReasoner(lastgood=source).diagnose(DiagnoseRequest(incident_id="i", scope="shop"), tools)
+    )
+    assert diagnosis.localisation[0] == "web"
+    assert "changed since the last healthy state: Deployment/shop/web" in diagnosis.summary
+    assert any(e.startswith("blamed because it owns pod web-2-bbbbb") for e in diagnosis.evidence)
+
+
+def test_a_created_policy_is_deleted_and_a_rotated_secret_is_blamed_but_not_reverted() -> None:
+    tools, after = now("policy-created")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, _ = candidates(healthy("policy-created"), after, snap)
+    by_key = {c.change.key: c for c in tied}
+    policy = by_key["NetworkPolicy/shop/deny-all"]
+    assert policy.change.op == "created" and isinstance(policy.actions[0], Delete)
+    assert "it selects unhealthy pods" in policy.why[0]
+    secret = by_key["Secret/shop/db-creds"]
+    assert secret.actions == [] and "reference Secret/db-creds" in secret.why[0]
+    assert "bmV3" not in str(secret.change) and "b2xk" not in str(secret.change)  # hashes only
+
+
+def test_a_deleted_object_is_recreated_from_the_snapshot() -> None:
+    _, after = now("policy-created")
+    before = healthy("template-two-units")  # as if the web Deployment and its Service had been deleted
+    changes = {c.key: c for c in diff(before, after)}
+    svc = changes["Service/shop/web"]
+    assert svc.op == "deleted"
+    (create,) = revert_actions(svc)
+    assert isinstance(create, Create)
+    assert create.manifest["apiVersion"] == "v1" and create.manifest["spec"]["selector"] == {"app": "web"}
+    assert "clusterIP" not in create.manifest["spec"]
+
+
+def test_localisation_weighs_the_traces_and_the_changes_together() -> None:
+    from stratus.reasoners.bootstrap import CallGraph, Hypothesis
+    from stratus.reasoners.rulebook.analyzers import Finding
+    from stratus.reasoners.rulebook.diagnose import rank
+    from stratus.reasoners.rulebook.mitigate import choose_plans
+    from stratus.reasoners.rulebook.snapshot import Snapshot
+
+    def change(component: str, rank_: int) -> Finding:
+        revert = [{"verb": "rollout_restart", "kind": "Deployment", "namespace": "shop", "name": component}]
+        return Finding(
+            analyzer="changes",
+            mechanism="recent_change",
+            component=component,
+            target=f"Deployment/shop/{component}",
+            confidence=0.75 - 0.01 * rank_,
+            evidence=[f"changed: {component}"],
+            facts={"revert": revert, "pointer": "/spec/template/spec/x", "op": "changed", "rank": rank_},
+        )
+
+    found = [change("cart", 0), change("web", 1)]
+    graph = CallGraph(hypotheses=[Hypothesis(service="web", operation="GET /", traces=9, depth=2)])
+    order = rank(Snapshot(namespace="shop"), found, graph)
+    assert order[:2] == ["web", "cart"]  # the traces say failures start at web: its change ranks first
+    plans = choose_plans(found, "shop", [], first=order[0])
+    assert [p.finding.component for p in plans] == ["web"]
+
+
+def test_history_beats_inference_once_then_the_analyzer_fix_runs() -> None:
+    case = Path(__file__).parent.parent / "data" / "relations" / "selector-value-changed"
+    tools = CaseTools(case)
+    objects = [dict(o) for o in tools.objects]
+    for o in objects:
+        if o["kind"] == "Service":
+            o["spec"] = {**o["spec"], "selector": {"svc": "geo"}}  # as it was when healthy
+
+    class Lister:
+        async def list_objects(self, kind: str, namespace: str | None = None) -> list[dict[str, object]]:
+            return [o for o in objects if o["kind"] == kind]
+
+    before = asyncio.run(capture(Lister(), "ns1", now=0.0))
+
+    async def source(scope: str) -> LastGood | None:
+        return before
+
+    reasoner = RulebookMitigationReasoner(lastgood=source)
+    first = CaseTools(case)
+    asyncio.run(reasoner.mitigate(mitigate_request("ns1"), first))
+    # The analyzer would patch the selector to the labels it inferred; the snapshot knows the exact old selector.
+    assert [a.patch for a in first.executed] == [[{"op": "replace", "path": "/spec/selector", "value": {"svc": "geo"}}]]  # type: ignore[attr-defined]
+    params = ", ".join(f"{k}={v}" for k, v in first.executed[0].to_spec().params.items())
+    reflection = f"Attempt 1 tried: patch Service/ns1/geo ({params}). Aborted and undone: mu did not go down."
+    second = CaseTools(case)
+    asyncio.run(reasoner.mitigate(mitigate_request("ns1", reflections=[reflection]), second))
+    assert second.executed[0].patch[0] == {"op": "test", "path": "/spec/selector", "value": {"svc": "geo-v2"}}  # type: ignore[attr-defined]

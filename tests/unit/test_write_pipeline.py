@@ -1,0 +1,101 @@
+"""The write pipeline's order on an in-memory API: pre-image, then the dry run of the one built request, then the
+journal intent and the fence, then that same request for real, then the outcome. A failing dry run or a refusal
+journals nothing, fences nothing and sends nothing for real."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, cast
+
+import pytest
+
+from stratus.actions import Delete, Patch
+from stratus.confinement import Refusal
+from stratus.contracts import JournalRecord, Lease, utcnow
+from stratus.gateway import KubeApi, KubeApiError, WriteGateway
+from stratus.writerequest import WireRequest
+
+Obj = dict[str, Any]
+
+
+class FakeApi:
+    def __init__(self, objects: dict[tuple[str, str, str], Obj]) -> None:
+        self.objects = objects
+        self.log: list[str] = []
+        self.sent: list[WireRequest] = []
+
+    def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
+        self.log.append("get")
+        obj = self.objects.get((kind, namespace or "", name))
+        return copy.deepcopy(obj) if obj else None
+
+    def items(self, kind: str, namespace: str | None, **_: Any) -> list[Obj]:
+        return []
+
+    def send(self, req: WireRequest) -> Obj:
+        self.sent.append(req)
+        self.log.append("dry" if req.is_dry_run else "write")
+        name = req.path.rsplit("/", 1)[-1]
+        obj = self.objects.get(("ConfigMap", "shop", name))
+        if obj is None:
+            raise KubeApiError(404, "NotFound", f'configmaps "{name}" not found')
+        return copy.deepcopy(obj)
+
+    def close(self) -> None:
+        pass
+
+
+def gateway(api: FakeApi, log: list[str], *, journal_fails: bool = False) -> WriteGateway:
+    async def fence(scope: str, token: int) -> None:
+        log.append("fence")
+
+    async def intent(record: JournalRecord) -> None:
+        if journal_fails:
+            raise ConnectionError("journal unavailable")
+        log.append("intent")
+
+    async def outcome(record: JournalRecord) -> None:
+        log.append("outcome")
+
+    lease = Lease(scope="shop", holder="t", token=1, expires_at=utcnow())
+    return WriteGateway(
+        cast(KubeApi, api), lease=lease, check_fence=fence, journal_intent=intent, journal_outcome=outcome
+    )
+
+
+CM = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "conf", "namespace": "shop", "resourceVersion": "3", "uid": "u"},
+}
+
+
+async def test_the_write_is_the_dry_run_request_without_dry_run() -> None:
+    api = FakeApi({("ConfigMap", "shop", "conf"): CM})
+    api.log = log = []
+    gw = gateway(api, log)
+    result = await gw.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "v"}}))
+    assert result.ok, result.message
+    assert log[:2] == ["get", "dry"] and sorted(log[2:4]) == ["fence", "intent"] and log[4:] == ["write", "outcome"]
+    dry, real = api.sent
+    assert dry == real.dry_run() and not real.is_dry_run
+
+
+async def test_a_failing_dry_run_or_journal_sends_nothing_for_real() -> None:
+    api = FakeApi({("ConfigMap", "shop", "conf"): CM})
+    api.log = log = []
+    gw = gateway(api, log)
+    missing = await gw.write(Delete(kind="ConfigMap", namespace="shop", name="nope"))
+    assert not missing.ok and not missing.executed and "intent" not in log and "write" not in log
+    failing = gateway(api, log, journal_fails=True)
+    with pytest.raises(ConnectionError):
+        await failing.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "v"}}))
+    assert "write" not in log
+
+
+async def test_a_namespace_deletion_is_refused_before_any_request() -> None:
+    api = FakeApi({})
+    api.log = log = []
+    with pytest.raises(Refusal):
+        await gateway(api, log).write(Delete(kind="Namespace", name="victim"))
+    assert log == []

@@ -1,0 +1,304 @@
+"""The write policy (stratus.writepolicy), judged on pre-image -> dry-run result pairs: every guard refuses what a
+write introduces (whatever the form of the write), lets pre-existing features and plain fixes through, and says why."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stratus.actions import Action, Apply, Create, Delete, Exec, Patch, RolloutUndo, Scale, SetImage
+from stratus.writepolicy import PolicyRefusal, WritePolicy, image_location
+
+NS = "shop"
+POLICY = WritePolicy()
+
+
+def deployment(**pod: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [{"name": "app", "image": "docker.io/acme/web:1"}], **pod}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": NS, "uid": "u1", "resourceVersion": "5"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {"spec": spec}},
+    }
+
+
+def with_(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    node = out
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
+    if isinstance(node, list):
+        node[int(keys[-1])] = value
+    else:
+        node[keys[-1]] = value
+    return out
+
+
+PATCH = Patch(kind="Deployment", namespace=NS, name="web", patch_type="json", patch=[])
+C0 = "spec.template.spec.containers.0"
+BASE = deployment()
+
+
+def refused(action: Action, pre: dict[str, Any] | None, after: Any, policy: WritePolicy = POLICY) -> PolicyRefusal:
+    with pytest.raises(PolicyRefusal) as info:
+        policy.check(action, pre, after)
+    message = str(info.value)
+    assert "refused by the write policy" in message and ". Instead: " in message, message
+    assert message.rstrip().endswith("."), message
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("after", "guard"),
+    [
+        (with_(BASE, f"{C0}.securityContext", {"privileged": True}), "privileged"),
+        (with_(BASE, f"{C0}.securityContext", {"allowPrivilegeEscalation": True}), "privileged"),
+        (with_(BASE, f"{C0}.securityContext", {"capabilities": {"add": ["SYS_ADMIN"]}}), "capabilities"),
+        (with_(BASE, "spec.template.spec.hostPID", True), "host_namespaces"),
+        (with_(BASE, "spec.template.spec.hostIPC", True), "host_namespaces"),
+        (with_(BASE, "spec.template.spec.hostNetwork", True), "host_namespaces"),
+        (with_(BASE, "spec.template.spec.volumes", [{"name": "r", "hostPath": {"path": "/"}}]), "host_path"),
+        (with_(BASE, f"{C0}.ports", [{"containerPort": 80, "hostPort": 80}]), "exposure"),
+        (with_(BASE, "spec.template.spec.serviceAccountName", "admin"), "service_account"),
+        (with_(BASE, "spec.template.spec.serviceAccount", "admin"), "service_account"),
+        (with_(BASE, "metadata.ownerReferences", [{"kind": "ConfigMap", "name": "x", "uid": "1"}]), "ownership"),
+        (with_(BASE, "metadata.finalizers", ["example.com/block"]), "finalizers"),
+        (with_(BASE, f"{C0}.image", "evil.example.com/miner:1"), "registry"),
+        (with_(BASE, f"{C0}.image", "docker.io/acme/web:1 "), "registry"),
+        (with_(BASE, f"{C0}.image", "d\u043ecker.io/acme/web:1"), "registry"),  # Cyrillic o
+        (with_(BASE, "spec.replicas", 500), "scale_bound"),
+        (with_(BASE, f"{C0}.env", [{"name": "LD_PRELOAD", "value": "/tmp/x.so"}]), "privileged"),
+    ],
+)
+def test_each_guard_refuses_what_a_write_introduces(after: dict[str, Any], guard: str) -> None:
+    assert refused(PATCH, BASE, after).guard == guard
+
+
+def test_features_the_object_already_had_do_not_block_other_fixes() -> None:
+    pre = with_(BASE, "spec.template.spec.hostNetwork", True)
+    pre = with_(pre, f"{C0}.securityContext", {"privileged": True, "capabilities": {"add": ["NET_ADMIN"]}})
+    pre = with_(pre, "spec.replicas", 40)
+    after = with_(pre, f"{C0}.image", "docker.io/acme/web:2")
+    POLICY.check(SetImage(kind="Deployment", namespace=NS, name="web", images={"app": "acme/web:2"}), pre, after)
+
+
+def test_plain_fixes_pass() -> None:
+    POLICY.check(Scale(kind="Deployment", namespace=NS, name="web", replicas=3), BASE, with_(BASE, "spec.replicas", 3))
+    # a rollout undo to another repository of a registry the workload already uses (misconfigured image)
+    undo = RolloutUndo(kind="Deployment", namespace=NS, name="web")
+    POLICY.check(undo, BASE, with_(BASE, f"{C0}.image", "acme/other:latest"))
+    # an explicit default ServiceAccount is the same identity
+    POLICY.check(PATCH, BASE, with_(BASE, "spec.template.spec.serviceAccountName", "default"))
+    # an ordinary env fix (the wrong-env-value class of faults)
+    POLICY.check(PATCH, BASE, with_(BASE, f"{C0}.env", [{"name": "DB_HOST", "value": "mongodb-geo"}]))
+
+
+def test_services_may_not_be_exposed() -> None:
+    svc = {"kind": "Service", "metadata": {"name": "web", "namespace": NS}, "spec": {"ports": [{"port": 80}]}}
+    patch = Patch(kind="Service", namespace=NS, name="web", patch={"spec": {"type": "NodePort"}})
+    for change in ({"type": "NodePort"}, {"type": "LoadBalancer"}, {"externalIPs": ["1.2.3.4"]}):
+        after = {**svc, "spec": {**svc["spec"], **change}}
+        assert refused(patch, svc, after).guard == "exposure"
+    POLICY.check(patch, svc, {**svc, "spec": {**svc["spec"], "ports": [{"port": 80, "targetPort": 8080}]}})
+
+
+@pytest.mark.parametrize("kind", ["PersistentVolumeClaim", "PersistentVolume"])
+def test_volume_deletion_is_refused(kind: str) -> None:
+    ns = None if kind == "PersistentVolume" else NS
+    assert refused(Delete(kind=kind, namespace=ns, name="data"), {"kind": kind}, {}).guard == "data_destruction"
+
+
+def test_reclaim_policy_and_claim_binding() -> None:
+    pv = {"kind": "PersistentVolume", "metadata": {"name": "pv1"}, "spec": {"persistentVolumeReclaimPolicy": "Retain"}}
+    patch = Patch(kind="PersistentVolume", name="pv1", patch_type="merge", patch={})
+    after = with_(pv, "spec.persistentVolumeReclaimPolicy", "Delete")
+    assert refused(patch, pv, after).guard == "data_destruction"
+    POLICY.check(patch, with_(pv, "spec.claimRef", {"name": "old"}), pv)  # the rulebook's stale claimRef fix
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": NS}, "data": {}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa", "namespace": NS}},
+    ],
+)
+def test_secrets_and_service_accounts_are_never_written(manifest: dict[str, Any]) -> None:
+    refusal = refused(Create(manifest=manifest), None, manifest)
+    assert refusal.guard in ("secrets", "service_account")
+    assert "Instead: Point the workload" in str(refusal) or "Instead: Fix the workload" in str(refusal)
+
+
+def test_grants_per_scope_and_system_namespaces() -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "kube-system"}}
+    assert refused(Apply(manifest=cm), None, cm).guard == "grant"
+    allowed = WritePolicy.parse('{"scopes": {"kube-system": {"grants": [{"kinds": ["cm"], "verbs": ["apply"]}]}}}')
+    allowed.check(Apply(manifest=cm), None, cm)
+    node_delete = Delete(kind="Node", name="n1")
+    assert refused(node_delete, {"kind": "Node"}, {}).guard == "grant"
+    yaml_policy = WritePolicy.parse("scopes:\n  '*':\n    grants: []\n")
+    assert refused(PATCH, BASE, BASE, yaml_policy).guard == "grant"
+    assert WritePolicy.parse("").scopes["cluster"].grants  # built-in
+
+
+def test_new_objects_take_registries_from_the_policy_only() -> None:
+    dep = with_(BASE, "metadata", {"name": "api", "namespace": NS})
+    assert refused(Create(manifest=dep), None, dep).guard == "registry"
+    policy = WritePolicy.parse(
+        '{"scopes": {"*": {"grants": [{"kinds": ["*"], "verbs": ["*"]}], "allowed_registries": ["docker.io/acme"]}}}'
+    )
+    policy.check(Create(manifest=dep), None, dep)
+    other = with_(dep, f"{C0}.image", "docker.io/acmeevil/web:1")
+    assert refused(Create(manifest=other), None, other, policy).guard == "registry"
+
+
+def test_waive_turns_one_guard_off() -> None:
+    policy = WritePolicy.parse(
+        '{"scopes": {"*": {"grants": [{"kinds": ["Deployment"], "verbs": ["patch"]}], "waive": ["host_namespaces"]}}}'
+    )
+    policy.check(PATCH, BASE, with_(BASE, "spec.template.spec.hostNetwork", True))
+    assert refused(PATCH, BASE, with_(BASE, "spec.template.spec.hostPID", True), POLICY).guard == "host_namespaces"
+
+
+def test_exec_is_judged_on_grants_only_and_a_missing_dry_run_object_is_refused() -> None:
+    exe = Exec(
+        namespace=NS,
+        name="db-0",
+        operation="mongodb.grant_roles",
+        args={"db": "geo-db", "user": "admin", "roles": [{"role": "readWrite", "db": "geo-db"}]},
+    )
+    POLICY.check(exe, None, {"dryRun": "exec"})
+    assert refused(PATCH, BASE, {"dryRun": "nothing"}).guard == "dry_run"
+
+
+@pytest.mark.parametrize(
+    ("ref", "location"),
+    [
+        ("nginx", "docker.io/library/nginx"),
+        ("nginx:1.25", "docker.io/library/nginx"),
+        ("acme/web@sha256:" + "a" * 64, "docker.io/acme/web"),
+        ("index.docker.io/acme/web:1", "docker.io/acme/web"),
+        ("localhost:5000/x/y:2", "localhost:5000/x/y"),
+        ("GHCR.io/acme/web", "ghcr.io/acme/web"),
+        ("ghcr.io/Acme/web", None),
+        ("", None),
+        ("nginx:", None),
+        ("a//b", None),
+        ("ghcr.io/acme/web@sha256:short", None),
+    ],
+)
+def test_image_locations(ref: str, location: str | None) -> None:
+    assert image_location(ref) == location
+
+
+@given(st.text(max_size=80))
+def test_image_location_never_crashes_and_is_well_formed(ref: str) -> None:
+    loc = image_location(ref)
+    if loc is not None:
+        assert loc.isascii() and "/" in loc and " " not in loc and loc == loc.lower()
+
+
+ESCALATIONS: dict[str, tuple[str, Any]] = {
+    "privileged": (f"{C0}.securityContext.privileged", True),
+    "host_namespaces": ("spec.template.spec.hostIPC", True),
+    "host_path": ("spec.template.spec.volumes", [{"name": "h", "hostPath": {"path": "/var/run"}}]),
+    "service_account": ("spec.template.spec.serviceAccountName", "ops"),
+    "registry": (f"{C0}.image", "quay.io/x/y:1"),
+    "scale_bound": ("spec.replicas", 11),
+    "ownership": ("metadata.ownerReferences", [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "9"}]),
+    "finalizers": ("metadata.finalizers", ["x/y"]),
+}
+HARMLESS: dict[str, tuple[str, Any]] = {
+    "image_tag": (f"{C0}.image", "docker.io/acme/web:2"),
+    "env": (f"{C0}.env", [{"name": "LOG", "value": "debug"}]),
+    "replicas": ("spec.replicas", 5),
+    "labels": ("spec.template.metadata", {"labels": {"v": "2"}}),
+    "node_selector": ("spec.template.spec.nodeSelector", {"zone": "a"}),
+}
+
+
+@given(
+    st.sets(st.sampled_from(sorted(ESCALATIONS)), max_size=3),
+    st.sets(st.sampled_from(sorted(HARMLESS)), max_size=3),
+)
+def test_any_mix_of_changes_is_refused_iff_it_escalates(escalations: set[str], harmless: set[str]) -> None:
+    after = BASE
+    for name in sorted(harmless):
+        after = with_(after, *HARMLESS[name])
+    for name in sorted(escalations):
+        path, value = ESCALATIONS[name]
+        after = with_(after, path, value)
+    if escalations:
+        assert refused(PATCH, BASE, after).guard in escalations
+    else:
+        POLICY.check(PATCH, BASE, after)
+
+
+async def test_a_lease_widens_only_to_scopes_the_policy_grants() -> None:
+    from typing import cast
+
+    from stratus.agent_tools import TransactionTools
+    from stratus.confinement import Refusal
+    from stratus.contracts import Lease, utcnow
+    from stratus.gateway import KubeApi, WriteGateway
+
+    async def fence(scope: str, token: int) -> None:
+        return None
+
+    lease = Lease(scope=NS, holder="t", token=1, expires_at=utcnow())
+    gateway = WriteGateway(cast(KubeApi, None), lease=lease, check_fence=fence)
+    for scope, widened in (("kube-system", None), ("other", "other")):
+        tools = TransactionTools(gateway, namespace=NS)
+        with pytest.raises(Refusal):
+            await tools.execute(Scale(kind="Deployment", namespace=scope, name="web", replicas=1))
+        assert tools.needs_scope == widened
+    assert not POLICY.grants("kube-system", "Deployment", "scale") and POLICY.grants("x", "Deployment", "scale")
+    assert POLICY.grants("cluster", "Node", "cordon") and not POLICY.grants("cluster", "Namespace", "delete")
+
+
+def test_a_bad_policy_setting_fails_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from stratus.settings import MitigatorSettings
+
+    monkeypatch.setenv("STRATUS_WRITE_POLICY", '{"scopes": {"*": {"grants": [{"kinds": ["Pod"], "verbs": ["rm"]}]}}}')
+    with pytest.raises(ValidationError, match="not a valid write policy"):
+        MitigatorSettings()
+    monkeypatch.setenv("STRATUS_WRITE_POLICY", "scopes:\n  '*': {max_replicas: 3}\n")
+    assert WritePolicy.parse(MitigatorSettings().write_policy).scopes["*"].max_replicas == 3
+
+
+POD_ESCALATIONS: dict[str, tuple[str, Any]] = {
+    "privileged": ("containers", [{"name": "app", "securityContext": {"privileged": True}}]),
+    "capabilities": ("containers", [{"name": "app", "securityContext": {"capabilities": {"add": ["NET_RAW"]}}}]),
+    "host_namespaces": ("hostPID", True),
+    "host_path": ("volumes", [{"name": "h", "hostPath": {"path": "/etc"}}]),
+    "service_account": ("serviceAccountName", "builder"),
+}
+
+
+@given(st.sampled_from(sorted(POD_ESCALATIONS)), st.sampled_from(["strategic", "merge", "json"]))
+def test_every_patch_form_of_an_escalation_is_refused(guard: str, form: str) -> None:
+    """The same escalation as a strategic merge, a merge patch or a JSON patch: the policy sees the result only."""
+    from arena.patch import json_patch, merge_patch, strategic_merge
+
+    field, value = POD_ESCALATIONS[guard]
+    if form == "json":
+        if field == "containers":
+            sc = value[0]["securityContext"]
+            ops = [{"op": "add", "path": "/spec/template/spec/containers/0/securityContext", "value": sc}]
+        else:
+            ops = [{"op": "add", "path": f"/spec/template/spec/{field}", "value": value}]
+        after = json_patch(BASE, ops)
+    else:
+        if form == "merge" and field == "containers":  # a merge patch replaces the list: keep the image
+            value = [{**value[0], "image": "docker.io/acme/web:1"}]
+        body = {"spec": {"template": {"spec": {field: value}}}}
+        after = (strategic_merge if form == "strategic" else merge_patch)(BASE, body)
+    assert refused(PATCH, BASE, after).guard == guard
