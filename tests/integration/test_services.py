@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,10 +47,41 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+class Up:
+    """`stratus up` as a user runs it, with its output read as it comes: an unread pipe fills up and blocks the
+    supervisor's own writes, which would stall it (and its Ctrl-C) on a chatty or busy day."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([STRATUS, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._chunks: list[bytes] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._chunks.append(line)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self, *, to_the_end: bool = False) -> str:
+        if to_the_end:  # the process has exited: the pipe ends once drained
+            self._reader.join(timeout=10)
+        return b"".join(self._chunks).decode(errors="replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
 @pytest.fixture(scope="module")
-def system(
-    nats_server: LocalServer, redis_server: LocalServer, shop_arena: tuple[object, Path]
-) -> Iterator[subprocess.Popen[bytes]]:
+def system(nats_server: LocalServer, redis_server: LocalServer, shop_arena: tuple[object, Path]) -> Iterator[Up]:
     env = dict(
         os.environ,
         STRATUS_NATS_URL=nats_server.url,
@@ -58,16 +90,12 @@ def system(
         STRATUS_SCOPES='["no-such-namespace"]',
         STRATUS_PORT=str(free_port()),
     )
-    proc = subprocess.Popen([STRATUS, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
+    up = Up(env)
+    yield up
+    up.close()
 
 
-async def test_all_six_services_become_healthy(system: subprocess.Popen[bytes], nats_server: LocalServer) -> None:
+async def test_all_six_services_become_healthy(system: Up, nats_server: LocalServer) -> None:
     # Behaviour, not speed: start-up time is a benchmark figure (printed), never a bound that flakes on a busy machine.
     start = time.monotonic()
     replies = await wait_healthy(nats_server.url, timeout=90)
@@ -84,7 +112,7 @@ async def test_all_six_services_become_healthy(system: subprocess.Popen[bytes], 
     [("mitigate", "no longer current"), ("undo", "no longer current")],
 )
 async def test_work_that_cannot_be_done_is_refused_with_a_readable_event(
-    system: subprocess.Popen[bytes], nats_server: LocalServer, bus: Bus, uid: str, kind: str, reason: str
+    system: Up, nats_server: LocalServer, bus: Bus, uid: str, kind: str, reason: str
 ) -> None:
     await wait_healthy(nats_server.url, timeout=60)  # behaviour, not start-up speed
     from datetime import UTC, datetime
@@ -108,9 +136,7 @@ async def test_work_that_cannot_be_done_is_refused_with_a_readable_event(
     await sub.unsubscribe()
 
 
-async def test_the_diagnoser_answers_with_a_diagnosis(
-    system: subprocess.Popen[bytes], nats_server: LocalServer, bus: Bus, uid: str
-) -> None:
+async def test_the_diagnoser_answers_with_a_diagnosis(system: Up, nats_server: LocalServer, bus: Bus, uid: str) -> None:
     await wait_healthy(nats_server.url, timeout=60)  # behaviour, not start-up speed
     incident = f"inc-{uid}"
     sub = await bus.js.subscribe(c.events_subject(incident, "diagnosis"), ordered_consumer=True)
@@ -120,9 +146,7 @@ async def test_the_diagnoser_answers_with_a_diagnosis(
     await sub.unsubscribe()
 
 
-async def test_health_shows_each_dependency_of_each_service(
-    system: subprocess.Popen[bytes], nats_server: LocalServer
-) -> None:
+async def test_health_shows_each_dependency_of_each_service(system: Up, nats_server: LocalServer) -> None:
     await wait_healthy(nats_server.url, timeout=60)
     deadline = time.monotonic() + 20
     while True:
@@ -146,22 +170,23 @@ async def test_health_shows_each_dependency_of_each_service(
     assert "kubernetes ok" in status.stdout and "redis ok" in status.stdout
 
 
-async def test_sigint_stops_everything_and_leaves_no_process(
-    system: subprocess.Popen[bytes], nats_server: LocalServer
-) -> None:
+async def test_sigint_stops_everything_and_leaves_no_process(system: Up, nats_server: LocalServer) -> None:
     await wait_healthy(nats_server.url, timeout=60)  # behaviour, not start-up speed
     kids = children_of(system.pid)
     assert len(kids) >= 6
-    system.send_signal(signal.SIGINT)
-    system.wait(timeout=45)  # the supervisor allows each service 20 s to stop
-    assert system.returncode == 0
+    system.proc.send_signal(signal.SIGINT)
+    try:
+        system.proc.wait(timeout=60)  # the supervisor allows each service 20 s to stop, then drains their output
+    except subprocess.TimeoutExpired:
+        system.proc.kill()
+        raise AssertionError("stratus up did not stop in 60 s:\n" + system.log()[-6000:]) from None
+    assert system.proc.returncode == 0
     deadline = time.monotonic() + 5
     while any(alive(k) for k in kids) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert not [k for k in kids if alive(k)]
     replies = await gather_health(nats_server.url, window=0.3)
     assert not any(replies.values())
-    assert system.stdout is not None
-    log = system.stdout.read().decode()
+    log = system.log(to_the_end=True)
     for s in c.SERVICES:
         assert f"{s}: stopped" in log, log[-3000:]
