@@ -28,6 +28,7 @@ pre { background: #f6f6f6; padding: .5rem; overflow-x: auto; margin: .2rem 0; }
   <label>Bearer token <input id="token" type="password" size="40"></label>
   <button id="save">Use</button> <span id="status" class="muted"></span>
 </div>
+<p id="decision"></p>
 <h2>Pending approvals</h2>
 <table id="approvals"><thead><tr><th>incident</th><th>scope</th><th>transaction</th><th>writes</th>
 <th>decide by</th><th></th></tr></thead><tbody></tbody></table>
@@ -57,6 +58,8 @@ function describe(e) {
     case "state_changed": return e.previous + " -> " + e.state + (e.reason ? ": " + e.reason : "");
     case "checkpointed": return "checkpoint " + e.tx_id + ": mu = " + e.severity.mu;
     case "action_executed": return "#" + e.seq + " " + e.action.verb + " " + [e.action.kind, e.action.name].filter(Boolean).join("/") + " -> " + (e.ok ? "ok" : "failed") + ", mu = " + e.mu_after;
+    case "transaction_started": return "transaction " + e.tx_id + " started" + (e.worker ? " by " + e.worker : "");
+    case "transaction_ended": return "transaction " + e.tx_id + " " + e.outcome + ": " + e.actions + " write(s)";
     case "transaction_decided": return e.decision.toUpperCase() + " " + e.tx_id + ": mu " + e.mu_pre + " -> " + e.mu_post + " (" + e.reason + ")";
     case "undo_completed": return "undo of " + e.tx_id + ": " + e.undone + " undone, " + ((e.divergences || []).length ? e.divergences.length + " divergence(s)" : "digest restored");
     case "plan_proposed": return "plan of " + e.tx_id + ": " + e.actions.length + " write(s), dry-run, none executed";
@@ -79,7 +82,7 @@ function addEvent(e) {
   cell(row, (e.ts || "").slice(11, 19));
   cell(row, e.kind).className = "kind";
   const what = cell(row, describe(e));
-  for (const planned of (e.actions || [])) {
+  for (const planned of (Array.isArray(e.actions) ? e.actions : [])) {
     const pre = document.createElement("pre");
     const undo = (planned.undo || []).map((u) => u.verb + " " + [u.kind, u.name].filter(Boolean).join("/")).join("; ");
     pre.textContent = planned.action.verb + " " + [planned.action.kind, planned.action.name].filter(Boolean).join("/") + "  (undo: " + (undo || "nothing to restore") + ")\\n" + (planned.diff || "");
@@ -112,7 +115,8 @@ async function follow(id) {
     while ((cut = buffer.indexOf("\\n\\n")) >= 0) {
       const chunk = buffer.slice(0, cut);
       buffer = buffer.slice(cut + 2);
-      if (chunk.startsWith("data: ")) addEvent(JSON.parse(chunk.slice(6)));
+      if (!chunk.startsWith("data: ")) continue;
+      try { addEvent(JSON.parse(chunk.slice(6))); } catch (err) { $("status").textContent = "timeline: an event could not be shown: " + err; }
     }
   }
 }
@@ -155,7 +159,9 @@ async function decide(a, verdict) {
   const r = await fetch("/api/approvals/" + encodeURIComponent(a.incident_id) + "/" + verdict, {
     method: "POST", headers: { ...headers(), "Content-Type": "application/json" }, body: JSON.stringify({ tx_id: a.tx_id }),
   });
-  $("status").textContent = verdict + " " + a.tx_id + ": HTTP " + r.status;
+  let why = "";
+  if (!r.ok) { try { why = ": " + (await r.json()).error; } catch (err) { /* no JSON body */ } }
+  $("decision").textContent = verdict + " " + a.tx_id + ": HTTP " + r.status + why;
   refresh();
 }
 $("save").addEventListener("click", () => { sessionStorage.setItem("stratus-token", $("token").value); refresh(); });
