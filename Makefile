@@ -3,7 +3,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install lock demo test lint typecheck contracts unit integration up status clean help embedding-bench
+.PHONY: install lock demo test lint typecheck contracts unit integration up status clean help embedding-bench \
+	console-screenshots
 
 help:
 	@echo "make demo   - install, then run Stratus end to end on the embedded arena"
@@ -11,13 +12,16 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make lock   - recompile requirements.lock and requirements-dev.lock from pyproject.toml (UPGRADE=1: newest)"
 	@echo "make up     - start NATS, Redis and every service (stratus up)"
+	@echo "make console-screenshots - run the console's browser test and save its screenshots to docs/console"
 	@echo "make embedding-bench - record the state-embedding dataset, train, print the comparison with baselines"
 
 install:
 	@bash scripts/install.sh
 
 # The locks pin every package with hashes; `make install` installs exactly requirements-dev.lock.
-lock: install
+# (the first install may not check the lock against pyproject.toml: a dependency just added is what `lock` is for)
+lock:
+	@LOCK_CHECK=0 bash scripts/install.sh
 	$(BIN)/python scripts/lock.py compile $(if $(UPGRADE),--upgrade)
 	@bash scripts/install.sh
 
@@ -36,6 +40,10 @@ test: install lint typecheck contracts
 
 demo: install
 	$(BIN)/python -m arena.demo $(if $(FAULT),--fault $(FAULT))
+
+# The console's screenshots in the README: its browser test on the whole system, saving what the page showed.
+console-screenshots: install
+	STRATUS_CONSOLE_SCREENSHOTS=docs/console $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_console_browser.py
 
 # The state embedding: record the synthetic dataset, train from scratch, print the comparison (not part of `make test`).
 embedding-bench: install

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -28,6 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from arena.server import ArenaServer
@@ -93,7 +93,9 @@ def shots(tmp_path: Path) -> Iterator[Path]:
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
         for png in sorted(out.glob("*.png")):
-            shutil.copy(png, Path(keep) / png.name)
+            # A page of text needs few colours: a 32-colour palette keeps the files small.
+            with Image.open(png) as shot:
+                shot.convert("RGB").quantize(colors=32).save(Path(keep) / png.name, optimize=True)
 
 
 def writes(arena: ArenaServer, ns: str, since: int) -> list[str]:
@@ -156,9 +158,7 @@ async def test_a_human_approves_a_plan_in_the_browser_and_watches_the_incident_r
     log = Path("var/e2e") / f"console-browser-{uid}.log"
     console.start_services()
     try:
-        with running_system(
-            nats_server.url, redis_server.url, kubeconfig, ns, f"t{uid}", log, STRATUS_MODE="approve"
-        ):
+        with running_system(nats_server.url, redis_server.url, kubeconfig, ns, f"t{uid}", log, STRATUS_MODE="approve"):
             await wait_serving(console_url)
             scale(kubeconfig, ns, "web", 0)
             since = len(arena.api.requests)
