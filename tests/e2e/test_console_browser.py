@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[2]
 INSTALL = ROOT / "scripts" / "install-chromium.sh"
 TOKEN = "e2e-console-token"
 # Flags for a closed network and a root user (no sandbox): no background fetches, no first-run or sync, no QUIC.
+# The page reads the whole event stream every 5 s: after a long test session that takes a while.
+LIST_TIMEOUT_MS = 30_000
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -133,11 +135,11 @@ async def shoot(page: Page, out: Path, name: str) -> None:
 
 
 async def test_a_human_approves_a_plan_in_the_browser_and_watches_the_incident_resolve(
+    browser: Browser,  # first: without a browser, fail before the arena starts
     shop_arena: tuple[ArenaServer, Path],
     nats_server: LocalServer,
     redis_server: LocalServer,
     bus: Bus,
-    browser: Browser,
     shots: Path,
     uid: str,
 ) -> None:
@@ -170,13 +172,13 @@ async def test_a_human_approves_a_plan_in_the_browser_and_watches_the_incident_r
             await expect(page).to_have_title("Stratus console")
             await page.fill("#token", TOKEN)
             await page.click("#save")
-            await expect(page.locator("#status")).to_have_text("connected", timeout=10_000)
+            await expect(page.locator("#status")).to_have_text("connected", timeout=LIST_TIMEOUT_MS)
 
             # The incident, waiting for a human, and its pending plan with approve and deny.
             listed = page.locator(f'#incidents tr[data-incident="{incident}"]')
-            await expect(listed).to_contain_text("awaiting_approval", timeout=10_000)
+            await expect(listed).to_contain_text("awaiting_approval", timeout=LIST_TIMEOUT_MS)
             pending = page.locator("#approvals tbody tr", has_text=incident)
-            await expect(pending).to_contain_text(tx)
+            await expect(pending).to_contain_text(tx, timeout=LIST_TIMEOUT_MS)
             approve = pending.locator('button[data-verdict="approve"]')
             await expect(approve).to_be_visible()
             await expect(pending.locator('button[data-verdict="deny"]')).to_be_visible()
@@ -193,7 +195,7 @@ async def test_a_human_approves_a_plan_in_the_browser_and_watches_the_incident_r
             assert writes(arena, ns, since) == [], "a write reached the API server before the approval"
 
             await approve.click()
-            await expect(page.locator("#decision")).to_have_text(f"approve {tx}: HTTP 200", timeout=10_000)
+            await expect(page.locator("#decision")).to_have_text(f"approve {tx}: HTTP 200", timeout=LIST_TIMEOUT_MS)
 
             # The page follows the incident to its end over server-sent events.
             closed_row = page.locator('#timeline tr[data-kind="incident_closed"]')
@@ -203,8 +205,10 @@ async def test_a_human_approves_a_plan_in_the_browser_and_watches_the_incident_r
             )
             await expect(page.locator("#paths")).to_contain_text("visible:")
             await expect(page.locator("#paths")).to_contain_text(f"hidden {tx}:")
-            await expect(listed).to_contain_text("resolved", timeout=10_000)
-            await expect(page.locator("#approvals tbody tr", has_text=incident)).to_have_count(0, timeout=10_000)
+            await expect(listed).to_contain_text("resolved", timeout=LIST_TIMEOUT_MS)
+            await expect(page.locator("#approvals tbody tr", has_text=incident)).to_have_count(
+                0, timeout=LIST_TIMEOUT_MS
+            )
             await shoot(page, shots, "console-incident-resolved")
             await page.close()
 
