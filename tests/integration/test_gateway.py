@@ -698,3 +698,45 @@ async def test_write_overhead_benchmark(
     await bus.close()
     await redis.aclose()
     api.close()
+
+
+async def test_a_second_write_reuses_its_own_response_as_pre_image_and_an_outside_change_is_caught(
+    kubeconfig: Path, ns: str
+) -> None:
+    """Writing a status-less object twice reads it once: the first write's response is the second's candidate
+    pre-image, proved current by the resourceVersion precondition of the dry run. When something else changed the
+    object in between, the dry run conflicts and the gateway reads it again: the journaled pre-image (and so the undo)
+    is the object as it really was before the second write."""
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence)
+    reads: list[str] = []
+    pre_image_sync = gw._pre_image_sync
+
+    def counting(action: Action) -> Any:
+        reads.append(action.verb)
+        return pre_image_sync(action)
+
+    gw._pre_image_sync = counting  # type: ignore[method-assign]
+
+    def patch(value: str) -> Patch:
+        return Patch(kind="ConfigMap", namespace=ns, name="conf", patch_type="merge", patch={"data": {"k": value}})
+
+    assert (await gw.write(patch("1"))).ok
+    assert (await gw.write(patch("2"))).ok
+    assert reads == ["patch"]  # the second write's pre-image is the first write's response
+    intents = journal.phase("intent")
+    assert intents[1].pre_image is not None and intents[1].pre_image["data"] == {"k": "1"}
+
+    outside = KubeApi.from_kubeconfig(kubeconfig)
+    await asyncio.to_thread(outside.patch, "ConfigMap", ns, "conf", {"data": {"k": "outside"}}, "merge")
+    outside.close()
+    assert (await gw.write(patch("3"))).ok
+    assert reads == ["patch", "patch"]  # the remembered object was stale: read again
+    third = journal.phase("intent")[2]
+    assert third.pre_image is not None and third.pre_image["data"] == {"k": "outside"}
+    restore = action_from_spec(third.undo[0])
+    assert isinstance(restore, Replace) and restore.manifest["data"] == {"k": "outside"}
+    await gw.apply_undo(third.undo[0])
+    got = await asyncio.to_thread(gw.api.get, "ConfigMap", ns, "conf")
+    assert got is not None and got["data"] == {"k": "outside"}
+    gw.close()
