@@ -10,6 +10,12 @@ Why it is shaped this way:
   refused, ``stratus.disruption``: undo restores specs, not processes) -> build the undo record (an action with no
   recordable undo is refused) -> ``journal_intent`` (if it raises, the write is not sent) -> fencing check -> the
   write -> ``journal_outcome``. Undo writes (``apply_undo``) skip the guard: they restore the pre-image.
+- **Where the time goes, and what is not waited for.** A write costs a dry run, the intent's acknowledgement (the
+  fence is checked meanwhile) and the write. The pre-image of an object this gateway wrote last, when the object has
+  no status (nothing but writers change it), is the response to that write rather than a new GET: the request
+  carries its resourceVersion as a precondition, so the dry run proves it current, and a conflict reads again. The
+  outcome record is sent when the write returns and acknowledged before the next intent (or ``flush``): an intent
+  without an outcome is undone anyway, so waiting for it would add a round trip and no safety.
 - **The undo restores exactly what the write replaced.** Every write carries the pre-image's ``resourceVersion`` as a
   precondition (in the patch body, as a JSON-patch ``test`` op, or as delete preconditions). Controllers bump it with
   status updates all the time, so on a conflict the object is read again: if its spec-level state (``digest.normalise``)
@@ -628,6 +634,7 @@ class WriteGateway(ReadGateway):
         self.writes = 0
         self._serial = asyncio.Lock()  # one write at a time: seq order is journal order
         self._written: dict[tuple[str, str | None, str], Obj] = {}  # own write responses, candidate pre-images
+        self._outcome: asyncio.Future[object] | None = None  # the last write's outcome append, until acknowledged
 
     def renew(self, lease: Lease) -> None:
         """Use a renewed lease (same scope and token, later expiry)."""
@@ -766,7 +773,8 @@ class WriteGateway(ReadGateway):
             message=note,
         )
         # The intent must be durable and the lease current before the write; the two are independent round trips.
-        await asyncio.gather(self.journal_intent(intent), self._fence())
+        # The previous write's outcome is acknowledged first (the journal's order is the writes' order).
+        await asyncio.gather(self._append_intent(intent), self._fence())
         self.writes += 1
         self._written.pop(_key(action), None)
         try:
@@ -792,8 +800,26 @@ class WriteGateway(ReadGateway):
                 "dry_run": None,
             }
         )
-        await self.journal_outcome(outcome)
+        # Sent now, acknowledged before the next intent or at ``flush``: an intent without its outcome is undone
+        # anyway (stratus.journal), so the outcome's round trip need not hold the caller up.
+        pending = asyncio.ensure_future(self.journal_outcome(outcome))
+        pending.add_done_callback(_log_lost_outcome)
+        self._outcome = pending
         return WriteResult(ok=ok, action=spec, executed=True, message=message, object=summary, seq=seq, undo=undo)
+
+    async def _append_intent(self, intent: JournalRecord) -> None:
+        await self.flush()
+        await cast(JournalCallback, self.journal_intent)(intent)
+
+    async def flush(self) -> None:
+        """Wait until the last write's outcome is journaled; raise what its append raised.
+
+        ``write`` returns once the outcome is sent. The next write waits for it before its intent is appended (a
+        failed outcome append refuses that write); a transaction calls ``flush`` when it ends.
+        """
+        pending, self._outcome = self._outcome, None
+        if pending is not None:
+            await pending
 
     async def apply_undo(self, spec: ActionSpec) -> WriteResult:
         """Execute one undo action idempotently, fenced before every request; used by the undoer.
@@ -1086,6 +1112,11 @@ class WriteGateway(ReadGateway):
 def _is_conflict(exc: KubeApiError) -> bool:
     """A failed resourceVersion precondition: 409, or a JSON-patch ``test`` of it that failed (422)."""
     return exc.status == 409 or (exc.status == 422 and "/metadata/resourceVersion" in exc.api_message)
+
+
+def _log_lost_outcome(task: asyncio.Future[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("a write's outcome was not journaled (the next write is refused): %r", task.exception())
 
 
 def _key(action: Action) -> tuple[str, str | None, str]:

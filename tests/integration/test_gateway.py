@@ -518,6 +518,7 @@ async def test_exec_runs_catalogue_operations(kubeconfig: Path, reader: ReadGate
     roles = {**user, "roles": [{"role": "readWrite", "db": "geo-db"}]}
     result = await gw.write(Exec(namespace=ns, name=pod, operation="mongodb.grant_roles", args=roles))
     assert result.ok, result.message
+    await gw.flush()
     intent, outcome = journal.records
     assert intent.undo[0].params["operation"] == "mongodb.revoke_roles" and outcome.ok is True
     assert intent.undo[0].params["args"] == roles
@@ -623,6 +624,7 @@ async def test_rollout_restart_of_a_one_replica_deployment_is_allowed(
     gw = writer(kubeconfig, ns, journal, fence)
     result = await gw.write(RolloutRestart(kind="Deployment", namespace=ns, name="solo"))
     assert result.ok, result.message
+    await gw.flush()
     assert [r.phase for r in journal.records] == ["intent", "outcome"] and fence.calls == 1
 
     async def rolled_out() -> bool:
@@ -680,6 +682,7 @@ async def test_write_overhead_benchmark(
         )
         gated.append(time.perf_counter() - t)
         assert result.ok, result.message
+    await gw.flush()
     intents = [r for r in await journal.read(tx) if r.phase == "intent"][-20:]
     t = time.perf_counter()
     for record in reversed(intents):
