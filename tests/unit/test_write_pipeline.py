@@ -45,9 +45,7 @@ class FakeApi:
         pass
 
 
-def gateway(
-    api: FakeApi, log: list[str], *, journal_fails: bool = False, outcome_fails: bool = False
-) -> WriteGateway:
+def gateway(api: FakeApi, log: list[str], *, journal_fails: bool = False, outcome_fails: bool = False) -> WriteGateway:
     async def fence(scope: str, token: int) -> None:
         log.append("fence")
 
