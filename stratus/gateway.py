@@ -71,11 +71,10 @@ from stratus.actions import (
     RolloutUndo,
     SetEnv,
     SetImage,
-    action_from_spec,
     resolve_kind,
 )
 from stratus.confinement import Refusal, Role, confine_action
-from stratus.contracts import ActionSpec, JournalRecord, Lease, new_id
+from stratus.contracts import JournalRecord, Lease, new_id
 from stratus.digest import (
     CLUSTER_DIGEST_KINDS,
     NAMESPACED_DIGEST_KINDS,
@@ -157,12 +156,12 @@ class WriteResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     ok: bool = Field(description="True when the write was executed and the API accepted it.")
-    action: ActionSpec = Field(description="The action as journaled.")
+    action: Action = Field(description="The action as journaled.")
     message: str = Field(description="What happened, for the agent: the API's message on failure.")
     executed: bool = Field(description="False when nothing was sent (dry run failed, refused).")
     object: dict[str, Any] | None = Field(default=None, description="Summary of the object after the write.")
     seq: int | None = Field(default=None, description="Journal sequence number of the write.")
-    undo: list[ActionSpec] = Field(default_factory=list, description="The undo recorded before the write.")
+    undo: list[Action] = Field(default_factory=list, description="The undo recorded before the write.")
 
 
 def _now() -> datetime:
@@ -706,7 +705,6 @@ class WriteGateway(ReadGateway):
             )
         if self.journal_intent is None or self.journal_outcome is None:
             raise PermanentError("this gateway has no journal: writes are refused (every write is journaled first)")
-        spec = action.to_spec()
         # The pre-image is read first and the request is built once against it (stratus.writerequest): the dry run
         # is that request with dryRun=All, and the write is that very request. When this gateway wrote the object
         # last and the object has no status (no controller writes it), the response to that write is the candidate
@@ -738,7 +736,7 @@ class WriteGateway(ReadGateway):
                         continue
                     return WriteResult(
                         ok=False,
-                        action=spec,
+                        action=action,
                         executed=False,
                         message=f"Dry run failed, nothing was changed: {exc}",
                     )
@@ -766,7 +764,7 @@ class WriteGateway(ReadGateway):
             attempt=self.attempt,
             seq=seq,
             phase="intent",
-            action=spec,
+            action=action,
             pre_image=pre,
             undo=undo,
             dry_run=summarise(dry) if isinstance(dry, dict) else None,
@@ -805,7 +803,7 @@ class WriteGateway(ReadGateway):
         pending = asyncio.ensure_future(self.journal_outcome(outcome))
         pending.add_done_callback(_log_lost_outcome)
         self._outcome = pending
-        return WriteResult(ok=ok, action=spec, executed=True, message=message, object=summary, seq=seq, undo=undo)
+        return WriteResult(ok=ok, action=action, executed=True, message=message, object=summary, seq=seq, undo=undo)
 
     async def _append_intent(self, intent: JournalRecord) -> None:
         await self.flush()
@@ -821,23 +819,22 @@ class WriteGateway(ReadGateway):
         if pending is not None:
             await pending
 
-    async def apply_undo(self, spec: ActionSpec) -> WriteResult:
+    async def apply_undo(self, action: Action) -> WriteResult:
         """Execute one undo action idempotently, fenced before every request; used by the undoer.
 
         ``replace``/``create``/``apply`` converge on the manifest whatever the current state (create if absent,
         replace at the current resourceVersion, retried on conflicts); ``delete`` of an absent object is done.
         """
-        action = action_from_spec(spec)
         confine_action(action, "write")
         self._check_scope(action)
         self._written.pop(_key(action), None)
         try:
             after = await self._undo(action)
         except KubeApiError as exc:
-            return WriteResult(ok=False, action=spec, executed=True, message=f"The undo failed: {exc}")
+            return WriteResult(ok=False, action=action, executed=True, message=f"The undo failed: {exc}")
         summary = summarise(after) if isinstance(after, dict) and after.get("metadata") else None
         message = f"undone: {action.verb} {action.target}"
-        return WriteResult(ok=True, action=spec, executed=True, message=message, object=summary)
+        return WriteResult(ok=True, action=action, executed=True, message=message, object=summary)
 
     async def _undo(self, action: Action) -> Any:
         api = self.api
@@ -899,10 +896,10 @@ class WriteGateway(ReadGateway):
         while len(self._written) > WRITTEN_CACHE:
             self._written.pop(next(iter(self._written)))
 
-    async def _undo_record(self, action: Action, pre: Obj | None) -> tuple[list[ActionSpec] | None, str]:
+    async def _undo_record(self, action: Action, pre: Obj | None) -> tuple[list[Action] | None, str]:
         """The undo of ``action`` against ``pre``: in a thread when it reads the cluster (owners, ReplicaSets)."""
         if action.kind == "Deployment" or (isinstance(action, Delete) and action.kind in RECREATING_OWNERS):
-            return cast(tuple[list[ActionSpec] | None, str], await self._call(self._undo_for_sync, action, pre))
+            return cast(tuple[list[Action] | None, str], await self._call(self._undo_for_sync, action, pre))
         return self._undo_for_sync(action, pre)
 
     # -- sync pieces (run in a thread)
@@ -912,7 +909,7 @@ class WriteGateway(ReadGateway):
             return None
         return self.api.get(action.kind, action.namespace, str(action.name))
 
-    def _undo_for_sync(self, action: Action, pre: Obj | None) -> tuple[list[ActionSpec] | None, str]:
+    def _undo_for_sync(self, action: Action, pre: Obj | None) -> tuple[list[Action] | None, str]:
         if isinstance(action, Exec):
             inverse_op = dataplane.inverse_of(action.operation, action.args)
             if inverse_op is None:
@@ -924,10 +921,10 @@ class WriteGateway(ReadGateway):
                 operation=inverse_op[0],
                 args=inverse_op[1],
             )
-            return [inverse.to_spec()], f"undo: the catalogue inverse {inverse_op[0]}"
+            return [inverse], f"undo: the catalogue inverse {inverse_op[0]}"
         if isinstance(action, (Create, Apply, Replace)) and pre is None:
             undo = Delete(kind=action.kind, namespace=action.namespace, name=str(action.name))
-            return [undo.to_spec()], f"undo: delete the new {action.target}"
+            return [undo], f"undo: delete the new {action.target}"
         if pre is None:
             return None, f"{action.target} does not exist, so there is no pre-image to restore."
         if isinstance(action, Delete):
@@ -935,10 +932,10 @@ class WriteGateway(ReadGateway):
             if owner:
                 return [], f"controller-owned, verified: {owner} recreates {action.target}; nothing to restore"
             recreate = Create(manifest=strip_for_restore(pre))
-            return [recreate.to_spec()], f"undo: recreate {action.target} from its pre-image"
+            return [recreate], f"undo: recreate {action.target} from its pre-image"
         replicasets = self._replicasets_of(pre) if action.kind == "Deployment" else None
         restore = Replace(manifest=strip_for_restore(pre), replicasets=replicasets)
-        return [restore.to_spec()], f"undo: restore {action.target} to its pre-image"
+        return [restore], f"undo: restore {action.target} to its pre-image"
 
     def _replicasets_of(self, deployment: Obj) -> dict[str, int]:
         """The ReplicaSets a Deployment controls and their replicas (the derived state a rollout changes)."""

@@ -29,7 +29,6 @@ from stratus.actions import (
     Scale,
     SetEnv,
     SetImage,
-    action_from_spec,
 )
 from stratus.confinement import Refusal
 from stratus.contracts import JournalRecord, Lease, utcnow
@@ -283,7 +282,7 @@ async def test_write_is_journaled_and_undone(case: str, kubeconfig: Path, reader
 
     intent, outcome = journal.records
     assert (intent.phase, outcome.phase, intent.seq, outcome.seq) == ("intent", "outcome", 1, 1)
-    assert intent.action == action.to_spec() and outcome.ok is True
+    assert intent.action == action and outcome.ok is True
     assert intent.dry_run is not None
     if pre_read is None:
         assert intent.pre_image is None
@@ -293,7 +292,7 @@ async def test_write_is_journaled_and_undone(case: str, kubeconfig: Path, reader
         assert intent.pre_image["metadata"]["resourceVersion"] == pre_read["metadata"]["resourceVersion"]
         expected_verb = "create" if isinstance(action, Delete) else "replace"
         assert [u.verb for u in intent.undo] == [expected_verb]
-        restore = action_from_spec(intent.undo[0])
+        restore = intent.undo[0]
         assert isinstance(restore, (Create, Replace))
         assert "resourceVersion" not in restore.manifest["metadata"] and "status" not in restore.manifest
     assert fence.calls == 1
@@ -737,7 +736,7 @@ async def test_a_second_write_reuses_its_own_response_as_pre_image_and_an_outsid
     assert reads == ["patch", "patch"]  # the remembered object was stale: read again
     third = journal.phase("intent")[2]
     assert third.pre_image is not None and third.pre_image["data"] == {"k": "outside"}
-    restore = action_from_spec(third.undo[0])
+    restore = third.undo[0]
     assert isinstance(restore, Replace) and restore.manifest["data"] == {"k": "outside"}
     await gw.apply_undo(third.undo[0])
     got = await asyncio.to_thread(gw.api.get, "ConfigMap", ns, "conf")
