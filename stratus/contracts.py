@@ -22,7 +22,9 @@ default ``Topology``; an install chooses its own prefix, stream and durable name
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import uuid
 import zlib
 from datetime import UTC, datetime
@@ -758,6 +760,41 @@ class JournalRecord(Message):
     ok: bool | None = Field(default=None, description="outcome only: whether the write succeeded.")
     message: str = Field(default="", description="outcome only: the API's answer.")
 
+
+class TransactionCheckpoint(Message):
+    """R1, kept in the transaction's journal: the scope's state before the transaction, which an undo must restore.
+
+    The coordinator appends it to the transaction's journal subject before it asks for any write, so the undoer reads
+    the checkpoint and the undo records from one store (and both survive the loss of Redis).
+    """
+
+    kind: Literal["checkpoint"] = Field(default="checkpoint", description='Discriminator: always "checkpoint".')
+    incident_id: str = Field(description="The incident.")
+    tx_id: str = Field(description="The transaction.")
+    attempt: int = Field(description="The incident's attempt number.")
+    lease_token: int = Field(description="Fencing token of the write lease the checkpoint was taken under.")
+    scope: str = Field(description="The incident's scope, whose state was taken.")
+    lease_scope: str = Field(description="The lease's scope; under a cluster lease the state covers the cluster too.")
+    mu: float = Field(description="mu at the checkpoint.")
+    digest: str = Field(description="The normalised state digest (``stratus.digest``) the undo must restore.")
+    snapshot_z: str = Field(
+        description="The normalised snapshot (object key -> declared state; Secret values hashed) as canonical JSON, "
+        "zlib-compressed and base64-encoded: it explains a digest mismatch field by field."
+    )
+
+    @staticmethod
+    def pack(snapshot: dict[str, Any]) -> str:
+        canonical = json.dumps(snapshot, sort_keys=True, separators=(",", ":"), default=str)
+        return base64.b64encode(zlib.compress(canonical.encode(), 6)).decode()
+
+    def snapshot(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode(self.snapshot_z)))
+        return data
+
+
+JournalEntry = Annotated[JournalRecord | TransactionCheckpoint, Field(discriminator="kind")]
+"""What a transaction's journal subject holds: its checkpoint and its write records."""
+JOURNAL_ENTRY_ADAPTER: TypeAdapter[JournalEntry] = TypeAdapter(JournalEntry)
 
 
 # --- health ---------------------------------------------------------------------------------------------------
