@@ -1,7 +1,9 @@
 """The typed action space: every read and write an agent may ask the cluster gateway for.
 
-One pydantic model per verb, gathered in a union discriminated on ``verb`` (``ACTION_ADAPTER``). Actions travel on the
-bus and in the journal as ``stratus.contracts.ActionSpec`` (``to_spec`` / ``action_from_spec``); their JSON schemas
+One pydantic model per verb, gathered in ``Action``, a union discriminated on ``verb`` (``ACTION_ADAPTER``). The union
+is the wire form: the messages of ``stratus.contracts`` and the journal carry these typed models, every field validated
+when a message is read, never a verb with a free parameter dict. Records written before (``{verb, kind, namespace,
+name, params}``) are still read: the union flattens them into the typed form. The models' JSON schemas
 (``action_json_schemas``) are the tool schemas an LLM reasoner hands to the model.
 
 ``scope`` is the unit of the A-Lock: the action's namespace, or ``"cluster"`` for cluster-scoped kinds.
@@ -11,10 +13,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from stratus.contracts import ActionSpec
 from stratus.dataplane import check_args
 from stratus.identity import check_container, check_env_name, check_identity, check_kind_token, check_name
 
@@ -161,9 +162,10 @@ class _Action(BaseModel):
         parts = [self.kind, *([self.namespace] if self.namespace else []), *([self.name] if self.name else [])]
         return "/".join(parts)
 
-    def to_spec(self) -> ActionSpec:
-        params = self.model_dump(mode="json", exclude={"verb", "kind", "namespace", "name"})
-        return ActionSpec(verb=self.verb, kind=self.kind, namespace=self.namespace, name=self.name, params=params)
+    @property
+    def params(self) -> dict[str, Any]:
+        """The verb's own arguments (every field but verb, kind, namespace and name), as JSON, for display."""
+        return self.model_dump(mode="json", exclude={"verb", "kind", "namespace", "name"})
 
 
 class _Named(_Action):
@@ -219,14 +221,14 @@ Output = Literal["table", "wide", "yaml", "json", "name"]
 class Get(_Named):
     """Read one object."""
 
-    verb: Literal["get"] = "get"
+    verb: Literal["get"] = Field(default="get", description='Always "get".')
     output: Output = Field(default="table", description="table (kubectl-like), wide, yaml, json or name.")
 
 
 class ListObjects(_Action):
     """List the objects of a kind in a namespace (or all namespaces), optionally filtered."""
 
-    verb: Literal["list"] = "list"
+    verb: Literal["list"] = Field(default="list", description='Always "list".')
     all_namespaces: bool = Field(default=False, description="List across every namespace (kubectl -A).")
     label_selector: str | None = Field(default=None, description="Label selector, e.g. app=web,tier!=db.")
     field_selector: str | None = Field(default=None, description="Field selector, e.g. status.phase=Running.")
@@ -239,7 +241,7 @@ class ListObjects(_Action):
 class Describe(_Action):
     """Describe one object (or every object of a kind when name is None) with its recent events."""
 
-    verb: Literal["describe"] = "describe"
+    verb: Literal["describe"] = Field(default="describe", description='Always "describe".')
     label_selector: str | None = Field(default=None, description="With no name: describe the objects matching this.")
 
 
@@ -247,7 +249,7 @@ class Logs(_Named):
     """Container logs of a pod (or of one pod of a workload: Deployment, StatefulSet, ReplicaSet...)."""
 
     ALLOWED_KINDS = WORKLOAD_KINDS | {"Pod"}
-    verb: Literal["logs"] = "logs"
+    verb: Literal["logs"] = Field(default="logs", description='Always "logs".')
     kind: str = Field(default="Pod", description="Pod, or a workload kind whose first pod is read.")
     container: str | None = Field(default=None, description="Container name; the first container when None.")
     tail: int | None = Field(default=None, ge=0, description="Only the last N lines.")
@@ -258,7 +260,7 @@ class Events(_Action):
     """Events of a namespace, optionally only those about one object."""
 
     ALLOWED_KINDS = frozenset({"Event"})
-    verb: Literal["events"] = "events"
+    verb: Literal["events"] = Field(default="events", description='Always "events".')
     kind: str = Field(default="Event", description="Always Event.")
     all_namespaces: bool = Field(default=False, description="Events of every namespace.")
     for_kind: str | None = Field(default=None, description="Only events about an object of this kind.")
@@ -284,14 +286,14 @@ class RolloutStatus(_Named):
     """The rollout state of a workload, right now (never waits)."""
 
     ALLOWED_KINDS = ROLLOUT_KINDS
-    verb: Literal["rollout_status"] = "rollout_status"
+    verb: Literal["rollout_status"] = Field(default="rollout_status", description='Always "rollout_status".')
 
 
 class RolloutHistory(_Named):
     """The revisions of a Deployment (its ReplicaSets), for ``rollout_undo``."""
 
     ALLOWED_KINDS = frozenset({"Deployment"})
-    verb: Literal["rollout_history"] = "rollout_history"
+    verb: Literal["rollout_history"] = Field(default="rollout_history", description='Always "rollout_history".')
 
 
 # --- writes ---------------------------------------------------------------------------------------------------
@@ -301,7 +303,7 @@ class Patch(_Named):
     """Patch an object: strategic merge (default, like kubectl), JSON merge (RFC 7386) or JSON patch (RFC 6902)."""
 
     WRITE = True
-    verb: Literal["patch"] = "patch"
+    verb: Literal["patch"] = Field(default="patch", description='Always "patch".')
     patch_type: Literal["strategic", "merge", "json"] = Field(default="strategic", description="The patch format.")
     patch: dict[str, Any] | list[dict[str, Any]] = Field(
         description="The patch: an object for strategic/merge, a list of operations for json."
@@ -325,7 +327,7 @@ class Scale(_Named):
     """Set the replica count of a Deployment, StatefulSet or ReplicaSet."""
 
     WRITE = True
-    verb: Literal["scale"] = "scale"
+    verb: Literal["scale"] = Field(default="scale", description='Always "scale".')
     ALLOWED_KINDS = SCALABLE_KINDS
     replicas: int = Field(ge=0, le=2**31 - 1, description="The desired number of replicas (an int32 in Kubernetes).")
 
@@ -335,7 +337,7 @@ class SetImage(_Named):
 
     ALLOWED_KINDS = WORKLOAD_KINDS | {"Pod"}
     WRITE = True
-    verb: Literal["set_image"] = "set_image"
+    verb: Literal["set_image"] = Field(default="set_image", description='Always "set_image".')
     images: dict[str, str] = Field(min_length=1, description="Container name -> image; '*' means every container.")
 
     def _containers(self) -> list[str]:
@@ -347,7 +349,7 @@ class SetEnv(_Named):
 
     ALLOWED_KINDS = WORKLOAD_KINDS
     WRITE = True
-    verb: Literal["set_env"] = "set_env"
+    verb: Literal["set_env"] = Field(default="set_env", description='Always "set_env".')
     container: str | None = Field(default=None, description="Only this container; every container when None.")
     env: dict[str, str] = Field(default_factory=dict, description="Variables to set (name -> value).")
     unset: list[str] = Field(default_factory=list, description="Variables to remove.")
@@ -366,7 +368,7 @@ class RolloutRestart(_Named):
 
     ALLOWED_KINDS = ROLLOUT_KINDS
     WRITE = True
-    verb: Literal["rollout_restart"] = "rollout_restart"
+    verb: Literal["rollout_restart"] = Field(default="rollout_restart", description='Always "rollout_restart".')
 
 
 class RolloutUndo(_Named):
@@ -374,7 +376,7 @@ class RolloutUndo(_Named):
 
     ALLOWED_KINDS = frozenset({"Deployment"})
     WRITE = True
-    verb: Literal["rollout_undo"] = "rollout_undo"
+    verb: Literal["rollout_undo"] = Field(default="rollout_undo", description='Always "rollout_undo".')
     to_revision: int | None = Field(default=None, ge=1, description="The revision to return to; previous if None.")
 
 
@@ -382,28 +384,28 @@ class Delete(_Named):
     """Delete one object by name (selectors are refused: each write needs its own pre-image)."""
 
     WRITE = True
-    verb: Literal["delete"] = "delete"
+    verb: Literal["delete"] = Field(default="delete", description='Always "delete".')
 
 
 class Apply(_ManifestAction):
     """Create the object, or merge the manifest into the existing one (strategic merge, like kubectl apply)."""
 
     WRITE = True
-    verb: Literal["apply"] = "apply"
+    verb: Literal["apply"] = Field(default="apply", description='Always "apply".')
 
 
 class Create(_ManifestAction):
     """Create the object; fails if it exists."""
 
     WRITE = True
-    verb: Literal["create"] = "create"
+    verb: Literal["create"] = Field(default="create", description='Always "create".')
 
 
 class Replace(_ManifestAction):
     """Replace the object with the manifest (create it if absent); the undo of most writes."""
 
     WRITE = True
-    verb: Literal["replace"] = "replace"
+    verb: Literal["replace"] = Field(default="replace", description='Always "replace".')
     replicasets: SkipJsonSchema[dict[str, int] | None] = Field(
         default=None,
         description="Undo of a Deployment write only: its ReplicaSets and their replicas before the write. After the "
@@ -416,7 +418,7 @@ class Cordon(_Named):
 
     ALLOWED_KINDS = frozenset({"Node"})
     WRITE = True
-    verb: Literal["cordon"] = "cordon"
+    verb: Literal["cordon"] = Field(default="cordon", description='Always "cordon".')
     kind: str = Field(default="Node", description="Always Node.")
 
 
@@ -425,7 +427,7 @@ class Uncordon(_Named):
 
     ALLOWED_KINDS = frozenset({"Node"})
     WRITE = True
-    verb: Literal["uncordon"] = "uncordon"
+    verb: Literal["uncordon"] = Field(default="uncordon", description='Always "uncordon".')
     kind: str = Field(default="Node", description="Always Node.")
 
 
@@ -438,7 +440,7 @@ class Exec(_Named):
 
     ALLOWED_KINDS = frozenset({"Pod"})
     WRITE = True
-    verb: Literal["exec"] = "exec"
+    verb: Literal["exec"] = Field(default="exec", description='Always "exec".')
     kind: str = Field(default="Pod", description="Always Pod.")
     container: str | None = Field(default=None, description="Container name; the first container when None.")
     operation: str = Field(
@@ -451,6 +453,22 @@ class Exec(_Named):
     def _catalogue(self) -> Exec:
         object.__setattr__(self, "args", check_args(self.operation, self.args))
         return self
+
+
+LEGACY_IDENTITY = ("kind", "namespace", "name")
+
+
+def _flatten_legacy(data: Any) -> Any:
+    """A record written before actions were typed on the wire (``{verb, kind, namespace, name, params}``), flattened
+    into the typed form; anything else unchanged."""
+    if isinstance(data, dict) and "verb" in data and isinstance(data.get("params"), dict):
+        flat = {k: v for k, v in data.items() if k != "params"}
+        for key, value in data["params"].items():
+            if key in flat and flat[key] is not None and key in ("verb", *LEGACY_IDENTITY):
+                continue
+            flat[key] = value
+        return {k: v for k, v in flat.items() if not (k in LEGACY_IDENTITY and v is None)}
+    return data
 
 
 Action = Annotated[
@@ -475,7 +493,9 @@ Action = Annotated[
     | Uncordon
     | Exec,
     Field(discriminator="verb"),
+    BeforeValidator(_flatten_legacy),
 ]
+"""A typed cluster action: one model per verb, discriminated on ``verb``; the form actions travel in."""
 ACTION_ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
 
 ACTION_TYPES: dict[str, type[_Action]] = {
@@ -509,13 +529,9 @@ READ_VERBS = frozenset(v for v, cls in ACTION_TYPES.items() if not cls.WRITE)
 WRITE_VERBS = frozenset(v for v, cls in ACTION_TYPES.items() if cls.WRITE)
 
 
-def action_from_spec(spec: ActionSpec) -> Action:
-    """Rebuild the typed action from its bus/journal form; raises ``pydantic.ValidationError`` if it is invalid."""
-    data: dict[str, Any] = {**spec.params, "verb": spec.verb}
-    for key in ("kind", "namespace", "name"):
-        value = getattr(spec, key)
-        if value is not None:
-            data[key] = value
+def parse_action(data: Any) -> Action:
+    """A typed action from its JSON form (or a legacy ``{verb, params}`` record); raises ``pydantic.ValidationError``
+    if it is invalid."""
     return ACTION_ADAPTER.validate_python(data)
 
 

@@ -14,9 +14,8 @@ from typing import Any, cast
 import httpx
 from pydantic import ValidationError
 
-from stratus.actions import ACTION_TYPES, Action, action_from_spec
+from stratus.actions import ACTION_TYPES, Action, parse_action
 from stratus.confinement import Refusal
-from stratus.contracts import ActionSpec
 from stratus.errors import PermanentError
 from stratus.gateway import KubeApiError, ReadGateway, WriteGateway, WriteResult
 from stratus.kubectl import parse_command
@@ -97,11 +96,11 @@ class TransactionTools(GatewayTools):
         return max(0, bound - self.write_gateway.writes) if bound is not None else 1_000_000
 
     async def execute(self, action: Any) -> str:
-        if isinstance(action, ActionSpec):
+        if isinstance(action, dict):
             try:
-                action = action_from_spec(action)
+                action = parse_action(action)
             except ValidationError as exc:
-                raise PermanentError(f"invalid action {action.verb}: {exc.errors()[0]['msg']}") from exc
+                raise PermanentError(f"invalid action {action.get('verb')}: {exc.errors()[0]['msg']}") from exc
         if not isinstance(action, ACTION_CLASSES):
             raise PermanentError(f"not an action: {action!r}")
         typed = cast(Action, action)

@@ -1,7 +1,9 @@
 """Every message that crosses the bus, with the subjects and JetStream streams it travels on.
 
 One module on purpose: a reader finds here the whole conversation between the services. Messages are pydantic v2
-models; the events of an incident form one union discriminated on ``kind`` and decoded by one ``TypeAdapter``.
+models; the events of an incident form one union discriminated on ``kind`` and decoded by one ``TypeAdapter``. A
+cluster action travels as ``Action`` (``stratus.actions``): one model per verb with typed, validated fields,
+discriminated on ``verb``.
 
 Streams (all JetStream, file storage):
 
@@ -20,13 +22,17 @@ default ``Topology``; an install chooses its own prefix, stream and durable name
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import uuid
 import zlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from stratus.actions import Action as Action  # the wire form of a cluster action
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -313,16 +319,6 @@ class RootCause(Model):
     fault_type: str = Field(description="AIOpsLab type: Misconfiguration, Code Defect, Authentication Issue, ...")
 
 
-class ActionSpec(Model):
-    """A typed cluster action as carried on the bus; ``stratus.actions`` gives it behaviour."""
-
-    verb: str = Field(description="get, list, patch, scale, set_image, delete, apply, exec, ...")
-    kind: str | None = Field(default=None, description="Kubernetes kind, e.g. Deployment.")
-    namespace: str | None = Field(default=None, description="Namespace of the object; None for cluster-scoped objects.")
-    name: str | None = Field(default=None, description="Name of the object.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Verb-specific arguments.")
-
-
 # --- alerts ---------------------------------------------------------------------------------------------------
 
 
@@ -398,7 +394,7 @@ class RecalledIncident(Model):
     scope: str = Field(default="", description="The past incident's scope.")
     outcome: str = Field(default="", description="How the past incident closed: resolved or escalated.")
     summary: str = Field(default="", description="The past diagnosis in a few sentences.")
-    fix: list[ActionSpec] = Field(default_factory=list, description="The writes of its committed transaction.")
+    fix: list[Action] = Field(default_factory=list, description="The writes of its committed transaction.")
     proposable: bool = Field(
         default=False, description="The fix may be proposed as attempt 1 (close enough, not demoted, targets exist)."
     )
@@ -432,7 +428,7 @@ class ActionExecuted(IncidentEvent):
     tx_id: str = Field(description="The transaction.")
     attempt: int = Field(description="The incident's attempt number (1 for the first transaction).")
     seq: int = Field(description="Position of the write in the transaction (1-based).")
-    action: ActionSpec = Field(description="The write.")
+    action: Action = Field(description="The write.")
     ok: bool = Field(description="Whether the API accepted it.")
     message: str = Field(default="", description="The API's answer or the refusal.")
     mu_after: float | None = Field(
@@ -482,13 +478,13 @@ class TransactionEnded(IncidentEvent):
 class PlannedAction(Model):
     """One write of a plan: validated by the API server's dry run, never executed while planning."""
 
-    action: ActionSpec = Field(description="The write.")
+    action: Action = Field(description="The write.")
     diff: str = Field(
         default="",
         description="Unified diff of the object: its live state against the server-side dry run's result (both "
         "normalised, server fields stripped); empty when the dry run returns no object (exec, delete).",
     )
-    undo: list[ActionSpec] = Field(default_factory=list, description="The undo recorded for it if it runs.")
+    undo: list[Action] = Field(default_factory=list, description="The undo recorded for it if it runs.")
     note: str = Field(default="", description="The dry run's outcome and how the write would be undone.")
 
 
@@ -721,7 +717,7 @@ class MitigateRequest(WorkRequest):
         description="Make the plan only: every write is dry-run on the server and recorded, none is executed; "
         "answered with PlanProposed (approve and shadow modes).",
     )
-    plan: list[ActionSpec] | None = Field(
+    plan: list[Action] | None = Field(
         default=None, description="An approved plan: run exactly these writes, in order, instead of reasoning."
     )
 
@@ -757,12 +753,48 @@ class JournalRecord(Message):
     attempt: int = Field(description="The incident's attempt number.")
     seq: int = Field(description="Position of the write in the transaction (1-based).")
     phase: Literal["intent", "outcome"] = Field(description="intent: written before the write runs; outcome: after it.")
-    action: ActionSpec = Field(description="The write.")
+    action: Action = Field(description="The write.")
     pre_image: dict[str, Any] | None = Field(default=None, description="The object before the write; None if absent.")
-    undo: list[ActionSpec] = Field(default_factory=list, description="Actions that restore the pre-image.")
+    undo: list[Action] = Field(default_factory=list, description="Actions that restore the pre-image.")
     dry_run: dict[str, Any] | None = Field(default=None, description="The server-side dry run's answer.")
     ok: bool | None = Field(default=None, description="outcome only: whether the write succeeded.")
     message: str = Field(default="", description="outcome only: the API's answer.")
+
+
+class TransactionCheckpoint(Message):
+    """R1, kept in the transaction's journal: the scope's state before the transaction, which an undo must restore.
+
+    The coordinator appends it to the transaction's journal subject before it asks for any write, so the undoer reads
+    the checkpoint and the undo records from one store (and both survive the loss of Redis).
+    """
+
+    kind: Literal["checkpoint"] = Field(default="checkpoint", description='Discriminator: always "checkpoint".')
+    incident_id: str = Field(description="The incident.")
+    tx_id: str = Field(description="The transaction.")
+    attempt: int = Field(description="The incident's attempt number.")
+    lease_token: int = Field(description="Fencing token of the write lease the checkpoint was taken under.")
+    scope: str = Field(description="The incident's scope, whose state was taken.")
+    lease_scope: str = Field(description="The lease's scope; under a cluster lease the state covers the cluster too.")
+    mu: float = Field(description="mu at the checkpoint.")
+    digest: str = Field(description="The normalised state digest (``stratus.digest``) the undo must restore.")
+    snapshot_z: str = Field(
+        description="The normalised snapshot (object key -> declared state; Secret values hashed) as canonical JSON, "
+        "zlib-compressed and base64-encoded: it explains a digest mismatch field by field."
+    )
+
+    @staticmethod
+    def pack(snapshot: dict[str, Any]) -> str:
+        canonical = json.dumps(snapshot, sort_keys=True, separators=(",", ":"), default=str)
+        return base64.b64encode(zlib.compress(canonical.encode(), 6)).decode()
+
+    def snapshot(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode(self.snapshot_z)))
+        return data
+
+
+JournalEntry = Annotated[JournalRecord | TransactionCheckpoint, Field(discriminator="kind")]
+"""What a transaction's journal subject holds: its checkpoint and its write records."""
+JOURNAL_ENTRY_ADAPTER: TypeAdapter[JournalEntry] = TypeAdapter(JournalEntry)
 
 
 # --- health ---------------------------------------------------------------------------------------------------

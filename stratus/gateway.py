@@ -10,6 +10,12 @@ Why it is shaped this way:
   refused, ``stratus.disruption``: undo restores specs, not processes) -> build the undo record (an action with no
   recordable undo is refused) -> ``journal_intent`` (if it raises, the write is not sent) -> fencing check -> the
   write -> ``journal_outcome``. Undo writes (``apply_undo``) skip the guard: they restore the pre-image.
+- **Where the time goes, and what is not waited for.** A write costs a dry run, the intent's acknowledgement (the
+  fence is checked meanwhile) and the write. The pre-image of an object this gateway wrote last, when the object has
+  no status (nothing but writers change it), is the response to that write rather than a new GET: the request
+  carries its resourceVersion as a precondition, so the dry run proves it current, and a conflict reads again. The
+  outcome record is sent when the write returns and acknowledged before the next intent (or ``flush``): an intent
+  without an outcome is undone anyway, so waiting for it would add a round trip and no safety.
 - **The undo restores exactly what the write replaced.** Every write carries the pre-image's ``resourceVersion`` as a
   precondition (in the patch body, as a JSON-patch ``test`` op, or as delete preconditions). Controllers bump it with
   status updates all the time, so on a conflict the object is read again: if its spec-level state (``digest.normalise``)
@@ -65,11 +71,10 @@ from stratus.actions import (
     RolloutUndo,
     SetEnv,
     SetImage,
-    action_from_spec,
     resolve_kind,
 )
 from stratus.confinement import Refusal, Role, confine_action
-from stratus.contracts import ActionSpec, JournalRecord, Lease, new_id
+from stratus.contracts import JournalRecord, Lease, new_id
 from stratus.digest import (
     CLUSTER_DIGEST_KINDS,
     NAMESPACED_DIGEST_KINDS,
@@ -91,6 +96,7 @@ from stratus.writerequest import (
     delete_request,
     object_path,
     patch_request,
+    precondition_of,
     replace_request,
 )
 
@@ -100,6 +106,8 @@ log = logging.getLogger(__name__)
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 REVISION = "deployment.kubernetes.io/revision"
 CONFLICT_RETRIES = 5
+WRITTEN_CACHE = 64
+"""How many of its own write responses a gateway keeps as candidate pre-images (see ``WriteGateway._write``)."""
 RECREATING_OWNERS = {"Pod": {"ReplicaSet", "StatefulSet", "DaemonSet", "Job"}, "ReplicaSet": {"Deployment"}}
 """Kinds whose deletion a live controller undoes by itself, and the controllers that do it."""
 
@@ -148,12 +156,12 @@ class WriteResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     ok: bool = Field(description="True when the write was executed and the API accepted it.")
-    action: ActionSpec = Field(description="The action as journaled.")
+    action: Action = Field(description="The action as journaled.")
     message: str = Field(description="What happened, for the agent: the API's message on failure.")
     executed: bool = Field(description="False when nothing was sent (dry run failed, refused).")
     object: dict[str, Any] | None = Field(default=None, description="Summary of the object after the write.")
     seq: int | None = Field(default=None, description="Journal sequence number of the write.")
-    undo: list[ActionSpec] = Field(default_factory=list, description="The undo recorded before the write.")
+    undo: list[Action] = Field(default_factory=list, description="The undo recorded before the write.")
 
 
 def _now() -> datetime:
@@ -624,6 +632,8 @@ class WriteGateway(ReadGateway):
         self.max_writes = max_writes
         self.writes = 0
         self._serial = asyncio.Lock()  # one write at a time: seq order is journal order
+        self._written: dict[tuple[str, str | None, str], Obj] = {}  # own write responses, candidate pre-images
+        self._outcome: asyncio.Future[object] | None = None  # the last write's outcome append, until acknowledged
 
     def renew(self, lease: Lease) -> None:
         """Use a renewed lease (same scope and token, later expiry)."""
@@ -695,35 +705,51 @@ class WriteGateway(ReadGateway):
             )
         if self.journal_intent is None or self.journal_outcome is None:
             raise PermanentError("this gateway has no journal: writes are refused (every write is journaled first)")
-        spec = action.to_spec()
         # The pre-image is read first and the request is built once against it (stratus.writerequest): the dry run
-        # is that request with dryRun=All, and the write is that very request.
-        pre: Obj | None = await self._call(self._pre_image_sync, action)
-        # The undo record needs only the pre-image (and, for some kinds, reads of the owners): it is computed while
-        # the dry run is on the wire. Nothing is journaled or sent for real before both are back.
-        undo_task = asyncio.ensure_future(self._call(self._undo_for_sync, action, pre))
-        undo_task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        try:
+        # is that request with dryRun=All, and the write is that very request. When this gateway wrote the object
+        # last and the object has no status (no controller writes it), the response to that write is the candidate
+        # pre-image instead of a GET: the request carries its resourceVersion as a precondition, so the server's dry
+        # run proves it is the current object (a conflict falls back to a fresh read). Same guarantee, one read less.
+        pre = None if isinstance(action, (Create, Exec)) else self._written.get(_key(action))
+        reused = pre is not None
+        if pre is None:
+            pre = await self._call(self._pre_image_sync, action)
+        while True:
+            # The undo record needs only the pre-image (and, for some kinds, reads of the owners): it is computed
+            # while the dry run is on the wire. Nothing is journaled or sent for real before both are back.
+            undo_task = asyncio.ensure_future(self._undo_record(action, pre))
+            undo_task.add_done_callback(lambda t: t.cancelled() or t.exception())
             try:
-                computed = isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo))
-                request = await self._call(self._build_sync, action, pre) if computed else self._build_sync(action, pre)
-                dry = await self._send(action, pre, dry_run=True, request=request)
-            except KubeApiError as exc:
-                return WriteResult(
-                    ok=False,
-                    action=spec,
-                    executed=False,
-                    message=f"Dry run failed, nothing was changed: {exc}",
-                )
-            self.policy.check(action, pre, dry)  # stratus.writepolicy: the dry run's result against the pre-image
-            loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
-            if loss:
-                raise Refusal(
-                    f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity"
-                )
-            undo, note = await undo_task
-        finally:
-            undo_task.cancel()
+                try:
+                    computed = isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo))
+                    request = (
+                        await self._call(self._build_sync, action, pre) if computed else self._build_sync(action, pre)
+                    )
+                    if reused and (pre is None or request is None or precondition_of(request) != _rv(pre)):
+                        raise KubeApiError(409, "Conflict", "the remembered object is not the request's precondition")
+                    dry = await self._send(action, pre, dry_run=True, request=request, refresh=not reused)
+                except KubeApiError as exc:
+                    if reused and _is_conflict(exc):
+                        self._written.pop(_key(action), None)
+                        reused = False
+                        pre = await self._call(self._pre_image_sync, action)
+                        continue
+                    return WriteResult(
+                        ok=False,
+                        action=action,
+                        executed=False,
+                        message=f"Dry run failed, nothing was changed: {exc}",
+                    )
+                self.policy.check(action, pre, dry)  # stratus.writepolicy: the dry run's result against the pre-image
+                loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
+                if loss:
+                    raise Refusal(
+                        f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity"
+                    )
+                undo, note = await undo_task
+                break
+            finally:
+                undo_task.cancel()
         if undo is None:
             raise Refusal(
                 f"Write operation '{action.verb}' on {action.target} refused: {note} Every write needs a recorded "
@@ -738,18 +764,21 @@ class WriteGateway(ReadGateway):
             attempt=self.attempt,
             seq=seq,
             phase="intent",
-            action=spec,
+            action=action,
             pre_image=pre,
             undo=undo,
             dry_run=summarise(dry) if isinstance(dry, dict) else None,
             message=note,
         )
         # The intent must be durable and the lease current before the write; the two are independent round trips.
-        await asyncio.gather(self.journal_intent(intent), self._fence())
+        # The previous write's outcome is acknowledged first (the journal's order is the writes' order).
+        await asyncio.gather(self._append_intent(intent), self._fence())
         self.writes += 1
+        self._written.pop(_key(action), None)
         try:
             after = await self._send(action, pre, dry_run=False, request=request)
             ok, message = True, _done(action, after, note, created=pre is None)
+            self._remember(action, after)
             summary = summarise(after) if isinstance(after, dict) and after.get("metadata") else None
         except KubeApiError as exc:
             ok, message, summary = False, f"The write failed: {exc}", None
@@ -769,25 +798,43 @@ class WriteGateway(ReadGateway):
                 "dry_run": None,
             }
         )
-        await self.journal_outcome(outcome)
-        return WriteResult(ok=ok, action=spec, executed=True, message=message, object=summary, seq=seq, undo=undo)
+        # Sent now, acknowledged before the next intent or at ``flush``: an intent without its outcome is undone
+        # anyway (stratus.journal), so the outcome's round trip need not hold the caller up.
+        pending = asyncio.ensure_future(self.journal_outcome(outcome))
+        pending.add_done_callback(_log_lost_outcome)
+        self._outcome = pending
+        return WriteResult(ok=ok, action=action, executed=True, message=message, object=summary, seq=seq, undo=undo)
 
-    async def apply_undo(self, spec: ActionSpec) -> WriteResult:
+    async def _append_intent(self, intent: JournalRecord) -> None:
+        await self.flush()
+        await cast(JournalCallback, self.journal_intent)(intent)
+
+    async def flush(self) -> None:
+        """Wait until the last write's outcome is journaled; raise what its append raised.
+
+        ``write`` returns once the outcome is sent. The next write waits for it before its intent is appended (a
+        failed outcome append refuses that write); a transaction calls ``flush`` when it ends.
+        """
+        pending, self._outcome = self._outcome, None
+        if pending is not None:
+            await pending
+
+    async def apply_undo(self, action: Action) -> WriteResult:
         """Execute one undo action idempotently, fenced before every request; used by the undoer.
 
         ``replace``/``create``/``apply`` converge on the manifest whatever the current state (create if absent,
         replace at the current resourceVersion, retried on conflicts); ``delete`` of an absent object is done.
         """
-        action = action_from_spec(spec)
         confine_action(action, "write")
         self._check_scope(action)
+        self._written.pop(_key(action), None)
         try:
             after = await self._undo(action)
         except KubeApiError as exc:
-            return WriteResult(ok=False, action=spec, executed=True, message=f"The undo failed: {exc}")
+            return WriteResult(ok=False, action=action, executed=True, message=f"The undo failed: {exc}")
         summary = summarise(after) if isinstance(after, dict) and after.get("metadata") else None
         message = f"undone: {action.verb} {action.target}"
-        return WriteResult(ok=True, action=spec, executed=True, message=message, object=summary)
+        return WriteResult(ok=True, action=action, executed=True, message=message, object=summary)
 
     async def _undo(self, action: Action) -> Any:
         api = self.api
@@ -839,6 +886,22 @@ class WriteGateway(ReadGateway):
                 await self._call(self.api.patch, "ReplicaSet", namespace, name, body, "merge")
                 log.info("undo: ReplicaSet %s/%s %d -> %d replicas (rollout undone)", namespace, name, current, target)
 
+    def _remember(self, action: Action, after: Any) -> None:
+        """Keep a write's response as the object's next candidate pre-image, if nothing but writers changes it."""
+        if isinstance(action, (Delete, Exec)) or not isinstance(after, dict) or "status" in after:
+            return
+        if not _rv(after) or (after.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        self._written[_key(action)] = after
+        while len(self._written) > WRITTEN_CACHE:
+            self._written.pop(next(iter(self._written)))
+
+    async def _undo_record(self, action: Action, pre: Obj | None) -> tuple[list[Action] | None, str]:
+        """The undo of ``action`` against ``pre``: in a thread when it reads the cluster (owners, ReplicaSets)."""
+        if action.kind == "Deployment" or (isinstance(action, Delete) and action.kind in RECREATING_OWNERS):
+            return cast(tuple[list[Action] | None, str], await self._call(self._undo_for_sync, action, pre))
+        return self._undo_for_sync(action, pre)
+
     # -- sync pieces (run in a thread)
 
     def _pre_image_sync(self, action: Action) -> Obj | None:
@@ -846,7 +909,7 @@ class WriteGateway(ReadGateway):
             return None
         return self.api.get(action.kind, action.namespace, str(action.name))
 
-    def _undo_for_sync(self, action: Action, pre: Obj | None) -> tuple[list[ActionSpec] | None, str]:
+    def _undo_for_sync(self, action: Action, pre: Obj | None) -> tuple[list[Action] | None, str]:
         if isinstance(action, Exec):
             inverse_op = dataplane.inverse_of(action.operation, action.args)
             if inverse_op is None:
@@ -858,10 +921,10 @@ class WriteGateway(ReadGateway):
                 operation=inverse_op[0],
                 args=inverse_op[1],
             )
-            return [inverse.to_spec()], f"undo: the catalogue inverse {inverse_op[0]}"
+            return [inverse], f"undo: the catalogue inverse {inverse_op[0]}"
         if isinstance(action, (Create, Apply, Replace)) and pre is None:
             undo = Delete(kind=action.kind, namespace=action.namespace, name=str(action.name))
-            return [undo.to_spec()], f"undo: delete the new {action.target}"
+            return [undo], f"undo: delete the new {action.target}"
         if pre is None:
             return None, f"{action.target} does not exist, so there is no pre-image to restore."
         if isinstance(action, Delete):
@@ -869,10 +932,10 @@ class WriteGateway(ReadGateway):
             if owner:
                 return [], f"controller-owned, verified: {owner} recreates {action.target}; nothing to restore"
             recreate = Create(manifest=strip_for_restore(pre))
-            return [recreate.to_spec()], f"undo: recreate {action.target} from its pre-image"
+            return [recreate], f"undo: recreate {action.target} from its pre-image"
         replicasets = self._replicasets_of(pre) if action.kind == "Deployment" else None
         restore = Replace(manifest=strip_for_restore(pre), replicasets=replicasets)
-        return [restore.to_spec()], f"undo: restore {action.target} to its pre-image"
+        return [restore], f"undo: restore {action.target} to its pre-image"
 
     def _replicasets_of(self, deployment: Obj) -> dict[str, int]:
         """The ReplicaSets a Deployment controls and their replicas (the derived state a rollout changes)."""
@@ -898,7 +961,13 @@ class WriteGateway(ReadGateway):
         return None
 
     async def _send(
-        self, action: Action, base: Obj | None, *, dry_run: bool, request: WireRequest | None = None
+        self,
+        action: Action,
+        base: Obj | None,
+        *,
+        dry_run: bool,
+        request: WireRequest | None = None,
+        refresh: bool = True,
     ) -> Any:
         """Send the action against ``base`` (its resourceVersion is the precondition), riding out status churn.
 
@@ -906,6 +975,7 @@ class WriteGateway(ReadGateway):
         precondition can fail although nothing a writer declared changed. On such a conflict the object is read again:
         if its normalised (spec-level) state still equals ``base``'s, the recorded pre-image and undo remain exact and
         the write is retried on the fresh resourceVersion (fenced again); otherwise the write fails and nothing changed.
+        With ``refresh=False`` a conflict is raised to the caller instead.
         """
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
@@ -913,7 +983,7 @@ class WriteGateway(ReadGateway):
                     request = await self._call(self._build_sync, action, base)
                 return await self._call(self._execute_sync, action, request, dry_run)
             except KubeApiError as exc:
-                if not _is_conflict(exc) or base is None or attempt == CONFLICT_RETRIES:
+                if not refresh or not _is_conflict(exc) or base is None or attempt == CONFLICT_RETRIES:
                     raise
                 fresh = await self._call(self._pre_image_sync, action)
                 if fresh is None or (not dry_run and normalise(fresh) != normalise(base)):
@@ -1039,6 +1109,20 @@ class WriteGateway(ReadGateway):
 def _is_conflict(exc: KubeApiError) -> bool:
     """A failed resourceVersion precondition: 409, or a JSON-patch ``test`` of it that failed (422)."""
     return exc.status == 409 or (exc.status == 422 and "/metadata/resourceVersion" in exc.api_message)
+
+
+def _log_lost_outcome(task: asyncio.Future[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("a write's outcome was not journaled (the next write is refused): %r", task.exception())
+
+
+def _key(action: Action) -> tuple[str, str | None, str]:
+    return action.kind, action.namespace, str(action.name)
+
+
+def _rv(obj: Obj) -> str | None:
+    value = (obj.get("metadata") or {}).get("resourceVersion")
+    return value if isinstance(value, str) and value else None
 
 
 def _with_rv(manifest: Obj, base: Obj) -> Obj:

@@ -11,6 +11,10 @@ Shape and why:
 - The undoer replays records back to front. An ``intent`` without an ``outcome`` is undone too: the writer may have
   died after the API accepted the write and before it recorded the outcome. Undo restores pre-images, so undoing a
   write that never happened is a no-op.
+- The transaction's checkpoint (R1: mu, the state digest and the snapshot the undo must restore) is the subject's
+  first entry, appended by the coordinator before it asks for any write (``append_checkpoint``). The undoer reads
+  the checkpoint and the undo records from this one store (``read_entries``, ``checkpoint_of``), and both outlive
+  Redis.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from nats.js import api as js_api
 from nats.js.errors import APIError, NotFoundError
 
 from stratus.bus import Bus
-from stratus.contracts import JournalRecord
+from stratus.contracts import JOURNAL_ENTRY_ADAPTER, JournalEntry, JournalRecord, TransactionCheckpoint
 from stratus.crashpoints import crash_point
 from stratus.errors import PermanentError, TemporaryError
 from stratus.scrub import scrub_model, scrub_obj, scrub_text
@@ -47,29 +51,39 @@ class Journal:
     async def append(self, record: JournalRecord) -> int:
         """Append ``record`` and return its stream sequence once JetStream has acknowledged it."""
         record = audit_view(record)
-        subject = self.bus.topology.journal(record.tx_id)
-        headers = {"Nats-Msg-Id": f"{record.tx_id}:{record.seq}:{record.phase}"}
-        last = self._last_seq.get(record.tx_id)
-        if last is None:
-            try:
-                last = await self._last_subject_seq(record.tx_id)
-            except NotFoundError as exc:
-                raise JournalError(f"journal append for {record.tx_id}: no stream ({exc.description})") from exc
-        headers["Nats-Expected-Last-Subject-Sequence"] = str(last)
-        try:
-            ack = await self.bus.js.publish(subject, record.model_dump_json().encode(), headers=headers, timeout=5.0)
-        except APIError as exc:
-            raise JournalError(
-                f"journal append for {record.tx_id} #{record.seq} ({record.phase}) refused by JetStream: "
-                f"{exc.description}"
-            ) from exc
-        except (NatsTimeout, OSError) as exc:
-            raise JournalError(f"journal append for {record.tx_id} #{record.seq} not acknowledged: {exc!r}") from exc
-        if ack.duplicate:
-            log.info("journal: %s #%s %s already recorded", record.tx_id, record.seq, record.phase)
-        self._last_seq[record.tx_id] = ack.seq
+        what = f"#{record.seq} ({record.phase})"
+        seq = await self._publish(record.tx_id, record, f"{record.tx_id}:{record.seq}:{record.phase}", what)
         if record.phase == "intent":
             crash_point("journal.after_intent")  # the write it announces has not run yet
+        return seq
+
+    async def append_checkpoint(self, checkpoint: TransactionCheckpoint) -> int:
+        """Append the transaction's checkpoint (one per lease grant: a retry under the same lease is a no-op)."""
+        msg_id = f"{checkpoint.tx_id}:checkpoint:{checkpoint.lease_token}"
+        # The coordinator is not the transaction's writer: it asks the server for the subject's last sequence rather
+        # than trusting what it appended itself (a mitigator may have appended since).
+        self._last_seq.pop(checkpoint.tx_id, None)
+        return await self._publish(checkpoint.tx_id, checkpoint, msg_id, "checkpoint")
+
+    async def _publish(self, tx_id: str, entry: JournalRecord | TransactionCheckpoint, msg_id: str, what: str) -> int:
+        subject = self.bus.topology.journal(tx_id)
+        headers = {"Nats-Msg-Id": msg_id}
+        last = self._last_seq.get(tx_id)
+        if last is None:
+            try:
+                last = await self._last_subject_seq(tx_id)
+            except NotFoundError as exc:
+                raise JournalError(f"journal append for {tx_id}: no stream ({exc.description})") from exc
+        headers["Nats-Expected-Last-Subject-Sequence"] = str(last)
+        try:
+            ack = await self.bus.js.publish(subject, entry.model_dump_json().encode(), headers=headers, timeout=5.0)
+        except APIError as exc:
+            raise JournalError(f"journal append for {tx_id} {what} refused by JetStream: {exc.description}") from exc
+        except (NatsTimeout, OSError) as exc:
+            raise JournalError(f"journal append for {tx_id} {what} not acknowledged: {exc!r}") from exc
+        if ack.duplicate:
+            log.info("journal: %s %s already recorded", tx_id, what)
+        self._last_seq[tx_id] = ack.seq
         return ack.seq
 
     async def _last_subject_seq(self, tx_id: str) -> int:
@@ -83,7 +97,11 @@ class Journal:
         return int(msg.seq or 0)
 
     async def read(self, tx_id: str, *, timeout: float = 10.0) -> list[JournalRecord]:
-        """Every record of a transaction, in append order, up to the subject's last sequence when the read began.
+        """Every write record of a transaction, in append order (``read_entries`` without the checkpoint)."""
+        return [e for e in await self.read_entries(tx_id, timeout=timeout) if isinstance(e, JournalRecord)]
+
+    async def read_entries(self, tx_id: str, *, timeout: float = 10.0) -> list[JournalEntry]:
+        """Every entry of a transaction, in append order, up to the subject's last sequence when the read began.
 
         The last sequence is asked of the server first and the read goes on until it has that record: a slow server
         makes the read slower, never shorter. When it cannot finish within ``timeout`` it raises ``TemporaryError``
@@ -102,7 +120,7 @@ class Journal:
             return []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        records: list[JournalRecord] = []
+        records: list[JournalEntry] = []
         seen = 0
         try:
             sub = await self.bus.js.subscribe(
@@ -127,7 +145,7 @@ class Journal:
                 if seq > last:
                     break
                 seen = seq
-                records.append(JournalRecord.model_validate_json(msg.data))
+                records.append(JOURNAL_ENTRY_ADAPTER.validate_json(msg.data))
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -147,6 +165,18 @@ def audit_view(record: JournalRecord) -> JournalRecord:
     if record.dry_run is not None:
         clean["dry_run"] = scrub_obj(record.dry_run)
     return record.model_copy(update=clean)
+
+
+def checkpoint_of(entries: list[JournalEntry]) -> TransactionCheckpoint | None:
+    """The checkpoint the transaction's writes started from: the last one appended before its first intent (a
+    checkpoint taken again after a write would describe a state the writes had already changed)."""
+    found: TransactionCheckpoint | None = None
+    for entry in entries:
+        if isinstance(entry, TransactionCheckpoint):
+            found = entry
+        elif entry.phase == "intent":
+            break
+    return found
 
 
 def undo_plan(records: list[JournalRecord]) -> list[JournalRecord]:

@@ -26,7 +26,7 @@ import yaml
 
 from stratus.actions import Action, Apply, Replace, RolloutRestart, RolloutUndo, SetEnv, SetImage
 from stratus.confinement import Refusal, confine_action
-from stratus.contracts import ActionSpec, Lease, MitigateRequest, PlannedAction
+from stratus.contracts import Lease, MitigateRequest, PlannedAction
 from stratus.digest import normalise
 from stratus.disruption import ready_capacity_loss
 from stratus.errors import PermanentError
@@ -59,7 +59,7 @@ class PlanningGateway(WriteGateway):
                 f"K={self.max_writes}. End the transaction.",
                 rule="risk_window",
             )
-        spec = action.to_spec()
+        spec = action
         try:
             needs_basis = isinstance(action, (Apply, Replace, SetImage, SetEnv, RolloutRestart, RolloutUndo))
             basis = await self._call(self._pre_image_sync, action) if needs_basis else None
@@ -120,5 +120,5 @@ class ApprovedPlanReasoner:
         return MitigationResult(done=True, reason=f"ran the approved plan ({len(notes)} write(s))")
 
 
-def _name(spec: ActionSpec) -> str:
+def _name(spec: Action) -> str:
     return f"{spec.verb} " + "/".join(p for p in (spec.kind, spec.namespace, spec.name) if p)

@@ -5,15 +5,11 @@
   closes. Given a bus, claims live in the incidents' JetStream key-value bucket instead (create-if-absent, delete
   at the claimed revision), so a Redis that restarts empty does not let a second incident open on a scope whose
   incident is still open.
-- Checkpoints: the normalised state snapshot taken before a transaction (R1). The coordinator writes it; the undoer
-  reads it to explain, field by field, any difference left after an undo.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-from typing import Any
 
 import redis.asyncio as aioredis
 from nats.js import api as js_api
@@ -106,13 +102,6 @@ class Registry:
 
     async def cooling_down(self, scope: str) -> bool:
         return bool(await self.redis.exists(f"{self.prefix}:scope-cooldown:{scope}"))
-
-    async def put_checkpoint(self, tx_id: str, snapshot: dict[str, Any], ttl_s: int = 7 * 24 * 3600) -> None:
-        await self.redis.set(f"{self.prefix}:checkpoint:{tx_id}", json.dumps(snapshot, sort_keys=True), ex=ttl_s)
-
-    async def get_checkpoint(self, tx_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(f"{self.prefix}:checkpoint:{tx_id}")
-        return json.loads(raw) if raw else None
 
 
 def _text(value: bytes | str) -> str:

@@ -182,3 +182,19 @@ def build_write(
         flag = True if isinstance(action, Cordon) else None
         return patch_request(action.kind, None, name, {**meta, "spec": {"unschedulable": flag}}, "merge")
     raise InvalidIdentity(f"{action.verb} is not a REST write")
+
+
+def precondition_of(request: WireRequest) -> str | None:
+    """The resourceVersion ``request`` is conditioned on (``build_write`` puts the base's there), or None."""
+    body = request.body
+    if request.method == "PATCH" and isinstance(body, list):
+        first = body[0] if body else None
+        if isinstance(first, dict) and first.get("op") == "test" and first.get("path") == "/metadata/resourceVersion":
+            value = first.get("value")
+            return value if isinstance(value, str) else None
+        return None
+    if not isinstance(body, dict):
+        return None
+    holder = body.get("preconditions") if request.method == "DELETE" else body.get("metadata")
+    value = holder.get("resourceVersion") if isinstance(holder, dict) else None
+    return value if isinstance(value, str) else None

@@ -130,9 +130,8 @@ def scripted_plan(
     is refused because a write needs a wider lease (e.g. a Node, a PersistentVolume), the coordinator gives attempt 2
     that lease and the same fix runs again. ``harmful-then-fix`` puts a harmful attempt first (a rollout of the app's
     front end to a missing image): the ablations' probe, since only a failed attempt shows what retry and undo are
-    worth. With ``pods_of`` (the bench rewrites the plan once the fault is in), exec and delete_pods steps are
-    carried too, on the pods of the moment: an exec's declared inverse is the scenario's injecting exec on the same
-    pods (the fault undoes the fix)."""
+    worth. With ``pods_of`` (the bench rewrites the plan once the fault is in), delete_pods steps are carried too,
+    on the pods of the moment; exec steps never are (free argv: see ``_plan_pod_step``)."""
     namespace = app.namespace
     lines: list[Any] = []
     for step in scenario.mitigation:
@@ -158,13 +157,9 @@ def _plan_pod_step(step: Any, scenario: s.Scenario, app: AppSpec, pods_of: PodsO
         if step.name_prefix:
             names = [n for n in names if n.startswith(step.name_prefix)]
         return [{"verb": "delete", "kind": "Pod", "namespace": ns, "name": n} for n in names]
-    if isinstance(step, s.ExecStep):
-        names = pods_of(step.selector)
-        inverse = next(
-            (i.command for i in scenario.inject if isinstance(i, s.ExecStep) and i.selector == step.selector), []
-        )
-        params = {"command": step.command, "container": step.container, "inverse": inverse}
-        return [{"verb": "exec", "kind": "Pod", "namespace": ns, "name": n, "params": params} for n in names[:1]]
+    # A scenario's exec step is free argv. The gateway runs only the data-plane catalogue's operations (a typed
+    # ``exec`` action has an operation, never a command line), so a scripted plan cannot carry it: the plan's other
+    # steps run, and the reasoners reach such faults through the catalogue.
     return []
 
 

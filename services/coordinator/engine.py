@@ -64,6 +64,7 @@ from stratus.contracts import (
     PlanProposed,
     Severity,
     StateChanged,
+    TransactionCheckpoint,
     TransactionDecided,
     TransactionEnded,
     TransactionStarted,
@@ -73,6 +74,7 @@ from stratus.contracts import (
     utcnow,
 )
 from stratus.crashpoints import crash_point
+from stratus.journal import Journal
 from stratus.metrics import record_transition
 from stratus.modes import Mode, mode_for
 from stratus.registry import Registry
@@ -113,6 +115,7 @@ class Engine:
         self.settings = settings
         self.store = KvIncidentStore(bus, prefix)
         self.registry = Registry(redis, prefix=prefix, bus=bus)
+        self.journal = Journal(bus)
         self.sleep = sleep
         self.owns: Callable[[str], bool] = lambda _incident_id: True
         """Whether this replica owns the incident's partition (the watchdog sweeps only those)."""
@@ -451,7 +454,20 @@ class Engine:
                 await self.registry.release_scope(record.scope, record.incident_id)
                 return
             digest, snapshot = await self.observer.snapshot(record.scope, lease_scope)
-            await self.registry.put_checkpoint(tx_id, snapshot)
+            # R1 is kept in the transaction's journal, before any write: the undoer reads one store.
+            checkpoint = TransactionCheckpoint(
+                id=f"{tx_id}:checkpoint:{lease.token}",
+                incident_id=record.incident_id,
+                tx_id=tx_id,
+                attempt=n,
+                lease_token=lease.token,
+                scope=record.scope,
+                lease_scope=lease_scope,
+                mu=pre.mu,
+                digest=digest,
+                snapshot_z=TransactionCheckpoint.pack(snapshot),
+            )
+            await self.journal.append_checkpoint(checkpoint)
             if n == 1:
                 # b is the state Stratus found when it first acted: detection may have caught the fault unfolding.
                 record.baseline = pre.mu

@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stratus.contracts import ActionSpec, DiagnosisReady, Lease, PlanProposed, Severity, utcnow
+from stratus.contracts import Action, DiagnosisReady, Lease, PlanProposed, Severity, utcnow
 
 State = Literal[
     "opened",
@@ -75,7 +75,7 @@ class Attempt(BaseModel):
     tx_id: str
     mu_pre: float
     digest_pre: str
-    actions: list[ActionSpec] = Field(default_factory=list)
+    actions: list[Action] = Field(default_factory=list)
     hidden_mu: list[float] = Field(default_factory=list)
     mu_post: float | None = None
     decision: Literal["commit", "abort"] | None = None
@@ -167,7 +167,7 @@ def reflection(attempt: Attempt, post: Severity | None) -> str:
     )
 
 
-def _describe(a: ActionSpec) -> str:
+def _describe(a: Action) -> str:
     target = "/".join(p for p in (a.kind, a.namespace, a.name) if p)
     params = ", ".join(f"{k}={v}" for k, v in a.params.items() if k not in ("manifest", "pre_image"))
     return f"{a.verb} {target}" + (f" ({params})" if params else "")

@@ -93,6 +93,12 @@ async def run_transaction(
             except Exception as exc:
                 log.exception("reasoner failed in %s", request.tx_id)
                 outcome, reason = "failed", f"the reasoner failed: {exc!r}"
+        try:
+            await gateway.flush()  # the last write's outcome is in the journal before the transaction ends
+        except Exception as exc:
+            log.warning("the last outcome of %s was not journaled: %r", request.tx_id, exc)
+            if outcome == "done":
+                outcome, reason = "failed", f"the last write's outcome was not journaled: {exc!r}"
     return TransactionEnded(
         id=f"{request.tx_id}:ended",
         incident_id=request.incident_id,

@@ -12,7 +12,6 @@ from stratus.bus import Bus
 from stratus.contracts import UndoCompleted, UndoRequest, WorkFailed
 from stratus.dependencies import kube_probe, redis_probe
 from stratus.kubeapi import kube_api
-from stratus.registry import Registry
 from stratus.runtime import Deferred, ServiceRuntime, configure_logging, report_dropped_work
 from stratus.settings import UndoerSettings
 
@@ -38,7 +37,7 @@ def build(settings: UndoerSettings) -> ServiceRuntime:
         await redis.ping()
         api = kube_api(settings)
         runtime.depends_on("kubernetes", kube_probe(api))
-        deps = UndoerDeps(bus, alock, Registry(redis, prefix=settings.redis_prefix), api)
+        deps = UndoerDeps(bus, alock, api)
         handler.bind(UndoHandler(deps))
 
     runtime.startup(start)

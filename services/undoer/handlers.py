@@ -7,20 +7,18 @@ from dataclasses import dataclass
 from services.undoer.undo import roll_back
 from stratus.alock import ALock, lease_keeper
 from stratus.bus import Bus
-from stratus.contracts import UndoRequest
+from stratus.contracts import JournalRecord, UndoRequest
 from stratus.errors import PermanentError
 from stratus.gateway import KubeApi, WriteGateway
-from stratus.journal import Journal
+from stratus.journal import Journal, checkpoint_of
 from stratus.metrics import record_undo
 from stratus.observer import scope_state
-from stratus.registry import Registry
 
 
 @dataclass
 class UndoerDeps:
     bus: Bus
     alock: ALock
-    registry: Registry
     api: KubeApi
     lease_ttl_s: float = 30.0
 
@@ -41,10 +39,15 @@ class UndoHandler:
             gateway = WriteGateway(
                 deps.api, lease=lease, check_fence=deps.alock.ensure_fence, default_namespace=request.scope
             )
-            records = await Journal(deps.bus).read(request.tx_id)
-            checkpoint = await deps.registry.get_checkpoint(request.tx_id)
+            # The undo records and the checkpoint they restore come from one store, the transaction's journal.
+            entries = await Journal(deps.bus).read_entries(request.tx_id)
+            records = [e for e in entries if isinstance(e, JournalRecord)]
             completed = await roll_back(
-                request, records, gateway, checkpoint, lambda: scope_state(gateway, request.scope, lease.scope)
+                request,
+                records,
+                gateway,
+                checkpoint_of(entries),
+                lambda: scope_state(gateway, request.scope, lease.scope),
             )
             if keeper.lost.is_set():
                 raise PermanentError(f"undo of {request.tx_id}: the lease was lost while undoing; not reporting")

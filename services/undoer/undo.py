@@ -2,7 +2,9 @@
 
 The journal is replayed back to front (``stratus.journal.undo_plan``); each intent carries the actions that restore
 its pre-image, recorded before the write ran, and ``WriteGateway.apply_undo`` executes them idempotently and fenced.
-Then the scope's digest is compared with the checkpoint's: a mismatch is reported field by field, never hidden.
+Then the scope's digest is compared with the checkpoint's: a mismatch is reported field by field, never hidden. The
+checkpoint is read from the transaction's journal with the undo records (``stratus.journal.checkpoint_of``); a
+transaction journaled before checkpoints were kept there falls back on the request's digest, without the snapshot.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from stratus.contracts import Divergence, JournalRecord, UndoCompleted, UndoRequest
+from stratus.contracts import Divergence, JournalRecord, TransactionCheckpoint, UndoCompleted, UndoRequest
 from stratus.crashpoints import crash_point
 from stratus.digest import StateDigest, diff_snapshots
 from stratus.errors import PermanentError
@@ -32,7 +34,7 @@ async def roll_back(
     request: UndoRequest,
     records: list[JournalRecord],
     gateway: UndoGateway,
-    checkpoint: dict[str, Any] | None,
+    checkpoint: TransactionCheckpoint | None,
     read_state: StateReader,
 ) -> UndoCompleted:
     undone = 0
@@ -51,13 +53,16 @@ async def roll_back(
         undone += 1
     state = await read_state()
     divergences = list(failures)
-    if state.digest != request.checkpoint_digest:
+    expected = checkpoint.digest if checkpoint is not None else request.checkpoint_digest
+    if checkpoint is not None and request.checkpoint_digest and checkpoint.digest != request.checkpoint_digest:
+        log.warning(
+            "undo of %s: the journal's checkpoint differs from the request's; the journal's is used", request.tx_id
+        )
+    if state.digest != expected:
         if checkpoint is None:
-            divergences.append(
-                Divergence(object=request.scope, field="digest", expected=request.checkpoint_digest, found=state.digest)
-            )
+            divergences.append(Divergence(object=request.scope, field="digest", expected=expected, found=state.digest))
         else:
-            divergences.extend(diff_snapshots(checkpoint, state.objects))
+            divergences.extend(diff_snapshots(checkpoint.snapshot(), state.objects))
             if not divergences:
                 raise PermanentError("digests differ but the snapshots do not: the checkpoint snapshot is inconsistent")
     return UndoCompleted(

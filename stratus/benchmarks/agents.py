@@ -17,6 +17,7 @@ from nats.js import api as js_api
 from pydantic import BaseModel
 
 from stratus import contracts as c
+from stratus.actions import Scale
 from stratus.settings import CommonSettings
 
 
@@ -26,7 +27,7 @@ def answers(request: c.Work) -> list[c.IncidentEvent]:
     if isinstance(request, c.DiagnoseRequest):
         return [c.DiagnosisReady(id=f"{request.id}:diagnosis", incident_id=i, localisation=["web"], summary="web down")]
     if isinstance(request, c.MitigateRequest):
-        action = c.ActionSpec(verb="scale", kind="Deployment", namespace=request.scope, name="web")
+        action = Scale(kind="Deployment", namespace=request.scope, name="web", replicas=1)
         tx, n = request.tx_id, request.attempt
         return [
             c.TransactionStarted(id=f"{tx}:started", incident_id=i, tx_id=tx, attempt=n, worker="synthetic"),

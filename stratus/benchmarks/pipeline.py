@@ -44,6 +44,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from nats.js.api import DeliverPolicy
 
+from stratus.actions import Scale
 from stratus.bus import Bus
 from stratus.contracts import (
     ALL_EVENTS,
@@ -51,7 +52,6 @@ from stratus.contracts import (
     SERVICES,
     WORK_STREAM,
     ActionExecuted,
-    ActionSpec,
     DiagnosisReady,
     IncidentOpened,
     Severity,
@@ -658,7 +658,7 @@ def flow(incident: str, scope: str) -> list[Any]:
     """What the agents would answer an incident with, in order (the coordinator's request and tx ids are
     deterministic): opened, diagnosis, and one transaction that started, wrote once and ended."""
     tx = f"{incident}-tx1"
-    action = ActionSpec(verb="scale", kind="Deployment", namespace=scope, name="web")
+    action = Scale(kind="Deployment", namespace=scope, name="web", replicas=1)
     return [
         IncidentOpened(incident_id=incident, scope=scope, s0=Severity(mu=2.0), baseline=2.0),
         DiagnosisReady(id=f"{incident}:diagnosis", incident_id=incident, localisation=["web"]),

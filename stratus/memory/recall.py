@@ -12,7 +12,7 @@ TNR still guards the replay: it runs as an ordinary transaction and is undone if
 
 from __future__ import annotations
 
-from stratus.contracts import ActionSpec, IncidentSignature, RecalledIncident
+from stratus.contracts import Action, IncidentSignature, RecalledIncident
 from stratus.memory.records import IncidentMemory, fix_fingerprint
 from stratus.memory.signature import similarity
 
@@ -28,7 +28,7 @@ def aborted_fixes(memories: list[IncidentMemory]) -> dict[str, float]:
     return out
 
 
-def _targets_present(fix: list[ActionSpec], sig: IncidentSignature) -> bool:
+def _targets_present(fix: list[Action], sig: IncidentSignature) -> bool:
     here = set(sig.objects)
     return all(a.namespace is None or f"{a.kind}/{a.name}" in here for a in fix)
 
@@ -73,7 +73,7 @@ def nearest(
     return out
 
 
-def replay_actions(recalled: RecalledIncident, scope: str) -> list[ActionSpec]:
+def replay_actions(recalled: RecalledIncident, scope: str) -> list[Action]:
     """The fix's writes, moved from the past incident's namespace to this one's."""
     return [
         a.model_copy(update={"namespace": scope}) if a.namespace is not None and a.namespace == recalled.scope else a

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stratus.contracts import ActionSpec, IncidentSignature, utcnow
+from stratus.contracts import Action, IncidentSignature, utcnow
 
 
 class RememberedTransaction(BaseModel):
@@ -18,7 +18,7 @@ class RememberedTransaction(BaseModel):
 
     tx_id: str = Field(description="The transaction.")
     attempt: int = Field(description="Its attempt number.")
-    actions: list[ActionSpec] = Field(default_factory=list, description="The writes it made, in order.")
+    actions: list[Action] = Field(default_factory=list, description="The writes it made, in order.")
     hidden_mu: list[float] = Field(default_factory=list, description="mu after each write (the hidden mu-path).")
     mu_pre: float = Field(description="mu at its checkpoint.")
     mu_post: float | None = Field(default=None, description="mu measured after it settled.")
@@ -47,7 +47,7 @@ class IncidentMemory(BaseModel):
     )
     replays: int = Field(default=0, description="Times its fix was replayed and committed.")
 
-    def committed_fix(self) -> list[ActionSpec]:
+    def committed_fix(self) -> list[Action]:
         """The writes of the committed transaction (the last one, if several committed), or nothing."""
         for tx in reversed(self.transactions):
             if tx.decision == "commit" and tx.actions:
@@ -63,7 +63,7 @@ def memory_key(incident_id: str) -> str:
     return _KEY_UNSAFE.sub("_", incident_id).strip(".") or "incident"
 
 
-def fix_fingerprint(actions: list[ActionSpec]) -> str:
+def fix_fingerprint(actions: list[Action]) -> str:
     """The same writes compare equal whatever namespace they ran in."""
     parts = [[a.verb, a.kind, a.name, a.params] for a in actions]
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]

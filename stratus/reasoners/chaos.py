@@ -10,7 +10,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from stratus.contracts import ActionSpec, MitigateRequest
+from stratus.actions import Action, parse_action
+from stratus.contracts import MitigateRequest
 from stratus.errors import PermanentError
 from stratus.reasoning import MitigationResult, MitigationTools
 
@@ -23,13 +24,13 @@ def _name(obj: Obj) -> str:
 
 def harmful_actions(
     rng: random.Random, namespace: str, deployments: list[Obj], services: list[Obj], pods: list[Obj] | None = None
-) -> list[ActionSpec]:
+) -> list[Action]:
     """A menu of permitted, undoable, mostly harmful writes on the scope's objects: scales, image and env changes,
     patches, restarts, deletes and creates."""
-    menu: list[ActionSpec] = []
+    menu: list[Action] = []
 
     def add(verb: str, kind: str, name: str | None, **params: Any) -> None:
-        menu.append(ActionSpec(verb=verb, kind=kind, namespace=namespace, name=name, params=params))
+        menu.append(parse_action({**params, "verb": verb, "kind": kind, "namespace": namespace, "name": name}))
 
     for d in deployments:
         name = _name(d)

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
-from stratus.contracts import ActionSpec, MitigateRequest
+from stratus.contracts import Action, MitigateRequest
 from stratus.errors import PermanentError
 from stratus.reasoning import MitigationResult, MitigationTools
 
@@ -29,7 +29,7 @@ class Pause(BaseModel):
     pause: float = Field(ge=0, le=600, description="Seconds to wait.")
 
 
-Step = str | Pause | ActionSpec
+Step = str | Pause | Action
 
 
 class ScriptedPlan(BaseModel):

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from arena.server import ArenaServer
+from stratus.actions import RolloutRestart
 from stratus.bus import Bus
-from stratus.contracts import ActionSpec
 from stratus.localinfra import LocalServer
 from stratus.memory.records import IncidentMemory
 from stratus.memory.store import MemoryStore
@@ -142,7 +142,7 @@ async def test_a_wrong_memory_is_aborted_undone_demoted_and_not_repeated(
     ns = f"wrong-{uid}"
     deploy_shop(kubeconfig, ns)
     bucket = f"t{uid}_MEMORY"
-    wrong = ActionSpec(verb="rollout_restart", kind="Deployment", namespace=ns, name="web")
+    wrong = RolloutRestart(kind="Deployment", namespace=ns, name="web")
     async with ScriptedLLM(default=model(ns)) as llm:
         timeline = await Timeline(bus, ns).start()
         with running_system(

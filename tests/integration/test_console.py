@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from services.console.web import ConsoleState, make_web_app
 from stratus import contracts as c
+from stratus.actions import Scale
 from stratus.bus import Bus
 from stratus.contracts import Topology
 from stratus.localinfra import LocalServer, free_port
@@ -33,7 +34,7 @@ async def test_the_console_lists_incidents_and_streams_a_live_timeline(nats_serv
 
     await publish(c.IncidentOpened(incident_id=incident, scope="shop", s0=c.Severity(mu=2), baseline=2))
     await publish(c.StateChanged(incident_id=incident, state="diagnosing", previous="opened"))
-    plan = [c.PlannedAction(action=c.ActionSpec(verb="scale", kind="Deployment", namespace="shop", name="web"))]
+    plan = [c.PlannedAction(action=Scale(kind="Deployment", namespace="shop", name="web", replicas=1))]
     await publish(
         c.ApprovalRequested(
             incident_id=incident, scope="shop", tx_id="tx1", attempt=1, actions=plan, mu=2, deadline=c.utcnow()

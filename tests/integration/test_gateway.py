@@ -29,7 +29,6 @@ from stratus.actions import (
     Scale,
     SetEnv,
     SetImage,
-    action_from_spec,
 )
 from stratus.confinement import Refusal
 from stratus.contracts import JournalRecord, Lease, utcnow
@@ -283,7 +282,7 @@ async def test_write_is_journaled_and_undone(case: str, kubeconfig: Path, reader
 
     intent, outcome = journal.records
     assert (intent.phase, outcome.phase, intent.seq, outcome.seq) == ("intent", "outcome", 1, 1)
-    assert intent.action == action.to_spec() and outcome.ok is True
+    assert intent.action == action and outcome.ok is True
     assert intent.dry_run is not None
     if pre_read is None:
         assert intent.pre_image is None
@@ -293,7 +292,7 @@ async def test_write_is_journaled_and_undone(case: str, kubeconfig: Path, reader
         assert intent.pre_image["metadata"]["resourceVersion"] == pre_read["metadata"]["resourceVersion"]
         expected_verb = "create" if isinstance(action, Delete) else "replace"
         assert [u.verb for u in intent.undo] == [expected_verb]
-        restore = action_from_spec(intent.undo[0])
+        restore = intent.undo[0]
         assert isinstance(restore, (Create, Replace))
         assert "resourceVersion" not in restore.manifest["metadata"] and "status" not in restore.manifest
     assert fence.calls == 1
@@ -518,6 +517,7 @@ async def test_exec_runs_catalogue_operations(kubeconfig: Path, reader: ReadGate
     roles = {**user, "roles": [{"role": "readWrite", "db": "geo-db"}]}
     result = await gw.write(Exec(namespace=ns, name=pod, operation="mongodb.grant_roles", args=roles))
     assert result.ok, result.message
+    await gw.flush()
     intent, outcome = journal.records
     assert intent.undo[0].params["operation"] == "mongodb.revoke_roles" and outcome.ok is True
     assert intent.undo[0].params["args"] == roles
@@ -623,6 +623,7 @@ async def test_rollout_restart_of_a_one_replica_deployment_is_allowed(
     gw = writer(kubeconfig, ns, journal, fence)
     result = await gw.write(RolloutRestart(kind="Deployment", namespace=ns, name="solo"))
     assert result.ok, result.message
+    await gw.flush()
     assert [r.phase for r in journal.records] == ["intent", "outcome"] and fence.calls == 1
 
     async def rolled_out() -> bool:
@@ -680,6 +681,7 @@ async def test_write_overhead_benchmark(
         )
         gated.append(time.perf_counter() - t)
         assert result.ok, result.message
+    await gw.flush()
     intents = [r for r in await journal.read(tx) if r.phase == "intent"][-20:]
     t = time.perf_counter()
     for record in reversed(intents):
@@ -698,3 +700,45 @@ async def test_write_overhead_benchmark(
     await bus.close()
     await redis.aclose()
     api.close()
+
+
+async def test_a_second_write_reuses_its_own_response_as_pre_image_and_an_outside_change_is_caught(
+    kubeconfig: Path, ns: str
+) -> None:
+    """Writing a status-less object twice reads it once: the first write's response is the second's candidate
+    pre-image, proved current by the resourceVersion precondition of the dry run. When something else changed the
+    object in between, the dry run conflicts and the gateway reads it again: the journaled pre-image (and so the undo)
+    is the object as it really was before the second write."""
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence)
+    reads: list[str] = []
+    pre_image_sync = gw._pre_image_sync
+
+    def counting(action: Action) -> Any:
+        reads.append(action.verb)
+        return pre_image_sync(action)
+
+    gw._pre_image_sync = counting  # type: ignore[method-assign]
+
+    def patch(value: str) -> Patch:
+        return Patch(kind="ConfigMap", namespace=ns, name="conf", patch_type="merge", patch={"data": {"k": value}})
+
+    assert (await gw.write(patch("1"))).ok
+    assert (await gw.write(patch("2"))).ok
+    assert reads == ["patch"]  # the second write's pre-image is the first write's response
+    intents = journal.phase("intent")
+    assert intents[1].pre_image is not None and intents[1].pre_image["data"] == {"k": "1"}
+
+    outside = KubeApi.from_kubeconfig(kubeconfig)
+    await asyncio.to_thread(outside.patch, "ConfigMap", ns, "conf", {"data": {"k": "outside"}}, "merge")
+    outside.close()
+    assert (await gw.write(patch("3"))).ok
+    assert reads == ["patch", "patch"]  # the remembered object was stale: read again
+    third = journal.phase("intent")[2]
+    assert third.pre_image is not None and third.pre_image["data"] == {"k": "outside"}
+    restore = third.undo[0]
+    assert isinstance(restore, Replace) and restore.manifest["data"] == {"k": "outside"}
+    await gw.apply_undo(third.undo[0])
+    got = await asyncio.to_thread(gw.api.get, "ConfigMap", ns, "conf")
+    assert got is not None and got["data"] == {"k": "outside"}
+    gw.close()

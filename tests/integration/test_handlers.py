@@ -115,7 +115,7 @@ async def test_a_writer_refuses_a_lease_that_is_no_longer_current(
         body: Any = c.MitigateRequest
         request = c.MitigateRequest(incident_id=f"inc-{uid}", scope="ns", tx_id="tx1", attempt=1, lease=STALE)
     else:
-        handler = UndoHandler(UndoerDeps(bus, alock, Registry(redis, prefix=f"t{uid}"), cast(Any, None)))
+        handler = UndoHandler(UndoerDeps(bus, alock, cast(Any, None)))
         body = c.UndoRequest
         request = c.UndoRequest(
             incident_id=f"inc-{uid}", scope="ns", tx_id="tx1", attempt=1, lease=STALE, checkpoint_digest=""

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from nats.errors import TimeoutError as NatsTimeout
 
+from stratus.actions import Scale
 from stratus.bus import Bus
-from stratus.contracts import ActionSpec, JournalRecord
+from stratus.contracts import JournalRecord
 from stratus.errors import TemporaryError
 from stratus.journal import Journal, JournalError, undo_plan
 
@@ -23,7 +24,7 @@ def record(tx: str, seq: int, phase: str, ok: bool | None = None) -> JournalReco
         attempt=1,
         seq=seq,
         phase=phase,  # type: ignore[arg-type]
-        action=ActionSpec(verb="scale", kind="Deployment", namespace="ns", name=f"d{seq}", params={"replicas": 0}),
+        action=Scale(kind="Deployment", namespace="ns", name=f"d{seq}", replicas=0),
         pre_image={"spec": {"replicas": 1}},
         ok=ok,
     )

@@ -14,8 +14,9 @@ from pathlib import Path
 import nats
 import pytest
 
+from stratus.actions import Scale
 from stratus.bus import Bus
-from stratus.contracts import ActionSpec, IncidentSignature, utcnow
+from stratus.contracts import IncidentSignature, utcnow
 from stratus.localinfra import find_binary, free_port, reachable
 from stratus.memory.records import IncidentMemory, RememberedTransaction
 from stratus.memory.store import MemoryStore
@@ -26,7 +27,7 @@ SIG = IncidentSignature(unhealthy=["Deployment:ScaledToZero"], objects=["Deploym
 
 
 def memory(key: str, minutes: int = 0) -> IncidentMemory:
-    fix = ActionSpec(verb="scale", kind="Deployment", namespace="ns", name="web", params={"replicas": 1})
+    fix = Scale(kind="Deployment", namespace="ns", name="web", replicas=1)
     return IncidentMemory(
         key=key,
         incident_id=key,

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from services.coordinator.engine import Engine
 from stratus import contracts as c
+from stratus.actions import Scale
 from stratus.alock import ALock
 from stratus.bus import Bus
 from tests.integration.test_coordinator_engine import (
@@ -27,10 +28,10 @@ from tests.integration.test_coordinator_engine import (
 pytestmark = pytest.mark.integration
 __all__ = ["alock"]  # the fixture, imported for this module's tests
 
-SCALE = c.ActionSpec(verb="scale", kind="Deployment", namespace="ns", name="web", params={"replicas": 1})
+SCALE = Scale(kind="Deployment", namespace="ns", name="web", replicas=1)
 
 
-def proposed(incident: str, req: dict[str, Any], actions: list[c.ActionSpec] | None = None) -> c.PlanProposed:
+def proposed(incident: str, req: dict[str, Any], actions: list[c.Action] | None = None) -> c.PlanProposed:
     planned = [c.PlannedAction(action=a, diff="-  replicas: 0\n+  replicas: 1\n") for a in (actions or [SCALE])]
     return c.PlanProposed(incident_id=incident, tx_id=req["tx_id"], attempt=req["attempt"], actions=planned)
 

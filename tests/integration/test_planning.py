@@ -12,7 +12,7 @@ import pytest
 from arena.server import ArenaServer
 from stratus.actions import Delete, Scale, SetImage
 from stratus.confinement import Refusal
-from stratus.contracts import ActionSpec, Lease, MitigateRequest, utcnow
+from stratus.contracts import Action, Lease, MitigateRequest, utcnow
 from stratus.errors import PermanentError
 from stratus.gateway import KubeApi
 from stratus.planning import ApprovedPlanReasoner, PlanningGateway, object_diff
@@ -76,16 +76,16 @@ async def test_a_failing_dry_run_or_another_scope_is_not_planned(arena_kubeconfi
 async def test_the_approved_plan_runs_verbatim_and_stops_at_a_failure(arena_kubeconfig: Path, ns: str) -> None:
     class Tools:
         def __init__(self) -> None:
-            self.ran: list[ActionSpec] = []
+            self.ran: list[Action] = []
 
-        async def execute(self, action: ActionSpec) -> str:
+        async def execute(self, action: Action) -> str:
             if action.name == "bad":
                 raise PermanentError("refused")
             self.ran.append(action)
             return "ok"
 
-    good = Scale(kind="Deployment", namespace=ns, name="web", replicas=1).to_spec()
-    bad = Delete(kind="Deployment", namespace=ns, name="bad").to_spec()
+    good = Scale(kind="Deployment", namespace=ns, name="web", replicas=1)
+    bad = Delete(kind="Deployment", namespace=ns, name="bad")
     tools = Tools()
     request = MitigateRequest(incident_id="i", scope=ns, tx_id="t", attempt=1, lease=lease(ns), plan=[good, bad, good])
     result = await ApprovedPlanReasoner().mitigate(request, tools)  # type: ignore[arg-type]

@@ -8,9 +8,10 @@ import json
 
 import pytest
 
+from stratus.actions import Replace, SetEnv
 from stratus.audit import read_events
 from stratus.bus import Bus
-from stratus.contracts import ActionSpec, DeadLetter, JournalRecord, WorkFailed
+from stratus.contracts import DeadLetter, JournalRecord, WorkFailed
 from stratus.journal import Journal, JournalError
 
 pytestmark = pytest.mark.integration
@@ -55,25 +56,32 @@ async def test_the_journal_scrubs_audit_fields_and_keeps_undo_exact(bus: Bus, ui
     await bus.ensure_streams()
     journal = Journal(bus)
     tx = f"tx-{uid}"
-    exec_spec = ActionSpec(verb="exec", kind="Pod", namespace="ns", name="db-0", params={"command": ARGV})
-    inverse = ActionSpec(verb="exec", kind="Pod", namespace="ns", name="db-0", params={"command": ARGV[:-1]})
+    set_env = SetEnv(kind="Deployment", namespace="ns", name="db", env={"DB_PASSWORD": PASSWORD})
+    manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "db", "namespace": "ns"},
+        "spec": {"template": {"spec": {"containers": [{"name": "db", "env": [{"name": "X", "value": "1"}]}]}}},
+    }
+    inverse = Replace(manifest=manifest)
     intent = JournalRecord(
         incident_id="inc",
         tx_id=tx,
         attempt=1,
         seq=1,
         phase="intent",
-        action=exec_spec,
+        action=set_env,
         undo=[inverse],
-        message=f"undo: exec the declared inverse mongo -p {PASSWORD}",
+        message=f"undo: restore, was run as mongo -p {PASSWORD}",
     )
     await journal.append(intent)
     (stored,) = await journal.read(tx)
-    assert PASSWORD not in stored.message and PASSWORD not in json.dumps(stored.action.params)
+    assert PASSWORD not in stored.message and PASSWORD not in stored.action.model_dump_json()
+    assert isinstance(stored.action, SetEnv) and stored.action.env == {"DB_PASSWORD": "***"}
     assert stored.undo == intent.undo, "the undoer executes the undo: it is kept exact"
 
     secret = intent.model_copy(
-        update={"seq": 2, "pre_image": {"kind": "Secret", "data": {"pw": "eA=="}}, "action": exec_spec}
+        update={"seq": 2, "pre_image": {"kind": "Secret", "data": {"pw": "eA=="}}, "action": set_env}
     )
     with pytest.raises(JournalError, match="Secret"):
         await journal.append(secret)

@@ -1,13 +1,15 @@
-"""The typed action space: validation, scopes, write flags and the ActionSpec round trip."""
+"""The typed action space: validation, scopes, write flags and the Action round trip."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from stratus.actions import (
+    ACTION_ADAPTER,
     ACTION_TYPES,
     READ_VERBS,
     WRITE_VERBS,
@@ -28,11 +30,11 @@ from stratus.actions import (
     SetEnv,
     SetImage,
     Uncordon,
-    action_from_spec,
     action_json_schemas,
+    parse_action,
     resolve_kind,
 )
-from stratus.contracts import ActionSpec
+from stratus.contracts import PlannedAction
 
 DEPLOY = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 1}}
 SC = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fast"}, "provisioner": "p"}
@@ -65,12 +67,31 @@ EXAMPLES: list[Any] = [
 
 
 @pytest.mark.parametrize("action", EXAMPLES, ids=lambda a: a.verb)
-def test_spec_round_trip(action: Any) -> None:
-    spec = action.to_spec()
-    assert isinstance(spec, ActionSpec)
-    assert spec.verb == action.verb and spec.kind == action.kind and spec.name == action.name
-    again = ActionSpec.model_validate_json(spec.model_dump_json())
-    assert action_from_spec(again) == action
+def test_the_wire_form_is_the_typed_action_and_legacy_records_still_read(action: Any) -> None:
+    wire = json.loads(ACTION_ADAPTER.dump_json(action))
+    assert "params" not in wire and wire["verb"] == action.verb  # flat, typed fields: no verb + params dict
+    again = ACTION_ADAPTER.validate_json(json.dumps(wire))
+    assert again == action and type(again) is type(action)
+    legacy = {"verb": action.verb, "kind": action.kind, "namespace": action.namespace, "name": action.name}
+    assert parse_action({**legacy, "params": action.params}) == action
+
+
+def test_messages_validate_their_actions_fields() -> None:
+    """A message carrying an action is refused when the action's own fields are invalid, on the wire."""
+    scale = Scale(kind="Deployment", namespace="ns", name="web", replicas=1)
+    planned = PlannedAction(action=scale, undo=[scale])
+    data = json.loads(planned.model_dump_json())
+    assert PlannedAction.model_validate(data) == planned
+    for bad in (
+        {**data["action"], "replicas": -1},
+        {**data["action"], "replicas": "many"},
+        {**data["action"], "verb": "scale", "kind": "ConfigMap"},
+        {**data["action"], "name": "../kube-system"},
+        {**data["action"], "command": ["sh", "-c", "true"]},
+        {"verb": "exec", "kind": "Pod", "namespace": "ns", "name": "db-0", "params": {"command": ["sh"]}},
+    ):
+        with pytest.raises(ValidationError):
+            PlannedAction.model_validate({**data, "action": bad})
 
 
 def test_every_verb_is_read_or_write() -> None:

@@ -9,6 +9,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from stratus import contracts as c
+from stratus.actions import Scale
 
 
 def samples() -> list[c.Message]:
@@ -20,7 +21,7 @@ def samples() -> list[c.Message]:
         root_cause=c.RootCause(system_level="Application", fault_type="Authentication Issue"),
         summary="geo cannot read geo-db",
     )
-    action = c.ActionSpec(verb="scale", kind="Deployment", namespace="ns1", name="geo", params={"replicas": 1})
+    action = Scale(kind="Deployment", namespace="ns1", name="geo", replicas=1)
     alert = c.Alert(fingerprint="abc", status="firing", name="PodNotReady", scope="ns1", labels={"namespace": "ns1"})
     return [
         alert,

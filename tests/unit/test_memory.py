@@ -10,8 +10,9 @@ import pytest
 from services.coordinator.machine import Attempt, IncidentRecord
 from services.coordinator.memory import memory_of
 from services.mitigator.policies import make_reasoner
+from stratus.actions import RolloutRestart, Scale
 from stratus.contracts import (
-    ActionSpec,
+    Action,
     DiagnosisReady,
     IncidentSignature,
     Lease,
@@ -105,11 +106,11 @@ def test_the_same_failure_on_another_day_has_the_same_signature() -> None:
 
 
 SIG = IncidentSignature(unhealthy=["Deployment:ScaledToZero", "Service:NoEndpoints"], objects=["Deployment/web"])
-FIX = [ActionSpec(verb="scale", kind="Deployment", namespace="old", name="web", params={"replicas": 1})]
-WRONG = [ActionSpec(verb="rollout_restart", kind="Deployment", namespace="old", name="web")]
+FIX = [Scale(kind="Deployment", namespace="old", name="web", replicas=1)]
+WRONG = [RolloutRestart(kind="Deployment", namespace="old", name="web")]
 
 
-def remembered(key: str, txs: list[tuple[list[ActionSpec], str]], minutes: int, **kw: Any) -> IncidentMemory:
+def remembered(key: str, txs: list[tuple[list[Action], str]], minutes: int, **kw: Any) -> IncidentMemory:
     return IncidentMemory(
         key=key,
         incident_id=key,
@@ -150,7 +151,7 @@ def test_a_fix_aborted_later_is_not_proposed_from_any_memory() -> None:
 
 class FakeTools:
     def __init__(self) -> None:
-        self.executed: list[ActionSpec] = []
+        self.executed: list[Action] = []
 
     async def execute(self, action: Any) -> str:
         self.executed.append(action)
@@ -198,7 +199,7 @@ def test_memory_first_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not isinstance(make_reasoner(MitigatorSettings(policy="rulebook")), MemoryFirstMitigationReasoner)
 
 
-def closed_record(n: int, attempts: list[tuple[list[ActionSpec], str, str | None]]) -> IncidentRecord:
+def closed_record(n: int, attempts: list[tuple[list[Action], str, str | None]]) -> IncidentRecord:
     record = IncidentRecord(
         incident_id=f"inc-{n}",
         scope="new",
@@ -243,7 +244,7 @@ async def test_a_wrong_memory_is_tried_once_then_never_again() -> None:
         recalled = nearest(SIG, list(store.values()))
         tools, inner = FakeTools(), Inner()
         result = await MemoryFirstMitigationReasoner(inner).mitigate(request(1, recalled), tools)  # type: ignore[arg-type]
-        attempts: list[tuple[list[ActionSpec], str, str | None]] = []
+        attempts: list[tuple[list[Action], str, str | None]] = []
         if result.recalled_from is not None:
             replayed = [a.model_copy(update={"namespace": "old"}) for a in tools.executed]
             replays.append(fix_fingerprint(replayed))

@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from stratus import contracts as c
+from stratus.actions import Scale
 from stratus.localinfra import free_port
 from stratus.notify import MOMENTS, Notifier, Sink, notification_of, slack_body
 
@@ -48,7 +49,7 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
 
 
 def events(incident: str = "inc-1") -> list[c.IncidentEvent]:
-    plan = [c.PlannedAction(action=c.ActionSpec(verb="scale", kind="Deployment", namespace="ns", name="web"))]
+    plan = [c.PlannedAction(action=Scale(kind="Deployment", namespace="ns", name="web", replicas=1))]
     return [
         c.IncidentOpened(
             incident_id=incident,

@@ -68,7 +68,7 @@ def test_the_mitigation_reverts_one_candidate_per_attempt_and_skips_one_that_was
     assert len(first.executed) == 1
     assert first.executed[0].patch[0]["path"] == "/spec/template/metadata/annotations"  # type: ignore[union-attr]
     # The coordinator's reflection of the aborted attempt names the write and its parameters.
-    spec = first.executed[0].to_spec()
+    spec = first.executed[0]
     params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
     reflection = f"Attempt 1 tried: patch Deployment/shop/web ({params}). Aborted and undone: mu did not go down."
     second = CaseTools(DATA / "template-two-units")
@@ -165,7 +165,7 @@ def test_history_beats_inference_once_then_the_analyzer_fix_runs() -> None:
     asyncio.run(reasoner.mitigate(mitigate_request("ns1"), first))
     # The analyzer would patch the selector to the labels it inferred; the snapshot knows the exact old selector.
     assert [a.patch for a in first.executed] == [[{"op": "replace", "path": "/spec/selector", "value": {"svc": "geo"}}]]  # type: ignore[attr-defined]
-    params = ", ".join(f"{k}={v}" for k, v in first.executed[0].to_spec().params.items())
+    params = ", ".join(f"{k}={v}" for k, v in first.executed[0].params.items())
     reflection = f"Attempt 1 tried: patch Service/ns1/geo ({params}). Aborted and undone: mu did not go down."
     second = CaseTools(case)
     asyncio.run(reasoner.mitigate(mitigate_request("ns1", reflections=[reflection]), second))

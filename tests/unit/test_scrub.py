@@ -15,7 +15,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stratus.contracts import ActionSpec, DeadLetter
+from stratus.actions import Patch, Scale, SetEnv
+from stratus.contracts import DeadLetter
 from stratus.observability import log_handler
 from stratus.scrub import (
     LAST_APPLIED,
@@ -161,20 +162,19 @@ def test_secret_keys(key: str, secret: bool) -> None:
     assert is_secret_key(key) is secret
 
 
-def test_argv_and_exec_specs() -> None:
+def test_argv_and_typed_actions() -> None:
     argv = ["mongo", "admin", "-u", "root", "-p", "r00tpw", "--eval", "db.createUser({user: 'u', pwd: 'pw9x'})"]
     out = scrub_argv(argv)
     assert "r00tpw" not in out and not any("pw9x" in a for a in out) and out[:5] == argv[:5]
-    spec = ActionSpec(verb="exec", kind="Pod", namespace="shop", name="db-0", params={"command": argv, "inverse": argv})
-    clean = scrub_model(spec)
-    assert "r00tpw" not in clean.model_dump_json() and clean.params["command"][0] == "mongo"
-    env = ActionSpec(verb="set_env", kind="Deployment", namespace="s", name="w", params={"env": {"DB_PASSWORD": "x1"}})
-    assert scrub_model(env).params["env"] == {"DB_PASSWORD": MASK}
+    env = SetEnv(kind="Deployment", namespace="s", name="w", env={"DB_PASSWORD": "x1"})
+    clean_env = scrub_model(env)
+    assert isinstance(clean_env, SetEnv) and clean_env.env == {"DB_PASSWORD": MASK}
     ops = [{"op": "replace", "path": "/data/db_password", "value": "x1"}, {"op": "add", "path": "/a", "value": "b"}]
     assert scrub_obj(ops) == [{"op": "replace", "path": "/data/db_password", "value": MASK}, ops[1]]
-    assert scrub_model(ActionSpec(verb="scale", kind="Deployment", name="w", params={"replicas": 2})).params == {
-        "replicas": 2
-    }
+    patch = scrub_model(Patch(namespace="s", kind="ConfigMap", name="c", patch_type="json", patch=ops))
+    assert isinstance(patch, Patch) and "x1" not in patch.model_dump_json()
+    scale = Scale(kind="Deployment", namespace="s", name="w", replicas=2)
+    assert scrub_model(scale) is scale
 
 
 def test_dead_letters_and_json_payloads() -> None:

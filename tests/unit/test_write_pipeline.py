@@ -1,6 +1,6 @@
 """The write pipeline's order on an in-memory API: pre-image, then the dry run of the one built request, then the
-journal intent and the fence, then that same request for real, then the outcome. A failing dry run or a refusal
-journals nothing, fences nothing and sends nothing for real."""
+journal intent and the fence, then that same request for real, then the outcome (acknowledged before the next intent).
+A failing dry run or a refusal journals nothing, fences nothing and sends nothing for real."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class FakeApi:
         pass
 
 
-def gateway(api: FakeApi, log: list[str], *, journal_fails: bool = False) -> WriteGateway:
+def gateway(api: FakeApi, log: list[str], *, journal_fails: bool = False, outcome_fails: bool = False) -> WriteGateway:
     async def fence(scope: str, token: int) -> None:
         log.append("fence")
 
@@ -55,6 +55,8 @@ def gateway(api: FakeApi, log: list[str], *, journal_fails: bool = False) -> Wri
         log.append("intent")
 
     async def outcome(record: JournalRecord) -> None:
+        if outcome_fails:
+            raise ConnectionError("journal unavailable")
         log.append("outcome")
 
     lease = Lease(scope="shop", holder="t", token=1, expires_at=utcnow())
@@ -76,9 +78,29 @@ async def test_the_write_is_the_dry_run_request_without_dry_run() -> None:
     gw = gateway(api, log)
     result = await gw.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "v"}}))
     assert result.ok, result.message
+    await gw.flush()
     assert log[:2] == ["get", "dry"] and sorted(log[2:4]) == ["fence", "intent"] and log[4:] == ["write", "outcome"]
     dry, real = api.sent
     assert dry == real.dry_run() and not real.is_dry_run
+
+
+async def test_the_next_intent_waits_for_the_last_outcome_and_a_lost_outcome_refuses_the_next_write() -> None:
+    api = FakeApi({("ConfigMap", "shop", "conf"): CM})
+    api.log = log = []
+    gw = gateway(api, log)
+    for value in ("a", "b"):
+        assert (await gw.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": value}}))).ok
+    await gw.flush()
+    journal = [step for step in log if step in ("intent", "outcome")]
+    assert journal == ["intent", "outcome", "intent", "outcome"]
+
+    log.clear()
+    failing = gateway(api, log, outcome_fails=True)
+    first = await failing.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "c"}}))
+    assert first.ok and log.count("write") == 1
+    with pytest.raises(ConnectionError):
+        await failing.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "d"}}))
+    assert log.count("write") == 1 and log.count("intent") == 1  # the second write was never sent
 
 
 async def test_a_failing_dry_run_or_journal_sends_nothing_for_real() -> None:
