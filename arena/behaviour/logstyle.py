@@ -70,6 +70,8 @@ def after_step(proc: Process, step: StartupStep, address: str) -> list[str]:
 
 
 def failure(proc: Process, step: StartupStep, message: str) -> list[str]:
+    if proc.program.style == "plain":
+        return [f"Unhandled exception: {message}"]
     if proc.program.style != "go":
         return [cpp(proc, "error", message)]
     if step.on_fail == "panic":

@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arena.apps.catalogue import Step, expand
-from arena.behaviour import logstyle
+from arena.behaviour import backends, logstyle
+from arena.behaviour.datastores import parse_redis_address
 from arena.behaviour.mongo import MongoError, MongoState
 from arena.behaviour.world import Landed, Process, Refused, Runtime, World, meta, pod_key
 from arena.hooks import ClusterView, Obj
 
 HOP_MS = 0.15
 BACKEND_MS = 0.3
+MAX_DEPTH = 24
+"""Hops one request may take: a proxy whose upstream is itself (localhost) loops until the client gives up."""
 
 
 @dataclass
@@ -88,6 +91,9 @@ class RequestModel:
         proc = conn.process
         route = path.split("?", 1)[0]
         op = proc.program.routes.get(route)
+        if op is None:  # a route ending in "/" is a prefix (Envoy's prefix match, Next.js dynamic API routes)
+            prefixes = [r for r in proc.program.routes if r.endswith("/") and route.startswith(r)]
+            op = proc.program.routes[max(prefixes, key=len)] if prefixes else None
         trace_id = uuid.uuid4().hex[:16]
         spans: list[Span] = []
         start_us = int(time.time() * 1e6)
@@ -126,6 +132,11 @@ class RequestModel:
     ) -> tuple[bool, str | None, float]:
         proc = conn.process
         op = proc.program.operations.get(op_name)
+        if len(spans) > MAX_DEPTH:
+            span = self._span(trace_id, parent, conn, op_name, start_us, self.timeout_ms, "server")
+            span.tags["error"] = True
+            spans.append(span)
+            return False, "upstream request timeout", self.timeout_ms
         if op is None:
             span = self._span(trace_id, parent, conn, op_name, start_us, 0.1, "server")
             span.tags["error"] = True
@@ -194,8 +205,16 @@ class RequestModel:
 
     def _backend(self, world: World, conn: Landed, step: Step, address: str) -> float:
         ns = str(meta(conn.pod).get("namespace"))
-        target = world.connect(conn.pod, ns, address)
         kind = step.kind
+        if kind in ("postgres", "kafka"):
+            error = backends.store_step(world, conn, kind, address, step.topic)
+            if error is not None:
+                raise _HopError(error, self.timeout_ms if "i/o timeout" in error else HOP_MS)
+            return BACKEND_MS
+        password = None
+        if kind == "redis":
+            address, password = parse_redis_address(address)
+        target = world.connect(conn.pod, ns, address)
         server = "mongodb" if kind == "mongodb" else kind
         if isinstance(target, Refused) or target.process.program.server != server:
             latency = self.timeout_ms if isinstance(target, Refused) and target.kind == "timeout" else HOP_MS
@@ -208,6 +227,10 @@ class RequestModel:
         extra = self._chaos(world, conn.pod, target.pod)
         if kind == "mongodb":
             self._mongo_access(world, conn, target, step, address)
+        if kind == "redis":
+            denied = backends.store_state(world, target.pod, target.container, "redis").auth_error(password)
+            if denied:
+                raise _HopError(denied, HOP_MS)
         return BACKEND_MS + extra
 
     def _mongo_access(self, world: World, conn: Landed, target: Landed, step: Step, address: str) -> None:
