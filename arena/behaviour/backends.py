@@ -174,6 +174,8 @@ def postgres_call(world: World, pod: Obj, conn_string: str) -> str | None:
         return f"failed to connect to `host={target.host} user={target.user} database={target.database}`: {conn}"
     denied = store_state(world, conn.pod, conn.container, "postgres").login(target.user, target.password, target.database)
     if denied:
+        server_line = f"{denied}\nDETAIL:  Connection matched file \"/var/lib/postgresql/data/pg_hba.conf\" line 128"
+        world.rt.log(conn.pod, str(conn.container.get("name")), server_line)
         reason = denied.removeprefix("FATAL:  ")
         return (
             f"failed to connect to `host={target.host} user={target.user} database={target.database}`: "
@@ -191,13 +193,16 @@ def kafka_produce(world: World, pod: Obj, address: str, topic: str, value: str) 
 
 
 def store_step(world: World, conn: Landed, kind: str, address: str, topic: str | None) -> str | None:
-    """A request's step on a data store (``redis``, ``postgres`` or ``kafka``): None or the client's error."""
-    if kind == "redis":
-        return redis_call(world, conn.pod, address)
+    """A request's step on a data store (``postgres`` or ``kafka``): None or the client's error, which the client
+    also logs."""
     if kind == "postgres":
-        return postgres_call(world, conn.pod, address)
-    order = {"order_id": f"{world.rt.rng.randrange(16**8):08x}", "service": conn.process.program.tracer}
-    return kafka_produce(world, conn.pod, address, topic or "orders", json.dumps(order))
+        error = postgres_call(world, conn.pod, address)
+    else:
+        order = {"order_id": f"{world.rt.rng.randrange(16**8):08x}", "service": conn.process.program.tracer}
+        error = kafka_produce(world, conn.pod, address, topic or "orders", json.dumps(order))
+    if error is not None:
+        world.rt.log(conn.pod, str(conn.container.get("name")), f"error: {error}")
+    return error
 
 
 def startup_check(world: World, pod: Obj, kind: str, address: str) -> str | None:
