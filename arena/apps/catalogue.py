@@ -113,7 +113,10 @@ class Producer(_Strict):
 
 
 class Program(_Strict):
-    style: Literal["go", "cpp", "nginx", "mongod", "plain"] = Field(description="Logging style of the binary.")
+    style: Literal["go", "cpp", "nginx", "mongod", "plain", "grpc"] = Field(
+        description="Logging style of the binary (grpc: a gRPC service in any language; its call errors are gRPC "
+        "status lines and it logs them)."
+    )
     source: str | None = Field(None, description="Source file named in Go log lines (main).")
     db_source: str | None = Field(None, description="Source file of the database initialisation (Go).")
     server: Literal["mongodb", "memcached", "redis", "consul", "postgres", "kafka"] | None = Field(

@@ -184,6 +184,8 @@ class RequestModel:
                 client.logs.append(msg)
                 if proc.program.style == "cpp":
                     self.rt.log(pod, str(conn.container.get("name")), logstyle.cpp(proc, "error", msg, 60))
+                elif proc.program.style == "grpc":
+                    self.rt.log(pod, str(conn.container.get("name")), f"{step.operation} failed: {msg}")
                 raise _HopError(msg, self.timeout_ms if target.kind == "timeout" else HOP_MS)
             try:
                 extra = self._chaos(world, pod, target.pod)
@@ -290,7 +292,7 @@ class RequestModel:
 
 
 def _call_error(proc: Process, target: Refused) -> str:
-    if proc.program.style == "go":
+    if proc.program.style in ("go", "grpc"):
         if target.kind == "unavailable":
             return f"rpc error: code = Unavailable desc = {target.detail}"
         if target.kind == "timeout":
@@ -305,13 +307,13 @@ def _call_error(proc: Process, target: Refused) -> str:
 
 
 def _timeout_error(proc: Process, pod: Obj) -> str:
-    if proc.program.style == "go":
+    if proc.program.style in ("go", "grpc"):
         return "rpc error: code = DeadlineExceeded desc = context deadline exceeded"
     return "THRIFT_EAGAIN (timed out)"
 
 
 def _downstream_error(proc: Process, err: str) -> str:
-    if proc.program.style == "go":
+    if proc.program.style in ("go", "grpc"):
         return err if err.startswith("rpc error") else f"rpc error: code = Unknown desc = {err}"
     return err
 
