@@ -95,8 +95,9 @@ class Consumer(_Strict):
     topic: str = Field(description="Topic it consumes (partition 0).")
     group: str = Field(description="Consumer group id; its committed offset lives in the broker.")
     validate_json: bool = Field(
-        False, description="A record that is not a JSON object fails validation: the partition pauses at its offset "
-        "(manual commit: nothing past it is committed, restarts re-read it)."
+        False,
+        description="A record that is not a JSON object fails validation: the partition pauses at its offset "
+        "(manual commit: nothing past it is committed, restarts re-read it).",
     )
     output_topic: str | None = Field(None, description="Each handled record is produced here.")
     sink: str | None = Field(None, description="PostgreSQL connection string each record is written to.")

@@ -120,7 +120,9 @@ def store_state(world: World, pod: Obj, container: Obj, server: str) -> Any:
 def _initdb(world: World, pod: Obj, container: Obj, state: PostgresState) -> None:
     """The postgres image's entrypoint on an empty data directory: the superuser from env, then every ``*.sql`` of
     the ConfigMap mounted at /docker-entrypoint-initdb.d, in name order."""
-    env = world.rt.env_at_start.get((pod_key(pod), str(container.get("name")), world.rt.instance(pod, str(container.get("name")))))
+    env = world.rt.env_at_start.get(
+        (pod_key(pod), str(container.get("name")), world.rt.instance(pod, str(container.get("name"))))
+    )
     env = env if env is not None else {str(e.get("name")): str(e.get("value", "")) for e in container.get("env") or []}
     superuser = env.get("POSTGRES_USER") or "postgres"
     state.roles[superuser] = env.get("POSTGRES_PASSWORD") or None
@@ -172,9 +174,11 @@ def postgres_call(world: World, pod: Obj, conn_string: str) -> str | None:
     conn = _land(world, pod, target.address, "postgres")
     if isinstance(conn, str):
         return f"failed to connect to `host={target.host} user={target.user} database={target.database}`: {conn}"
-    denied = store_state(world, conn.pod, conn.container, "postgres").login(target.user, target.password, target.database)
+    denied = store_state(world, conn.pod, conn.container, "postgres").login(
+        target.user, target.password, target.database
+    )
     if denied:
-        server_line = f"{denied}\nDETAIL:  Connection matched file \"/var/lib/postgresql/data/pg_hba.conf\" line 128"
+        server_line = f'{denied}\nDETAIL:  Connection matched file "/var/lib/postgresql/data/pg_hba.conf" line 128'
         world.rt.log(conn.pod, str(conn.container.get("name")), server_line)
         reason = denied.removeprefix("FATAL:  ")
         return (
@@ -273,7 +277,9 @@ def _consume(world: World, pod: Obj, name: str, key: tuple[str, str, str], proc:
                 doc = json.loads(value)
             except ValueError:
                 doc = {"raw": value}
-            body = {**doc, "source_offset": offset} if isinstance(doc, dict) else {"value": doc, "source_offset": offset}
+            body = (
+                {**doc, "source_offset": offset} if isinstance(doc, dict) else {"value": doc, "source_offset": offset}
+            )
             state.produce(c.output_topic, json.dumps(body))
         offset += 1
         state.groups[(c.group, c.topic)] = offset
@@ -331,7 +337,44 @@ def exec_tool(world: World, pod: Obj, container: Obj, proc: Process, command: li
         out, err, code = psql(store_state(world, pod, container, "postgres"), argv)
     elif tool in KAFKA_TOOLS and server == "kafka":
         pods = world.view.list("Pod")
-        out, err, code = kafka_tool(store_state(world, pod, container, "kafka"), argv, active_members(world, pods), stdin)
+        out, err, code = kafka_tool(
+            store_state(world, pod, container, "kafka"), argv, active_members(world, pods), stdin
+        )
     else:
         return None
     return ExecResult(stdout=out, stderr=err, exit_code=code)
+
+
+# ------------------------------------------------------------------------------------------------------ metrics
+KAFKA_SERIES = {
+    "kafka_topic_partition_current_offset": "Log end offset of a topic partition.",
+    "kafka_consumergroup_current_offset": "Committed offset of a consumer group on a partition.",
+    "kafka_consumergroup_lag": "Records of a partition the consumer group has not committed yet.",
+}
+
+
+def kafka_metrics(view: ClusterView, rt: Any) -> list[str]:
+    """kafka-exporter's series for every running broker: each topic's end offset, and each group's committed offset
+    and lag (partition 0), labelled with the broker's namespace."""
+    world = World(view, rt)
+    series: dict[str, list[str]] = {name: [] for name in KAFKA_SERIES}
+    for pod in view.list("Pod"):
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            proc = world.serving(pod, c)
+            if proc is None or proc.program.server != "kafka":
+                continue
+            state: KafkaState = store_state(world, pod, c, "kafka")
+            ns = str(meta(pod).get("namespace"))
+            for topic, records in sorted(state.topics.items()):
+                labels = f'namespace="{ns}",topic="{topic}",partition="0"'
+                series["kafka_topic_partition_current_offset"].append(f"{{{labels}}} {len(records)}")
+            for (group, topic), offset in sorted(state.groups.items()):
+                labels = f'namespace="{ns}",consumergroup="{group}",topic="{topic}",partition="0"'
+                lag = max(len(state.topics.get(topic, [])) - offset, 0)
+                series["kafka_consumergroup_current_offset"].append(f"{{{labels}}} {offset}")
+                series["kafka_consumergroup_lag"].append(f"{{{labels}}} {lag}")
+    lines: list[str] = []
+    for name, rows in series.items():
+        if rows:
+            lines += [f"# HELP {name} {KAFKA_SERIES[name]}", f"# TYPE {name} gauge", *(name + r for r in rows)]
+    return lines

@@ -195,7 +195,9 @@ class PostgresState:
                 self.databases[m.group(1)] = m.group(2) or "postgres"
                 out.append("CREATE DATABASE")
                 continue
-            if low.startswith(("grant ", "revoke ", "\\connect", "\\c ", "create table", "insert ", "create extension")):
+            if low.startswith(
+                ("grant ", "revoke ", "\\connect", "\\c ", "create table", "insert ", "create extension")
+            ):
                 out.append(low.split()[0].lstrip("\\").upper())
                 continue
             m = re.search(r"pg_terminate_backend.*usename\s*=\s*'(\w+)'", stmt, re.I | re.S)
@@ -309,13 +311,13 @@ def kafka_tool(state: KafkaState, argv: list[str], active: dict[str, int], stdin
     tool = argv[0].rsplit("/", 1)[-1].removesuffix(".sh")
     args = argv[1:]
     if _opt(args, "--bootstrap-server") is None:
-        return "", "Missing required argument \"[bootstrap-server]\"\n", 1
+        return "", 'Missing required argument "[bootstrap-server]"\n', 1
     topic = _opt(args, "--topic")
     if tool == "kafka-topics":
         if "--list" in args:
             return "".join(f"{t}\n" for t in sorted(state.topics)), "", 0
         if not topic:
-            return "", "Missing required argument \"[topic]\"\n", 1
+            return "", 'Missing required argument "[topic]"\n', 1
         if "--create" in args:
             if topic in state.topics:
                 return "", f"Error while executing topic command : Topic '{topic}' already exists.\n", 1
@@ -334,7 +336,7 @@ def kafka_tool(state: KafkaState, argv: list[str], active: dict[str, int], stdin
             return f"Topic: {topic}\tPartitionCount: 1\tReplicationFactor: 1\n", "", 0
     if tool == "kafka-console-producer":
         if not topic:
-            return "", "Missing required argument \"[topic]\"\n", 1
+            return "", 'Missing required argument "[topic]"\n', 1
         for line in stdin.splitlines():
             if line:
                 state.produce(topic, line)

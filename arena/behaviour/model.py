@@ -380,9 +380,11 @@ class AppBehaviour:
             proc = process_of(self.rt.catalogue, container, started)
         except ProcessError as e:
             return ExecResult(stderr=str(e) + "\n", exit_code=126)
-        env = started if started is not None else {
-            str(e.get("name")): str(e.get("value", "")) for e in container.get("env") or [] if "value" in e
-        }
+        env = (
+            started
+            if started is not None
+            else {str(e.get("name")): str(e.get("value", "")) for e in container.get("env") or [] if "value" in e}
+        )
         tool = backends.exec_tool(world, pod, container, proc, command)
         if tool is not None:
             return tool
@@ -411,7 +413,9 @@ class AppBehaviour:
             return ExecResult()
         if exe == "env":
             pairs = [f"{k}={v}" for k, v in env.items()]
-            return ExecResult(stdout="".join(x + "\n" for x in ["PATH=/usr/local/sbin:/usr/local/bin:/usr/bin", *pairs]))
+            return ExecResult(
+                stdout="".join(x + "\n" for x in ["PATH=/usr/local/sbin:/usr/local/bin:/usr/bin", *pairs])
+            )
         if exe == "hostname":
             return ExecResult(stdout=f"{meta(pod).get('name')}\n")
         if exe in ("sh", "bash") and not proc.image.shell:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 
+import httpx
 import pytest
 
 from arena.apps import APPS
@@ -25,7 +26,11 @@ pytestmark = [pytest.mark.integration]
 SHOP = APPS["astronomy-shop"]
 SREGYM = Registry([SREGYM_DIR])
 SHOP_IDS = [pid for pid in SREGYM.ids() if SREGYM.get(pid)[0].app == "astronomy-shop"]
-SAMPLE = ["valkey_auth_disruption", "secret_rotation_stale_env_credentials_astronomy_shop", "kafka_poison_pill_hol_block"]
+SAMPLE = [
+    "valkey_auth_disruption",
+    "secret_rotation_stale_env_credentials_astronomy_shop",
+    "kafka_poison_pill_hol_block",
+]
 PARAMS = SHOP_IDS if os.environ.get("STRATUS_TEST_SREGYM_ALL") == "1" else SAMPLE
 
 
@@ -120,3 +125,16 @@ def test_the_astronomy_shop_lite_problems_have_scenarios() -> None:
         "kafka_poison_pill_hol_block",
     }
     assert lite <= set(SHOP_IDS)
+
+
+def test_consumer_lag_is_exported_as_kafka_exporter_does(engine: Engine) -> None:
+    healthy(engine, "astronomy-shop")
+    assert engine._plane().request(SHOP.namespace, "POST", "/api/checkout")["status"] == 200
+    series = 'kafka_consumergroup_lag{namespace="astronomy-shop",consumergroup="accounting",topic="orders"'
+
+    def exported() -> str | None:
+        text = httpx.get(f"{engine._plane().url}/metrics").text
+        return text if series in text else None
+
+    text = wait_for("the accounting group's lag series", exported, 10, interval=0.2)
+    assert 'kafka_topic_partition_current_offset{namespace="astronomy-shop",topic="orders",partition="0"}' in text

@@ -61,7 +61,7 @@ def test_valkey_requirepass_is_enforced_and_can_be_cleared_with_it() -> None:
     v = ValkeyState()
     assert valkey_cli(v, ["valkey-cli", "PING"])[0] == "PONG\n"
     assert valkey_cli(v, ["valkey-cli", "CONFIG", "SET", "requirepass", "s3cret"])[2] == 0
-    out, err, code = valkey_cli(v, ["valkey-cli", "PING"])
+    _out, err, code = valkey_cli(v, ["valkey-cli", "PING"])
     assert code == 1 and "NOAUTH Authentication required" in err
     assert v.auth_error(None) and v.auth_error("wrong") and v.auth_error("s3cret") is None
     assert "WRONGPASS" in valkey_cli(v, ["valkey-cli", "-a", "nope", "CONFIG", "SET", "requirepass", ""])[1]
@@ -76,7 +76,7 @@ def test_postgres_checks_passwords_over_tcp_and_trusts_the_local_socket() -> Non
     pg.run_sql("CREATE USER otelu WITH PASSWORD 'otelp'; CREATE DATABASE otel OWNER otelu;")
     pg.roles["root"] = "root"
     assert pg.login("otelu", "otelp", "otel") is None
-    out, err, code = psql(pg, ["psql", "-U", "root", "-c", "ALTER USER otelu WITH PASSWORD 'n3w'"])
+    out, _err, code = psql(pg, ["psql", "-U", "root", "-c", "ALTER USER otelu WITH PASSWORD 'n3w'"])
     assert (out, code) == ("ALTER ROLE\n", 0)
     assert "password authentication failed" in (pg.login("otelu", "otelp", "otel") or "")
     assert psql(pg, ["psql", "postgres://otelu:n3w@localhost/otel", "-c", "SELECT 1"])[0].endswith("(1 row)\n")
@@ -96,7 +96,7 @@ def test_kafka_refuses_to_reset_a_live_group_and_bounds_the_offset() -> None:
     kafka_tool(k, ["kafka-console-producer.sh", *base, "--topic", "t"], {}, stdin="a\nb\nc\n")
     assert k.topics["t"] == ["a", "b", "c"]
     reset = ["kafka-consumer-groups.sh", *base, "--group", "g", "--topic", "t:0", "--reset-offsets", "--to-offset"]
-    out, err, code = kafka_tool(k, [*reset, "2", "--execute"], {"g": 1})
+    _out, err, code = kafka_tool(k, [*reset, "2", "--execute"], {"g": 1})
     assert code == 1 and "inactive" in err and ("g", "t") not in k.groups
     assert kafka_tool(k, [*reset, "2"], {})[2] == 0 and ("g", "t") not in k.groups  # a dry run without --execute
     assert kafka_tool(k, [*reset, "99", "--execute"], {})[2] == 0 and k.groups[("g", "t")] == 3  # at most the end
@@ -105,7 +105,12 @@ def test_kafka_refuses_to_reset_a_live_group_and_bounds_the_offset() -> None:
 
 # ------------------------------------------------------------------------------------------------------ the shop
 def test_the_shop_serves_its_locust_mix_through_the_proxy(shop: MiniCluster) -> None:
-    for path, method in [("/", "GET"), ("/api/products/OLJCESPC7Z", "GET"), ("/api/cart", "POST"), ("/api/checkout", "POST")]:
+    for path, method in [
+        ("/", "GET"),
+        ("/api/products/OLJCESPC7Z", "GET"),
+        ("/api/cart", "POST"),
+        ("/api/checkout", "POST"),
+    ]:
         assert get(shop, path, method)[0] == 200, (path, get(shop, path, method))
 
 
