@@ -67,6 +67,8 @@ class AppBehaviour:
             # the cgroup's limit is below what the process needs once it serves: the kernel's OOM killer ends it
             return StartOutcome("crash", logs=logstyle.banner(proc), exit_code=137, message="OOMKilled")
         style = proc.program.style
+        if proc.program.server in backends.DATA_DIRS:
+            backends.store_state(world, pod, container, proc.program.server)  # the entrypoint's init, if empty
         if proc.program.server == "mongodb":
             return self._start_mongod(world, pod, container, proc)
         lines: list[str] = logstyle.banner(proc)

@@ -26,7 +26,8 @@ from arena.hooks import ClusterView, Obj
 HOP_MS = 0.15
 BACKEND_MS = 0.3
 MAX_DEPTH = 24
-"""Hops one request may take: a proxy whose upstream is itself (localhost) loops until the client gives up."""
+"""Spans above an operation (a hop adds a client and a server span): a proxy whose upstream is itself (localhost)
+loops until the client gives up."""
 
 
 @dataclass
@@ -132,7 +133,7 @@ class RequestModel:
     ) -> tuple[bool, str | None, float]:
         proc = conn.process
         op = proc.program.operations.get(op_name)
-        if len(spans) > MAX_DEPTH:
+        if _depth(parent, spans) > MAX_DEPTH:
             span = self._span(trace_id, parent, conn, op_name, start_us, self.timeout_ms, "server")
             span.tags["error"] = True
             spans.append(span)
@@ -289,6 +290,15 @@ class RequestModel:
     def _emit(self, spans: list[Span]) -> None:
         if self.on_trace and spans:
             self.on_trace(spans)
+
+
+def _depth(parent: Span | None, spans: list[Span]) -> int:
+    by_id = {sp.span_id: sp for sp in spans}
+    depth = 0
+    while parent is not None:
+        depth += 1
+        parent = by_id.get(parent.parent_id or "")
+    return depth
 
 
 def _call_error(proc: Process, target: Refused) -> str:
