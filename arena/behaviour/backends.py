@@ -160,7 +160,8 @@ def redis_call(world: World, pod: Obj, address: str) -> str | None:
     conn = _land(world, pod, hostport, "redis")
     if isinstance(conn, str):
         return f"It was not possible to connect to the redis server(s). UnableToConnect on {hostport}: {conn}"
-    return store_state(world, conn.pod, conn.container, "redis").auth_error(password)
+    state: ValkeyState = store_state(world, conn.pod, conn.container, "redis")
+    return state.auth_error(password)
 
 
 def postgres_call(world: World, pod: Obj, conn_string: str) -> str | None:
