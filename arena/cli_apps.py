@@ -72,7 +72,9 @@ def _arena_answers(kubeconfig: Path) -> bool:
 
 @app.command()
 def up(
-    apps: Annotated[list[str], typer.Option("--app", help="hotel-reservation and/or social-network (repeatable).")],
+    apps: Annotated[
+        list[str], typer.Option("--app", help="hotel-reservation, social-network and/or astronomy-shop (repeatable).")
+    ],
     host: Annotated[str, typer.Option(help="Address to listen on (when starting an arena).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API port when starting an arena (0: a free one).")] = 6443,
     plane_port: Annotated[int, typer.Option(help="Port of the Jaeger/Prometheus/load endpoints (0: free).")] = 16686,

@@ -1,9 +1,10 @@
 """``make demo``: Stratus end to end on the embedded default, rendered live in the terminal.
 
-NATS and Redis (started unless reachable at the configured URLs), the arena with HotelReservation, the six services
-(rulebook reasoners unless an LLM endpoint is configured), one fault from the catalogue (``FAULT=<problem id>``), then
-the incident as it happens: detection, diagnosis, each transaction with its hidden and visible mu, commit, abort and
-undo, and the resolution; a summary at the end. Everything it started is stopped before it returns.
+NATS and Redis (started unless reachable at the configured URLs), the arena with the fault's app (HotelReservation,
+SocialNetwork or the Astronomy Shop), the six services (rulebook reasoners unless an LLM endpoint is configured),
+one fault from the catalogue (``FAULT=<problem id>``), then the incident as it happens: detection, diagnosis, each
+transaction with its hidden and visible mu, commit, abort and undo, and the resolution; a summary at the end.
+Everything it started is stopped before it returns.
 
 It lives in the arena package because it drives the arena; the product never imports it.
 """

@@ -58,6 +58,24 @@ APPS: dict[str, AppSpec] = {
         # compose-post.lua
         workload=[WorkloadRoute(method="POST", path="/wrk2-api/post/compose", weight=1)],
     ),
+    "astronomy-shop": AppSpec(
+        name="astronomy-shop",
+        namespace="astronomy-shop",
+        manifest="astronomy-shop.yaml",
+        label_key="app.kubernetes.io/name",
+        frontend="frontend-proxy",
+        frontend_port=8080,
+        # the demo's locust user (src/load-generator): its tasks and their weights, through frontend-proxy
+        workload=[
+            WorkloadRoute(method="GET", path="/", weight=1),
+            WorkloadRoute(method="GET", path="/api/products/OLJCESPC7Z", weight=10),
+            WorkloadRoute(method="GET", path="/api/recommendations?productIds=OLJCESPC7Z", weight=3),
+            WorkloadRoute(method="GET", path="/api/data/?contextKeys=telescopes", weight=3),
+            WorkloadRoute(method="GET", path="/api/cart", weight=3),
+            WorkloadRoute(method="POST", path="/api/cart", weight=2),
+            WorkloadRoute(method="POST", path="/api/checkout", weight=2),
+        ],
+    ),
 }
 
 

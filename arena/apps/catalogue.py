@@ -27,7 +27,10 @@ class Listen(_Strict):
 
 
 class StartupStep(_Strict):
-    kind: Literal["mongodb", "consul"] = Field(description="What the binary connects to before it serves.")
+    kind: Literal["mongodb", "consul", "redis", "postgres"] = Field(
+        description="What the binary connects to before it serves (redis: connect, then a SET/GET round trip; "
+        "postgres: log in with the address's credentials)."
+    )
     address: str = Field(description="host:port, may reference {ConfigKey}.")
     database: str | None = Field(None, description="MongoDB database the binary uses.")
     collection: str | None = Field(None, description="Collection touched by the start-up check.")
@@ -50,7 +53,14 @@ class Step(_Strict):
     operation: str | None = Field(None, description="The callee's operation.")
     mongodb: str | None = Field(None, description="MongoDB address (host:port).")
     memcached: str | None = Field(None, description="memcached address.")
-    redis: str | None = Field(None, description="redis address.")
+    redis: str | None = Field(
+        None, description="redis/valkey address: host:port, with StackExchange.Redis options (,password=...)."
+    )
+    postgres: str | None = Field(
+        None, description="PostgreSQL connection string (postgres://user:pass@host/db or Host=..;Username=..)."
+    )
+    kafka: str | None = Field(None, description="Kafka bootstrap address: the step produces one record to topic.")
+    topic: str | None = Field(None, description="Kafka topic of a kafka step.")
     database: str | None = Field(None, description="MongoDB database.")
     access: Literal["read", "write"] = Field("read", description="MongoDB access the step needs.")
     user: str | None = Field(None, description="MongoDB user (None: no auth).")
@@ -62,7 +72,7 @@ class Step(_Strict):
 
     @property
     def kind(self) -> str:
-        for k in ("call", "mongodb", "memcached", "redis"):
+        for k in ("call", "mongodb", "memcached", "redis", "postgres", "kafka"):
             if getattr(self, k):
                 return k
         raise ValueError("step has no target")
@@ -78,11 +88,41 @@ class Operation(_Strict):
     steps: list[Step] = Field(default_factory=list, description="Calls made, in order; any failure fails the op.")
 
 
+class Consumer(_Strict):
+    """A Kafka consumer loop: polls ``topic`` as ``group``, handles each record in offset order, commits after it."""
+
+    broker: str = Field(description="Bootstrap address, may reference {ConfigKey}.")
+    topic: str = Field(description="Topic it consumes (partition 0).")
+    group: str = Field(description="Consumer group id; its committed offset lives in the broker.")
+    validate_json: bool = Field(
+        False,
+        description="A record that is not a JSON object fails validation: the partition pauses at its offset "
+        "(manual commit: nothing past it is committed, restarts re-read it).",
+    )
+    output_topic: str | None = Field(None, description="Each handled record is produced here.")
+    sink: str | None = Field(None, description="PostgreSQL connection string each record is written to.")
+    pause_log_every_s: float = Field(15.0, gt=0, description="Seconds between two 'paused' log lines.")
+
+
+class Producer(_Strict):
+    """A Kafka producer loop: one new record every ``every_s`` seconds."""
+
+    broker: str = Field(description="Bootstrap address, may reference {ConfigKey}.")
+    topic: str = Field(description="Topic it produces to.")
+    every_s: float = Field(gt=0, description="Seconds between records (the arena's clock).")
+    key_prefix: str = Field("ORD-", description="Prefix of the record ids.")
+
+
 class Program(_Strict):
-    style: Literal["go", "cpp", "nginx", "mongod", "plain"] = Field(description="Logging style of the binary.")
+    style: Literal["go", "cpp", "nginx", "mongod", "plain", "grpc"] = Field(
+        description="Logging style of the binary (grpc: a gRPC service in any language; its call errors are gRPC "
+        "status lines and it logs them)."
+    )
     source: str | None = Field(None, description="Source file named in Go log lines (main).")
     db_source: str | None = Field(None, description="Source file of the database initialisation (Go).")
-    server: Literal["mongodb", "memcached", "redis", "consul"] | None = Field(None, description="Backend it serves.")
+    server: Literal["mongodb", "memcached", "redis", "consul", "postgres", "kafka"] | None = Field(
+        None, description="Backend it serves."
+    )
     listens: list[Listen] = Field(default_factory=list)
     registers: str | None = Field(None, description="Name it registers in consul (e.g. srv-geo).")
     tracer: str | None = Field(None, description="Jaeger service name of its spans.")
@@ -100,6 +140,8 @@ class Program(_Strict):
     memory_mi: float = Field(
         16.0, ge=0, description="Resident memory once serving (MiB): a lower container memory limit OOM-kills it."
     )
+    consumer: Consumer | None = Field(None, description="A Kafka consumer loop the process runs.")
+    producer: Producer | None = Field(None, description="A Kafka producer loop the process runs.")
 
 
 class Image(_Strict):
@@ -148,5 +190,13 @@ def expand(template: str, config: dict[str, str]) -> str:
 
 @cache
 def load_catalogue(path: Path = HERE / "images.yaml") -> Catalogue:
+    """The catalogue in ``path``, plus the ``images.<app>.yaml`` files beside it (one per app that keeps its own)."""
     data: dict[str, Any] = yaml.safe_load(path.read_text())
+    for extra in sorted(path.parent.glob(f"{path.stem}.*.yaml")):
+        more: dict[str, Any] = yaml.safe_load(extra.read_text()) or {}
+        for section in ("programs", "images"):
+            clash = set(data.get(section) or {}) & set(more.get(section) or {})
+            if clash:
+                raise ValueError(f"{extra.name}: {section} {sorted(clash)} are already defined in {path.name}")
+            data.setdefault(section, {}).update(more.get(section) or {})
     return Catalogue.model_validate(data)

@@ -70,6 +70,8 @@ def after_step(proc: Process, step: StartupStep, address: str) -> list[str]:
 
 
 def failure(proc: Process, step: StartupStep, message: str) -> list[str]:
+    if proc.program.style in ("plain", "grpc"):
+        return [f"Unhandled exception: {message}"]
     if proc.program.style != "go":
         return [cpp(proc, "error", message)]
     if step.on_fail == "panic":
@@ -158,6 +160,8 @@ def bind_failure(proc: Process, port: int) -> str:
     """The line a process writes when its listening port is already taken in the pod's network namespace."""
     if proc.program.style == "go":
         return go(proc, "FTL", 80, f"listen tcp :{port}: bind: address already in use")
+    if proc.program.style == "grpc":
+        return f"failed to listen: listen tcp :{port}: bind: address already in use"
     if proc.program.style == "plain":
         return "nc: bind: Address in use"
     return cpp(proc, "error", f"Could not bind to port {port}: Address already in use")

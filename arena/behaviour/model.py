@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from arena.apps.catalogue import StartupStep, expand
-from arena.behaviour import logstyle
+from arena.behaviour import backends, logstyle
 from arena.behaviour.mongo import MongoError, MongoState, Shell, ShellError, auth_failure_log, run_shell, split_command
 from arena.behaviour.world import Landed, Process, ProcessError, Refused, Runtime, World, meta, pod_key, process_of
 from arena.hooks import ClusterView, ExecResult, Obj, StartOutcome
@@ -41,8 +41,10 @@ class AppBehaviour:
         self.rt.instances[key] = self.rt.instances.get(key, 0) + 1
         self.rt.started[key] = self.rt.clock()
         self.rt.logs.pop(key, None)
+        env = backends.resolve_env(view, pod, container)
+        self.rt.env_at_start[(key[0], name, self.rt.instances[key])] = env
         try:
-            proc = process_of(self.rt.catalogue, container)
+            proc = process_of(self.rt.catalogue, container, env)
         except ProcessError as e:
             if e.kind == "pull_error":
                 return StartOutcome("pull_error", message=str(e))
@@ -65,6 +67,8 @@ class AppBehaviour:
             # the cgroup's limit is below what the process needs once it serves: the kernel's OOM killer ends it
             return StartOutcome("crash", logs=logstyle.banner(proc), exit_code=137, message="OOMKilled")
         style = proc.program.style
+        if proc.program.server in backends.DATA_DIRS:
+            backends.store_state(world, pod, container, proc.program.server)  # the entrypoint's init, if empty
         if proc.program.server == "mongodb":
             return self._start_mongod(world, pod, container, proc)
         lines: list[str] = logstyle.banner(proc)
@@ -90,6 +94,11 @@ class AppBehaviour:
 
     def _startup_step(self, world: World, pod: Obj, proc: Process, step: StartupStep, address: str) -> None:
         ns = str(meta(pod).get("namespace"))
+        if step.kind in ("redis", "postgres"):
+            error = backends.startup_check(world, pod, step.kind, address)
+            if error is not None:
+                raise StartupFailure(error, step.on_fail)
+            return
         if step.kind == "consul":
             conn = world.connect(pod, ns, address)
             if isinstance(conn, Refused):
@@ -296,7 +305,7 @@ class AppBehaviour:
         spec = probe[kind] or {}
         port = world._target_port(spec.get("port"), pod)
         try:
-            proc = process_of(self.rt.catalogue, container)
+            proc = process_of(self.rt.catalogue, container, world.started_env(pod, container))
         except ProcessError:
             proc = None
         serving = (
@@ -354,7 +363,9 @@ class AppBehaviour:
 
     def periodic_logs(self, view: ClusterView, pod: Obj, container: Obj) -> Iterable[str]:
         world = World(view, self.rt)
-        proc = world.process(container)
+        proc = world.process(container, pod)
+        if proc and (proc.program.consumer or proc.program.producer) and world.serving(pod, container):
+            backends.tick(world, pod, container, proc)
         if (
             proc
             and any(s.on_fail == "retry" for s in proc.program.startup)
@@ -366,11 +377,19 @@ class AppBehaviour:
     # -- exec ----------------------------------------------------------------------------------------------------
     def exec(self, view: ClusterView, pod: Obj, container: Obj, command: list[str]) -> ExecResult:
         world = World(view, self.rt)
+        started = world.started_env(pod, container)
         try:
-            proc = process_of(self.rt.catalogue, container)
+            proc = process_of(self.rt.catalogue, container, started)
         except ProcessError as e:
             return ExecResult(stderr=str(e) + "\n", exit_code=126)
-        env = {str(e.get("name")): str(e.get("value", "")) for e in container.get("env") or [] if "value" in e}
+        env = (
+            started
+            if started is not None
+            else {str(e.get("name")): str(e.get("value", "")) for e in container.get("env") or [] if "value" in e}
+        )
+        tool = backends.exec_tool(world, pod, container, proc, command)
+        if tool is not None:
+            return tool
         argv = split_command(command, env) if proc.image.shell else command
         if not argv:
             return ExecResult()
@@ -395,8 +414,10 @@ class AppBehaviour:
         if exe in ("true", "sleep"):
             return ExecResult()
         if exe == "env":
-            env = [f"{e.get('name')}={e.get('value', '')}" for e in container.get("env") or []]
-            return ExecResult(stdout="".join(x + "\n" for x in ["PATH=/usr/local/sbin:/usr/local/bin:/usr/bin", *env]))
+            pairs = [f"{k}={v}" for k, v in env.items()]
+            return ExecResult(
+                stdout="".join(x + "\n" for x in ["PATH=/usr/local/sbin:/usr/local/bin:/usr/bin", *pairs])
+            )
         if exe == "hostname":
             return ExecResult(stdout=f"{meta(pod).get('name')}\n")
         if exe in ("sh", "bash") and not proc.image.shell:

@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arena.apps.catalogue import Step, expand
-from arena.behaviour import logstyle
+from arena.behaviour import backends, logstyle
+from arena.behaviour.datastores import parse_redis_address
 from arena.behaviour.mongo import MongoError, MongoState
 from arena.behaviour.world import Landed, Process, Refused, Runtime, World, meta, pod_key
 from arena.hooks import ClusterView, Obj
 
 HOP_MS = 0.15
 BACKEND_MS = 0.3
+MAX_DEPTH = 24
+"""Spans above an operation (a hop adds a client and a server span): a proxy whose upstream is itself (localhost)
+loops until the client gives up."""
 
 
 @dataclass
@@ -88,6 +92,9 @@ class RequestModel:
         proc = conn.process
         route = path.split("?", 1)[0]
         op = proc.program.routes.get(route)
+        if op is None:  # a route ending in "/" is a prefix (Envoy's prefix match, Next.js dynamic API routes)
+            prefixes = [r for r in proc.program.routes if r.endswith("/") and route.startswith(r)]
+            op = proc.program.routes[max(prefixes, key=len)] if prefixes else None
         trace_id = uuid.uuid4().hex[:16]
         spans: list[Span] = []
         start_us = int(time.time() * 1e6)
@@ -126,6 +133,11 @@ class RequestModel:
     ) -> tuple[bool, str | None, float]:
         proc = conn.process
         op = proc.program.operations.get(op_name)
+        if _depth(parent, spans) > MAX_DEPTH:
+            span = self._span(trace_id, parent, conn, op_name, start_us, self.timeout_ms, "server")
+            span.tags["error"] = True
+            spans.append(span)
+            return False, "upstream request timeout", self.timeout_ms
         if op is None:
             span = self._span(trace_id, parent, conn, op_name, start_us, 0.1, "server")
             span.tags["error"] = True
@@ -173,6 +185,8 @@ class RequestModel:
                 client.logs.append(msg)
                 if proc.program.style == "cpp":
                     self.rt.log(pod, str(conn.container.get("name")), logstyle.cpp(proc, "error", msg, 60))
+                elif proc.program.style == "grpc":
+                    self.rt.log(pod, str(conn.container.get("name")), f"{step.operation} failed: {msg}")
                 raise _HopError(msg, self.timeout_ms if target.kind == "timeout" else HOP_MS)
             try:
                 extra = self._chaos(world, pod, target.pod)
@@ -194,8 +208,16 @@ class RequestModel:
 
     def _backend(self, world: World, conn: Landed, step: Step, address: str) -> float:
         ns = str(meta(conn.pod).get("namespace"))
-        target = world.connect(conn.pod, ns, address)
         kind = step.kind
+        if kind in ("postgres", "kafka"):
+            error = backends.store_step(world, conn, kind, address, step.topic)
+            if error is not None:
+                raise _HopError(error, self.timeout_ms if "i/o timeout" in error else HOP_MS)
+            return BACKEND_MS
+        password = None
+        if kind == "redis":
+            address, password = parse_redis_address(address)
+        target = world.connect(conn.pod, ns, address)
         server = "mongodb" if kind == "mongodb" else kind
         if isinstance(target, Refused) or target.process.program.server != server:
             latency = self.timeout_ms if isinstance(target, Refused) and target.kind == "timeout" else HOP_MS
@@ -208,6 +230,10 @@ class RequestModel:
         extra = self._chaos(world, conn.pod, target.pod)
         if kind == "mongodb":
             self._mongo_access(world, conn, target, step, address)
+        if kind == "redis":
+            denied = backends.store_state(world, target.pod, target.container, "redis").auth_error(password)
+            if denied:
+                raise _HopError(denied, HOP_MS)
         return BACKEND_MS + extra
 
     def _mongo_access(self, world: World, conn: Landed, target: Landed, step: Step, address: str) -> None:
@@ -266,8 +292,17 @@ class RequestModel:
             self.on_trace(spans)
 
 
+def _depth(parent: Span | None, spans: list[Span]) -> int:
+    by_id = {sp.span_id: sp for sp in spans}
+    depth = 0
+    while parent is not None:
+        depth += 1
+        parent = by_id.get(parent.parent_id or "")
+    return depth
+
+
 def _call_error(proc: Process, target: Refused) -> str:
-    if proc.program.style == "go":
+    if proc.program.style in ("go", "grpc"):
         if target.kind == "unavailable":
             return f"rpc error: code = Unavailable desc = {target.detail}"
         if target.kind == "timeout":
@@ -282,13 +317,13 @@ def _call_error(proc: Process, target: Refused) -> str:
 
 
 def _timeout_error(proc: Process, pod: Obj) -> str:
-    if proc.program.style == "go":
+    if proc.program.style in ("go", "grpc"):
         return "rpc error: code = DeadlineExceeded desc = context deadline exceeded"
     return "THRIFT_EAGAIN (timed out)"
 
 
 def _downstream_error(proc: Process, err: str) -> str:
-    if proc.program.style == "go":
+    if proc.program.style in ("go", "grpc"):
         return err if err.startswith("rpc error") else f"rpc error: code = Unknown desc = {err}"
     return err
 

@@ -64,7 +64,9 @@ class ProcessError(Exception):
         self.kind = kind
 
 
-def process_of(catalogue: Catalogue, container: Obj) -> Process:
+def process_of(catalogue: Catalogue, container: Obj, env: dict[str, str] | None = None) -> Process:
+    """The process ``container`` runs; ``env`` is its environment as resolved when it started (default: the literal
+    ``value`` entries of its spec, later duplicates winning)."""
     ref = str(container.get("image") or "")
     image = catalogue.image(ref)
     if image is None:
@@ -93,9 +95,12 @@ def process_of(catalogue: Catalogue, container: Obj) -> Process:
             "unknown",
         )
     config = dict(image.config)
-    for env in container.get("env") or []:
-        if "value" in env:
-            config[str(env["name"])] = str(env["value"])
+    if env is not None:
+        config.update(env)
+    else:
+        for item in container.get("env") or []:
+            if "value" in item:
+                config[str(item["name"])] = str(item["value"])
     return Process(image, binary, catalogue.programs[program_name], config, command[1:] + args)
 
 
@@ -194,6 +199,12 @@ class Runtime:
     panics: dict[tuple[str, str, int], str] = field(default_factory=dict)
     source_ports: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     """Per pod, the destinations holding one of its ephemeral ports (see ``World._source_port``)."""
+    env_at_start: dict[tuple[str, str, int], dict[str, str]] = field(default_factory=dict)
+    """Per container instance, its environment as the kubelet resolved it at start (``backends.resolve_env``)."""
+    stores: dict[str, Any] = field(default_factory=dict)
+    """Valkey, PostgreSQL and Kafka state per storage (``backends.store_state``)."""
+    loop_marks: dict[tuple[str, ...], float] = field(default_factory=dict)
+    """When a producer/consumer loop last produced or logged (``backends.tick``)."""
     """A request made this container instance panic: the message; the kubelet's next liveness pass sees it exit."""
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     clock: Callable[[], float] = time.time
@@ -226,11 +237,16 @@ class World:
         self._chaos: list[tuple[str, chaos.ChaosSpec]] | None = None
 
     # -- processes ---------------------------------------------------------------------------------------------
-    def process(self, container: Obj) -> Process | None:
+    def process(self, container: Obj, pod: Obj | None = None) -> Process | None:
+        """The process of ``container``; with its ``pod``, configured by the env resolved when it started."""
         try:
-            return process_of(self.rt.catalogue, container)
+            return process_of(self.rt.catalogue, container, self.started_env(pod, container) if pod else None)
         except ProcessError:
             return None
+
+    def started_env(self, pod: Obj, container: Obj) -> dict[str, str] | None:
+        name = str(container.get("name"))
+        return self.rt.env_at_start.get((pod_key(pod), name, self.rt.instance(pod, name)))
 
     def active_chaos(self) -> list[tuple[str, chaos.ChaosSpec]]:
         if self._chaos is None:
@@ -256,7 +272,7 @@ class World:
         name = str(container.get("name"))
         if not is_running(pod, name) or self.paused(pod, name):
             return None
-        proc = self.process(container)
+        proc = self.process(container, pod)
         if proc is None:
             return None
         if any(s.on_fail == "retry" for s in proc.program.startup):
@@ -301,11 +317,14 @@ class World:
         return None
 
     def connect(self, src: Obj | None, namespace: str, address: str) -> Connection:
+        address = address.split("://", 1)[-1].split("/", 1)[0]  # http://email:8080/path -> email:8080
         host, _, port_s = address.rpartition(":")
         try:
             port = int(port_s)
         except ValueError:
             return Refused("nxdomain", address, 0, "missing port in address")
+        if src is not None and host in ("localhost", "127.0.0.1", "::1") and meta(src).get("uid"):
+            return self.connect_pod(src, src, port, host)  # the pod's own network namespace
         fqdn, why = dns.resolve(self.view, src, host, namespace)
         svc = self.service(namespace, fqdn) if fqdn else None
         if svc is None:
@@ -326,6 +345,13 @@ class World:
         ]
         if not candidates:
             return Refused("refused", host, port, "connection refused")
+        node = ((src or {}).get("spec") or {}).get("nodeName")
+        if sspec.get("internalTrafficPolicy") == "Local" and node:
+            # kube-proxy routes in-cluster traffic only to endpoints on the caller's node; with none it drops it
+            candidates = [p for p in candidates if (p.get("spec") or {}).get("nodeName") == node]
+            if not candidates:
+                ip = sspec.get("clusterIP", "10.96.0.1")
+                return Refused("timeout", host, port, f"dial tcp {ip}:{port}: i/o timeout")
         target = self.rt.rng.choice(candidates)
         tport = self._target_port(sport.get("targetPort", port), target)
         return self._land(src, target, tport, host, port, via=str(meta(svc).get("name")))

@@ -364,7 +364,9 @@ class Scenario(_M):
     id: str | None = Field(None, description="Explicit problem id when AIOpsLab's does not follow family-task-N.")
     family: str = Field(description="AIOpsLab family, e.g. k8s_target_port-misconfig.")
     number: int | None = Field(None, ge=1, description="Variant number (the -N suffix); None for unnumbered ids.")
-    app: Literal["hotel-reservation", "social-network"] = Field(description="Application the scenario runs on.")
+    app: Literal["hotel-reservation", "social-network", "astronomy-shop"] = Field(
+        description="Application the scenario runs on."
+    )
     capabilities: list[str] = Field(
         default_factory=list,
         description="Arena capabilities the fault exercises (the SREGym catalogue's tags: probes, scheduler, dns...).",

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from arena.apps import APPS, AppSpec, app_for_namespace
+from arena.behaviour import backends
 from arena.behaviour.model import AppBehaviour
 from arena.behaviour.requests import HttpResult, RequestModel
 from arena.behaviour.world import Runtime
@@ -179,6 +180,8 @@ class AppPlane:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         text = exposition(self.metrics, self.view)
+        if self.view is not None:
+            text += "".join(line + "\n" for line in backends.kafka_metrics(self.view, self.runtime))
         return web.Response(body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     async def _workload(self, request: web.Request) -> web.Response:

@@ -1,6 +1,7 @@
 """``stratus bench --suite sregym --policy scripted`` end to end on three SREGym scenarios whose documented fixes need
 what the scripted plan gained: a typed delete (the ResourceQuota), a restore as a typed replace (the ConfigMap), and
-writes on Nodes that the namespace lease refuses, so attempt 2 must run them under the widened cluster lease."""
+writes on Nodes that the namespace lease refuses, so attempt 2 must run them under the widened cluster lease; and two
+on the Astronomy Shop whose faults live in data-store state and in env resolved at container start."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from arena.bench.record import BenchRecord
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SCENARIOS = ["namespace_memory_limit", "missing_configmap_hotel_reservation", "taint_no_toleration_social_network"]
+SCENARIOS = [
+    "namespace_memory_limit",
+    "missing_configmap_hotel_reservation",
+    "taint_no_toleration_social_network",
+    # the Astronomy Shop's data stores: a run-time Valkey password, a rotated Secret resolved at container start
+    "valkey_auth_disruption",
+    "secret_rotation_stale_env_credentials_astronomy_shop",
+]
 
 
 def test_scripted_plans_restore_sregym_scenarios(tmp_path: Path) -> None:

@@ -40,7 +40,11 @@ def test_catalogue_has_every_aiopslab_mitigation_problem() -> None:
 @pytest.mark.parametrize(
     ("mutate", "field", "reason"),
     [
-        (lambda d: d.update(app="astronomy-shop"), "app", "Input should be 'hotel-reservation' or 'social-network'"),
+        (
+            lambda d: d.update(app="train-ticket"),
+            "app",
+            "Input should be 'hotel-reservation', 'social-network' or 'astronomy-shop'",
+        ),
         (lambda d: d["inject"][0].update(action="explode"), "inject[0]", "does not match any of the expected tags"),
         (lambda d: d["inject"][0].update(patch_type="yaml"), "inject[0].patch.patch_type", "Input should be"),
         (lambda d: d["ground_truth"].update(fault_type="Gremlins"), "ground_truth.fault_type", "Input should be"),
