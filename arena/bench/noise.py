@@ -74,6 +74,9 @@ class NoiseSpec:
     hold_s: float = 1.0
     """How long a scaled-up replica stays before the scale back."""
     kinds: tuple[str, ...] = KINDS
+    before: int = 1
+    """Changes made before the fault is injected (the rest run while it unfolds): the last healthy snapshot and the
+    change analysis then see noise and fault side by side."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.count <= MAX_COUNT:
@@ -84,13 +87,16 @@ class NoiseSpec:
             raise NoiseError("noise start and jitter are bounded to 0..600 s")
         if not 1 <= self.settle_timeout_s <= 600 or not 0 <= self.hold_s <= 60:
             raise NoiseError("noise settle timeout is bounded to 1..600 s and the hold to 0..60 s")
+        if not 0 <= self.before <= self.count:
+            raise NoiseError(f"noise changes before the fault ({self.before}) must be within 0..count ({self.count})")
         bad = [k for k in self.kinds if k not in KINDS]
         if bad or not self.kinds:
             raise NoiseError(f"unknown noise kinds {bad}; choose from {', '.join(KINDS)}")
 
     @classmethod
     def parse(cls, text: str) -> NoiseSpec:
-        """``seed=3,count=5,gap=2,kinds=scale+rollout_restart`` (every part optional; ``on`` alone is the default)."""
+        """``seed=3,count=5,gap=2,before=1,kinds=scale+rollout_restart`` (every part optional; ``on`` alone is the
+        default)."""
         values: dict[str, Any] = {}
         for part in (p.strip() for p in text.split(",")):
             if not part or part == "on":
@@ -107,12 +113,14 @@ class NoiseSpec:
                     values["start_s"] = float(value)
                 elif key == "jitter" and sep:
                     values["jitter_s"] = float(value)
+                elif key == "before" and sep:
+                    values["before"] = int(value)
                 elif key == "kinds" and sep:
                     values["kinds"] = tuple(k for k in value.split("+") if k)
                 else:
                     raise NoiseError(
                         f"noise option {part!r} is not understood; use seed=N, count=N, gap=S, start=S, jitter=S, "
-                        f"kinds=a+b ({'+'.join(KINDS)})"
+                        f"before=N, kinds=a+b ({'+'.join(KINDS)})"
                     )
             except ValueError as exc:
                 if isinstance(exc, NoiseError):
@@ -303,6 +311,16 @@ class NoiseGenerator:
         if self._thread is not None:
             self._thread.join(self.spec.settle_timeout_s * 3 + 5 if timeout is None else timeout)
         return list(self.events)
+
+    def wait_changes(self, n: int) -> None:
+        """Wait until ``n`` changes are recorded (or the schedule has ended): how the bench lets the first changes
+        happen before the fault."""
+        if n <= 0 or self._thread is None:
+            return
+        bound = self.spec.start_s + n * (self.spec.min_gap_s + self.spec.jitter_s + 2 * self.spec.settle_timeout_s)
+        deadline = time.monotonic() + bound
+        while len(self.events) < n and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def wait(self, timeout: float) -> bool:
         """Wait until the whole schedule has run; True when it did."""
@@ -591,3 +609,48 @@ def noise_objects(events: list[NoiseEvent]) -> set[str]:
 def noise_components(events: list[NoiseEvent]) -> set[str]:
     """The Deployments the noise concerned (the names a localisation would give)."""
     return {e.target for e in events if e.ok and e.target}
+
+
+CHANGE_EVIDENCE = "changed since the last healthy state: "
+"""How the rulebook's change analysis opens the evidence of a blamed change (``stratus.reasoners.rulebook.changes``)."""
+
+
+def fault_names(scenario: Any) -> set[str]:
+    """The names a scenario's fault concerns: its ground-truth localisation (and accepted alternatives) and every
+    object its injection steps name (a noise change on the faulty object itself is no wrong attribution)."""
+    truth = scenario.ground_truth
+    names = set(truth.localization)
+    for alt in truth.localization_alternatives:
+        names |= set(alt)
+    for step in scenario.inject:
+        for attr in ("deployment", "name"):
+            value = getattr(step, attr, None)
+            if isinstance(value, str):
+                names.add(value)
+        names |= {str(v) for v in (getattr(step, "selector", None) or {}).values()}
+    return names
+
+
+def blamed_change(evidence: list[str]) -> str | None:
+    """The object key (Kind/namespace/name) of the first change a diagnosis blames, if it blames one."""
+    for line in evidence:
+        if CHANGE_EVIDENCE in line:
+            rest = line.split(CHANGE_EVIDENCE, 1)[1].strip()
+            return rest.split(" ", 1)[0] if rest else None
+    return None
+
+
+def wrong_attribution(diagnosis: dict[str, Any], events: list[NoiseEvent], fault: set[str]) -> str | None:
+    """Why a diagnosis blames the noise rather than the fault (None when it does not): its top component is one only
+    the noise touched, or the first change it blames is an object only the noise wrote."""
+    noisy = noise_components(events) - fault
+    top = (diagnosis.get("localisation") or [None])[0]
+    if top is not None and top in noisy:
+        return f"the top component {top} was only touched by noise"
+    blamed = blamed_change([str(e) for e in diagnosis.get("evidence") or []])
+    summary = str(diagnosis.get("summary") or "")
+    if blamed is None and CHANGE_EVIDENCE in summary:
+        blamed = blamed_change([summary])
+    if blamed is not None and blamed in noise_objects(events) and blamed.rsplit("/", 1)[-1] not in fault:
+        return f"the blamed change {blamed} was noise"
+    return None
