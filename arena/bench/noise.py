@@ -400,7 +400,12 @@ class NoiseGenerator:
         pods = [
             p for p in self.kube.list("Pod", self.namespace, selector) if not p["metadata"].get("deletionTimestamp")
         ]
-        return len(pods) == want
+        ready = [
+            p
+            for p in pods
+            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in p["status"].get("conditions") or [])
+        ]
+        return len(pods) == len(ready) == want
 
     def _write(self, kind: str, name: str, patch: Obj, patch_type: str = "strategic") -> None:
         self.kube.patch(kind, self.namespace, name, patch, patch_type)

@@ -88,7 +88,9 @@ class Detector:
         excused = converging(pods, replicasets, deployments, datetime.now(UTC), grace) | gone(severity, pods)
         decided = without_converging(severity, excused, self.settings.mu_w_unhealthy)
         if decided is not severity:
-            log.info("%s: %s converging, not counted towards an incident", scope, ", ".join(sorted(excused)))
+            counted = set(decided.unhealthy)
+            dropped = [u for u in severity.unhealthy if u not in counted]
+            log.info("%s: not counted towards an incident (converging): %s", scope, "; ".join(dropped))
         return decided
 
     async def open(self, scope: str, severity: Severity, source: str) -> str | None:
