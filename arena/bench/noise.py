@@ -128,9 +128,10 @@ class NoiseSpec:
                 raise NoiseError(f"noise option {part!r}: {value!r} is not a number") from None
         return cls(**values)
 
-    def schedule(self) -> list[tuple[float, str]]:
-        """The (offset in seconds from the start, kind) of every change: a function of the seed alone."""
-        rng = random.Random(f"noise-schedule:{self.seed}")
+    def schedule(self, run: int = 0) -> list[tuple[float, str]]:
+        """The (offset in seconds from the start, kind) of every change: a function of the seed and the run's index
+        in the bench (so the scenarios of one bench do not all get the same kinds)."""
+        rng = random.Random(f"noise-schedule:{self.seed}:{run}")
         out: list[tuple[float, str]] = []
         at = self.start_s
         for _ in range(self.count):
@@ -291,6 +292,7 @@ class NoiseGenerator:
         echo: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.kube, self.namespace, self.spec, self.echo = kube, namespace, spec, echo
+        self.run_index = run
         self.rng = random.Random(f"noise-targets:{spec.seed}:{run}")
         self.events: list[NoiseEvent] = []
         self.undo = _Undo()
@@ -332,7 +334,7 @@ class NoiseGenerator:
     def run(self) -> None:
         if not self._t0:
             self._t0 = time.monotonic()
-        for offset, kind in self.spec.schedule():
+        for offset, kind in self.spec.schedule(self.run_index):
             delay = self._t0 + offset - time.monotonic()
             if self._stop.wait(max(0.0, delay)):
                 return
@@ -643,6 +645,13 @@ def blamed_change(evidence: list[str]) -> str | None:
             rest = line.split(CHANGE_EVIDENCE, 1)[1].strip()
             return rest.split(" ", 1)[0] if rest else None
     return None
+
+
+def blamed(diagnosis: dict[str, Any]) -> str:
+    """What a diagnosis blames, for the record: its top component and the first change it blames."""
+    top = (diagnosis.get("localisation") or ["-"])[0]
+    change = blamed_change([str(e) for e in diagnosis.get("evidence") or []])
+    return f"top: {top}" + (f"; change: {change}" if change else "")
 
 
 def wrong_attribution(diagnosis: dict[str, Any], events: list[NoiseEvent], fault: set[str]) -> str | None:

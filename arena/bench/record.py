@@ -82,6 +82,9 @@ class ScenarioRecord(_Model):
         description="With noise on a run without a fault: an incident opened although only noise happened "
         "(None: no noise, or the scenario has a fault).",
     )
+    blamed: str | None = Field(
+        default=None, description="With noise: the diagnosis' top component and the first change it blames."
+    )
     wrong_attribution: str | None = Field(
         default=None,
         description="With noise: why the diagnosis blamed a noise change rather than the fault (None: it did not, "

@@ -181,15 +181,15 @@ def noise_table(record: BenchRecord) -> list[str]:
         f"false positives {fps}/{len(clean)} runs without a fault; "
         f"wrong attributions {wrong}/{len(diagnosed)} detected faults.",
         "",
-        "| scenario | # | changes (ok) | kinds | false positive | wrong attribution |",
-        "|---|---|---|---|---|---|",
+        "| scenario | # | changes (ok) | kinds | false positive | diagnosis blamed | wrong attribution |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         kinds = sorted({e.kind for e in r.noise if e.ok})
         fp = "-" if r.false_positive is None else ("YES" if r.false_positive else "no")
         lines.append(
             f"| {r.scenario} | {r.repeat} | {len(r.noise)} ({sum(e.ok for e in r.noise)}) | {', '.join(kinds) or '-'} "
-            f"| {fp} | {(r.wrong_attribution or 'no').replace('|', '/')} |"
+            f"| {fp} | {r.blamed or '-'} | {(r.wrong_attribution or 'no').replace('|', '/')} |"
         )
     return lines
 

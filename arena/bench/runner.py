@@ -40,7 +40,7 @@ import yaml
 from arena.apps import APPS, AppSpec
 from arena.bench.embedding.system import embedding_env, embedding_warmup_s, start_embedding_prometheus
 from arena.bench.llm_log import LogSlice
-from arena.bench.noise import NoiseGenerator, NoiseSpec, fault_names, wrong_attribution
+from arena.bench.noise import NoiseGenerator, NoiseSpec, blamed, fault_names, wrong_attribution
 from arena.bench.probes import ProbeGateway
 from arena.bench.record import AttemptRecord, BenchRecord, ScenarioRecord
 from arena.bench.timeline import Timeline
@@ -242,6 +242,8 @@ def judge_noise(rec: ScenarioRecord, sc: s.Scenario, timeline: Timeline) -> None
     if not sc.ground_truth.detection:
         rec.false_positive = bool(timeline.of("incident_opened"))
     diagnoses = timeline.of("diagnosis")
+    if diagnoses:
+        rec.blamed = blamed(diagnoses[0])
     if diagnoses and sc.ground_truth.detection:
         rec.wrong_attribution = wrong_attribution(diagnoses[0], rec.noise, fault_names(sc))
 
@@ -543,7 +545,7 @@ class Bench:
                 server_log.start()
             timeline = await Timeline(self.bus, app.namespace, t_inject).start()
             if self.opts.noise is not None:
-                noise = self._noise(app, rep + 1000 * seed)
+                noise = self._noise(app, self.ids.index(pid) + 1000 * rep + 100_000 * seed)
                 await asyncio.to_thread(noise.wait_changes, self.opts.noise.before)
             await asyncio.to_thread(self.engine.inject, sc)
             if policy == "scripted" and self.opts.plan is None and plan is not None:
