@@ -16,8 +16,9 @@ reason. Here every change is *benign by Kubernetes' own rules*, chosen against t
 - ``image_alias``: a container's image becomes another tag of the *same* image (the arena's image catalogue says
   which tags are equivalent: same binaries, entry point and baked configuration).
 
-Deployments that hold a PersistentVolumeClaim or use the Recreate strategy are never touched: rolling them is an
-outage (a ReadWriteOnce claim, or every pod stopped first), which is not noise. Each change waits until the
+Deployments that hold a PersistentVolumeClaim, use the Recreate strategy or run a data store or registry (MongoDB,
+Redis, Consul, by the arena's image catalogue) are never touched: rolling them is an outage (a ReadWriteOnce claim,
+every pod stopped first, an empty store), which is not noise. Each change waits until the
 Deployment has converged (rolled out, every pod Ready) before the next; the schedule (offsets and kinds) comes from the
 seed, the targets from the seed and the sorted live objects, so a run is reproducible. It is bounded by ``count`` and
 by ``min_gap_s`` between changes. Every change is recorded with its time and the objects it touched, so the bench can
@@ -190,12 +191,31 @@ def _claims(dep: Obj) -> bool:
     return any(v.get("persistentVolumeClaim") for v in vols)
 
 
+STATEFUL_SERVERS = frozenset({"mongodb", "redis", "consul"})
+"""Servers (the image catalogue's ``server``) whose pods hold data or membership: a fresh or second pod of one is an
+empty store or a registry nobody registered with. A cache (memcached) may be restarted and scaled."""
+
+
+def holds_state(dep: Obj) -> bool:
+    """Whether a container of the Deployment runs an image that serves a data store or a registry."""
+    catalogue = load_catalogue()
+    for c in ((dep.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
+        image = catalogue.image(str(c.get("image", "")))
+        if image is None:
+            continue
+        for program in image.binaries.values():
+            p = catalogue.programs.get(program)
+            if p is not None and p.server in STATEFUL_SERVERS:
+                return True
+    return False
+
+
 def rolls_safely(dep: Obj) -> bool:
     """A Deployment whose rollout keeps a Ready pod: RollingUpdate with maxUnavailable below the replicas (or a
-    surge), no PersistentVolumeClaim, and fully available now."""
+    surge), no PersistentVolumeClaim and no data store (``holds_state``), and fully available now."""
     spec = dep.get("spec") or {}
     strategy = spec.get("strategy") or {}
-    if strategy.get("type", "RollingUpdate") != "RollingUpdate" or _claims(dep):
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate" or _claims(dep) or holds_state(dep):
         return False
     replicas = int(spec.get("replicas", 1) or 0)
     if replicas < 1:

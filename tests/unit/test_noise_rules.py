@@ -187,3 +187,12 @@ def test_wrong_attribution_is_a_blame_on_what_only_noise_touched() -> None:
     assert wrong_attribution({"localisation": ["user"], "evidence": ["user crash-looping"]}, events, {"user"}) is None
     # the fault's own component touched by noise too: blaming it is right
     assert wrong_attribution({"localisation": ["geo"]}, events, {"geo"}) is None
+
+
+def test_data_stores_are_never_touched() -> None:
+    store = deployment("mongodb-user", 1, 1)
+    store["spec"]["template"] = {"spec": {"containers": [{"name": "m", "image": "mongo:4.4.6"}]}}
+    cache = deployment("memcached-rate", 1, 1)
+    cache["spec"]["template"] = {"spec": {"containers": [{"name": "m", "image": "memcached:1.6.7"}]}}
+    assert not rolls_safely(store)
+    assert rolls_safely(cache)
