@@ -333,6 +333,13 @@ class DetectorSettings(CommonSettings, SeveritySettings, EmbeddingSettings, Last
     confirm_probes: int = Field(
         default=2, ge=1, description="Consecutive probes over the threshold before an incident opens (no flapping)."
     )
+    startup_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="How long a new pod of a serving Deployment may take to become Ready before it counts towards "
+        "opening an incident (a rollout, scale-up or replaced pod converging is not a failure); 0: no grace.",
+    )
 
 
 class CoordinatorSettings(CommonSettings, SeveritySettings, MemorySettings):

@@ -57,6 +57,26 @@ def bench(
     embedding: Annotated[
         bool, typer.Option(help="Detector and diagnoser with the state embedding (starts a Prometheus for it).")
     ] = False,
+    noise: Annotated[
+        bool,
+        typer.Option(
+            help="Make benign changes during every run (SREGym's noise mode, on the arena): rolling restarts, scale "
+            "up and back within capacity, a pod of a multi-replica Deployment deleted and recreated, a ConfigMap "
+            "change with a rollout, an image moved to an equivalent tag. Each change waits for the Deployment to "
+            "converge; all are recorded with their time, and the report counts false positives (an incident on a run "
+            "without a fault) and wrong attributions (a diagnosis blaming a noise change). Runs without a fault "
+            "watch the whole noise schedule."
+        ),
+    ] = False,
+    noise_options: Annotated[
+        str,
+        typer.Option(
+            help="With --noise: seed=N (reproducible schedule and targets), count=N (changes per run, 1-50), "
+            "gap=S (at least S seconds between changes), jitter=S, start=S, before=N (changes before the fault), "
+            "kinds=a+b (rollout_restart, scale, delete_pod, config_reload, image_alias). Default: "
+            "seed=0,count=4,gap=3,jitter=2,start=1,before=1, every kind."
+        ),
+    ] = "",
     set_: Annotated[
         list[str],
         typer.Option(
@@ -106,6 +126,16 @@ def bench(
         raise typer.BadParameter("script is fix or harmful-then-fix")
     if oracle not in ("strict", "compat"):
         raise typer.BadParameter("oracle is strict or compat")
+    noise_spec = None
+    if noise_options and not noise:
+        raise typer.BadParameter("--noise-options needs --noise (the options describe the noise it turns on)")
+    if noise:
+        from arena.bench.noise import NoiseError, NoiseSpec
+
+        try:
+            noise_spec = NoiseSpec.parse(noise_options or "on")
+        except NoiseError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--noise-options") from None
     console = Console()
     out = out or Path("bench-out") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     opts = BenchOptions(
@@ -123,6 +153,7 @@ def bench(
         script=script,
         embedding=embedding,
         llm_log=llm_log,
+        noise=noise_spec,
         env=_settings(set_),
         command="stratus bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena.bench.llm_log import ServerStats
+from arena.bench.noise import NoiseEvent
 
 
 class _Model(BaseModel):
@@ -69,6 +71,25 @@ class ScenarioRecord(_Model):
     wall_s: float = Field(default=0.0, description="Wall time of the scenario, set-up and recovery included.")
     error: str | None = Field(default=None, description="What went wrong in the harness, if anything.")
     services_log: str | None = Field(default=None, description="Log file of the services that ran the scenario.")
+    noise: list[NoiseEvent] = Field(
+        default_factory=list, description="The benign changes the noise made during the run (--noise), in order."
+    )
+    noise_restored: list[str] = Field(
+        default_factory=list, description="What the bench put back after the run (replicas, images, ConfigMap keys)."
+    )
+    false_positive: bool | None = Field(
+        default=None,
+        description="With noise on a run without a fault: an incident opened although only noise happened "
+        "(None: no noise, or the scenario has a fault).",
+    )
+    blamed: str | None = Field(
+        default=None, description="With noise: the diagnosis' top component and the first change it blames."
+    )
+    wrong_attribution: str | None = Field(
+        default=None,
+        description="With noise: why the diagnosis blamed a noise change rather than the fault (None: it did not, "
+        "or there was no diagnosis).",
+    )
 
     @property
     def steps(self) -> int:
@@ -91,4 +112,5 @@ class BenchRecord(_Model):
     finished: datetime | None = None
     oracle: str = Field(description="strict or compat.")
     settings: dict[str, str] = Field(default_factory=dict, description="STRATUS_* settings the services ran with.")
+    noise: dict[str, Any] | None = Field(default=None, description="The noise specification (--noise), if any.")
     runs: list[ScenarioRecord] = Field(default_factory=list)

@@ -145,6 +145,7 @@ def markdown(record: BenchRecord, plots: dict[str, str] | None = None) -> str:
             f"{r.wall_s:.0f} | {note} |"
         )
     lines += _llm_table(runs)
+    lines += noise_table(record)
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{name}]({file})" for name, file in plots.items()]
@@ -160,6 +161,37 @@ def markdown(record: BenchRecord, plots: dict[str, str] | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def noise_table(record: BenchRecord) -> list[str]:
+    """With --noise: per run, the benign changes made, and whether they caused a false positive or were blamed."""
+    if record.noise is None:
+        return []
+    runs = record.runs
+    clean = [r for r in runs if r.false_positive is not None]
+    diagnosed = [r for r in runs if r.false_positive is None and r.detected]
+    fps = sum(bool(r.false_positive) for r in clean)
+    wrong = sum(r.wrong_attribution is not None for r in diagnosed)
+    spec = ", ".join(f"{k}={v}" for k, v in record.noise.items())
+    lines = [
+        "",
+        "## Noise (benign changes during each run)",
+        "",
+        f"Noise: {spec}. {sum(len(r.noise) for r in runs)} changes over {len(runs)} runs; "
+        f"false positives {fps}/{len(clean)} runs without a fault; "
+        f"wrong attributions {wrong}/{len(diagnosed)} detected faults.",
+        "",
+        "| scenario | # | changes (ok) | kinds | false positive | diagnosis blamed | wrong attribution |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        kinds = sorted({e.kind for e in r.noise if e.ok})
+        fp = "-" if r.false_positive is None else ("YES" if r.false_positive else "no")
+        lines.append(
+            f"| {r.scenario} | {r.repeat} | {len(r.noise)} ({sum(e.ok for e in r.noise)}) | {', '.join(kinds) or '-'} "
+            f"| {fp} | {r.blamed or '-'} | {(r.wrong_attribution or 'no').replace('|', '/')} |"
+        )
+    return lines
 
 
 def _llm_table(runs: list[ScenarioRecord]) -> list[str]:

@@ -20,6 +20,7 @@ or the LLM; ``--policy`` chooses the mitigator (scripted and chaos are mitigatio
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import math
@@ -39,6 +40,7 @@ import yaml
 from arena.apps import APPS, AppSpec
 from arena.bench.embedding.system import embedding_env, embedding_warmup_s, start_embedding_prometheus
 from arena.bench.llm_log import LogSlice
+from arena.bench.noise import NoiseGenerator, NoiseSpec, blamed, fault_names, wrong_attribution
 from arena.bench.probes import ProbeGateway
 from arena.bench.record import AttemptRecord, BenchRecord, ScenarioRecord
 from arena.bench.timeline import Timeline
@@ -72,6 +74,7 @@ FAST: dict[str, str] = {
     "STRATUS_LEASE_TTL_S": "6",
     "STRATUS_SLO_MAX_LATENCY_S": "2",
     "STRATUS_ESCALATION_COOLDOWN_S": "0",
+    "STRATUS_STARTUP_GRACE_S": "5",
     "STRATUS_LOG_LEVEL": "INFO",
 }
 """Tight timings for the arena's Timing.fast() (the arena's controllers converge in well under a second)."""
@@ -102,6 +105,8 @@ class BenchOptions:
     """Run the detector and the diagnoser with the state embedding (a real Prometheus scrapes the arena for it)."""
     llm_log: Path | None = None
     """The local llama.cpp server's log: where each scenario's model time went (reading vs generating)."""
+    noise: NoiseSpec | None = None
+    """Benign changes during each scenario (``arena.bench.noise``): false positives and wrong attributions count."""
 
 
 def select(registry: Registry, suite: str, only: list[str]) -> list[str]:
@@ -226,6 +231,18 @@ def _ts(e: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(e["ts"])
 
 
+def judge_noise(rec: ScenarioRecord, sc: s.Scenario, timeline: Timeline) -> None:
+    """With noise: a run without a fault that opened an incident is a false positive; a diagnosis that blames a
+    change only the noise made is a wrong attribution."""
+    if not sc.ground_truth.detection:
+        rec.false_positive = bool(timeline.of("incident_opened"))
+    diagnoses = timeline.of("diagnosis")
+    if diagnoses:
+        rec.blamed = blamed(diagnoses[0])
+    if diagnoses and sc.ground_truth.detection:
+        rec.wrong_attribution = wrong_attribution(diagnoses[0], rec.noise, fault_names(sc))
+
+
 def build_record(rec: ScenarioRecord, timeline: Timeline, t_inject: datetime) -> None:
     """Fill the incident part of ``rec`` from the events of its (first) incident."""
     opened = timeline.of("incident_opened")
@@ -345,6 +362,7 @@ class Bench:
             started=datetime.now(UTC),
             oracle=opts.oracle,
             settings={**FAST, **(embedding_env("<prometheus>", "<plane>") if opts.embedding else {})},
+            noise=dataclasses.asdict(opts.noise) if opts.noise is not None else None,
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="stratus-bench-"))
@@ -504,6 +522,7 @@ class Bench:
         env = self._env(app, policy, ablation, seed, plan)
         key = (app.namespace, policy, ablation, str(plan), str(seed) if policy == "chaos" else "")
         timeline: Timeline | None = None
+        noise: NoiseGenerator | None = None
         keep = False
         try:
             t_ready = time.monotonic()
@@ -520,6 +539,9 @@ class Bench:
             if server_log is not None:
                 server_log.start()
             timeline = await Timeline(self.bus, app.namespace, t_inject).start()
+            if self.opts.noise is not None:
+                noise = self._noise(app, self.ids.index(pid) + 1000 * rep + 100_000 * seed)
+                await asyncio.to_thread(noise.wait_changes, self.opts.noise.before)
             await asyncio.to_thread(self.engine.inject, sc)
             if policy == "scripted" and self.opts.plan is None and plan is not None:
                 pods_of = functools.partial(self._pod_names, app.namespace)
@@ -533,8 +555,12 @@ class Bench:
             if task != "mitigation" and timeline.of("incident_opened"):
                 # let the incident finish (usually seconds) rather than restart the services for the next scenario
                 await timeline.wait_for("incident_closed", self.opts.drain_s)
+            if noise is not None:  # the change in flight converges; then the detector pauses as after any run
+                rec.noise = await asyncio.to_thread(noise.stop)
             self._pause_detector(True)
             build_record(rec, timeline, t_inject)
+            if noise is not None:
+                judge_noise(rec, sc, timeline)
             if server_log is not None:
                 rec.llm_server = server_log.read()
             # the services stay for the next scenario only when no incident of this one is still open
@@ -551,6 +577,15 @@ class Bench:
                 await self._stop_system()
             if timeline is not None:
                 await timeline.stop()
+            if noise is not None:
+                self._pause_detector(True)
+                rec.noise = await asyncio.to_thread(noise.stop)
+                try:
+                    rec.noise_restored = await asyncio.to_thread(noise.restore)
+                except Exception as exc:  # the next scenario's healthy() redeploys when this left the app changed
+                    self.echo(f"{pid}: putting back the noise's changes failed: {exc}")
+                finally:
+                    noise.kube.close()
             try:
                 await asyncio.to_thread(self.engine.recover, sc)
             except Exception as exc:  # the next scenario's healthy() redeploys when recovery left the app broken
@@ -568,9 +603,17 @@ class Bench:
         if task == "mitigation":
             await timeline.wait_for("incident_closed", limit)
         elif task == "detection":
-            await timeline.wait_for("incident_opened", limit if sc.ground_truth.detection else self.opts.noop_window_s)
+            window = self.opts.noop_window_s
+            if self.opts.noise is not None:  # a run without a fault watches the whole noise schedule, then the window
+                window += self.opts.noise.duration_s
+            await timeline.wait_for("incident_opened", limit if sc.ground_truth.detection else window)
         else:
             await timeline.wait_for("diagnosis", limit)
+
+    def _noise(self, app: AppSpec, run: int) -> NoiseGenerator:
+        assert self.opts.noise is not None
+        kube = Kube.from_kubeconfig(str(self.kubeconfig))  # its own client: it runs beside the engine's injection
+        return NoiseGenerator(kube, app.namespace, self.opts.noise, run=run, echo=self.echo).start()
 
     def _judge(self, rec: ScenarioRecord, sc: s.Scenario, task: str, timeline: Timeline) -> None:
         truth = sc.ground_truth

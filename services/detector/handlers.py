@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import math
+from datetime import UTC, datetime
 
 from services.detector.detection import Confirmation, evidence, watched
+from services.detector.settling import converging, gone, without_converging
 from stratus.bus import Bus
 from stratus.contracts import Alert, AlertAttached, IncidentOpened, Severity, new_id
 from stratus.embedding.hooks import with_embedding
@@ -59,10 +61,37 @@ class Detector:
                 weight=self.settings.embedding_weight,
                 w_violations=self.settings.mu_w_violations,
             )
-        if self.confirm.observe(scope, severity):
+        if self.confirm.observe(scope, await self.deciding(scope, severity)):
             await self.open(scope, severity, "probe")
         elif self.lastgood is not None:
             await self.lastgood.observe(scope, severity)
+
+    async def deciding(self, scope: str, severity: Severity) -> Severity:
+        """The severity an incident is decided on: without the pods of serving Deployments that are only starting
+        (``services.detector.settling``). Read only when mu is over the threshold; the incident's s0 and b stay the
+        measured severity."""
+        grace = self.settings.startup_grace_s
+        if grace <= 0 or severity.crashed or severity.mu < self.settings.open_threshold or not severity.unhealthy:
+            return severity
+        if scope == "cluster":
+            return severity
+        gateway = self.observer.gateway
+        try:
+            pods, replicasets, deployments = await asyncio.gather(
+                gateway.list_objects("Pod", scope),
+                gateway.list_objects("ReplicaSet", scope),
+                gateway.list_objects("Deployment", scope),
+            )
+        except Exception:  # cannot tell convergence from failure: decide on what was measured
+            log.warning("could not read %s's workloads to tell a rollout from a failure", scope, exc_info=True)
+            return severity
+        excused = converging(pods, replicasets, deployments, datetime.now(UTC), grace) | gone(severity, pods)
+        decided = without_converging(severity, excused, self.settings.mu_w_unhealthy)
+        if decided is not severity:
+            counted = set(decided.unhealthy)
+            dropped = [u for u in severity.unhealthy if u not in counted]
+            log.info("%s: not counted towards an incident (converging): %s", scope, "; ".join(dropped))
+        return decided
 
     async def open(self, scope: str, severity: Severity, source: str) -> str | None:
         incident_id = new_id("inc")
