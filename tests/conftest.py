@@ -5,6 +5,7 @@ Tests isolate themselves with uuid-named subjects, streams and keys (the ``uid``
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -33,6 +34,16 @@ def redis_server() -> Iterator[LocalServer]:
     server = start_redis()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_in_teardown(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A collection after each test that talks to real servers, inside its teardown: an object it leaked (an unclosed
+    client, transport or task) is finalised here, so pytest blames the test that leaked it instead of whichever test
+    the garbage collector happened to run in later."""
+    yield
+    if request.node.get_closest_marker("integration") or request.node.get_closest_marker("e2e"):
+        gc.collect()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from arena.server import ArenaServer
+from stratus.actions import parse_action
 from stratus.bus import Bus
 from stratus.lastgood import LastGoodStore, bucket_name
 from stratus.localinfra import LocalServer
@@ -78,7 +79,7 @@ async def test_a_revert_that_does_not_help_is_undone_and_the_next_change_is_trie
         paths = [
             op["path"]
             for e in timeline.of("action_executed")
-            for op in (e["action"]["params"].get("patch") or [])
+            for op in (parse_action(e["action"]).params.get("patch") or [])
             if isinstance(op, dict)
         ]
         assert paths == ["/spec/template/metadata/annotations", "/spec/template/spec/schedulerName"], paths

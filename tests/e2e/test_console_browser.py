@@ -31,6 +31,7 @@ from PIL import Image
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from arena.server import ArenaServer
+from stratus.actions import parse_action
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer, free_port
 from stratus.supervisor import Supervisor
@@ -110,9 +111,9 @@ def writes(arena: ArenaServer, ns: str, since: int) -> list[str]:
 
 
 def action_of(event: dict[str, Any]) -> tuple[str, str, str, str]:
-    a = event["action"]
-    params = {k: v for k, v in a["params"].items() if k != "pre_image"}
-    return a["verb"], a["kind"], a["name"], json.dumps(params, sort_keys=True)
+    a = parse_action(event["action"])
+    params = {k: v for k, v in a.params.items() if k != "pre_image"}
+    return a.verb, a.kind or "", getattr(a, "name", ""), json.dumps(params, sort_keys=True)
 
 
 async def wait_serving(url: str, timeout: float = 30.0) -> None:

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from arena.server import ArenaServer
+from stratus.actions import parse_action
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer, free_port
 from tests.e2e.harness import Timeline, baseline, running_system
@@ -42,9 +43,9 @@ def writes(arena: ArenaServer, ns: str, since: int) -> list[str]:
 
 
 def action_of(event: dict[str, Any]) -> tuple[str, str, str, str]:
-    a = event["action"]
-    params = {k: v for k, v in a["params"].items() if k not in ("pre_image",)}
-    return a["verb"], a["kind"], a["name"], json.dumps(params, sort_keys=True)
+    a = parse_action(event["action"])
+    params = {k: v for k, v in a.params.items() if k != "pre_image"}
+    return a.verb, a.kind or "", getattr(a, "name", ""), json.dumps(params, sort_keys=True)
 
 
 async def test_approve_holds_every_write_until_a_human_decides(

@@ -271,11 +271,15 @@ async def test_waiting_writers_are_served_in_arrival_order(lock: ALock, monkeypa
     monkeypatch.setattr(stratus.alock, "QUEUE_MS", 60_000)
     holder = await lock.acquire_write("shop", "holder", 60.0)
     order: list[str] = []
+    tokens: dict[str, int] = {}
 
     async def writer(name: str) -> None:
-        lease = await lock.acquire_write("shop", name, TTL, wait_s=10)
+        # A lease long enough that a starved event loop cannot lose it between grant and release: if one lapsed,
+        # the next waiter would be served in between and the order would say nothing about the queue.
+        lease = await lock.acquire_write("shop", name, 60.0, wait_s=60)
         order.append(name)
-        await lock.release(lease)
+        tokens[name] = lease.token
+        assert await lock.release(lease), f"{name}'s lease lapsed before its release"
 
     names = [f"w{i}" for i in range(5)]
     tasks = []
@@ -289,8 +293,8 @@ async def test_waiting_writers_are_served_in_arrival_order(lock: ALock, monkeypa
         await asyncio.wait_for(joined(), 5.0)
     assert (await lock.holders("shop"))["waiting_writers"] == names
     await lock.release(holder)
-    await asyncio.wait_for(asyncio.gather(*tasks), 10)
-    assert order == names
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    assert order == names, tokens
     assert (await lock.holders("shop"))["waiting_writers"] == []
 
 
