@@ -36,7 +36,7 @@ contracts: install
 	$(BIN)/lint-imports
 
 test: install lint typecheck contracts
-	$(BIN)/pytest -q -p no:cacheprovider --durations=30 tests
+	BIN=$(BIN) bash scripts/test.sh
 
 demo: install
 	$(BIN)/python -m arena.demo $(if $(FAULT),--fault $(FAULT))

@@ -155,7 +155,8 @@ local function writer(key)
   if w[1] and tonumber(w[3]) > now then return w end
   return nil
 end
--- The writers' queue: one zset ordered by arrival (ms, ties by member) and one by liveness deadline (ms).
+-- The writers' queue: one zset ordered by arrival (ms; a later arrival in the same ms scores just above the last)
+-- and one by liveness deadline (ms).
 local function prune_queue(queue, live)
   local dead = redis.call('ZRANGEBYSCORE', live, '-inf', now)
   for _, m in ipairs(dead) do redis.call('ZREM', queue, m) end
@@ -194,7 +195,13 @@ local me = ARGV[6]
 prune(KEYS[2]); prune_queue(KEYS[4], KEYS[5])
 local function refuse(kind, who, left, token)
   if queue_ms > 0 then
-    redis.call('ZADD', KEYS[4], 'NX', now, me)
+    -- Arrival order, strictly: a writer that joins in the same millisecond as the last one queues after it.
+    if not redis.call('ZSCORE', KEYS[4], me) then
+      local last = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
+      local at = now
+      if #last > 0 and tonumber(last[2]) >= now then at = tonumber(last[2]) + 0.001 end
+      redis.call('ZADD', KEYS[4], at, me)
+    end
     redis.call('ZADD', KEYS[5], now + queue_ms, me)
     touch_queue(KEYS[4], KEYS[5])
   end

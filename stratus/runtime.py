@@ -205,6 +205,9 @@ class ServiceRuntime:
             if not await self._run_startup(bus):
                 return
             await bus.start()
+            # Ready only now: a consumer that starts at the newest message (the notifier's) misses what is published
+            # before it exists, so whoever waits for /readyz before publishing must find it there.
+            self.starting = None
             log.info("%s: ready (instance %s, nats %s)", self.service, self.instance, self.settings.nats_url)
             jobs = [asyncio.create_task(t()) for t in self._tasks]
             jobs.append(asyncio.create_task(self.dependencies.run(self.stop)))
@@ -247,7 +250,7 @@ class ServiceRuntime:
                     if self.stop.is_set():
                         return False
                     delay = min(delay * 2, 10.0)
-        self.starting = None
+        self.starting = "starting its consumers"
         return True
 
     async def _connect_with_retry(self) -> bool:
