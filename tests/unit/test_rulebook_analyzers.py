@@ -469,6 +469,7 @@ def test_root_cause_follows_from_the_mechanism() -> None:
             "limit_range_violation",
             "host_port_conflict",
             "dns_policy",
+            "local_traffic_policy",
         },
         ("Virtualization", "Network/Storage Issue"): {"network_policy_deny"},
         ("Virtualization", "Operation Error"): {

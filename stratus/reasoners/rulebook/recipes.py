@@ -272,6 +272,15 @@ def fix_dns_policy(f: Finding, ns: str) -> Plan:
     return Plan("cluster_dns", f, [patch], note="dnsPolicy ClusterFirst")
 
 
+def fix_local_traffic_policy(f: Finding, ns: str) -> Plan:
+    ops: list[dict[str, Any]] = [
+        {"op": "test", "path": "/spec/internalTrafficPolicy", "value": "Local"},
+        {"op": "replace", "path": "/spec/internalTrafficPolicy", "value": "Cluster"},
+    ]
+    patch = Patch(kind="Service", namespace=ns, name=f.facts["service"], patch_type="json", patch=ops)
+    return Plan("cluster_traffic_policy", f, [patch], note="internalTrafficPolicy Local -> Cluster")
+
+
 RECIPES: dict[str, Recipe] = {
     "service_target_port": fix_target_port,
     "scaled_to_zero": fix_scaled_to_zero,
@@ -293,6 +302,7 @@ RECIPES: dict[str, Recipe] = {
     "init_container_failure": fix_init_container,
     "host_port_conflict": fix_host_port,
     "dns_policy": fix_dns_policy,
+    "local_traffic_policy": fix_local_traffic_policy,
     "recent_change": fix_revert_change,
     "recent_app_change": fix_revert_change,
 }

@@ -9,7 +9,8 @@ verify and, when the fix follows from the objects alone, the facts a recipe need
 - pods that no node accepts because nodes are cordoned or carry taints the pods do not tolerate;
 - a NetworkPolicy that denies all traffic to pods that Services route to, while their callers fail;
 - a quota, a LimitRange or an admission webhook that refuses pod creation (reported; the fix is an operator's);
-- objects stuck deleting on a finalizer, init containers that fail, containers of one pod that claim one port.
+- objects stuck deleting on a finalizer, init containers that fail, containers of one pod that claim one port;
+- a Service with ``internalTrafficPolicy: Local`` whose clients run on nodes without a local endpoint.
 
 Several analyzers may report on one object (a workload can both request too much CPU and not tolerate a taint):
 each finding has its own mechanism and fix. Nothing here is keyed to a scenario's, a problem's or an application's
@@ -794,6 +795,61 @@ def dns_policy(snap: Snapshot) -> list[Finding]:
     return out
 
 
+def _host_refs(pod_spec: Obj, service: str) -> bool:
+    """Whether a pod spec's env values, command or args name a Service as a host (``name``, ``name:port``,
+    ``name.namespace...``): the clients the cluster DNS sends to that Service."""
+    pattern = re.compile(rf"(?<![\w.-]){re.escape(service)}(?=$|[:./])")
+    texts: list[str] = []
+    for c in [*containers(pod_spec), *(pod_spec.get("initContainers") or [])]:
+        texts += [str(e.get("value", "")) for e in c.get("env") or [] if "value" in e]
+        texts += [str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
+    return any(pattern.search(t) for t in texts)
+
+
+def local_traffic_policy(snap: Snapshot) -> list[Finding]:
+    """A Service with ``internalTrafficPolicy: Local`` whose clients run on nodes that hold none of its endpoints.
+
+    With Local, kube-proxy on a node routes the Service's cluster IP only to endpoints on that same node and drops the
+    traffic otherwise (no fallback): a client on a node without a local endpoint cannot reach the Service at all,
+    while every pod is Ready and the endpoints are populated. The fix is the default policy, Cluster.
+    """
+    out: list[Finding] = []
+    pods = snap.live_pods()
+    for svc in snap.of("Service"):
+        if spec(svc).get("internalTrafficPolicy") != "Local" or not spec(svc).get("selector"):
+            continue
+        backends = snap.pods_selected_by(svc)
+        local = {spec(p).get("nodeName") for p in backends if spec(p).get("nodeName") and not pod_problems(p)}
+        if not local:
+            continue  # no ready endpoint anywhere: another fault, which another analyzer reads
+        name = name_of(svc)
+        stranded = [
+            p for p in pods if spec(p).get("nodeName") not in local and p not in backends and _host_refs(spec(p), name)
+        ]
+        if not stranded:
+            continue
+        client = stranded[0]
+        owner = snap.owner_workload(client)
+        out.append(
+            Finding(
+                analyzer="local_traffic_policy",
+                mechanism="local_traffic_policy",
+                component=name,
+                target=f"Service/{name}",
+                confidence=0.8,
+                evidence=[
+                    f"Service/{name} has internalTrafficPolicy Local: a node routes it only to endpoints on that node",
+                    f"its ready endpoints run on {sorted(local)}",
+                    f"pod {name_of(client)}"
+                    + (f" ({_kind(owner)}/{name_of(owner)})" if owner is not None else "")
+                    + f" names it as a host and runs on {spec(client).get('nodeName')}, which has no local endpoint",
+                ],
+                facts={"service": name, "clients": sorted({name_of(p) for p in stranded})[:5]},
+            )
+        )
+    return out
+
+
 RELATIONS: tuple[Analyzer, ...] = (
     service_selects_nothing,
     service_selects_foreign_pods,
@@ -807,5 +863,6 @@ RELATIONS: tuple[Analyzer, ...] = (
     container_port_clash,
     host_port_conflict,
     dns_policy,
+    local_traffic_policy,
 )
 """The relation analyzers, run after the base ones (``analyzers.ANALYZERS``)."""
