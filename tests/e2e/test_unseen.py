@@ -122,6 +122,8 @@ async def test_unseen(
             assert record["tnr"], "TNR violated"
     finally:
         RESULTS.append(record)
+        with (Path("var/e2e") / "unseen-results.jsonl").open("a") as out:  # each row as it ends, for partial runs
+            out.write(json.dumps(record) + "\n")
         await timeline.stop()
         engine.recover(scenario)
         healthy(engine, scenario.app, redeploy_after=60)
