@@ -170,3 +170,13 @@ def test_history_beats_inference_once_then_the_analyzer_fix_runs() -> None:
     second = CaseTools(case)
     asyncio.run(reasoner.mitigate(mitigate_request("ns1", reflections=[reflection]), second))
     assert second.executed[0].patch[0] == {"op": "test", "path": "/spec/selector", "value": {"svc": "geo-v2"}}  # type: ignore[attr-defined]
+
+
+def test_a_deleted_service_whose_pods_still_run_is_recreated_and_its_crashed_clients_restarted() -> None:
+    tools, after = now("service-deleted")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, _ = candidates(healthy("service-deleted"), after, snap)
+    assert tied and tied[0].change.key == "Service/shop/db" and tied[0].change.op == "deleted"
+    create, *rest = tied[0].actions
+    assert isinstance(create, Create) and create.manifest["spec"]["selector"] == {"app": "db"}
+    assert [(a.verb, a.target) for a in rest] == [("rollout_restart", "Deployment/shop/api")]

@@ -17,6 +17,7 @@ by the unit's path, never by a name: the ranking knows relations, not faults.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -297,6 +298,8 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
     elif kind == "Service":
         if name in bad.services:
             why.append((1.0, f"Service/{name} has {bad.services[name]}"))
+        if change.op == "deleted" and (bad.pods or bad.workloads):
+            why += _deleted_service_ties(change, ctx)
         for o in objs:
             picked = [p for p in ctx.bad_pods if labels_match(spec(o).get("selector"), meta(p).get("labels"))]
             if picked:
@@ -344,6 +347,37 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
     elif change.pointer.startswith("/metadata/") and kind not in ("Node",):
         score *= 0.5
     return score, list(dict.fromkeys(text for _, text in sorted(why, key=lambda t: -t[0])))
+
+
+def _deleted_service_ties(change: Change, ctx: _Context) -> list[tuple[float, str]]:
+    """A Service deleted while the pods it routed to still run: its name no longer resolves (NXDOMAIN) and its cluster
+    IP is gone, so every client that dials it fails, although nothing about the backends changed."""
+    name, out = change.name, []
+    host = re.compile(rf"(?<![\w.-]){re.escape(name)}(?=$|[:./\s\"'])")
+    for pod in ctx.bad_pods:
+        mentioned = any(host.search(t) for t in _spec_texts(spec(pod))) or host.search(ctx.snap.pod_logs(pod))
+        if mentioned:
+            out.append((0.9, f"unhealthy pod {name_of(pod)} names {name} as a host (env, args or logs)"))
+            break
+    selector = spec(change.old or {}).get("selector")
+    backends = [p for p in ctx.snap.live_pods() if selector and labels_match(selector, meta(p).get("labels"))]
+    if backends:
+        out.append(
+            (
+                0.6,
+                f"the pods it routed to still run ({name_of(backends[0])}) but the name is gone, "
+                "while pods in the namespace are unhealthy",
+            )
+        )
+    return out
+
+
+def _spec_texts(pod_spec: Obj) -> list[str]:
+    texts: list[str] = []
+    for c in [*(pod_spec.get("containers") or []), *(pod_spec.get("initContainers") or [])]:
+        texts += [str(e.get("value", "")) for e in c.get("env") or [] if "value" in e]
+        texts += [str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
+    return texts
 
 
 # -- reverts ---------------------------------------------------------------------------------------------------------
@@ -419,6 +453,12 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
                 names = ", ".join(str(r.name) for r in restarts)
                 why.append(f"pods read it as env, fixed when they start: restart {names}")
             actions += restarts
+        if ch.kind == "Service" and ch.op == "deleted" and actions:
+            restarts = _crashed_clients(ch, ctx)
+            if restarts:
+                names = ", ".join(str(r.name) for r in restarts)
+                why.append(f"pods that crashed without it start again: restart {names}")
+            actions += restarts
         tied.append(Candidate(ch, round(score, 3), why, actions))
     tied.sort(key=lambda c: (-c.score, c.change.key, c.change.pointer))
     return tied[:MAX_CANDIDATES], loose
@@ -434,6 +474,25 @@ def _env_consumers(change: Change, ctx: _Context) -> list[Action]:
             continue
         owner = ctx.snap.owner_workload(pod)
         if owner is None or str(owner.get("kind", "Deployment")) not in ("Deployment", "StatefulSet", "DaemonSet"):
+            continue
+        restart = RolloutRestart(
+            kind=str(owner.get("kind", "Deployment")), namespace=ctx.snap.namespace, name=name_of(owner)
+        )
+        if all(a.target != restart.target for a in out):
+            out.append(restart)
+    return out
+
+
+def _crashed_clients(change: Change, ctx: _Context) -> list[Action]:
+    """Restarts of the workloads whose unhealthy pods are not the deleted Service's backends: clients that crashed
+    while its name did not resolve wait out their back-off otherwise."""
+    selector = spec(change.old or {}).get("selector")
+    out: list[Action] = []
+    for pod in ctx.bad_pods:
+        if selector and labels_match(selector, meta(pod).get("labels")):
+            continue
+        owner = ctx.snap.owner_workload(pod)
+        if owner is None or str(owner.get("kind", "Deployment")) not in WORKLOADS:
             continue
         restart = RolloutRestart(
             kind=str(owner.get("kind", "Deployment")), namespace=ctx.snap.namespace, name=name_of(owner)
