@@ -180,3 +180,12 @@ def test_a_deleted_service_whose_pods_still_run_is_recreated_and_its_crashed_cli
     create, *rest = tied[0].actions
     assert isinstance(create, Create) and create.manifest["spec"]["selector"] == {"app": "db"}
     assert [(a.verb, a.target) for a in rest] == [("rollout_restart", "Deployment/shop/api")]
+
+
+def test_a_created_webhook_named_by_the_refusals_is_deleted_and_one_for_another_namespace_is_not() -> None:
+    tools, after = now("webhook-created")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, loose = candidates(healthy("webhook-created"), after, snap)
+    assert [c.change.key for c in tied] == ["ValidatingWebhookConfiguration/pod-guard"]
+    assert tied[0].score >= 0.9 and isinstance(tied[0].actions[0], Delete)
+    assert "ValidatingWebhookConfiguration/elsewhere" in {c.key for c in loose}

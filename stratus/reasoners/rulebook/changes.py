@@ -337,8 +337,8 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
     elif kind in ("ResourceQuota", "LimitRange"):
         if bad.workloads or bad.unscheduled:
             why.append((0.6, "workloads in the namespace are short of pods"))
-    elif kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration") and bad.workloads:
-        why.append((0.5, "workloads are short of pods, and admission runs on every pod created"))
+    elif kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        why += _webhook_ties(kind, objs, ctx)
     if not why:
         return 0.0, []
     score = max(w for w, _ in why)
@@ -347,6 +347,47 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
     elif change.pointer.startswith("/metadata/") and kind not in ("Node",):
         score *= 0.5
     return score, list(dict.fromkeys(text for _, text in sorted(why, key=lambda t: -t[0])))
+
+
+def _webhook_ties(kind: str, objs: list[Obj], ctx: _Context) -> list[tuple[float, str]]:
+    """An admission webhook is tied when the controllers' events name it refusing pods, or when it intercepts pod
+    creation in this namespace (its rules, namespace and object selectors) while pods created here are unhealthy."""
+    bad, out = ctx.bad, []
+    names = {str(h.get("name")) for o in objs for h in o.get("webhooks") or [] if h.get("name")}
+    for e in ctx.snap.events:
+        text = str(e.get("message", ""))
+        hit = next((n for n in sorted(names) if f'webhook "{n}"' in text), None)
+        if hit is not None:
+            out.append((0.95, f'events name webhook "{hit}": {text[:160]}'))
+            break
+    hooks = [h for o in objs for h in o.get("webhooks") or [] if _intercepts_pods(h, ctx.snap.namespace)]
+    hit_pod = next(
+        (
+            p
+            for p in ctx.bad_pods
+            for h in hooks
+            if _selects(h.get("objectSelector") or {}, meta(p).get("labels") or {})
+        ),
+        None,
+    )
+    if hit_pod is not None:
+        why = "mutates" if kind.startswith("Mutating") else "admits"
+        out.append((0.7, f"it {why} every pod created in the namespace, and pod {name_of(hit_pod)} is unhealthy"))
+    elif hooks and (bad.workloads or bad.unscheduled):
+        out.append((0.5, "workloads are short of pods, and it intercepts every pod created in the namespace"))
+    return out
+
+
+def _intercepts_pods(hook: Obj, namespace: str) -> bool:
+    """Whether a webhook's rules cover pod CREATE and its namespaceSelector can match the namespace (only the label
+    every namespace carries, ``kubernetes.io/metadata.name``, is known here; other required labels count as unknown,
+    so not matching)."""
+    covers = any(
+        ("pods" in (r.get("resources") or []) or "*" in (r.get("resources") or []))
+        and ({"CREATE", "*"} & set(r.get("operations") or []))
+        for r in hook.get("rules") or []
+    )
+    return covers and _selects(hook.get("namespaceSelector") or {}, {"kubernetes.io/metadata.name": namespace})
 
 
 def _deleted_service_ties(change: Change, ctx: _Context) -> list[tuple[float, str]]:
