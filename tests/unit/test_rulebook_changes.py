@@ -189,3 +189,15 @@ def test_a_created_webhook_named_by_the_refusals_is_deleted_and_one_for_another_
     assert [c.change.key for c in tied] == ["ValidatingWebhookConfiguration/pod-guard"]
     assert tied[0].score >= 0.9 and isinstance(tied[0].actions[0], Delete)
     assert "ValidatingWebhookConfiguration/elsewhere" in {c.key for c in loose}
+
+
+def test_a_pod_security_label_that_refuses_pods_is_put_back_on_the_scope_namespace_only() -> None:
+    tools, after = now("namespace-pod-security")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    assert "Namespace/other" not in after.objects
+    tied, _ = candidates(healthy("namespace-pod-security"), after, snap)
+    assert [(c.change.key, c.change.pointer) for c in tied] == [("Namespace/shop", "/metadata/labels")]
+    (patch,) = tied[0].actions
+    assert isinstance(patch, Patch) and patch.patch == [
+        {"op": "replace", "path": "/metadata/labels", "value": {"kubernetes.io/metadata.name": "shop"}}
+    ]

@@ -339,12 +339,21 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
             why.append((0.6, "workloads in the namespace are short of pods"))
     elif kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         why += _webhook_ties(kind, objs, ctx)
+    elif kind == "Namespace" and name == snap.namespace and change.pointer.startswith("/metadata/labels"):
+        refused = next(
+            (str(e.get("message", "")) for e in snap.events if "violates PodSecurity" in str(e.get("message", ""))),
+            None,
+        )
+        if refused is not None:
+            why.append((0.95, f"its labels set the Pod Security level, and pod creation is refused: {refused[:160]}"))
+        elif bad.workloads:
+            why.append((0.5, "its labels set admission policy, and workloads are short of pods"))
     if not why:
         return 0.0, []
     score = max(w for w, _ in why)
     if change.pointer.startswith("/metadata/annotations") and kind != "Node":
         score *= 0.3
-    elif change.pointer.startswith("/metadata/") and kind not in ("Node",):
+    elif change.pointer.startswith("/metadata/") and kind not in ("Node", "Namespace"):
         score *= 0.5
     return score, list(dict.fromkeys(text for _, text in sorted(why, key=lambda t: -t[0])))
 
