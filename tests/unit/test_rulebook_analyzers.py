@@ -487,6 +487,7 @@ def test_root_cause_follows_from_the_mechanism() -> None:
         },
         ("Application", "Misconfiguration"): {
             "changed_template",
+            "duplicate_env",
             "bad_image",
             "wrong_program",
             "client_wrong_port",

@@ -281,6 +281,11 @@ def fix_local_traffic_policy(f: Finding, ns: str) -> Plan:
     return Plan("cluster_traffic_policy", f, [patch], note="internalTrafficPolicy Local -> Cluster")
 
 
+def fix_duplicate_env(f: Finding, ns: str) -> Plan:
+    patch = Patch(kind=f.facts["kind"], namespace=ns, name=f.facts["name"], patch_type="json", patch=f.facts["ops"])
+    return Plan("drop_env_duplicates", f, [patch], note="later duplicate env entries removed")
+
+
 RECIPES: dict[str, Recipe] = {
     "service_target_port": fix_target_port,
     "scaled_to_zero": fix_scaled_to_zero,
@@ -303,6 +308,7 @@ RECIPES: dict[str, Recipe] = {
     "host_port_conflict": fix_host_port,
     "dns_policy": fix_dns_policy,
     "local_traffic_policy": fix_local_traffic_policy,
+    "duplicate_env": fix_duplicate_env,
     "recent_change": fix_revert_change,
     "recent_app_change": fix_revert_change,
 }

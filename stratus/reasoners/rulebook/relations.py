@@ -10,7 +10,8 @@ verify and, when the fix follows from the objects alone, the facts a recipe need
 - a NetworkPolicy that denies all traffic to pods that Services route to, while their callers fail;
 - a quota, a LimitRange or an admission webhook that refuses pod creation (reported; the fix is an operator's);
 - objects stuck deleting on a finalizer, init containers that fail, containers of one pod that claim one port;
-- a Service with ``internalTrafficPolicy: Local`` whose clients run on nodes without a local endpoint.
+- a Service with ``internalTrafficPolicy: Local`` whose clients run on nodes without a local endpoint;
+- a container that declares one env name twice (the later value shadows the declared one).
 
 Several analyzers may report on one object (a workload can both request too much CPU and not tolerate a taint):
 each finding has its own mechanism and fix. Nothing here is keyed to a scenario's, a problem's or an application's
@@ -850,6 +851,58 @@ def local_traffic_policy(snap: Snapshot) -> list[Finding]:
     return out
 
 
+def duplicate_env(snap: Snapshot) -> list[Finding]:
+    """A container that declares one env name twice with different values.
+
+    The kubelet builds the environment in order, so the later entry silently shadows the earlier one (the API server
+    only warns). A second entry is how a value gets appended by a patch rather than edited: the fix drops the later
+    duplicates, each guarded by a JSON-patch test of its name and value, so the declared value is the one the
+    program reads again.
+    """
+    out: list[Finding] = []
+    for w in _workloads(snap):
+        for i, c in enumerate(containers(_pod_spec(w))):
+            env = c.get("env") or []
+            first: dict[str, int] = {}
+            later: list[int] = []
+            for j, e in enumerate(env):
+                n = e.get("name")
+                if n in first and (e.get("value"), e.get("valueFrom")) != (
+                    env[first[n]].get("value"),
+                    env[first[n]].get("valueFrom"),
+                ):
+                    later.append(j)
+                first.setdefault(n, j)
+            if not later:
+                continue
+            base = f"/spec/template/spec/containers/{i}/env"
+            ops: list[dict[str, Any]] = []
+            for j in sorted(later, reverse=True):
+                ops.append({"op": "test", "path": f"{base}/{j}/name", "value": env[j].get("name")})
+                if "value" in env[j]:
+                    ops.append({"op": "test", "path": f"{base}/{j}/value", "value": env[j]["value"]})
+                ops.append({"op": "remove", "path": f"{base}/{j}"})
+            shown = ", ".join(
+                f"{env[j].get('name')}={env[first[env[j].get('name')]].get('value')!r} then {env[j].get('value')!r}"
+                for j in later
+            )
+            out.append(
+                Finding(
+                    analyzer="duplicate_env",
+                    mechanism="duplicate_env",
+                    component=snap.component_of(w),
+                    target=f"{_kind(w)}/{name_of(w)}",
+                    confidence=0.7,
+                    evidence=[
+                        f"container {c.get('name')} of {_kind(w)}/{name_of(w)} declares env twice: {shown}",
+                        "the kubelet applies env in order, so the later value shadows the declared one",
+                    ],
+                    facts={"kind": _kind(w), "name": name_of(w), "ops": ops},
+                )
+            )
+    return out
+
+
 RELATIONS: tuple[Analyzer, ...] = (
     service_selects_nothing,
     service_selects_foreign_pods,
@@ -864,5 +917,6 @@ RELATIONS: tuple[Analyzer, ...] = (
     host_port_conflict,
     dns_policy,
     local_traffic_policy,
+    duplicate_env,
 )
 """The relation analyzers, run after the base ones (``analyzers.ANALYZERS``)."""
