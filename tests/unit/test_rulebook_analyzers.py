@@ -470,6 +470,7 @@ def test_root_cause_follows_from_the_mechanism() -> None:
             "host_port_conflict",
             "dns_policy",
             "local_traffic_policy",
+            "rollout_strategy_unsafe",
         },
         ("Virtualization", "Network/Storage Issue"): {"network_policy_deny"},
         ("Virtualization", "Operation Error"): {

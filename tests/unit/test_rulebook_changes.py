@@ -201,3 +201,13 @@ def test_a_pod_security_label_that_refuses_pods_is_put_back_on_the_scope_namespa
     assert isinstance(patch, Patch) and patch.patch == [
         {"op": "replace", "path": "/metadata/labels", "value": {"kubernetes.io/metadata.name": "shop"}}
     ]
+
+
+def test_a_workload_created_since_the_healthy_state_is_not_deleted_because_its_own_pods_fail() -> None:
+    tools, after = now("service-deleted")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    before = healthy("service-deleted")
+    del before.objects["Deployment/shop/api"]  # as if api had been created after the healthy snapshot
+    tied, loose = candidates(before, after, snap)
+    assert "Deployment/shop/api" not in {c.change.key for c in tied}
+    assert "Deployment/shop/api" in {c.key for c in loose}

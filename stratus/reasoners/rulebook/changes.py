@@ -283,12 +283,15 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
     objs = [o for o in (ctx.before.objects.get(change.key), ctx.after.objects.get(change.key)) if o]
     why: list[tuple[float, str]] = []
     if kind in WORKLOADS:
-        if f"{kind}/{name}" in bad.workloads:
+        # A workload created since the last healthy state is blamed only for harm to others (a Service whose
+        # endpoints it took): deleting a new workload because its own pods fail would hide the symptom, not fix it.
+        own = change.op != "created"
+        if own and f"{kind}/{name}" in bad.workloads:
             why.append((0.95, f"{kind}/{name} is short of pods ({bad.workloads[f'{kind}/{name}']})"))
         for o in objs:
             sel = (spec(o).get("selector") or {}).get("matchLabels")
             owned = [p for p in ctx.bad_pods if labels_match(sel, meta(p).get("labels"))]
-            if owned:
+            if owned and own:
                 pod = name_of(owned[0])
                 why.append((0.95, f"it owns pod {pod} ({bad.pods[pod]})"))
             for svc, reason in bad.services.items():

@@ -286,6 +286,13 @@ def fix_duplicate_env(f: Finding, ns: str) -> Plan:
     return Plan("drop_env_duplicates", f, [patch], note="later duplicate env entries removed")
 
 
+def fix_rollout_strategy(f: Finding, ns: str) -> Plan:
+    defaults = {"maxUnavailable": "25%", "maxSurge": "25%"}
+    ops: list[dict[str, Any]] = [{"op": "add", "path": "/spec/strategy/rollingUpdate", "value": defaults}]
+    patch = Patch(kind="Deployment", namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
+    return Plan("rollout_bounds", f, [patch], note="rollingUpdate back to the controller's defaults (25% / 25%)")
+
+
 RECIPES: dict[str, Recipe] = {
     "service_target_port": fix_target_port,
     "scaled_to_zero": fix_scaled_to_zero,
@@ -309,6 +316,7 @@ RECIPES: dict[str, Recipe] = {
     "dns_policy": fix_dns_policy,
     "local_traffic_policy": fix_local_traffic_policy,
     "duplicate_env": fix_duplicate_env,
+    "rollout_strategy_unsafe": fix_rollout_strategy,
     "recent_change": fix_revert_change,
     "recent_app_change": fix_revert_change,
 }

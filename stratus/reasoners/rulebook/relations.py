@@ -11,7 +11,8 @@ verify and, when the fix follows from the objects alone, the facts a recipe need
 - a quota, a LimitRange or an admission webhook that refuses pod creation (reported; the fix is an operator's);
 - objects stuck deleting on a finalizer, init containers that fail, containers of one pod that claim one port;
 - a Service with ``internalTrafficPolicy: Local`` whose clients run on nodes without a local endpoint;
-- a container that declares one env name twice (the later value shadows the declared one).
+- a container that declares one env name twice (the later value shadows the declared one);
+- a RollingUpdate that may take every pod down at once, on a Deployment left with no available pod.
 
 Several analyzers may report on one object (a workload can both request too much CPU and not tolerate a taint):
 each finding has its own mechanism and fix. Nothing here is keyed to a scenario's, a problem's or an application's
@@ -661,16 +662,25 @@ def init_container_failure(snap: Snapshot) -> list[Finding]:
     out: list[Finding] = []
     seen: set[str] = set()
     for pod in snap.live_pods():
-        failing = []
+        failing: list[str] = []
+        hanging: list[str] = []
+        still = False
         for cs in status(pod).get("initContainerStatuses") or []:
             state = cs.get("state") or {}
             reason = (state.get("waiting") or {}).get("reason") or (state.get("terminated") or {}).get("reason")
             code = (state.get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}).get("exitCode")
             if reason in ("CrashLoopBackOff", "Error") or (code not in (None, 0) and not cs.get("ready")):
                 failing.append(str(cs.get("name")))
+            elif "running" in state and not cs.get("ready"):
+                hanging.append(str(cs.get("name")))
+        owner = snap.owner_workload(pod)
+        if not failing and hanging and owner is not None and not status(owner).get("availableReplicas"):
+            # An init container that keeps running while the workload has no available pod at all: pods never
+            # leave Init. Only a fault with history (an older revision without it) is reported below.
+            failing = [f"{n} (still running, never completes)" for n in hanging]
+            still = True
         if not failing:
             continue
-        owner = snap.owner_workload(pod)
         if owner is None or name_of(owner) in seen:
             continue
         seen.add(name_of(owner))
@@ -681,6 +691,8 @@ def init_container_failure(snap: Snapshot) -> list[Finding]:
                 if ((spec(rs).get("template") or {}).get("spec") or {}).get("initContainers") != current:
                     rev = revision(rs) or None
                     break
+        if still and not rev:
+            continue
         out.append(
             Finding(
                 analyzer="init_container_failure",
@@ -903,6 +915,50 @@ def duplicate_env(snap: Snapshot) -> list[Finding]:
     return out
 
 
+def _count(value: Any, replicas: int, round_up: bool) -> int | None:
+    """A rolling-update bound (an int or a percentage of replicas) as a pod count, rounded as the controller does
+    (maxSurge up, maxUnavailable down)."""
+    if isinstance(value, int):
+        return value
+    m = re.fullmatch(r"(\d+)%", str(value or ""))
+    if not m:
+        return None
+    share = int(m.group(1)) * replicas / 100
+    return int(-(-share // 1)) if round_up else int(share)
+
+
+def rollout_strategy_unsafe(snap: Snapshot) -> list[Finding]:
+    """A Deployment whose RollingUpdate may take every pod down at once (maxUnavailable >= replicas, maxSurge 0),
+    while it has no available pod: any failing new revision leaves it with nothing serving. The fix is the
+    controller's default bounds (25% / 25%), so a bad revision stops with old pods still up."""
+    out: list[Finding] = []
+    for w in snap.of("Deployment"):
+        strategy = spec(w).get("strategy") or {}
+        replicas = spec(w).get("replicas", 1)
+        if strategy.get("type", "RollingUpdate") != "RollingUpdate" or not isinstance(replicas, int) or replicas < 1:
+            continue
+        bounds = strategy.get("rollingUpdate") or {}
+        unavailable = _count(bounds.get("maxUnavailable", "25%"), replicas, round_up=False)
+        if unavailable is None or unavailable < replicas or status(w).get("availableReplicas"):
+            continue
+        out.append(
+            Finding(
+                analyzer="rollout_strategy_unsafe",
+                mechanism="rollout_strategy_unsafe",
+                component=snap.component_of(w),
+                target=f"Deployment/{name_of(w)}",
+                confidence=0.6,
+                evidence=[
+                    f"Deployment/{name_of(w)} rolls out with maxUnavailable {bounds.get('maxUnavailable')} of "
+                    f"{replicas} replicas (maxSurge {bounds.get('maxSurge', '25%')}): a rollout may remove every pod",
+                    f"it has 0/{replicas} available",
+                ],
+                facts={"name": name_of(w), "old": bounds},
+            )
+        )
+    return out
+
+
 RELATIONS: tuple[Analyzer, ...] = (
     service_selects_nothing,
     service_selects_foreign_pods,
@@ -918,5 +974,6 @@ RELATIONS: tuple[Analyzer, ...] = (
     dns_policy,
     local_traffic_policy,
     duplicate_env,
+    rollout_strategy_unsafe,
 )
 """The relation analyzers, run after the base ones (``analyzers.ANALYZERS``)."""
