@@ -832,7 +832,7 @@ def local_traffic_policy(snap: Snapshot) -> list[Finding]:
         if spec(svc).get("internalTrafficPolicy") != "Local" or not spec(svc).get("selector"):
             continue
         backends = snap.pods_selected_by(svc)
-        local = {spec(p).get("nodeName") for p in backends if spec(p).get("nodeName") and not pod_problems(p)}
+        local = {str(spec(p).get("nodeName")) for p in backends if spec(p).get("nodeName") and not pod_problems(p)}
         if not local:
             continue  # no ready endpoint anywhere: another fault, which another analyzer reads
         name = name_of(svc)
