@@ -211,3 +211,19 @@ def test_a_workload_created_since_the_healthy_state_is_not_deleted_because_its_o
     tied, loose = candidates(before, after, snap)
     assert "Deployment/shop/api" not in {c.change.key for c in tied}
     assert "Deployment/shop/api" in {c.key for c in loose}
+
+
+def test_a_new_service_without_endpoints_and_its_new_workload_are_not_deleted() -> None:
+    tools, after = now("service-deleted")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    before = healthy("service-deleted")
+    for key in ("Deployment/shop/api", "Service/shop/db"):
+        before.objects.pop(key, None)
+    after.objects["Service/shop/api"] = {
+        "kind": "Service",
+        "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {"selector": {"app": "api"}},
+    }
+    snap.objects.setdefault("Service", []).append(after.objects["Service/shop/api"])
+    tied, _ = candidates(before, after, snap)
+    assert not {c.change.key for c in tied} & {"Deployment/shop/api", "Service/shop/api"}

@@ -296,8 +296,12 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
                 why.append((0.95, f"it owns pod {pod} ({bad.pods[pod]})"))
             for svc, reason in bad.services.items():
                 old_svc = ctx.before.objects.get(f"Service/{snap.namespace}/{svc}") or snap.get("Service", svc) or {}
+                if not own and f"Service/{snap.namespace}/{svc}" not in ctx.before.objects:
+                    continue  # a new workload and a new Service: neither harms what ran before
                 if labels_match(spec(old_svc).get("selector"), _template_labels(o)):
                     why.append((0.9, f"Service/{svc} ({reason}) selected its pods"))
+    elif kind == "Service" and change.op == "created":
+        pass  # a new Service routes to pods but cannot make them unhealthy: deleting it would only hide its symptom
     elif kind == "Service":
         if name in bad.services:
             why.append((1.0, f"Service/{name} has {bad.services[name]}"))
