@@ -489,6 +489,7 @@ def test_root_cause_follows_from_the_mechanism() -> None:
         ("Application", "Misconfiguration"): {
             "changed_template",
             "duplicate_env",
+            "env_address_wrong_port",
             "bad_image",
             "wrong_program",
             "client_wrong_port",

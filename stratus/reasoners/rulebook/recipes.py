@@ -293,6 +293,17 @@ def fix_rollout_strategy(f: Finding, ns: str) -> Plan:
     return Plan("rollout_bounds", f, [patch], note="rollingUpdate back to the controller's defaults (25% / 25%)")
 
 
+def fix_env_address(f: Finding, ns: str) -> Plan | None:
+    if not f.facts.get("new"):
+        return None
+    ops: list[dict[str, Any]] = [
+        {"op": "test", "path": f.facts["path"], "value": f.facts["old"]},
+        {"op": "replace", "path": f.facts["path"], "value": f.facts["new"]},
+    ]
+    patch = Patch(kind=f.facts["kind"], namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
+    return Plan("env_address_port", f, [patch], note=f"{f.facts['old']} -> {f.facts['new']}")
+
+
 RECIPES: dict[str, Recipe] = {
     "service_target_port": fix_target_port,
     "scaled_to_zero": fix_scaled_to_zero,
@@ -316,6 +327,7 @@ RECIPES: dict[str, Recipe] = {
     "dns_policy": fix_dns_policy,
     "local_traffic_policy": fix_local_traffic_policy,
     "duplicate_env": fix_duplicate_env,
+    "env_address_wrong_port": fix_env_address,
     "rollout_strategy_unsafe": fix_rollout_strategy,
     "recent_change": fix_revert_change,
     "recent_app_change": fix_revert_change,

@@ -12,7 +12,8 @@ verify and, when the fix follows from the objects alone, the facts a recipe need
 - objects stuck deleting on a finalizer, init containers that fail, containers of one pod that claim one port;
 - a Service with ``internalTrafficPolicy: Local`` whose clients run on nodes without a local endpoint;
 - a container that declares one env name twice (the later value shadows the declared one);
-- a RollingUpdate that may take every pod down at once, on a Deployment left with no available pod.
+- a RollingUpdate that may take every pod down at once, on a Deployment left with no available pod;
+- an env address ``service:port`` on a port the Service does not expose.
 
 Several analyzers may report on one object (a workload can both request too much CPU and not tolerate a taint):
 each finding has its own mechanism and fix. Nothing here is keyed to a scenario's, a problem's or an application's
@@ -959,6 +960,62 @@ def rollout_strategy_unsafe(snap: Snapshot) -> list[Finding]:
     return out
 
 
+_ADDRESS = re.compile(
+    r"^(?P<scheme>[a-z][a-z0-9+.-]*://)?(?P<host>[a-z0-9-]+)(?P<domain>(\.[a-z0-9-]+)*):(?P<port>\d+)(?P<rest>/.*)?$"
+)
+
+
+def env_address_wrong_port(snap: Snapshot) -> list[Finding]:
+    """An env value ``host:port`` that names a Service of the namespace on a port the Service does not expose.
+
+    A Service's cluster IP answers only on its declared ports (kube-proxy has no rule for any other), so the client
+    dials nothing. Headless Services are left out (their names resolve to the pods, which answer on their own
+    ports), and so is a port a backend pod declares. The fix puts the Service's port in the value, when the Service
+    has exactly one."""
+    out: list[Finding] = []
+    for w in _workloads(snap):
+        for i, c in enumerate(containers(_pod_spec(w))):
+            for j, e in enumerate(c.get("env") or []):
+                m = _ADDRESS.match(str(e.get("value", "")))
+                if "value" not in e or not m:
+                    continue
+                svc = snap.get("Service", m.group("host"))
+                domain = m.group("domain")
+                if svc is None or (domain and not domain.startswith(f".{snap.namespace}")):
+                    continue
+                if spec(svc).get("clusterIP") == "None" or not spec(svc).get("selector"):
+                    continue
+                ports = [p.get("port") for p in spec(svc).get("ports") or [] if p.get("port")]
+                port = int(m.group("port"))
+                declared = {
+                    p.get("containerPort")
+                    for b in snap.pods_selected_by(svc)
+                    for cc in containers(spec(b))
+                    for p in cc.get("ports") or []
+                }
+                if not ports or port in ports or port in declared:
+                    continue
+                fixable = len(ports) == 1
+                value = str(e["value"])
+                new = value[: m.start("port")] + str(ports[0]) + value[m.end("port") :] if fixable else None
+                path = f"/spec/template/spec/containers/{i}/env/{j}/value"
+                out.append(
+                    Finding(
+                        analyzer="env_address_wrong_port",
+                        mechanism="env_address_wrong_port",
+                        component=snap.component_of(w),
+                        target=f"{_kind(w)}/{name_of(w)}",
+                        confidence=0.75 if fixable else 0.4,
+                        evidence=[
+                            f"container {c.get('name')} of {_kind(w)}/{name_of(w)} has {e.get('name')}={value}",
+                            f"Service/{name_of(svc)} exposes only port(s) {sorted(ports)}: nothing answers on {port}",
+                        ],
+                        facts={"kind": _kind(w), "name": name_of(w), "path": path, "old": value, "new": new},
+                    )
+                )
+    return out
+
+
 RELATIONS: tuple[Analyzer, ...] = (
     service_selects_nothing,
     service_selects_foreign_pods,
@@ -975,5 +1032,6 @@ RELATIONS: tuple[Analyzer, ...] = (
     local_traffic_policy,
     duplicate_env,
     rollout_strategy_unsafe,
+    env_address_wrong_port,
 )
 """The relation analyzers, run after the base ones (``analyzers.ANALYZERS``)."""
