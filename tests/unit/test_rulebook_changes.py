@@ -227,3 +227,11 @@ def test_a_new_service_without_endpoints_and_its_new_workload_are_not_deleted() 
     snap.objects.setdefault("Service", []).append(after.objects["Service/shop/api"])
     tied, _ = candidates(before, after, snap)
     assert not {c.change.key for c in tied} & {"Deployment/shop/api", "Service/shop/api"}
+
+
+def test_a_created_quota_named_by_the_refusal_is_deleted() -> None:
+    tools, after = now("quota-created")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, _ = candidates(healthy("quota-created"), after, snap)
+    assert tied[0].change.key == "ResourceQuota/shop/mem-cap" and tied[0].score >= 0.9
+    assert isinstance(tied[0].actions[0], Delete)

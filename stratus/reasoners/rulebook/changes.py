@@ -342,6 +342,14 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
         if bad.unscheduled:
             why.append((0.8, f"pods wait to be scheduled ({', '.join(bad.unscheduled[:2])})"))
     elif kind in ("ResourceQuota", "LimitRange"):
+        # The admission plugins name what refused a pod: the quota by name, a LimitRange by its per-object bound.
+        quota = re.compile(rf"(failed|exceeded) quota: {re.escape(name)}[:,]")
+        for e in snap.events:
+            text = str(e.get("message", ""))
+            named = quota.search(text) if kind == "ResourceQuota" else re.search(r"usage per (Container|Pod) is", text)
+            if named:
+                why.append((0.95, f"pod creation is refused at admission: {text[:160]}"))
+                break
         if bad.workloads or bad.unscheduled:
             why.append((0.6, "workloads in the namespace are short of pods"))
     elif kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
