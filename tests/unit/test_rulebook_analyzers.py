@@ -471,6 +471,7 @@ def test_root_cause_follows_from_the_mechanism() -> None:
             "dns_policy",
             "local_traffic_policy",
             "rollout_strategy_unsafe",
+            "liveness_kills",
         },
         ("Virtualization", "Network/Storage Issue"): {"network_policy_deny"},
         ("Virtualization", "Operation Error"): {

@@ -313,7 +313,8 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
                 why.append((0.7, f"it selects pod {name_of(picked[0])} ({bad.pods[name_of(picked[0])]})"))
     elif kind in ("ConfigMap", "Secret"):
         refs = ctx.refs[0] if kind == "ConfigMap" else ctx.refs[1]
-        if name in refs:
+        # Deleting a ConfigMap or Secret created since the healthy state cannot help the pods that read it.
+        if name in refs and change.op != "created":
             why.append((0.85, f"unhealthy pods reference {kind}/{name} (env or volume)"))
     elif kind == "PersistentVolumeClaim":
         if name in bad.claims:

@@ -304,6 +304,11 @@ def fix_env_address(f: Finding, ns: str) -> Plan | None:
     return Plan("env_address_port", f, [patch], note=f"{f.facts['old']} -> {f.facts['new']}")
 
 
+def fix_liveness(f: Finding, ns: str) -> Plan:
+    patch = Patch(kind="Deployment", namespace=ns, name=f.facts["name"], patch_type="json", patch=f.facts["ops"])
+    return Plan("liveness_from_history", f, [patch], note=f"liveness probe as in revision {f.facts['revision']}")
+
+
 RECIPES: dict[str, Recipe] = {
     "service_target_port": fix_target_port,
     "scaled_to_zero": fix_scaled_to_zero,
@@ -329,6 +334,7 @@ RECIPES: dict[str, Recipe] = {
     "duplicate_env": fix_duplicate_env,
     "env_address_wrong_port": fix_env_address,
     "rollout_strategy_unsafe": fix_rollout_strategy,
+    "liveness_kills": fix_liveness,
     "recent_change": fix_revert_change,
     "recent_app_change": fix_revert_change,
 }

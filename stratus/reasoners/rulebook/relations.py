@@ -13,7 +13,8 @@ verify and, when the fix follows from the objects alone, the facts a recipe need
 - a Service with ``internalTrafficPolicy: Local`` whose clients run on nodes without a local endpoint;
 - a container that declares one env name twice (the later value shadows the declared one);
 - a RollingUpdate that may take every pod down at once, on a Deployment left with no available pod;
-- an env address ``service:port`` on a port the Service does not expose.
+- an env address ``service:port`` on a port the Service does not expose;
+- a liveness probe that keeps killing pods, changed since an older revision of the Deployment.
 
 Several analyzers may report on one object (a workload can both request too much CPU and not tolerate a taint):
 each finding has its own mechanism and fix. Nothing here is keyed to a scenario's, a problem's or an application's
@@ -39,6 +40,7 @@ from stratus.reasoners.rulebook.snapshot import (
     labels_match,
     meta,
     name_of,
+    restarts,
     revision,
     spec,
     status,
@@ -1016,6 +1018,59 @@ def env_address_wrong_port(snap: Snapshot) -> list[Finding]:
     return out
 
 
+def liveness_kills(snap: Snapshot) -> list[Finding]:
+    """Pods the kubelet keeps killing on a liveness probe (``Unhealthy``: Liveness probe failed, restarts) whose
+    probe differs from the one an older revision of the Deployment ran with: the probe is put back as it was (a probe
+    that kills a container before it can answer makes it restart forever, however healthy the program is)."""
+    out: list[Finding] = []
+    for w in snap.of("Deployment"):
+        pods = [p for p in snap.pods_of(w) if restarts(p) > 0 and pod_problems(p)]
+        killed = [
+            p
+            for p in pods
+            if any(
+                e.get("reason") == "Unhealthy" and str(e.get("message", "")).startswith("Liveness probe failed")
+                for e in snap.events_for("Pod", name_of(p))
+            )
+        ]
+        if not killed:
+            continue
+        current = containers(_pod_spec(w))
+        for rs in sorted(snap.replicasets_of(w), key=revision, reverse=True):
+            old = containers(((spec(rs).get("template") or {}).get("spec")) or {})
+            by_name = {c.get("name"): c for c in old}
+            ops = [
+                {
+                    "op": "replace" if "livenessProbe" in c else "add",
+                    "path": f"/spec/template/spec/containers/{i}/livenessProbe",
+                    "value": by_name[c.get("name")]["livenessProbe"],
+                }
+                for i, c in enumerate(current)
+                if c.get("name") in by_name
+                and by_name[c.get("name")].get("livenessProbe")
+                and by_name[c.get("name")].get("livenessProbe") != c.get("livenessProbe")
+            ]
+            if not ops:
+                continue
+            out.append(
+                Finding(
+                    analyzer="liveness_kills",
+                    mechanism="liveness_kills",
+                    component=snap.component_of(w),
+                    target=f"Deployment/{name_of(w)}",
+                    confidence=0.7,
+                    evidence=[
+                        f"pod {name_of(killed[0])} is killed by its liveness probe (Unhealthy: Liveness probe failed)"
+                        f" and restarted {restarts(killed[0])} times",
+                        f"revision {revision(rs)} ran with another liveness probe: {ops[0]['value']}",
+                    ],
+                    facts={"name": name_of(w), "ops": ops, "revision": revision(rs)},
+                )
+            )
+            break
+    return out
+
+
 RELATIONS: tuple[Analyzer, ...] = (
     service_selects_nothing,
     service_selects_foreign_pods,
@@ -1033,5 +1088,6 @@ RELATIONS: tuple[Analyzer, ...] = (
     duplicate_env,
     rollout_strategy_unsafe,
     env_address_wrong_port,
+    liveness_kills,
 )
 """The relation analyzers, run after the base ones (``analyzers.ANALYZERS``)."""
