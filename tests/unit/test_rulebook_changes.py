@@ -235,3 +235,15 @@ def test_a_created_quota_named_by_the_refusal_is_deleted() -> None:
     tied, _ = candidates(healthy("quota-created"), after, snap)
     assert tied[0].change.key == "ResourceQuota/shop/mem-cap" and tied[0].score >= 0.9
     assert isinstance(tied[0].actions[0], Delete)
+
+
+def test_with_every_pod_ready_a_change_to_what_runs_is_a_candidate_and_other_changes_are_not() -> None:
+    tools, after = now("env-removed-silent")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, loose = candidates(healthy("env-removed-silent"), after, snap)
+    assert [(c.change.key, c.change.pointer) for c in tied] == [
+        ("Deployment/shop/web", "/spec/template/spec/containers/0/env")
+    ]
+    (patch,) = tied[0].actions
+    assert isinstance(patch, Patch) and patch.patch[0]["value"][-1] == {"name": "CART_ADDR", "value": "cart:8080"}
+    assert "ConfigMap/shop/unrelated" in {c.key for c in loose}

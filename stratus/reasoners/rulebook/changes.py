@@ -503,7 +503,7 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
     bad = unhealthy(snap)
     changes = diff(before, after)
     if not bad:
-        return [], changes
+        return _silent_candidates(changes), [c for c in changes if not _silent_suspect(c)]
     ctx = _Context.build(snap, bad, before, after)
     tied: list[Candidate] = []
     loose: list[Change] = []
@@ -528,6 +528,23 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
         tied.append(Candidate(ch, round(score, 3), why, actions))
     tied.sort(key=lambda c: (-c.score, c.change.key, c.change.pointer))
     return tied[:MAX_CANDIDATES], loose
+
+
+def _silent_suspect(change: Change) -> bool:
+    """A change to what a workload runs (a container's program fields) or to a Service's routing: the usual causes
+    of an incident seen only in the SLOs, while every pod is Ready and every Service has endpoints."""
+    if not change.revertable or change.op != "changed":
+        return False
+    if change.kind in WORKLOADS:
+        return "/containers/" in change.pointer and change.pointer.rsplit("/", 1)[-1] in APP_FIELDS | {"ports"}
+    return change.kind == "Service" and change.pointer.startswith("/spec/")
+
+
+def _silent_candidates(changes: list[Change]) -> list[Candidate]:
+    """With nothing unhealthy in Kubernetes terms, the suspect changes, each a revert to try alone: TNR undoes a
+    revert that does not lower the SLO violations, and the next is tried."""
+    why = "no object is unhealthy (the incident shows in the SLOs only): a change to what runs is the likeliest cause"
+    return [Candidate(c, 0.65, [why], revert_actions(c)) for c in changes if _silent_suspect(c)][:MAX_CANDIDATES]
 
 
 def _env_consumers(change: Change, ctx: _Context) -> list[Action]:
