@@ -247,3 +247,17 @@ def test_with_every_pod_ready_a_change_to_what_runs_is_a_candidate_and_other_cha
     (patch,) = tied[0].actions
     assert isinstance(patch, Patch) and patch.patch[0]["value"][-1] == {"name": "CART_ADDR", "value": "cart:8080"}
     assert "ConfigMap/shop/unrelated" in {c.key for c in loose}
+
+
+def test_with_every_pod_ready_a_created_network_policy_is_a_candidate() -> None:
+    tools, after = now("env-removed-silent")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    key = "NetworkPolicy/shop/deny-web"
+    after.objects[key] = {
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "deny-web", "namespace": "shop"},
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress", "Egress"]},
+    }
+    tied, _ = candidates(healthy("env-removed-silent"), after, snap)
+    policy = next(c for c in tied if c.change.key == key)
+    assert isinstance(policy.actions[0], Delete)

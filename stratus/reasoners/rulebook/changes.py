@@ -531,8 +531,11 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
 
 
 def _silent_suspect(change: Change) -> bool:
-    """A change to what a workload runs (a container's program fields) or to a Service's routing: the usual causes
-    of an incident seen only in the SLOs, while every pod is Ready and every Service has endpoints."""
+    """A change to what a workload runs (a container's program fields), to a Service's routing, or a NetworkPolicy
+    created or changed: the usual causes of an incident seen only in the SLOs, while every pod is Ready and every
+    Service has endpoints."""
+    if change.revertable and change.kind == "NetworkPolicy" and change.op in ("created", "changed"):
+        return True  # a policy can only take traffic away: pods stay Ready while their calls time out
     if not change.revertable or change.op != "changed":
         return False
     if change.kind in WORKLOADS:
