@@ -58,8 +58,10 @@ CLUSTER_KINDS = (
     "PersistentVolume",
     "MutatingWebhookConfiguration",
     "ValidatingWebhookConfiguration",
+    "Namespace",
 )
-"""Cluster-scoped kinds a scope depends on."""
+"""Cluster-scoped kinds a scope depends on (of the Namespaces, only the scope's own: its labels set admission
+policy, e.g. Pod Security levels)."""
 
 MAX_OBJECTS = 2000
 CONFIGMAP_INLINE_BYTES = 4096
@@ -218,6 +220,8 @@ async def capture(lister: ObjectLister, scope: str, mu: float = 0.0, now: float 
         snap.kinds.append(kind)
         for obj in read[kind]:
             if kind == "PersistentVolume" and not _pv_in_scope(obj, scope, claims):
+                continue
+            if kind == "Namespace" and (obj.get("metadata") or {}).get("name") != scope:
                 continue
             if (obj.get("metadata") or {}).get("deletionTimestamp"):
                 continue

@@ -31,7 +31,11 @@ from tests.fixtures_apps import engine_fixture
 UNSEEN = Path(os.environ.get("STRATUS_UNSEEN_DIR") or Path(__file__).parents[1] / "data" / "unseen")
 """The scenario folder to measure (``STRATUS_UNSEEN_DIR``, e.g. the arena's SREGym catalogue); default the data here."""
 REGISTRY = Registry([UNSEEN])
-MITIGATION = sorted(pid for pid, (_, task) in REGISTRY.by_id.items() if task == "mitigation")
+ONLY = {p.strip() for p in os.environ.get("STRATUS_UNSEEN_ONLY", "").split(",") if p.strip()}
+"""``STRATUS_UNSEEN_ONLY``: comma-separated scenario ids to run (default every mitigation id of the folder)."""
+MITIGATION = sorted(
+    pid for pid, (_, task) in REGISTRY.by_id.items() if task == "mitigation" and (not ONLY or pid in ONLY)
+)
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
@@ -118,6 +122,8 @@ async def test_unseen(
             assert record["tnr"], "TNR violated"
     finally:
         RESULTS.append(record)
+        with (Path("var/e2e") / "unseen-results.jsonl").open("a") as out:  # each row as it ends, for partial runs
+            out.write(json.dumps(record) + "\n")
         await timeline.stop()
         engine.recover(scenario)
         healthy(engine, scenario.app, redeploy_after=60)

@@ -469,6 +469,9 @@ def test_root_cause_follows_from_the_mechanism() -> None:
             "limit_range_violation",
             "host_port_conflict",
             "dns_policy",
+            "local_traffic_policy",
+            "rollout_strategy_unsafe",
+            "liveness_kills",
         },
         ("Virtualization", "Network/Storage Issue"): {"network_policy_deny"},
         ("Virtualization", "Operation Error"): {
@@ -486,6 +489,8 @@ def test_root_cause_follows_from_the_mechanism() -> None:
         },
         ("Application", "Misconfiguration"): {
             "changed_template",
+            "duplicate_env",
+            "env_address_wrong_port",
             "bad_image",
             "wrong_program",
             "client_wrong_port",

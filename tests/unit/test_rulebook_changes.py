@@ -170,3 +170,94 @@ def test_history_beats_inference_once_then_the_analyzer_fix_runs() -> None:
     second = CaseTools(case)
     asyncio.run(reasoner.mitigate(mitigate_request("ns1", reflections=[reflection]), second))
     assert second.executed[0].patch[0] == {"op": "test", "path": "/spec/selector", "value": {"svc": "geo-v2"}}  # type: ignore[attr-defined]
+
+
+def test_a_deleted_service_whose_pods_still_run_is_recreated_and_its_crashed_clients_restarted() -> None:
+    tools, after = now("service-deleted")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, _ = candidates(healthy("service-deleted"), after, snap)
+    assert tied and tied[0].change.key == "Service/shop/db" and tied[0].change.op == "deleted"
+    create, *rest = tied[0].actions
+    assert isinstance(create, Create) and create.manifest["spec"]["selector"] == {"app": "db"}
+    assert [(a.verb, a.target) for a in rest] == [("rollout_restart", "Deployment/shop/api")]
+
+
+def test_a_created_webhook_named_by_the_refusals_is_deleted_and_one_for_another_namespace_is_not() -> None:
+    tools, after = now("webhook-created")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, loose = candidates(healthy("webhook-created"), after, snap)
+    assert [c.change.key for c in tied] == ["ValidatingWebhookConfiguration/pod-guard"]
+    assert tied[0].score >= 0.9 and isinstance(tied[0].actions[0], Delete)
+    assert "ValidatingWebhookConfiguration/elsewhere" in {c.key for c in loose}
+
+
+def test_a_pod_security_label_that_refuses_pods_is_put_back_on_the_scope_namespace_only() -> None:
+    tools, after = now("namespace-pod-security")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    assert "Namespace/other" not in after.objects
+    tied, _ = candidates(healthy("namespace-pod-security"), after, snap)
+    assert [(c.change.key, c.change.pointer) for c in tied] == [("Namespace/shop", "/metadata/labels")]
+    (patch,) = tied[0].actions
+    assert isinstance(patch, Patch) and patch.patch == [
+        {"op": "replace", "path": "/metadata/labels", "value": {"kubernetes.io/metadata.name": "shop"}}
+    ]
+
+
+def test_a_workload_created_since_the_healthy_state_is_not_deleted_because_its_own_pods_fail() -> None:
+    tools, after = now("service-deleted")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    before = healthy("service-deleted")
+    del before.objects["Deployment/shop/api"]  # as if api had been created after the healthy snapshot
+    tied, loose = candidates(before, after, snap)
+    assert "Deployment/shop/api" not in {c.change.key for c in tied}
+    assert "Deployment/shop/api" in {c.key for c in loose}
+
+
+def test_a_new_service_without_endpoints_and_its_new_workload_are_not_deleted() -> None:
+    tools, after = now("service-deleted")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    before = healthy("service-deleted")
+    for key in ("Deployment/shop/api", "Service/shop/db"):
+        before.objects.pop(key, None)
+    after.objects["Service/shop/api"] = {
+        "kind": "Service",
+        "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {"selector": {"app": "api"}},
+    }
+    snap.objects.setdefault("Service", []).append(after.objects["Service/shop/api"])
+    tied, _ = candidates(before, after, snap)
+    assert not {c.change.key for c in tied} & {"Deployment/shop/api", "Service/shop/api"}
+
+
+def test_a_created_quota_named_by_the_refusal_is_deleted() -> None:
+    tools, after = now("quota-created")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, _ = candidates(healthy("quota-created"), after, snap)
+    assert tied[0].change.key == "ResourceQuota/shop/mem-cap" and tied[0].score >= 0.9
+    assert isinstance(tied[0].actions[0], Delete)
+
+
+def test_with_every_pod_ready_a_change_to_what_runs_is_a_candidate_and_other_changes_are_not() -> None:
+    tools, after = now("env-removed-silent")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, loose = candidates(healthy("env-removed-silent"), after, snap)
+    assert [(c.change.key, c.change.pointer) for c in tied] == [
+        ("Deployment/shop/web", "/spec/template/spec/containers/0/env")
+    ]
+    (patch,) = tied[0].actions
+    assert isinstance(patch, Patch) and patch.patch[0]["value"][-1] == {"name": "CART_ADDR", "value": "cart:8080"}
+    assert "ConfigMap/shop/unrelated" in {c.key for c in loose}
+
+
+def test_with_every_pod_ready_a_created_network_policy_is_a_candidate() -> None:
+    tools, after = now("env-removed-silent")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    key = "NetworkPolicy/shop/deny-web"
+    after.objects[key] = {
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "deny-web", "namespace": "shop"},
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress", "Egress"]},
+    }
+    tied, _ = candidates(healthy("env-removed-silent"), after, snap)
+    policy = next(c for c in tied if c.change.key == key)
+    assert isinstance(policy.actions[0], Delete)

@@ -74,6 +74,11 @@ ROOT_CAUSES: dict[str, RootCause] = {
     "container_port_clash": _rc("Application", "Misconfiguration"),  # two containers of a pod on one port
     "host_port_conflict": _rc("Virtualization", "Misconfiguration"),  # a hostPort taken on every node
     "dns_policy": _rc("Virtualization", "Misconfiguration"),  # pods bypass the cluster DNS and resolve nothing
+    "local_traffic_policy": _rc("Virtualization", "Misconfiguration"),  # clients on nodes without a local endpoint
+    "duplicate_env": _rc("Application", "Misconfiguration"),  # a later env entry shadows the declared value
+    "env_address_wrong_port": _rc("Application", "Misconfiguration"),  # env dials a port the Service lacks
+    "rollout_strategy_unsafe": _rc("Virtualization", "Misconfiguration"),  # a rollout may remove every pod
+    "liveness_kills": _rc("Virtualization", "Misconfiguration"),  # a liveness probe kills pods before ready
     # Changes since the last healthy state (``changes``): the orchestrator's objects, or the program and its config.
     "recent_change": _rc("Virtualization", "Misconfiguration"),
     "recent_app_change": _rc("Application", "Misconfiguration"),

@@ -17,6 +17,7 @@ by the unit's path, never by a name: the ranking knows relations, not faults.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -282,28 +283,38 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
     objs = [o for o in (ctx.before.objects.get(change.key), ctx.after.objects.get(change.key)) if o]
     why: list[tuple[float, str]] = []
     if kind in WORKLOADS:
-        if f"{kind}/{name}" in bad.workloads:
+        # A workload created since the last healthy state is blamed only for harm to others (a Service whose
+        # endpoints it took): deleting a new workload because its own pods fail would hide the symptom, not fix it.
+        own = change.op != "created"
+        if own and f"{kind}/{name}" in bad.workloads:
             why.append((0.95, f"{kind}/{name} is short of pods ({bad.workloads[f'{kind}/{name}']})"))
         for o in objs:
             sel = (spec(o).get("selector") or {}).get("matchLabels")
             owned = [p for p in ctx.bad_pods if labels_match(sel, meta(p).get("labels"))]
-            if owned:
+            if owned and own:
                 pod = name_of(owned[0])
                 why.append((0.95, f"it owns pod {pod} ({bad.pods[pod]})"))
             for svc, reason in bad.services.items():
                 old_svc = ctx.before.objects.get(f"Service/{snap.namespace}/{svc}") or snap.get("Service", svc) or {}
+                if not own and f"Service/{snap.namespace}/{svc}" not in ctx.before.objects:
+                    continue  # a new workload and a new Service: neither harms what ran before
                 if labels_match(spec(old_svc).get("selector"), _template_labels(o)):
                     why.append((0.9, f"Service/{svc} ({reason}) selected its pods"))
+    elif kind == "Service" and change.op == "created":
+        pass  # a new Service routes to pods but cannot make them unhealthy: deleting it would only hide its symptom
     elif kind == "Service":
         if name in bad.services:
             why.append((1.0, f"Service/{name} has {bad.services[name]}"))
+        if change.op == "deleted" and (bad.pods or bad.workloads):
+            why += _deleted_service_ties(change, ctx)
         for o in objs:
             picked = [p for p in ctx.bad_pods if labels_match(spec(o).get("selector"), meta(p).get("labels"))]
             if picked:
                 why.append((0.7, f"it selects pod {name_of(picked[0])} ({bad.pods[name_of(picked[0])]})"))
     elif kind in ("ConfigMap", "Secret"):
         refs = ctx.refs[0] if kind == "ConfigMap" else ctx.refs[1]
-        if name in refs:
+        # Deleting a ConfigMap or Secret created since the healthy state cannot help the pods that read it.
+        if name in refs and change.op != "created":
             why.append((0.85, f"unhealthy pods reference {kind}/{name} (env or volume)"))
     elif kind == "PersistentVolumeClaim":
         if name in bad.claims:
@@ -332,18 +343,107 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
         if bad.unscheduled:
             why.append((0.8, f"pods wait to be scheduled ({', '.join(bad.unscheduled[:2])})"))
     elif kind in ("ResourceQuota", "LimitRange"):
+        # The admission plugins name what refused a pod: the quota by name, a LimitRange by its per-object bound.
+        quota = re.compile(rf"(failed|exceeded) quota: {re.escape(name)}[:,]")
+        for e in snap.events:
+            text = str(e.get("message", ""))
+            named = quota.search(text) if kind == "ResourceQuota" else re.search(r"usage per (Container|Pod) is", text)
+            if named:
+                why.append((0.95, f"pod creation is refused at admission: {text[:160]}"))
+                break
         if bad.workloads or bad.unscheduled:
             why.append((0.6, "workloads in the namespace are short of pods"))
-    elif kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration") and bad.workloads:
-        why.append((0.5, "workloads are short of pods, and admission runs on every pod created"))
+    elif kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        why += _webhook_ties(kind, objs, ctx)
+    elif kind == "Namespace" and name == snap.namespace and change.pointer.startswith("/metadata/labels"):
+        refused = next(
+            (str(e.get("message", "")) for e in snap.events if "violates PodSecurity" in str(e.get("message", ""))),
+            None,
+        )
+        if refused is not None:
+            why.append((0.95, f"its labels set the Pod Security level, and pod creation is refused: {refused[:160]}"))
+        elif bad.workloads:
+            why.append((0.5, "its labels set admission policy, and workloads are short of pods"))
     if not why:
         return 0.0, []
     score = max(w for w, _ in why)
     if change.pointer.startswith("/metadata/annotations") and kind != "Node":
         score *= 0.3
-    elif change.pointer.startswith("/metadata/") and kind not in ("Node",):
+    elif change.pointer.startswith("/metadata/") and kind not in ("Node", "Namespace"):
         score *= 0.5
     return score, list(dict.fromkeys(text for _, text in sorted(why, key=lambda t: -t[0])))
+
+
+def _webhook_ties(kind: str, objs: list[Obj], ctx: _Context) -> list[tuple[float, str]]:
+    """An admission webhook is tied when the controllers' events name it refusing pods, or when it intercepts pod
+    creation in this namespace (its rules, namespace and object selectors) while pods created here are unhealthy."""
+    bad, out = ctx.bad, []
+    names = {str(h.get("name")) for o in objs for h in o.get("webhooks") or [] if h.get("name")}
+    for e in ctx.snap.events:
+        text = str(e.get("message", ""))
+        hit = next((n for n in sorted(names) if f'webhook "{n}"' in text), None)
+        if hit is not None:
+            out.append((0.95, f'events name webhook "{hit}": {text[:160]}'))
+            break
+    hooks = [h for o in objs for h in o.get("webhooks") or [] if _intercepts_pods(h, ctx.snap.namespace)]
+    hit_pod = next(
+        (
+            p
+            for p in ctx.bad_pods
+            for h in hooks
+            if _selects(h.get("objectSelector") or {}, meta(p).get("labels") or {})
+        ),
+        None,
+    )
+    if hit_pod is not None:
+        why = "mutates" if kind.startswith("Mutating") else "admits"
+        out.append((0.7, f"it {why} every pod created in the namespace, and pod {name_of(hit_pod)} is unhealthy"))
+    elif hooks and (bad.workloads or bad.unscheduled):
+        out.append((0.5, "workloads are short of pods, and it intercepts every pod created in the namespace"))
+    return out
+
+
+def _intercepts_pods(hook: Obj, namespace: str) -> bool:
+    """Whether a webhook's rules cover pod CREATE and its namespaceSelector can match the namespace (only the label
+    every namespace carries, ``kubernetes.io/metadata.name``, is known here; other required labels count as unknown,
+    so not matching)."""
+    covers = any(
+        ("pods" in (r.get("resources") or []) or "*" in (r.get("resources") or []))
+        and ({"CREATE", "*"} & set(r.get("operations") or []))
+        for r in hook.get("rules") or []
+    )
+    return covers and _selects(hook.get("namespaceSelector") or {}, {"kubernetes.io/metadata.name": namespace})
+
+
+def _deleted_service_ties(change: Change, ctx: _Context) -> list[tuple[float, str]]:
+    """A Service deleted while the pods it routed to still run: its name no longer resolves (NXDOMAIN) and its cluster
+    IP is gone, so every client that dials it fails, although nothing about the backends changed."""
+    name, out = change.name, []
+    host = re.compile(rf"(?<![\w.-]){re.escape(name)}(?=$|[:./\s\"'])")
+    for pod in ctx.bad_pods:
+        mentioned = any(host.search(t) for t in _spec_texts(spec(pod))) or host.search(ctx.snap.pod_logs(pod))
+        if mentioned:
+            out.append((0.9, f"unhealthy pod {name_of(pod)} names {name} as a host (env, args or logs)"))
+            break
+    selector = spec(change.old or {}).get("selector")
+    backends = [p for p in ctx.snap.live_pods() if selector and labels_match(selector, meta(p).get("labels"))]
+    if backends:
+        out.append(
+            (
+                0.6,
+                f"the pods it routed to still run ({name_of(backends[0])}) but the name is gone, "
+                "while pods in the namespace are unhealthy",
+            )
+        )
+    return out
+
+
+def _spec_texts(pod_spec: Obj) -> list[str]:
+    texts: list[str] = []
+    for c in [*(pod_spec.get("containers") or []), *(pod_spec.get("initContainers") or [])]:
+        texts += [str(e.get("value", "")) for e in c.get("env") or [] if "value" in e]
+        texts += [str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
+    return texts
 
 
 # -- reverts ---------------------------------------------------------------------------------------------------------
@@ -403,7 +503,7 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
     bad = unhealthy(snap)
     changes = diff(before, after)
     if not bad:
-        return [], changes
+        return _silent_candidates(changes), [c for c in changes if not _silent_suspect(c)]
     ctx = _Context.build(snap, bad, before, after)
     tied: list[Candidate] = []
     loose: list[Change] = []
@@ -419,9 +519,35 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
                 names = ", ".join(str(r.name) for r in restarts)
                 why.append(f"pods read it as env, fixed when they start: restart {names}")
             actions += restarts
+        if ch.kind == "Service" and ch.op == "deleted" and actions:
+            restarts = _crashed_clients(ch, ctx)
+            if restarts:
+                names = ", ".join(str(r.name) for r in restarts)
+                why.append(f"pods that crashed without it start again: restart {names}")
+            actions += restarts
         tied.append(Candidate(ch, round(score, 3), why, actions))
     tied.sort(key=lambda c: (-c.score, c.change.key, c.change.pointer))
     return tied[:MAX_CANDIDATES], loose
+
+
+def _silent_suspect(change: Change) -> bool:
+    """A change to what a workload runs (a container's program fields), to a Service's routing, or a NetworkPolicy
+    created or changed: the usual causes of an incident seen only in the SLOs, while every pod is Ready and every
+    Service has endpoints."""
+    if change.revertable and change.kind == "NetworkPolicy" and change.op in ("created", "changed"):
+        return True  # a policy can only take traffic away: pods stay Ready while their calls time out
+    if not change.revertable or change.op != "changed":
+        return False
+    if change.kind in WORKLOADS:
+        return "/containers/" in change.pointer and change.pointer.rsplit("/", 1)[-1] in APP_FIELDS | {"ports"}
+    return change.kind == "Service" and change.pointer.startswith("/spec/")
+
+
+def _silent_candidates(changes: list[Change]) -> list[Candidate]:
+    """With nothing unhealthy in Kubernetes terms, the suspect changes, each a revert to try alone: TNR undoes a
+    revert that does not lower the SLO violations, and the next is tried."""
+    why = "no object is unhealthy (the incident shows in the SLOs only): a change to what runs is the likeliest cause"
+    return [Candidate(c, 0.65, [why], revert_actions(c)) for c in changes if _silent_suspect(c)][:MAX_CANDIDATES]
 
 
 def _env_consumers(change: Change, ctx: _Context) -> list[Action]:
@@ -434,6 +560,25 @@ def _env_consumers(change: Change, ctx: _Context) -> list[Action]:
             continue
         owner = ctx.snap.owner_workload(pod)
         if owner is None or str(owner.get("kind", "Deployment")) not in ("Deployment", "StatefulSet", "DaemonSet"):
+            continue
+        restart = RolloutRestart(
+            kind=str(owner.get("kind", "Deployment")), namespace=ctx.snap.namespace, name=name_of(owner)
+        )
+        if all(a.target != restart.target for a in out):
+            out.append(restart)
+    return out
+
+
+def _crashed_clients(change: Change, ctx: _Context) -> list[Action]:
+    """Restarts of the workloads whose unhealthy pods are not the deleted Service's backends: clients that crashed
+    while its name did not resolve wait out their back-off otherwise."""
+    selector = spec(change.old or {}).get("selector")
+    out: list[Action] = []
+    for pod in ctx.bad_pods:
+        if selector and labels_match(selector, meta(pod).get("labels")):
+            continue
+        owner = ctx.snap.owner_workload(pod)
+        if owner is None or str(owner.get("kind", "Deployment")) not in WORKLOADS:
             continue
         restart = RolloutRestart(
             kind=str(owner.get("kind", "Deployment")), namespace=ctx.snap.namespace, name=name_of(owner)

@@ -272,6 +272,43 @@ def fix_dns_policy(f: Finding, ns: str) -> Plan:
     return Plan("cluster_dns", f, [patch], note="dnsPolicy ClusterFirst")
 
 
+def fix_local_traffic_policy(f: Finding, ns: str) -> Plan:
+    ops: list[dict[str, Any]] = [
+        {"op": "test", "path": "/spec/internalTrafficPolicy", "value": "Local"},
+        {"op": "replace", "path": "/spec/internalTrafficPolicy", "value": "Cluster"},
+    ]
+    patch = Patch(kind="Service", namespace=ns, name=f.facts["service"], patch_type="json", patch=ops)
+    return Plan("cluster_traffic_policy", f, [patch], note="internalTrafficPolicy Local -> Cluster")
+
+
+def fix_duplicate_env(f: Finding, ns: str) -> Plan:
+    patch = Patch(kind=f.facts["kind"], namespace=ns, name=f.facts["name"], patch_type="json", patch=f.facts["ops"])
+    return Plan("drop_env_duplicates", f, [patch], note="later duplicate env entries removed")
+
+
+def fix_rollout_strategy(f: Finding, ns: str) -> Plan:
+    defaults = {"maxUnavailable": "25%", "maxSurge": "25%"}
+    ops: list[dict[str, Any]] = [{"op": "add", "path": "/spec/strategy/rollingUpdate", "value": defaults}]
+    patch = Patch(kind="Deployment", namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
+    return Plan("rollout_bounds", f, [patch], note="rollingUpdate back to the controller's defaults (25% / 25%)")
+
+
+def fix_env_address(f: Finding, ns: str) -> Plan | None:
+    if not f.facts.get("new"):
+        return None
+    ops: list[dict[str, Any]] = [
+        {"op": "test", "path": f.facts["path"], "value": f.facts["old"]},
+        {"op": "replace", "path": f.facts["path"], "value": f.facts["new"]},
+    ]
+    patch = Patch(kind=f.facts["kind"], namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
+    return Plan("env_address_port", f, [patch], note=f"{f.facts['old']} -> {f.facts['new']}")
+
+
+def fix_liveness(f: Finding, ns: str) -> Plan:
+    patch = Patch(kind="Deployment", namespace=ns, name=f.facts["name"], patch_type="json", patch=f.facts["ops"])
+    return Plan("liveness_from_history", f, [patch], note=f"liveness probe as in revision {f.facts['revision']}")
+
+
 RECIPES: dict[str, Recipe] = {
     "service_target_port": fix_target_port,
     "scaled_to_zero": fix_scaled_to_zero,
@@ -293,6 +330,11 @@ RECIPES: dict[str, Recipe] = {
     "init_container_failure": fix_init_container,
     "host_port_conflict": fix_host_port,
     "dns_policy": fix_dns_policy,
+    "local_traffic_policy": fix_local_traffic_policy,
+    "duplicate_env": fix_duplicate_env,
+    "env_address_wrong_port": fix_env_address,
+    "rollout_strategy_unsafe": fix_rollout_strategy,
+    "liveness_kills": fix_liveness,
     "recent_change": fix_revert_change,
     "recent_app_change": fix_revert_change,
 }

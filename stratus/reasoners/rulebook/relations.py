@@ -9,7 +9,12 @@ verify and, when the fix follows from the objects alone, the facts a recipe need
 - pods that no node accepts because nodes are cordoned or carry taints the pods do not tolerate;
 - a NetworkPolicy that denies all traffic to pods that Services route to, while their callers fail;
 - a quota, a LimitRange or an admission webhook that refuses pod creation (reported; the fix is an operator's);
-- objects stuck deleting on a finalizer, init containers that fail, containers of one pod that claim one port.
+- objects stuck deleting on a finalizer, init containers that fail, containers of one pod that claim one port;
+- a Service with ``internalTrafficPolicy: Local`` whose clients run on nodes without a local endpoint;
+- a container that declares one env name twice (the later value shadows the declared one);
+- a RollingUpdate that may take every pod down at once, on a Deployment left with no available pod;
+- an env address ``service:port`` on a port the Service does not expose;
+- a liveness probe that keeps killing pods, changed since an older revision of the Deployment.
 
 Several analyzers may report on one object (a workload can both request too much CPU and not tolerate a taint):
 each finding has its own mechanism and fix. Nothing here is keyed to a scenario's, a problem's or an application's
@@ -35,6 +40,7 @@ from stratus.reasoners.rulebook.snapshot import (
     labels_match,
     meta,
     name_of,
+    restarts,
     revision,
     spec,
     status,
@@ -659,16 +665,25 @@ def init_container_failure(snap: Snapshot) -> list[Finding]:
     out: list[Finding] = []
     seen: set[str] = set()
     for pod in snap.live_pods():
-        failing = []
+        failing: list[str] = []
+        hanging: list[str] = []
+        still = False
         for cs in status(pod).get("initContainerStatuses") or []:
             state = cs.get("state") or {}
             reason = (state.get("waiting") or {}).get("reason") or (state.get("terminated") or {}).get("reason")
             code = (state.get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}).get("exitCode")
             if reason in ("CrashLoopBackOff", "Error") or (code not in (None, 0) and not cs.get("ready")):
                 failing.append(str(cs.get("name")))
+            elif "running" in state and not cs.get("ready"):
+                hanging.append(str(cs.get("name")))
+        owner = snap.owner_workload(pod)
+        if not failing and hanging and owner is not None and not status(owner).get("availableReplicas"):
+            # An init container that keeps running while the workload has no available pod at all: pods never
+            # leave Init. Only a fault with history (an older revision without it) is reported below.
+            failing = [f"{n} (still running, never completes)" for n in hanging]
+            still = True
         if not failing:
             continue
-        owner = snap.owner_workload(pod)
         if owner is None or name_of(owner) in seen:
             continue
         seen.add(name_of(owner))
@@ -679,6 +694,8 @@ def init_container_failure(snap: Snapshot) -> list[Finding]:
                 if ((spec(rs).get("template") or {}).get("spec") or {}).get("initContainers") != current:
                     rev = revision(rs) or None
                     break
+        if still and not rev:
+            continue
         out.append(
             Finding(
                 analyzer="init_container_failure",
@@ -794,6 +811,266 @@ def dns_policy(snap: Snapshot) -> list[Finding]:
     return out
 
 
+def _host_refs(pod_spec: Obj, service: str) -> bool:
+    """Whether a pod spec's env values, command or args name a Service as a host (``name``, ``name:port``,
+    ``name.namespace...``): the clients the cluster DNS sends to that Service."""
+    pattern = re.compile(rf"(?<![\w.-]){re.escape(service)}(?=$|[:./])")
+    texts: list[str] = []
+    for c in [*containers(pod_spec), *(pod_spec.get("initContainers") or [])]:
+        texts += [str(e.get("value", "")) for e in c.get("env") or [] if "value" in e]
+        texts += [str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
+    return any(pattern.search(t) for t in texts)
+
+
+def local_traffic_policy(snap: Snapshot) -> list[Finding]:
+    """A Service with ``internalTrafficPolicy: Local`` whose clients run on nodes that hold none of its endpoints.
+
+    With Local, kube-proxy on a node routes the Service's cluster IP only to endpoints on that same node and drops the
+    traffic otherwise (no fallback): a client on a node without a local endpoint cannot reach the Service at all,
+    while every pod is Ready and the endpoints are populated. The fix is the default policy, Cluster.
+    """
+    out: list[Finding] = []
+    pods = snap.live_pods()
+    for svc in snap.of("Service"):
+        if spec(svc).get("internalTrafficPolicy") != "Local" or not spec(svc).get("selector"):
+            continue
+        backends = snap.pods_selected_by(svc)
+        local = {str(spec(p).get("nodeName")) for p in backends if spec(p).get("nodeName") and not pod_problems(p)}
+        if not local:
+            continue  # no ready endpoint anywhere: another fault, which another analyzer reads
+        name = name_of(svc)
+        stranded = [
+            p for p in pods if spec(p).get("nodeName") not in local and p not in backends and _host_refs(spec(p), name)
+        ]
+        if not stranded:
+            continue
+        client = stranded[0]
+        owner = snap.owner_workload(client)
+        out.append(
+            Finding(
+                analyzer="local_traffic_policy",
+                mechanism="local_traffic_policy",
+                component=name,
+                target=f"Service/{name}",
+                confidence=0.8,
+                evidence=[
+                    f"Service/{name} has internalTrafficPolicy Local: a node routes it only to endpoints on that node",
+                    f"its ready endpoints run on {sorted(local)}",
+                    f"pod {name_of(client)}"
+                    + (f" ({_kind(owner)}/{name_of(owner)})" if owner is not None else "")
+                    + f" names it as a host and runs on {spec(client).get('nodeName')}, which has no local endpoint",
+                ],
+                facts={"service": name, "clients": sorted({name_of(p) for p in stranded})[:5]},
+            )
+        )
+    return out
+
+
+def duplicate_env(snap: Snapshot) -> list[Finding]:
+    """A container that declares one env name twice with different values.
+
+    The kubelet builds the environment in order, so the later entry silently shadows the earlier one (the API server
+    only warns). A second entry is how a value gets appended by a patch rather than edited: the fix drops the later
+    duplicates, each guarded by a JSON-patch test of its name and value, so the declared value is the one the
+    program reads again.
+    """
+    out: list[Finding] = []
+    for w in _workloads(snap):
+        for i, c in enumerate(containers(_pod_spec(w))):
+            env = c.get("env") or []
+            first: dict[str, int] = {}
+            later: list[int] = []
+            for j, e in enumerate(env):
+                n = e.get("name")
+                if n in first and (e.get("value"), e.get("valueFrom")) != (
+                    env[first[n]].get("value"),
+                    env[first[n]].get("valueFrom"),
+                ):
+                    later.append(j)
+                first.setdefault(n, j)
+            if not later:
+                continue
+            base = f"/spec/template/spec/containers/{i}/env"
+            ops: list[dict[str, Any]] = []
+            for j in sorted(later, reverse=True):
+                ops.append({"op": "test", "path": f"{base}/{j}/name", "value": env[j].get("name")})
+                if "value" in env[j]:
+                    ops.append({"op": "test", "path": f"{base}/{j}/value", "value": env[j]["value"]})
+                ops.append({"op": "remove", "path": f"{base}/{j}"})
+            shown = ", ".join(
+                f"{env[j].get('name')}={env[first[env[j].get('name')]].get('value')!r} then {env[j].get('value')!r}"
+                for j in later
+            )
+            out.append(
+                Finding(
+                    analyzer="duplicate_env",
+                    mechanism="duplicate_env",
+                    component=snap.component_of(w),
+                    target=f"{_kind(w)}/{name_of(w)}",
+                    confidence=0.7,
+                    evidence=[
+                        f"container {c.get('name')} of {_kind(w)}/{name_of(w)} declares env twice: {shown}",
+                        "the kubelet applies env in order, so the later value shadows the declared one",
+                    ],
+                    facts={"kind": _kind(w), "name": name_of(w), "ops": ops},
+                )
+            )
+    return out
+
+
+def _count(value: Any, replicas: int, round_up: bool) -> int | None:
+    """A rolling-update bound (an int or a percentage of replicas) as a pod count, rounded as the controller does
+    (maxSurge up, maxUnavailable down)."""
+    if isinstance(value, int):
+        return value
+    m = re.fullmatch(r"(\d+)%", str(value or ""))
+    if not m:
+        return None
+    share = int(m.group(1)) * replicas / 100
+    return int(-(-share // 1)) if round_up else int(share)
+
+
+def rollout_strategy_unsafe(snap: Snapshot) -> list[Finding]:
+    """A Deployment whose RollingUpdate may take every pod down at once (maxUnavailable >= replicas, maxSurge 0),
+    while it has no available pod: any failing new revision leaves it with nothing serving. The fix is the
+    controller's default bounds (25% / 25%), so a bad revision stops with old pods still up."""
+    out: list[Finding] = []
+    for w in snap.of("Deployment"):
+        strategy = spec(w).get("strategy") or {}
+        replicas = spec(w).get("replicas", 1)
+        if strategy.get("type", "RollingUpdate") != "RollingUpdate" or not isinstance(replicas, int) or replicas < 1:
+            continue
+        bounds = strategy.get("rollingUpdate") or {}
+        unavailable = _count(bounds.get("maxUnavailable", "25%"), replicas, round_up=False)
+        if unavailable is None or unavailable < replicas or status(w).get("availableReplicas"):
+            continue
+        out.append(
+            Finding(
+                analyzer="rollout_strategy_unsafe",
+                mechanism="rollout_strategy_unsafe",
+                component=snap.component_of(w),
+                target=f"Deployment/{name_of(w)}",
+                confidence=0.6,
+                evidence=[
+                    f"Deployment/{name_of(w)} rolls out with maxUnavailable {bounds.get('maxUnavailable')} of "
+                    f"{replicas} replicas (maxSurge {bounds.get('maxSurge', '25%')}): a rollout may remove every pod",
+                    f"it has 0/{replicas} available",
+                ],
+                facts={"name": name_of(w), "old": bounds},
+            )
+        )
+    return out
+
+
+_ADDRESS = re.compile(
+    r"^(?P<scheme>[a-z][a-z0-9+.-]*://)?(?P<host>[a-z0-9-]+)(?P<domain>(\.[a-z0-9-]+)*):(?P<port>\d+)(?P<rest>/.*)?$"
+)
+
+
+def env_address_wrong_port(snap: Snapshot) -> list[Finding]:
+    """An env value ``host:port`` that names a Service of the namespace on a port the Service does not expose.
+
+    A Service's cluster IP answers only on its declared ports (kube-proxy has no rule for any other), so the client
+    dials nothing. Headless Services are left out (their names resolve to the pods, which answer on their own
+    ports), and so is a port a backend pod declares. The fix puts the Service's port in the value, when the Service
+    has exactly one."""
+    out: list[Finding] = []
+    for w in _workloads(snap):
+        for i, c in enumerate(containers(_pod_spec(w))):
+            for j, e in enumerate(c.get("env") or []):
+                m = _ADDRESS.match(str(e.get("value", "")))
+                if "value" not in e or not m:
+                    continue
+                svc = snap.get("Service", m.group("host"))
+                domain = m.group("domain")
+                if svc is None or (domain and not domain.startswith(f".{snap.namespace}")):
+                    continue
+                if spec(svc).get("clusterIP") == "None" or not spec(svc).get("selector"):
+                    continue
+                ports = [p.get("port") for p in spec(svc).get("ports") or [] if p.get("port")]
+                port = int(m.group("port"))
+                declared = {
+                    p.get("containerPort")
+                    for b in snap.pods_selected_by(svc)
+                    for cc in containers(spec(b))
+                    for p in cc.get("ports") or []
+                }
+                if not ports or port in ports or port in declared:
+                    continue
+                fixable = len(ports) == 1
+                value = str(e["value"])
+                new = value[: m.start("port")] + str(ports[0]) + value[m.end("port") :] if fixable else None
+                path = f"/spec/template/spec/containers/{i}/env/{j}/value"
+                out.append(
+                    Finding(
+                        analyzer="env_address_wrong_port",
+                        mechanism="env_address_wrong_port",
+                        component=snap.component_of(w),
+                        target=f"{_kind(w)}/{name_of(w)}",
+                        confidence=0.75 if fixable else 0.4,
+                        evidence=[
+                            f"container {c.get('name')} of {_kind(w)}/{name_of(w)} has {e.get('name')}={value}",
+                            f"Service/{name_of(svc)} exposes only port(s) {sorted(ports)}: nothing answers on {port}",
+                        ],
+                        facts={"kind": _kind(w), "name": name_of(w), "path": path, "old": value, "new": new},
+                    )
+                )
+    return out
+
+
+def liveness_kills(snap: Snapshot) -> list[Finding]:
+    """Pods the kubelet keeps killing on a liveness probe (``Unhealthy``: Liveness probe failed, restarts) whose
+    probe differs from the one an older revision of the Deployment ran with: the probe is put back as it was (a probe
+    that kills a container before it can answer makes it restart forever, however healthy the program is)."""
+    out: list[Finding] = []
+    for w in snap.of("Deployment"):
+        pods = [p for p in snap.pods_of(w) if restarts(p) > 0 and pod_problems(p)]
+        killed = [
+            p
+            for p in pods
+            if any(
+                e.get("reason") == "Unhealthy" and str(e.get("message", "")).startswith("Liveness probe failed")
+                for e in snap.events_for("Pod", name_of(p))
+            )
+        ]
+        if not killed:
+            continue
+        current = containers(_pod_spec(w))
+        for rs in sorted(snap.replicasets_of(w), key=revision, reverse=True):
+            old = containers(((spec(rs).get("template") or {}).get("spec")) or {})
+            by_name = {c.get("name"): c for c in old}
+            ops = [
+                {
+                    "op": "replace" if "livenessProbe" in c else "add",
+                    "path": f"/spec/template/spec/containers/{i}/livenessProbe",
+                    "value": by_name[c.get("name")]["livenessProbe"],
+                }
+                for i, c in enumerate(current)
+                if c.get("name") in by_name
+                and by_name[c.get("name")].get("livenessProbe")
+                and by_name[c.get("name")].get("livenessProbe") != c.get("livenessProbe")
+            ]
+            if not ops:
+                continue
+            out.append(
+                Finding(
+                    analyzer="liveness_kills",
+                    mechanism="liveness_kills",
+                    component=snap.component_of(w),
+                    target=f"Deployment/{name_of(w)}",
+                    confidence=0.7,
+                    evidence=[
+                        f"pod {name_of(killed[0])} is killed by its liveness probe (Unhealthy: Liveness probe failed)"
+                        f" and restarted {restarts(killed[0])} times",
+                        f"revision {revision(rs)} ran with another liveness probe: {ops[0]['value']}",
+                    ],
+                    facts={"name": name_of(w), "ops": ops, "revision": revision(rs)},
+                )
+            )
+            break
+    return out
+
+
 RELATIONS: tuple[Analyzer, ...] = (
     service_selects_nothing,
     service_selects_foreign_pods,
@@ -807,5 +1084,10 @@ RELATIONS: tuple[Analyzer, ...] = (
     container_port_clash,
     host_port_conflict,
     dns_policy,
+    local_traffic_policy,
+    duplicate_env,
+    rollout_strategy_unsafe,
+    env_address_wrong_port,
+    liveness_kills,
 )
 """The relation analyzers, run after the base ones (``analyzers.ANALYZERS``)."""
