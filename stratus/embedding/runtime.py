@@ -350,12 +350,14 @@ class StateEmbedding:
                 self._learn(st, wf)
         elif healthy and not assessment.anomalous:
             self._learn(st, wf)  # the baseline is still filling
+        was_ready = cal.ready
         raised = cal.step(value, floor, healthy=healthy)
         assessment.threshold = cal.threshold(floor)
         assessment.calibrating = not cal.ready
         assessment.anomalous = raised and value is not None  # a changing scope or an outage is no evidence
         st.last = assessment
-        if self.state_file is not None and (self.saved_at is None or now - self.saved_at >= SAVE_EVERY_S):
+        due = self.saved_at is None or now - self.saved_at >= SAVE_EVERY_S
+        if self.state_file is not None and cal.ready and (due or not was_ready):
             self.saved_at = now
             try:
                 self.save_calibrations()
