@@ -187,7 +187,42 @@ class EmbeddingSettings(BaseSettings):
         default=6, ge=1, le=1000, description="Healthy windows needed before a scope is scored."
     )
     embedding_persist: int = Field(
-        default=3, ge=1, le=100, description="Consecutive anomalous windows before the embedding counts in mu."
+        default=3,
+        ge=1,
+        le=100,
+        description="Consecutive windows over the scope's threshold before the embedding counts in mu (raises).",
+    )
+    embedding_clear: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Consecutive windows under the scope's threshold before a raised embedding stops counting in mu.",
+    )
+    embedding_calibration: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="Healthy scored windows a scope needs for its own threshold; until then its embedding raises "
+        "nothing.",
+    )
+    embedding_calibration_margin: float = Field(
+        default=1.25,
+        ge=1.0,
+        le=10.0,
+        description="A scope's threshold: the artefact's, or the 95th percentile of the scope's own healthy scores "
+        "times this margin when that is higher.",
+    )
+    embedding_clear_ratio: float = Field(
+        default=0.8,
+        gt=0,
+        le=1.0,
+        description="A raised embedding counts a window as under its scope's threshold (towards "
+        "STRATUS_EMBEDDING_CLEAR) only when it is under this fraction of the threshold (hysteresis).",
+    )
+    embedding_state_file: Path | None = Field(
+        default=None,
+        description="File where the scopes' calibrations are kept across restarts (none: every start calibrates "
+        "again and the embedding raises nothing for a calibration period).",
     )
     embedding_weight: float = Field(
         default=1.0, ge=0, description="What an anomalous window adds to mu (times w2, as one SLO violation)."

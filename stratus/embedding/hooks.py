@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 
 from stratus.contracts import DiagnosisReady, Severity
-from stratus.embedding.runtime import Assessment, StateEmbedding
+from stratus.embedding.runtime import Assessment, CalibrationStateError, StateEmbedding
 from stratus.embedding.sources import PRESETS
 from stratus.embedding.telemetry import (
     JaegerSource,
@@ -55,14 +55,27 @@ def from_settings(
         step=max(settings.embedding_stride_s / 15.0, 0.5),
     )
     model = Path(settings.embedding_model) if settings.embedding_model else None
-    return StateEmbedding.load(
+    embedding = StateEmbedding.load(
         reader,
         model,
         window_s=settings.embedding_window_s,
         stride_s=settings.embedding_stride_s,
         min_baseline=settings.embedding_min_baseline,
         persist=settings.embedding_persist,
+        clear=settings.embedding_clear,
+        calibration=settings.embedding_calibration,
+        calibration_margin=settings.embedding_calibration_margin,
+        release=settings.embedding_clear_ratio,
+        state_file=settings.embedding_state_file,
     )
+    try:
+        restored = embedding.load_calibrations()
+    except CalibrationStateError as exc:
+        log.error("%s", exc)  # calibrating again is safe: the embedding raises nothing until calibrated
+    else:
+        if restored:
+            log.info("state embedding: calibrations of %d scopes restored", restored)
+    return embedding
 
 
 async def with_embedding(

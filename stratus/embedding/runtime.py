@@ -6,18 +6,35 @@ window, standardises it against the scope's baseline, encodes it and scores it. 
 healthy (no incident, mu = 0) *and* the window does not look anomalous, the window joins the baseline (and its
 embedding the healthy set): the baseline follows slow drift but never learns a fault as normal.
 
+Whether a scope's window *raises* (counts in mu) is decided per scope, because one threshold for every scope has a
+small per-window false-positive rate that continuous probing turns into incidents on healthy scopes. Each scope
+calibrates its own threshold (``Calibration``): while the scope is healthy it keeps its recent scores, and its
+threshold is the artefact's, or a high quantile of its own healthy scores times a margin when that is higher: a noisy
+scope learns its noise level, a quiet one keeps the artefact's sensitivity, and no scope is ever more sensitive than
+the artefact. A scope raises nothing until it has ``calibration`` windows. Then hysteresis: it raises after
+``persist`` windows over its threshold in a row and clears after ``clear`` windows under a lower one (``release`` times
+the threshold), so a scope near its threshold does not flap. Windows over the
+threshold are not learnt at once: they join the calibration only when the run of them ends before the scope raises
+(noise), and are dropped when it raises (a fault is never learnt as noise); a raised scope learns nothing.
+
 ``localise(scope, until)`` is for the diagnoser, which keeps no state: it reads a stretch of history ending at
 ``until``, takes the windows before the incident's lead time as the healthy reference, and ranks the services of the
 last window by the call-graph walk over their shifts.
+
+The calibrations are kept in a file (``save_calibrations``/``load_calibrations``) when the settings name one, so a
+restarted detector neither raises nothing for a calibration period (a blind spot) nor calibrates during a fault that
+began while it was down. What is read back is checked (size, shape, finite values) and refused whole when wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
+import os
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +63,19 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = Path(__file__).with_name("models") / "state-embedding-v1.npz"
 HEALTHY_KEEP = 64
 MIN_HEALTHY = 3
+CALIBRATION_KEEP = 240
+"""Healthy scores kept per scope for its threshold (an hour at the default 15 s stride)."""
+CALIBRATION_QUANTILE = 0.95
+MAX_SCOPES = 256
+"""Scopes whose state is kept; the one observed least recently is forgotten first (and calibrates again)."""
+MAX_STATE_BYTES = 2 * 1024 * 1024
+"""The largest calibration file read back (256 scopes of 240 scores take about 1.2 MB)."""
+STATE_VERSION = 1
+SAVE_EVERY_S = 30.0
+
+
+class CalibrationStateError(ValueError):
+    """A calibration file that cannot be trusted (too large, not JSON, wrong shape or values)."""
 
 
 @dataclass
@@ -63,12 +93,75 @@ class Assessment:
     ready: bool = True
     changing: list[str] = field(default_factory=list)
     """Pods created in the window: the scope was changing, so the window raises nothing."""
+    threshold: float | None = None
+    """The scope's own threshold on the rule's statistic (``Detector.statistic``) after this window."""
+    calibrating: bool = False
+    """The scope has too few healthy windows for its own threshold yet, so it raises nothing."""
 
     def evidence(self, top: int = 3) -> str:
         shifted = ", ".join(f"{r.service} ({r.shift:.1f})" for r in self.ranking[:top])
         prob = f", p(fault) {self.probability:.2f}" if self.probability is not None else ""
         missing = f"; no {', '.join(self.missing)}" if self.missing else ""
         return f"state embedding: anomaly {self.score:.1f}{prob}; most shifted: {shifted or 'none'}{missing}"
+
+
+@dataclass
+class Calibration:
+    """One scope's threshold and hysteresis (see the module docstring). ``value`` is the detection rule's statistic:
+    0 is normal and larger is worse, without bound, so that a margin can multiply it."""
+
+    windows: int
+    """Healthy windows needed before the scope may raise."""
+    margin: float
+    persist: int = 3
+    clear: int = 2
+    release: float = 0.8
+    """A raised scope counts a window as under its threshold when it is under ``release`` times it."""
+    quantile: float = CALIBRATION_QUANTILE
+    scores: deque[float] = field(default_factory=lambda: deque(maxlen=CALIBRATION_KEEP))
+    pending: list[float] = field(default_factory=list)
+    """Scores of the current run over the threshold, learnt if the run ends before the scope raises."""
+    over: int = 0
+    under: int = 0
+    raised: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return len(self.scores) >= self.windows
+
+    def threshold(self, floor: float) -> float:
+        if not self.scores:
+            return floor
+        return max(floor, float(np.quantile(np.asarray(self.scores), self.quantile)) * self.margin)
+
+    def step(self, value: float | None, floor: float, *, healthy: bool) -> bool:
+        """Take one window's statistic (None: the window is no evidence either way, e.g. no telemetry or a changing
+        scope); return whether the scope raises."""
+        if value is None:
+            self.over, self.pending = 0, []
+            return self.raised
+        if not self.ready:  # calibrating: raises nothing, learns every healthy window
+            if healthy:
+                self.scores.append(value)
+            return False
+        threshold = self.threshold(floor)
+        over = value > (threshold * self.release if self.raised else threshold)
+        if over:
+            self.over, self.under = self.over + 1, 0
+            if not self.raised and healthy:
+                self.pending.append(value)
+            if self.over >= self.persist:
+                self.raised, self.pending = True, []
+        else:
+            self.over, self.under = 0, self.under + 1
+            if self.raised and self.under >= self.clear:
+                self.raised = False
+            if not self.raised and healthy and value <= threshold:
+                self.scores.extend([*self.pending, value])
+            self.pending = []
+        if not healthy:
+            self.pending = []
+        return self.raised
 
 
 @dataclass
@@ -81,9 +174,8 @@ class _Scope:
     last_end: float | None = None
     last: Assessment | None = None
     encoded: Encoded | None = None
-    streak: int = 0
-    """Consecutive windows the detection rule held."""
     """The embedding of the last window assessed (joins the healthy set when the window is learnt)."""
+    calibration: Calibration | None = None
 
 
 class Detector:
@@ -109,10 +201,22 @@ class Detector:
             return float(sigmoid(np.asarray(x @ self.head[0] + self.head[1])))
         return None
 
+    def _head(self, probability: float | None) -> bool:
+        return probability is not None and self.kind in ("head", "state_heads")
+
+    def statistic(self, score: float, probability: float | None) -> float:
+        """What the rule compares with its threshold, on a scale where 0 is normal and larger is worse without bound
+        (so that a scope's calibration can multiply it by a margin): the distance, or the head's odds of a fault."""
+        return _odds(probability) if probability is not None and self._head(probability) else max(score, 0.0)
+
+    def floor(self, probability: float | None) -> float:
+        """The artefact's threshold on ``statistic``'s scale."""
+        if self._head(probability):
+            return _odds(self.thresholds.get(self.kind, 0.5))
+        return self.thresholds.get("distance", 3.0)
+
     def anomalous(self, score: float, probability: float | None) -> bool:
-        if probability is not None and self.kind in ("head", "state_heads"):
-            return probability > self.thresholds.get(self.kind, 0.5)
-        return score > self.thresholds.get("distance", 3.0)
+        return self.statistic(score, probability) > self.floor(probability)
 
 
 class StateEmbedding:
@@ -128,6 +232,12 @@ class StateEmbedding:
         min_baseline: int = 6,
         history_windows: int = 16,
         persist: int = 3,
+        clear: int = 2,
+        calibration: int = 8,
+        calibration_margin: float = 1.25,
+        release: float = 0.8,
+        max_scopes: int = MAX_SCOPES,
+        state_file: Path | None = None,
     ) -> None:
         self.reader, self.encoder = reader, encoder
         self.window_s, self.stride_s = window_s, stride_s
@@ -135,16 +245,54 @@ class StateEmbedding:
         self.clock = clock
         self.min_baseline = min_baseline
         self.history_windows = history_windows
-        self.persist = max(1, persist)
+        self.persist, self.clear = max(1, persist), max(1, clear)
+        self.calibration, self.calibration_margin = max(1, calibration), max(1.0, calibration_margin)
+        self.release = min(max(release, 0.0), 1.0)
+        self.max_scopes = max(1, max_scopes)
+        self.state_file = state_file
+        self.saved_at: float | None = None
+        self.restored: dict[str, list[float]] = {}
+        """Calibration scores read back from ``state_file``, given to each scope when it is first observed."""
         self.rule = Detector(encoder)
-        self.scopes: dict[str, _Scope] = {}
+        self.scopes: OrderedDict[str, _Scope] = OrderedDict()
         self.tasks: dict[str, asyncio.Task[Assessment | None]] = {}
         """The background read of each scope (``hooks.with_embedding``)."""
 
     @classmethod
-    def load(cls, reader: TelemetryReader, model: Path | None = None, **kwargs: float) -> StateEmbedding:
+    def load(cls, reader: TelemetryReader, model: Path | None = None, **kwargs: object) -> StateEmbedding:
         encoder = Encoder.load(model or DEFAULT_MODEL)
         return cls(reader, encoder, text=default_embedder(), **kwargs)  # type: ignore[arg-type]
+
+    def calibrations(self) -> dict[str, list[float]]:
+        """Every scope's healthy scores (what ``save_calibrations`` writes)."""
+        out = dict(self.restored)
+        for name, st in self.scopes.items():
+            if st.calibration is not None and st.calibration.scores:
+                out[name] = [round(v, 6) for v in st.calibration.scores]
+        return dict(list(out.items())[-self.max_scopes :])
+
+    def save_calibrations(self, path: Path | None = None) -> None:
+        """Write the calibrations atomically (a temporary file renamed over the old one)."""
+        path = path or self.state_file
+        if path is None:
+            return
+        body = json.dumps({"version": STATE_VERSION, "scopes": self.calibrations()}, separators=(",", ":"))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(body)
+        os.replace(tmp, path)
+
+    def load_calibrations(self, path: Path | None = None) -> int:
+        """Read calibrations back (a missing file is a fresh start); raises ``CalibrationStateError`` for a file that
+        cannot be trusted. Returns the number of scopes restored."""
+        path = path or self.state_file
+        if path is None or not path.exists():
+            return 0
+        self.restored = parse_calibrations(path, self.max_scopes)
+        for name, scores in self.restored.items():
+            st = self.scopes.get(name)
+            if st is not None and st.calibration is not None:
+                st.calibration.scores.extend(scores)
+        return len(self.restored)
 
     def _scope(self, scope: str) -> _Scope:
         st = self.scopes.get(scope)
@@ -155,7 +303,22 @@ class StateEmbedding:
                 templates=TemplateLookup(),
                 healthy=deque(maxlen=HEALTHY_KEEP),
                 tokens={},
+                calibration=Calibration(
+                    self.calibration,
+                    self.calibration_margin,
+                    persist=self.persist,
+                    clear=self.clear,
+                    release=self.release,
+                ),
             )
+            assert st.calibration is not None
+            st.calibration.scores.extend(self.restored.pop(scope, []))
+            while len(self.scopes) > self.max_scopes:
+                gone, _ = self.scopes.popitem(last=False)
+                task = self.tasks.get(gone)
+                if task is not None and task.done():
+                    del self.tasks[gone]
+        self.scopes.move_to_end(scope)
         return st
 
     async def observe(self, scope: str, healthy: bool) -> Assessment | None:
@@ -172,18 +335,34 @@ class StateEmbedding:
         window = Telemetry.merge(list(st.chunks)).slice(now - self.window_s, now)
         wf = featurise(window, st.templates, window.services)
         assessment = self._assess(scope, st, wf, window.missing)
+        cal = st.calibration
+        assert cal is not None
+        floor = self.rule.floor(assessment.probability)
+        value: float | None = None
         if window.pods_created:
             # Pods were created in this window (a rollout, a scale-up, a replaced pod): a changing scope is neither
             # evidence of a telemetry fault (a broken change shows in pod states) nor a healthy state to learn.
-            assessment.anomalous = False
             assessment.changing = sorted({name for _, name in window.pods_created})[:5]
             st.encoded = None
+        elif assessment.ready:
+            value = self.rule.statistic(assessment.score, assessment.probability)
+            if healthy and not cal.raised and value <= cal.threshold(floor):
+                self._learn(st, wf)
         elif healthy and not assessment.anomalous:
-            self._learn(st, wf)
-        # a fault persists, noise does not: the rule must hold for ``persist`` windows in a row
-        st.streak = st.streak + 1 if assessment.anomalous else 0
-        assessment.anomalous = st.streak >= self.persist
+            self._learn(st, wf)  # the baseline is still filling
+        was_ready = cal.ready
+        raised = cal.step(value, floor, healthy=healthy)
+        assessment.threshold = cal.threshold(floor)
+        assessment.calibrating = not cal.ready
+        assessment.anomalous = raised and value is not None  # a changing scope or an outage is no evidence
         st.last = assessment
+        due = self.saved_at is None or now - self.saved_at >= SAVE_EVERY_S
+        if self.state_file is not None and cal.ready and (due or not was_ready):
+            self.saved_at = now
+            try:
+                self.save_calibrations()
+            except OSError as exc:
+                log.warning("could not save the embedding's calibrations to %s (%r)", self.state_file, exc)
         return assessment
 
     def _assess(self, scope: str, st: _Scope, wf: WindowFeatures, missing: list[str]) -> Assessment:
@@ -242,6 +421,48 @@ class StateEmbedding:
         shift = service_shift(enc.service, healthy)
         extra = localisation_extra(displacement(enc.service, healthy), std.raw_z)
         return rank_services(enc.services, shift, std.edges, self.rule.loc, extra)
+
+
+def parse_calibrations(path: Path, max_scopes: int = MAX_SCOPES) -> dict[str, list[float]]:
+    """The calibrations in ``path``, checked whole: bounded size, the expected version and shape, at most
+    ``max_scopes`` scopes of at most ``CALIBRATION_KEEP`` finite, non-negative scores."""
+
+    def refuse(why: str) -> CalibrationStateError:
+        return CalibrationStateError(
+            f"refused the embedding's calibration file {path}: {why}; delete it (or set "
+            "STRATUS_EMBEDDING_STATE_FILE to another path) and the scopes calibrate again"
+        )
+
+    size = path.stat().st_size
+    if size > MAX_STATE_BYTES:
+        raise refuse(f"{size} bytes, more than {MAX_STATE_BYTES}")
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise refuse(f"not JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION or not isinstance(data.get("scopes"), dict):
+        raise refuse(f"not a version {STATE_VERSION} calibration object")
+    scopes: dict[str, object] = data["scopes"]
+    if len(scopes) > max_scopes:
+        raise refuse(f"{len(scopes)} scopes, more than {max_scopes}")
+    out: dict[str, list[float]] = {}
+    for name, scores in scopes.items():
+        if len(name) > 253 or not isinstance(scores, list) or len(scores) > CALIBRATION_KEEP:
+            raise refuse(f"scope {name[:60]!r} is not a list of at most {CALIBRATION_KEEP} scores")
+        good = [
+            float(v)
+            for v in scores
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+        ]
+        if len(good) != len(scores):
+            raise refuse(f"scope {name[:60]!r} has scores that are not finite non-negative numbers")
+        out[name] = good
+    return out
+
+
+def _odds(p: float) -> float:
+    p = min(max(p, 0.0), 1.0 - 1e-9)
+    return p / (1.0 - p)
 
 
 def _stack(rows: deque[np.ndarray] | None) -> np.ndarray | None:

@@ -27,10 +27,10 @@ def embedding_env(prometheus_url: str, plane_url: str) -> dict[str, str]:
     }
 
 
-def embedding_warmup_s(fresh: bool, min_baseline: int = 6) -> float:
+def embedding_warmup_s(fresh: bool, min_baseline: int = 6, calibration: int = 8) -> float:
     """How long the detector watches the healthy app before an injection: a whole window of clean telemetry (the
-    bench's own recovery happened while the detector was paused), and the baseline's first windows when the services
-    just started."""
+    bench's own recovery happened while the detector was paused), and the baseline's first windows and the scope's
+    calibration windows when the services just started."""
     plan = load_plan()
-    extra = min_baseline * plan.stride_s if fresh else 0.0
+    extra = (min_baseline + calibration) * plan.stride_s if fresh else 0.0
     return plan.window_s + plan.stride_s + extra
