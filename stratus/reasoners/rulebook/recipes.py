@@ -58,12 +58,15 @@ def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
+def _replace_if(path: str, old: Any, new: Any) -> list[dict[str, Any]]:
+    """A JSON patch that sets ``path`` to ``new`` only while it still holds ``old`` (the API server refuses it
+    otherwise, so a fix never lands on a field someone changed since the diagnosis)."""
+    return [{"op": "test", "path": path, "value": old}, {"op": "replace", "path": path, "value": new}]
+
+
 def fix_target_port(f: Finding, ns: str) -> Plan:
     i, old, new = f.facts["index"], f.facts["from"], f.facts["to"]
-    ops: list[dict[str, Any]] = [
-        {"op": "test", "path": f"/spec/ports/{i}/targetPort", "value": old},
-        {"op": "replace", "path": f"/spec/ports/{i}/targetPort", "value": new},
-    ]
+    ops = _replace_if(f"/spec/ports/{i}/targetPort", old, new)
     patch = Patch(kind="Service", namespace=ns, name=f.facts["service"], patch_type="json", patch=ops)
     return Plan("target_port", f, [patch], note=f"targetPort {old} -> {new}")
 
@@ -118,10 +121,7 @@ def fix_changed_template(f: Finding, ns: str) -> Plan | None:
 
 def fix_wrong_program(f: Finding, ns: str) -> Plan:
     i = f.facts["index"]
-    ops: list[dict[str, Any]] = [
-        {"op": "test", "path": f"/spec/template/spec/containers/{i}/command", "value": f.facts["old"]},
-        {"op": "replace", "path": f"/spec/template/spec/containers/{i}/command", "value": f.facts["command"]},
-    ]
+    ops = _replace_if(f"/spec/template/spec/containers/{i}/command", f.facts["old"], f.facts["command"])
     patch = Patch(kind="Deployment", namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
     return Plan("restore_program", f, [patch], note=f"command -> {f.facts['command']}")
 
@@ -184,10 +184,7 @@ def fix_revert_change(f: Finding, ns: str) -> Plan | None:
 def fix_service_selector(f: Finding, ns: str) -> Plan | None:
     if not f.facts.get("new"):
         return None
-    ops: list[dict[str, Any]] = [
-        {"op": "test", "path": "/spec/selector", "value": f.facts["old"]},
-        {"op": "replace", "path": "/spec/selector", "value": f.facts["new"]},
-    ]
+    ops = _replace_if("/spec/selector", f.facts["old"], f.facts["new"])
     patch = Patch(kind="Service", namespace=ns, name=f.facts["service"], patch_type="json", patch=ops)
     return Plan("service_selector", f, [patch], note=f"selector -> {f.facts['new']}")
 
@@ -195,10 +192,7 @@ def fix_service_selector(f: Finding, ns: str) -> Plan | None:
 def fix_probe_port(f: Finding, ns: str) -> Plan | None:
     if f.facts.get("to") is None:
         return None
-    ops: list[dict[str, Any]] = [
-        {"op": "test", "path": f.facts["path"], "value": f.facts["from"]},
-        {"op": "replace", "path": f.facts["path"], "value": f.facts["to"]},
-    ]
+    ops = _replace_if(f.facts["path"], f.facts["from"], f.facts["to"])
     patch = Patch(kind=f.facts["kind"], namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
     return Plan("probe_port", f, [patch], note=f"probe port {f.facts['from']!r} -> {f.facts['to']}")
 
@@ -273,10 +267,7 @@ def fix_dns_policy(f: Finding, ns: str) -> Plan:
 
 
 def fix_local_traffic_policy(f: Finding, ns: str) -> Plan:
-    ops: list[dict[str, Any]] = [
-        {"op": "test", "path": "/spec/internalTrafficPolicy", "value": "Local"},
-        {"op": "replace", "path": "/spec/internalTrafficPolicy", "value": "Cluster"},
-    ]
+    ops = _replace_if("/spec/internalTrafficPolicy", "Local", "Cluster")
     patch = Patch(kind="Service", namespace=ns, name=f.facts["service"], patch_type="json", patch=ops)
     return Plan("cluster_traffic_policy", f, [patch], note="internalTrafficPolicy Local -> Cluster")
 
@@ -296,10 +287,7 @@ def fix_rollout_strategy(f: Finding, ns: str) -> Plan:
 def fix_env_address(f: Finding, ns: str) -> Plan | None:
     if not f.facts.get("new"):
         return None
-    ops: list[dict[str, Any]] = [
-        {"op": "test", "path": f.facts["path"], "value": f.facts["old"]},
-        {"op": "replace", "path": f.facts["path"], "value": f.facts["new"]},
-    ]
+    ops = _replace_if(f.facts["path"], f.facts["old"], f.facts["new"])
     patch = Patch(kind=f.facts["kind"], namespace=ns, name=f.facts["name"], patch_type="json", patch=ops)
     return Plan("env_address_port", f, [patch], note=f"{f.facts['old']} -> {f.facts['new']}")
 
