@@ -498,7 +498,7 @@ def test_root_cause_follows_from_the_mechanism() -> None:
             "recent_app_change",
             "container_port_clash",
         },
-        ("Application", "Authentication Issue"): {"database_auth"},
+        ("Application", "Authentication Issue"): {"database_auth", "runtime_credential_drift"},
         ("Application", "Dependency Problem"): {"crash_loop", "init_container_failure"},
     }
     seen: dict[str, tuple[str, str]] = {}

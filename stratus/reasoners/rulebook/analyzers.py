@@ -57,6 +57,7 @@ ROOT_CAUSES: dict[str, RootCause] = {
     "client_wrong_port": _rc("Application", "Misconfiguration"),  # the client's configured address is wrong
     "tls_required": _rc("Application", "Misconfiguration"),  # the server's TLS settings reject its clients
     "database_auth": _rc("Application", "Authentication Issue"),  # the database refuses the client's user
+    "runtime_credential_drift": _rc("Application", "Authentication Issue"),  # a password set at run time only
     "crash_loop": _rc("Application", "Dependency Problem"),  # crashing for a reason no analyzer recognised
     # Relations (``relations``): the API's own semantics say the objects cannot work together.
     "service_selector_mismatch": _rc("Virtualization", "Misconfiguration"),  # a selector that picks no pod
@@ -900,6 +901,97 @@ def database_rejects_plaintext(snap: Snapshot) -> list[Finding]:
     return out
 
 
+_CREDENTIAL_DEMANDED = re.compile(r"\bNOAUTH\b[^\n]*|\bWRONGPASS\b[^\n]*|authentication required[^\n]*", re.I)
+_ENV_ADDRESS = re.compile(r"(?:^|[/@,\s])(?P<host>[a-z0-9][a-z0-9.-]*):\d{1,5}\b")
+_CREDENTIAL_WORD = re.compile(r"pass|auth|secret|token|credential|acl|user|key", re.I)
+
+
+def _declares_credentials(pod_spec: dict[str, Any]) -> list[str]:
+    """Where a pod's declaration could set a credential or keep state across a restart (empty: nowhere).
+
+    Anything counts: an env var or argument that names a credential, ``envFrom``, a mounted Secret or ConfigMap (a
+    configuration file may set one) or a persistent volume (state a new pod would read back)."""
+    found: list[str] = []
+    for c in [*containers(pod_spec), *(pod_spec.get("initContainers") or [])]:
+        if not isinstance(c, dict):
+            continue
+        found += [f"env {e.get('name')}" for e in c.get("env") or [] if _CREDENTIAL_WORD.search(str(e.get("name")))]
+        found += ["envFrom"] if c.get("envFrom") else []
+        found += [
+            f"arg {a}" for a in [*(c.get("command") or []), *(c.get("args") or [])] if _CREDENTIAL_WORD.search(str(a))
+        ]
+    for v in pod_spec.get("volumes") or []:
+        kinds = {"secret", "configMap", "projected", "persistentVolumeClaim", "hostPath", "csi"} & set(v)
+        found += [f"volume {v.get('name')} ({k})" for k in sorted(kinds)]
+    return found
+
+
+def runtime_credential_drift(snap: Snapshot) -> list[Finding]:
+    """A server demands a credential that nothing in its declaration sets: run-time state, which a new pod drops.
+
+    The client's error is the server's own protocol answer to an unauthenticated command (``NOAUTH``,
+    ``WRONGPASS``, "authentication required"); the server is the Service the client's env addresses. When the
+    server's pod template declares no credential anywhere and keeps no state (no password env or argument, no
+    mounted Secret/ConfigMap, no persistent volume), the demand was set at run time (for example with a ``CONFIG
+    SET``), and replacing the server's pods restores what it declares. The clients are restarted after it.
+    """
+    out: list[Finding] = []
+    for pod in snap.live_pods():
+        if not (_crashing(pod) or pod_problems(pod) or restarts(pod) > 0):
+            continue
+        demanded = _CREDENTIAL_DEMANDED.search(snap.pod_logs(pod))
+        if not demanded:
+            continue
+        owner = snap.owner_workload(pod)
+        client = name_of(owner) if owner else None
+        hosts = [
+            m.group("host")
+            for c in containers(spec(pod if owner is None else (spec(owner).get("template") or {})))
+            for e in c.get("env") or []
+            for m in _ENV_ADDRESS.finditer(str(e.get("value") or ""))
+        ]
+        for host in dict.fromkeys(hosts):
+            svc = snap.service_for_host(host)
+            if svc is None:
+                continue
+            servers = {name_of(w): w for p in snap.pods_selected_by(svc) if (w := snap.owner_workload(p)) is not None}
+            for server in servers.values():
+                if name_of(server) == client:
+                    continue
+                declared = _declares_credentials(spec(server).get("template", {}).get("spec") or {})
+                if declared:
+                    continue
+                kind = server.get("kind", "Deployment")
+                out.append(
+                    Finding(
+                        analyzer="runtime_credential_drift",
+                        mechanism="runtime_credential_drift",
+                        component=snap.component_of(server),
+                        target=f"{kind}/{name_of(server)}",
+                        confidence=0.8,
+                        evidence=[
+                            f"log {name_of(pod)}: {demanded.group(0)[:160]}",
+                            f"{client or name_of(pod)} reaches Service/{name_of(svc)} at {host}",
+                            f"{kind}/{name_of(server)} declares no credential and keeps no state (no password env or"
+                            " argument, no mounted Secret/ConfigMap, no persistent volume): the demand is run-time"
+                            " state that a new pod does not have",
+                        ],
+                        facts={"kind": kind, "name": name_of(server), "service": name_of(svc), "client": client},
+                    )
+                )
+    return _dedupe_by_target(out)
+
+
+def _dedupe_by_target(findings: list[Finding]) -> list[Finding]:
+    """One finding per target, with every client that saw it."""
+    merged: dict[str, Finding] = {}
+    for f in findings:
+        prev = merged.get(f.target)
+        clients = sorted({*(prev.facts["clients"] if prev else []), f.facts.get("client")} - {None})
+        merged[f.target] = (prev or f).model_copy(update={"facts": {**(prev or f).facts, "clients": clients}})
+    return list(merged.values())
+
+
 TLS_FLAGS = frozenset(
     {"--tlsMode", "--sslMode", "--tlsCertificateKeyFile", "--sslPEMKeyFile", "--tlsCAFile", "--sslCAFile"}
 )
@@ -971,6 +1063,7 @@ ANALYZERS: tuple[Analyzer, ...] = (
     sibling_program,
     database_auth,
     database_rejects_plaintext,
+    runtime_credential_drift,
     unreachable_upstream,
     crash_looping,
 )

@@ -165,6 +165,24 @@ def fix_tls_required(f: Finding, ns: str) -> Plan | None:
     return Plan("plaintext_args", f, [patch], then=restarts, wait_for=f.component, note="accept plaintext clients")
 
 
+def fix_runtime_state(f: Finding, ns: str) -> Plan | None:
+    """Replace the server's pods, which start from what it declares, then restart the clients that crashed on it."""
+    if f.facts["kind"] not in ("Deployment", "StatefulSet"):
+        return None
+    restart = RolloutRestart(kind=f.facts["kind"], namespace=ns, name=f.facts["name"])
+    clients: list[Action] = [
+        RolloutRestart(kind="Deployment", namespace=ns, name=c) for c in f.facts.get("clients") or [] if c
+    ]
+    return Plan(
+        "restart_to_declared_state",
+        f,
+        [restart],
+        then=clients,
+        wait_for=f.facts["service"],
+        note="a new pod starts without the run-time credential",
+    )
+
+
 def fix_crash_loop(f: Finding, ns: str) -> Plan | None:
     if f.facts["kind"] not in ("Deployment", "StatefulSet", "DaemonSet"):
         return None
@@ -308,6 +326,7 @@ RECIPES: dict[str, Recipe] = {
     "database_auth": fix_database_auth,
     "tls_required": fix_tls_required,
     "crash_loop": fix_crash_loop,
+    "runtime_credential_drift": fix_runtime_state,
     "service_selector_mismatch": fix_service_selector,
     "service_selects_foreign_pods": fix_service_selector,
     "probe_port_mismatch": fix_probe_port,
