@@ -27,7 +27,8 @@ KUBECTL = str(Path(sys.executable).parent / "kubectl")
 
 
 class ConformanceBehaviour(DefaultBehaviour):
-    """Images ``crash*`` exit 1 after a log line; ``missing*`` cannot be pulled; everything else runs."""
+    """Images ``crash*`` exit 1 after a log line; ``missing*`` cannot be pulled; ``hang*`` never exits (an init
+    container stays running); everything else runs."""
 
     def start(self, view: ClusterView, pod: dict[str, Any], container: dict[str, Any]) -> StartOutcome:
         image = str(container.get("image", ""))
@@ -40,6 +41,8 @@ class ConformanceBehaviour(DefaultBehaviour):
                 f'image "docker.io/library/{image}": failed to resolve reference "docker.io/library/{image}": '
                 f"not found",
             )
+        if image.startswith("hang"):
+            return StartOutcome("running", logs=["waiting"], keeps_running=True)
         return StartOutcome("running", logs=[f"{container.get('name')} listening", "ready"])
 
 

@@ -633,6 +633,8 @@ class Kubelet:
                 if r.phase == "done":
                     cs["ready"] = True
                     cs["started"] = False
+                elif c.get("restartPolicy") != "Always":
+                    cs["ready"] = False  # a regular init container is ready only once it has completed
             status["initContainerStatuses"] = ics
         init_done = all(run.containers[n].phase == "done" for n in run.init_order)
         if not init_done:

@@ -261,3 +261,40 @@ def test_with_every_pod_ready_a_created_network_policy_is_a_candidate() -> None:
     tied, _ = candidates(healthy("env-removed-silent"), after, snap)
     policy = next(c for c in tied if c.change.key == key)
     assert isinstance(policy.actions[0], Delete)
+
+
+def _captured(objects: list[dict[str, object]]) -> LastGood:
+    class Lister:
+        async def list_objects(self, kind: str, namespace: str | None = None) -> list[dict[str, object]]:
+            return [o for o in objects if o["kind"] == kind]
+
+    return asyncio.run(capture(Lister(), "shop", now=0.0))
+
+
+def _web(pod_spec: dict[str, object]) -> dict[str, object]:
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web"}], **pod_spec}},
+        },
+    }
+
+
+def test_a_dns_policy_and_its_config_are_one_unit_and_are_reverted_together() -> None:
+    before = _captured([_web({"dnsPolicy": "ClusterFirst"})])
+    after = _captured([_web({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["192.0.2.53"], "searches": []}})])
+    [unit] = diff(before, after)
+    assert unit.pointer == "/spec/template/spec/dnsPolicy" and "(with dnsConfig)" in unit.describe()
+    [revert] = revert_actions(unit)
+    assert isinstance(revert, Patch) and revert.patch == [
+        {"op": "replace", "path": "/spec/template/spec/dnsPolicy", "value": "ClusterFirst"},
+        {"op": "remove", "path": "/spec/template/spec/dnsConfig"},
+    ]
+    # a dnsConfig changed alone stays its own unit
+    alone = _captured(
+        [_web({"dnsPolicy": "ClusterFirst", "dnsConfig": {"options": [{"name": "ndots", "value": "1"}]}})]
+    )
+    assert [u.pointer for u in diff(before, alone)] == ["/spec/template/spec/dnsConfig"]

@@ -52,6 +52,8 @@ class Change:
     old: Any = None
     new: Any = None
     revertable: bool = True
+    also: tuple[tuple[str, Any, Any], ...] = ()
+    """Fields the API interprets together with ``pointer`` (``dnsConfig`` with ``dnsPolicy``): reverted with it."""
 
     @property
     def key(self) -> str:
@@ -60,7 +62,8 @@ class Change:
     def describe(self, limit: int = 160) -> str:
         if self.op != "changed":
             return f"{self.key} {self.op}"
-        return f"{self.key} {self.pointer}: {_short(self.old, limit // 2)} -> {_short(self.new, limit // 2)}"
+        with_ = "".join(f" (with {p.rsplit('/', 1)[-1]})" for p, _, _ in self.also)
+        return f"{self.key} {self.pointer}{with_}: {_short(self.old, limit // 2)} -> {_short(self.new, limit // 2)}"
 
 
 def _short(value: Any, limit: int) -> str:
@@ -88,6 +91,23 @@ def _container_units(prefix: str, old: list[Obj], new: list[Obj]) -> list[tuple[
     for i, (a, b) in enumerate(zip(old, new, strict=True)):
         out += _dict_units(f"{prefix}/{i}", a, b)
     return out
+
+
+COUPLED_POD_FIELDS = {"dnsConfig": "dnsPolicy"}
+"""Pod-spec fields that are part of another one: the policy decides what the config means (``dnsPolicy: None``
+requires a ``dnsConfig``; with ``ClusterFirst`` its nameservers are added to the cluster's), so a revert that put
+back one without the other would leave a state that was never healthy."""
+
+
+def _couple(units: list[tuple[str, Any, Any]]) -> list[tuple[str, Any, Any, tuple[tuple[str, Any, Any], ...]]]:
+    """Fold each coupled field's unit into the unit of the field it belongs to, when both changed."""
+    by_pointer = {u[0]: u for u in units}
+    folded: dict[str, list[tuple[str, Any, Any]]] = {}
+    for part, whole in COUPLED_POD_FIELDS.items():
+        p_part, p_whole = f"/spec/template/spec/{part}", f"/spec/template/spec/{whole}"
+        if p_part in by_pointer and p_whole in by_pointer:
+            folded.setdefault(p_whole, []).append(by_pointer.pop(p_part))
+    return [(p, a, b, tuple(folded.get(p, ()))) for p, a, b in by_pointer.values()]
 
 
 def _template_units(old: Obj, new: Obj) -> list[tuple[str, Any, Any]]:
@@ -147,8 +167,9 @@ def diff(before: LastGood, after: LastGood) -> list[Change]:
             creatable = kind in KINDS and kind != "Secret" and (kind != "ConfigMap" or "data" in old)
             out.append(Change(kind, ns, name, "deleted", old=old, revertable=creatable))
         elif old != new:
-            for pointer, a, b in _units(kind, old, new):
-                out.append(Change(kind, ns, name, "changed", pointer, a, b, _revertable(kind, pointer, old, new)))
+            for pointer, a, b, also in _couple(_units(kind, old, new)):
+                ok = _revertable(kind, pointer, old, new)
+                out.append(Change(kind, ns, name, "changed", pointer, a, b, ok, also))
     return out
 
 
@@ -473,13 +494,18 @@ def revert_actions(change: Change) -> list[Action]:
         return [Create(manifest=_manifest(kind, change.old))]
     if kind in ("Deployment", "StatefulSet") and change.pointer == "/spec/replicas" and isinstance(change.old, int):
         return [Scale(kind=kind, namespace=ns, name=name, replicas=change.old)]
-    if change.old is None:
-        op: Obj = {"op": "remove", "path": change.pointer}
-    elif change.new is None:
-        op = {"op": "add", "path": change.pointer, "value": change.old}
-    else:
-        op = {"op": "replace", "path": change.pointer, "value": change.old}
-    return [Patch(kind=kind, namespace=ns, name=name, patch_type="json", patch=[op])]
+    ops = [
+        _revert_op(pointer, old, new) for pointer, old, new in ((change.pointer, change.old, change.new), *change.also)
+    ]
+    return [Patch(kind=kind, namespace=ns, name=name, patch_type="json", patch=ops)]
+
+
+def _revert_op(pointer: str, old: Any, new: Any) -> Obj:
+    if old is None:
+        return {"op": "remove", "path": pointer}
+    if new is None:
+        return {"op": "add", "path": pointer, "value": old}
+    return {"op": "replace", "path": pointer, "value": old}
 
 
 @dataclass

@@ -198,3 +198,23 @@ def test_init_containers_and_restart_policy_never(
     cs = core.read_namespaced_pod("once", arena_ns).status.container_statuses[0]
     assert cs.restart_count == 0 and cs.state.terminated.exit_code == 1
     assert "Error" in kubectl("get", "pod", "once", ns=arena_ns)
+
+
+def test_an_init_container_that_never_completes_is_running_but_not_ready(
+    arena_ns: str, kubectl: Kubectl, k8s_client: client.ApiClient
+) -> None:
+    """As the kubelet reports it: a regular init container is ready only once it has completed; while it runs the
+    pod stays Pending in Init:0/1."""
+    core = client.CoreV1Api(k8s_client)
+    hang = {"name": "hang", "image": "hang:1"}
+    core.create_namespaced_pod(arena_ns, pod("init-hangs", initContainers=[hang]))
+
+    def running() -> bool:
+        statuses = core.read_namespaced_pod("init-hangs", arena_ns).status.init_container_statuses or []
+        return bool(statuses) and statuses[0].state.running is not None
+
+    wait_for(running, what="init container running")
+    time.sleep(1.0)  # many kubelet ticks with the fast timings: a running init container never turns ready
+    st = core.read_namespaced_pod("init-hangs", arena_ns).status
+    assert st.phase == "Pending" and st.init_container_statuses[0].ready is False
+    assert "Init:0/1" in kubectl("get", "pod", "init-hangs", ns=arena_ns)
