@@ -69,5 +69,15 @@ def test_sregym_scenario(pid: str, engine: Engine) -> None:
 
 def test_the_sample_covers_every_new_capability() -> None:
     caps = {c for pid in SAMPLE for c in SREGYM.get(pid)[0].capabilities}
-    for needed in ("probes", "quota-limitrange", "scheduler", "netpol", "dns", "resources", "cm-volume", "storage", "feature-flags"):
+    for needed in (
+        "probes",
+        "quota-limitrange",
+        "scheduler",
+        "netpol",
+        "dns",
+        "resources",
+        "cm-volume",
+        "storage",
+        "feature-flags",
+    ):
         assert needed in caps, needed
