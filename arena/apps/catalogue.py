@@ -69,6 +69,12 @@ class Step(_Strict):
     panics: bool = Field(
         False, description="A failure of this step crashes the process (Go: the error reaches log.Panic, exit 2)."
     )
+    if_flag: str | None = Field(None, description="Taken only while this feature flag evaluates on (true or > 0).")
+    unless_flag: str | None = Field(None, description="Taken only while this feature flag evaluates off.")
+    copies_flag: str | None = Field(
+        None, description="kafka: also produce as many copies of the record as this flag's number value."
+    )
+    forward_id: bool = Field(False, description="call: the callee gets the request's id (e.g. the product id).")
 
     @property
     def kind(self) -> str:
@@ -82,9 +88,31 @@ class Step(_Strict):
         return str(getattr(self, self.kind))
 
 
+class FlagFault(_Strict):
+    """Code the program runs while a feature flag evaluates on (true, or a number > 0); the flag's value comes from
+    the flag service the process is configured with (``FLAGD_HOST``/``FLAGD_PORT``), see ``arena.behaviour.flags``."""
+
+    flag: str = Field(description="Flag key.")
+    effect: Literal["fail", "pause", "cpu_burn"] = Field(
+        description="fail: the request fails; pause: the request stalls (e.g. forced garbage collections); "
+        "cpu_burn: the process starts busy threads that run until a request sees the flag off."
+    )
+    probability: float = Field(1.0, ge=0, le=1, description="Share of the requests it applies to.")
+    probability_from_value: bool = Field(False, description="The flag's number value is the share (0..1).")
+    only_id: str | None = Field(None, description="Applies only to requests for this id (e.g. one product).")
+    code: str = Field("Internal", description="fail: the gRPC status code.")
+    error: str = Field("", description="fail: the status message.")
+    pause_ms: float = Field(0.0, ge=0, description="pause: how long the request stalls (median, real ms).")
+    threads: int = Field(0, ge=0, description="cpu_burn: busy threads.")
+    log: str | None = Field(None, description="Line the program logs when it applies ({ms}: the pause).")
+
+
 class Operation(_Strict):
     span: str = Field(description="Server span operation name (as the real tracer names it).")
     work_ms: float = Field(0.5, description="Own processing time in milliseconds.")
+    faults: list[FlagFault] = Field(
+        default_factory=list, description="Flag-guarded code paths, evaluated in order before the steps."
+    )
     steps: list[Step] = Field(default_factory=list, description="Calls made, in order; any failure fails the op.")
 
 
@@ -102,6 +130,9 @@ class Consumer(_Strict):
     output_topic: str | None = Field(None, description="Each handled record is produced here.")
     sink: str | None = Field(None, description="PostgreSQL connection string each record is written to.")
     pause_log_every_s: float = Field(15.0, gt=0, description="Seconds between two 'paused' log lines.")
+    delay_flag: str | None = Field(None, description="While this feature flag evaluates on, each record waits.")
+    delay_s: float = Field(0.0, ge=0, description="The wait per record (real seconds) while delay_flag is on.")
+    delay_log: str | None = Field(None, description="Line logged (at most every 5 s) while records wait.")
 
 
 class Producer(_Strict):
@@ -141,6 +172,12 @@ class Program(_Strict):
         16.0, ge=0, description="Resident memory once serving (MiB): a lower container memory limit OOM-kills it."
     )
     consumer: Consumer | None = Field(None, description="A Kafka consumer loop the process runs.")
+    serves_flags: bool = Field(
+        False, description="A flag service (flagd): evaluates flags from the file its --uri file: argument names."
+    )
+    health_flag: str | None = Field(
+        None, description="Its gRPC health service answers NOT_SERVING while this feature flag evaluates on."
+    )
     producer: Producer | None = Field(None, description="A Kafka producer loop the process runs.")
 
 

@@ -194,14 +194,19 @@ def kafka_produce(world: World, pod: Obj, address: str, topic: str, value: str) 
     return None
 
 
-def store_step(world: World, conn: Landed, kind: str, address: str, topic: str | None) -> str | None:
+def store_step(world: World, conn: Landed, kind: str, address: str, topic: str | None, copies: int = 0) -> str | None:
     """A request's step on a data store (``postgres`` or ``kafka``): None or the client's error, which the client
-    also logs."""
+    also logs. ``copies``: the record is produced that many more times (a flag-driven overload)."""
     if kind == "postgres":
         error = postgres_call(world, conn.pod, address)
     else:
         order = {"order_id": f"{world.rt.rng.randrange(16**8):08x}", "service": conn.process.program.tracer}
         error = kafka_produce(world, conn.pod, address, topic or "orders", json.dumps(order))
+        if error is None and copies > 0:
+            name = str(conn.container.get("name"))
+            world.rt.log(conn.pod, name, f"feature flag on: producing {copies} more copies of the order to {topic}")
+            for _ in range(copies):
+                kafka_produce(world, conn.pod, address, topic or "orders", json.dumps(order))
     if error is not None:
         world.rt.log(conn.pod, str(conn.container.get("name")), f"error: {error}")
     return error
@@ -256,7 +261,11 @@ def _consume(world: World, pod: Obj, name: str, key: tuple[str, str, str], proc:
         _log_every(world, pod, name, (*key, "topic"), now, 5.0, msg)
         return
     offset = state.groups.setdefault((c.group, c.topic), 0)
-    while offset < len(records):
+    budget = len(records) - offset
+    if c.delay_flag and budget > 0:
+        budget = _delayed_budget(world, pod, name, key, proc, now, budget)
+    while offset < len(records) and budget > 0:
+        budget -= 1
         value = records[offset]
         if c.validate_json and not valid_record(value):
             lines = [
@@ -281,6 +290,28 @@ def _consume(world: World, pod: Obj, name: str, key: tuple[str, str, str], proc:
             state.produce(c.output_topic, json.dumps(body))
         offset += 1
         state.groups[(c.group, c.topic)] = offset
+
+
+def _delayed_budget(
+    world: World, pod: Obj, name: str, key: tuple[str, str, str], proc: Process, now: float, pending: int
+) -> int:
+    """Records the consumer may handle now: while its delay flag is on, each record waits ``delay_s`` (real
+    seconds, on the arena's clock) before it is handled, so a burst becomes lag."""
+    from arena.behaviour import flags
+
+    c = proc.program.consumer
+    assert c is not None and c.delay_flag
+    mark = (*key, "delay")
+    if not flags.truthy(flags.evaluate(world, pod, proc, c.delay_flag, 0)):
+        world.rt.loop_marks.pop(mark, None)
+        return pending
+    step = max(c.delay_s * world.rt.probe_scale, 1e-6)
+    since = world.rt.loop_marks.setdefault(mark, now)
+    budget = min(int((now - since) / step), pending)
+    world.rt.loop_marks[mark] = since + budget * step if budget < pending else now
+    if c.delay_log:
+        _log_every(world, pod, name, (*key, "delay-log"), now, 5.0, c.delay_log)
+    return budget
 
 
 def _log_every(world: World, pod: Obj, name: str, mark: tuple[str, ...], now: float, every: float, *lines: str) -> None:

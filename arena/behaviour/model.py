@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from arena.apps.catalogue import StartupStep, expand
-from arena.behaviour import backends, logstyle
+from arena.behaviour import backends, flags, logstyle
 from arena.behaviour.mongo import MongoError, MongoState, Shell, ShellError, auth_failure_log, run_shell, split_command
 from arena.behaviour.world import Landed, Process, ProcessError, Refused, Runtime, World, meta, pod_key, process_of
 from arena.hooks import ClusterView, ExecResult, Obj, StartOutcome
@@ -84,6 +84,8 @@ class AppBehaviour:
                 return StartOutcome("crash", logs=lines, exit_code=2 if e.on_fail == "panic" else 1)
             lines += logstyle.after_step(proc, step, address)
         lines += logstyle.serving(proc)
+        if proc.program.serves_flags:  # flagd reads its flag file at start (a subPath copy is frozen from now on)
+            flags.served_flags(world, pod, container, proc)
         if proc.program.runs_for_arg and proc.args[:1] == ["infinity"]:
             return StartOutcome("running", logs=lines, keeps_running=True)
         if style == "cpp" and not any(s.on_fail == "retry" for s in proc.program.startup):
@@ -321,7 +323,11 @@ class AppBehaviour:
         if kind == "tcpSocket":
             return None if serving else refused
         if kind == "grpc":
-            return None if serving else f'timeout: failed to connect service "{ip}:{port}" within 1s'
+            if not serving or proc is None:
+                return f'timeout: failed to connect service "{ip}:{port}" within 1s'
+            if proc.program.health_flag and flags.truthy(flags.evaluate(world, pod, proc, proc.program.health_flag)):
+                return 'service unhealthy (responded with "NOT_SERVING")'
+            return None
         path = str(spec.get("path") or "/")
         url = f"http://{ip}:{port}{path}"
         if not serving or proc is None:
@@ -366,6 +372,8 @@ class AppBehaviour:
         proc = world.process(container, pod)
         if proc and (proc.program.consumer or proc.program.producer) and world.serving(pod, container):
             backends.tick(world, pod, container, proc)
+        if proc and proc.program.serves_flags and world.serving(pod, container):
+            flags.served_flags(world, pod, container, proc)  # flagd watches its file: a new projection is a reload
         if (
             proc
             and any(s.on_fail == "retry" for s in proc.program.startup)

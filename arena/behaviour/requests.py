@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from arena.apps.catalogue import Step, expand
-from arena.behaviour import backends, logstyle
+from arena.apps.catalogue import FlagFault, Step, expand
+from arena.behaviour import backends, cpu, flags, logstyle
 from arena.behaviour.datastores import parse_redis_address
 from arena.behaviour.mongo import MongoError, MongoState
 from arena.behaviour.world import Landed, Process, Refused, Runtime, World, meta, pod_key
@@ -92,9 +92,12 @@ class RequestModel:
         proc = conn.process
         route = path.split("?", 1)[0]
         op = proc.program.routes.get(route)
+        rid = None
         if op is None:  # a route ending in "/" is a prefix (Envoy's prefix match, Next.js dynamic API routes)
             prefixes = [r for r in proc.program.routes if r.endswith("/") and route.startswith(r)]
-            op = proc.program.routes[max(prefixes, key=len)] if prefixes else None
+            if prefixes:
+                prefix = max(prefixes, key=len)
+                op, rid = proc.program.routes[prefix], route[len(prefix) :].strip("/") or None
         trace_id = uuid.uuid4().hex[:16]
         spans: list[Span] = []
         start_us = int(time.time() * 1e6)
@@ -108,7 +111,7 @@ class RequestModel:
             spans.append(span)
             self._emit(spans)
             return HttpResult(404, 0.3 + extra, trace_id, "not found")
-        ok, err, dur = self._operation(world, conn, op, None, trace_id, start_us, spans, is_http=True)
+        ok, err, dur = self._operation(world, conn, op, None, trace_id, start_us, spans, is_http=True, rid=rid)
         status = 200 if ok else 500
         root = spans[0]
         root.tags.update({"http.status_code": status, "http.method": method, "http.url": path})
@@ -130,7 +133,10 @@ class RequestModel:
         start_us: int,
         spans: list[Span],
         is_http: bool = False,
+        rid: str | None = None,
     ) -> tuple[bool, str | None, float]:
+        """Run ``op_name`` in the landed process; ``rid`` is the request's id (a product id) when the caller sent
+        one."""
         proc = conn.process
         op = proc.program.operations.get(op_name)
         if _depth(parent, spans) > MAX_DEPTH:
@@ -146,13 +152,24 @@ class RequestModel:
         span = self._span(trace_id, parent, conn, op.span, start_us, 0.0, "server")
         spans.append(span)
         work = op.work_ms * self.rt.rng.lognormvariate(0.0, 0.3)
-        elapsed = work / 2
         ok, err = True, None
-        for step in op.steps:
+        pause = 0.0
+        if op.faults:
+            ok, err, pause = self._faults(world, conn, op.faults, rid)
+            if not ok:
+                span.tags["error"] = True
+                span.logs.append(str(err))
+        work = cpu.stretch(world, conn.pod, conn.container, work)
+        elapsed = work / 2 + pause
+        for step in op.steps if ok else []:
             if step.probability < 1 and self.rt.rng.random() >= step.probability:
                 continue
+            if step.if_flag and not flags.truthy(flags.evaluate(world, conn.pod, proc, step.if_flag)):
+                continue
+            if step.unless_flag and flags.truthy(flags.evaluate(world, conn.pod, proc, step.unless_flag)):
+                continue
             try:
-                elapsed += self._step(world, conn, step, span, trace_id, start_us + int(elapsed * 1000), spans)
+                elapsed += self._step(world, conn, step, span, trace_id, start_us + int(elapsed * 1000), spans, rid=rid)
             except _HopError as e:
                 elapsed += e.latency_ms
                 ok, err = False, str(e)
@@ -166,8 +183,44 @@ class RequestModel:
             self.observe(str(meta(conn.pod).get("namespace")), proc.program.tracer, op.span, code, elapsed / 1000)
         return ok, err, elapsed
 
+    def _faults(
+        self, world: World, conn: Landed, faults: list[FlagFault], rid: str | None
+    ) -> tuple[bool, str | None, float]:
+        """The op's flag-guarded code paths, in order: (ok, the error, stall in ms)."""
+        proc, pod = conn.process, conn.pod
+        name = str(conn.container.get("name"))
+        pause = 0.0
+        for fault in faults:
+            value = flags.evaluate(world, pod, proc, fault.flag, False)
+            on = flags.truthy(value)
+            if fault.effect == "cpu_burn":
+                cpu.set_burners(world, pod, conn.container, fault.threads if on else 0, fault.log if on else None)
+                continue
+            if not on or (fault.only_id is not None and rid != fault.only_id):
+                continue
+            share = min(max(flags.number(value), 0.0), 1.0) if fault.probability_from_value else fault.probability
+            if share < 1 and self.rt.rng.random() >= share:
+                continue
+            if fault.effect == "fail":
+                if fault.log:
+                    self.rt.log(pod, name, fault.log)
+                return False, f"rpc error: code = {fault.code} desc = {fault.error}", pause
+            took = fault.pause_ms * self.rt.rng.lognormvariate(0.0, 0.25)
+            pause += took
+            if fault.log:
+                self.rt.log(pod, name, fault.log.replace("{ms}", str(int(took))))
+        return True, None, pause
+
     def _step(
-        self, world: World, conn: Landed, step: Step, span: Span, trace_id: str, start_us: int, spans: list[Span]
+        self,
+        world: World,
+        conn: Landed,
+        step: Step,
+        span: Span,
+        trace_id: str,
+        start_us: int,
+        spans: list[Span],
+        rid: str | None = None,
     ) -> float:
         proc, pod = conn.process, conn.pod
         ns = str(meta(pod).get("namespace"))
@@ -196,7 +249,14 @@ class RequestModel:
                 client.duration_us = int(e.latency_ms * 1000)
                 raise _HopError(_timeout_error(proc, target.pod), e.latency_ms) from e
             ok, err, dur = self._operation(
-                world, target, step.operation or "", client, trace_id, start_us + int((HOP_MS + extra) * 1000), spans
+                world,
+                target,
+                step.operation or "",
+                client,
+                trace_id,
+                start_us + int((HOP_MS + extra) * 1000),
+                spans,
+                rid=rid if step.forward_id else None,
             )
             total = dur + 2 * HOP_MS + extra
             client.duration_us = int(total * 1000)
@@ -210,7 +270,10 @@ class RequestModel:
         ns = str(meta(conn.pod).get("namespace"))
         kind = step.kind
         if kind in ("postgres", "kafka"):
-            error = backends.store_step(world, conn, kind, address, step.topic)
+            copies = 0
+            if kind == "kafka" and step.copies_flag:
+                copies = int(flags.number(flags.evaluate(world, conn.pod, conn.process, step.copies_flag, 0)))
+            error = backends.store_step(world, conn, kind, address, step.topic, copies)
             if error is not None:
                 raise _HopError(error, self.timeout_ms if "i/o timeout" in error else HOP_MS)
             return BACKEND_MS

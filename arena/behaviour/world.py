@@ -206,12 +206,22 @@ class Runtime:
     loop_marks: dict[tuple[str, ...], float] = field(default_factory=dict)
     """When a producer/consumer loop last produced or logged (``backends.tick``)."""
     """A request made this container instance panic: the message; the kubelet's next liveness pass sees it exit."""
+    volumes: dict[tuple[str, ...], tuple[dict[str, str], float]] = field(default_factory=dict)
+    """The files of ConfigMap volumes as the kubelet last projected them: (data, when); ``arena.behaviour.flags``."""
+    flag_sets: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    """Per flag-service instance, the flag document it serves (to log a reload when it changes)."""
+    burners: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    """Per container instance, busy threads a flag-guarded code path started (``FlagFault`` cpu_burn)."""
+    cpu_acc: dict[tuple[str, str, int], list[float]] = field(default_factory=dict)
+    """Per container instance, cAdvisor-style CPU counters (``arena.behaviour.cpu.account``)."""
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     clock: Callable[[], float] = time.time
     probe_scale: float = 0.1
     """Arena seconds per second of an application's own clock (warm-ups): the kubelet's probe period over 10 s."""
     retry_interval: float = 1.0
     """Seconds between two lines of a start-up retry loop (the real apps sleep 1 s)."""
+    volume_sync: float = 6.0
+    """Seconds between two projections of a mounted ConfigMap (the kubelet's 1-minute sync period, scaled)."""
 
     def log(self, pod: Obj, container: str, line: str) -> None:
         buf = self.logs.setdefault((pod_key(pod), container), deque(maxlen=500))

@@ -6,6 +6,7 @@ Also the evaluators of the other tasks (detection, localization, analysis), with
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Literal
 
@@ -30,12 +31,18 @@ _PART = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]|\[['\"]([^'\"]+)['\"]\]")
 
 
 def values_at(obj: Any, path: str) -> list[Any]:
-    """Values at a dotted path with ``[i]``, ``[*]`` and ``["key.with.dots"]``; a missing field yields ``[None]``."""
+    """Values at a dotted path with ``[i]``, ``[*]`` and ``["key.with.dots"]``; a missing field yields ``[None]``.
+    A string holding a JSON document is descended into (a ConfigMap key with a JSON file: ``data["f.json"].a.b``)."""
     current: list[Any] = [obj]
     for m in _PART.finditer(path):
         key, index = m.group(1) or m.group(3), m.group(2)  # name, [i] / [*], or ["a.key.with.dots"]
         nxt: list[Any] = []
         for v in current:
+            if isinstance(v, str) and v.lstrip()[:1] in ("{", "["):
+                try:
+                    v = json.loads(v)
+                except ValueError:
+                    pass
             if key is not None:
                 nxt.append(v.get(key) if isinstance(v, dict) else None)
             elif index == "*":

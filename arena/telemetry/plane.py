@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from arena.apps import APPS, AppSpec, app_for_namespace
-from arena.behaviour import backends
+from arena.behaviour import backends, cpu
 from arena.behaviour.model import AppBehaviour
 from arena.behaviour.requests import HttpResult, RequestModel
 from arena.behaviour.world import Runtime
@@ -182,6 +182,7 @@ class AppPlane:
         text = exposition(self.metrics, self.view)
         if self.view is not None:
             text += "".join(line + "\n" for line in backends.kafka_metrics(self.view, self.runtime))
+            text += "".join(line + "\n" for line in cpu.cpu_metrics(self.view, self.runtime))
         return web.Response(body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     async def _workload(self, request: web.Request) -> web.Response:
@@ -243,6 +244,7 @@ class AppsArena:
 
         self.plane = AppPlane(runtime)
         self.plane.runtime.probe_scale = (timing or Timing()).probe_period / 10.0
+        self.plane.runtime.volume_sync = 60.0 * self.plane.runtime.probe_scale  # the kubelet's sync period
         self.server = ArenaServer(host, port, behaviour=self.plane.behaviour, nodes=nodes, timing=timing)
         self.host, self.plane_port, self.background_rps = host, plane_port, background_rps
 

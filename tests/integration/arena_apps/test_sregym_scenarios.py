@@ -29,6 +29,7 @@ SAMPLE = {
     "service_dns_resolution_failure_social_network": "dns (CoreDNS template)",
     "resource_request_too_small": "resources (OOMKill)",
     "missing_configmap_hotel_reservation": "cm-volume (FailedMount)",
+    "astronomy_shop_failed_readiness_probe": "feature-flags (flagd's ConfigMap file, gRPC health NOT_SERVING)",
 }
 ALL = SREGYM.ids()
 PARAMS = ALL if os.environ.get("STRATUS_TEST_SREGYM_ALL") == "1" else [pid for pid in ALL if pid in SAMPLE]
@@ -68,5 +69,15 @@ def test_sregym_scenario(pid: str, engine: Engine) -> None:
 
 def test_the_sample_covers_every_new_capability() -> None:
     caps = {c for pid in SAMPLE for c in SREGYM.get(pid)[0].capabilities}
-    for needed in ("probes", "quota-limitrange", "scheduler", "netpol", "dns", "resources", "cm-volume", "storage"):
+    for needed in (
+        "probes",
+        "quota-limitrange",
+        "scheduler",
+        "netpol",
+        "dns",
+        "resources",
+        "cm-volume",
+        "storage",
+        "feature-flags",
+    ):
         assert needed in caps, needed
