@@ -64,7 +64,7 @@ CLUSTER_KINDS = (
 policy, e.g. Pod Security levels)."""
 
 MAX_OBJECTS = 2000
-CONFIGMAP_INLINE_BYTES = 4096
+CONFIGMAP_INLINE_BYTES = 32_768
 
 _DROP_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink", "generateName")
 _NOISY_ANNOTATIONS = (

@@ -298,3 +298,20 @@ def test_a_dns_policy_and_its_config_are_one_unit_and_are_reverted_together() ->
         [_web({"dnsPolicy": "ClusterFirst", "dnsConfig": {"options": [{"name": "ndots", "value": "1"}]}})]
     )
     assert [u.pointer for u in diff(before, alone)] == ["/spec/template/spec/dnsConfig"]
+
+
+def test_with_every_pod_ready_a_changed_configmap_a_running_pod_reads_is_a_candidate() -> None:
+    tools, after = now("flag-config-silent")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, loose = candidates(healthy("flag-config-silent"), after, snap)
+    assert [(c.change.key, c.change.pointer) for c in tied] == [("ConfigMap/shop/flag-file", "/data")]
+    assert "ConfigMap/shop/unrelated" in {c.key for c in loose}
+
+
+def test_the_configuration_of_a_service_an_unhealthy_pod_calls_is_tied_to_it() -> None:
+    tools, after = now("flag-config-upstream")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, loose = candidates(healthy("flag-config-upstream"), after, snap)
+    [flag] = [c for c in tied if c.change.key == "ConfigMap/shop/flag-file"]
+    assert any("call Service/flags, whose pods read ConfigMap/flag-file" in w for w in flag.why)
+    assert "ConfigMap/shop/unrelated" in {c.key for c in loose}

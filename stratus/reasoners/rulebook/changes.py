@@ -268,6 +268,8 @@ class _Context:
     bad_pods: list[Obj]
     bad_labels: list[dict[str, Any]]
     refs: tuple[set[str], set[str], set[str]]
+    upstream_cms: dict[str, str] = field(default_factory=dict)
+    """ConfigMaps read by the pods of a Service an unhealthy pod's env addresses -> that Service."""
 
     @classmethod
     def build(cls, snap: Snapshot, bad: Unhealthy, before: LastGood, after: LastGood) -> _Context:
@@ -294,7 +296,27 @@ class _Context:
             cms |= a
             secrets |= b
             claims |= c
-        return cls(snap, bad, before, after, pods, labels, (cms, secrets, claims))
+        return cls(snap, bad, before, after, pods, labels, (cms, secrets, claims), _upstream_configs(snap, specs))
+
+
+_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?P<host>[a-z0-9]([a-z0-9-]*[a-z0-9])?)(?::\d{1,5})?(?:/.*)?$")
+
+
+def _upstream_configs(snap: Snapshot, specs: list[Obj]) -> dict[str, str]:
+    """ConfigMaps read (env or volume) by the pods behind the Services these pod specs address in their env: a
+    dependency's configuration is part of what a client runs against (a feature-flag server, a proxy's routes)."""
+    out: dict[str, str] = {}
+    for s in specs:
+        for c in [*(s.get("containers") or []), *(s.get("initContainers") or [])]:
+            for e in c.get("env") or []:
+                m = _ADDRESS.match(str(e.get("value") or ""))
+                svc = snap.get("Service", m.group("host")) if m else None
+                if svc is None:
+                    continue
+                for pod in snap.pods_selected_by(svc):
+                    for cm in _pod_refs(spec(pod))[0]:
+                        out.setdefault(cm, name_of(svc))
+    return out
 
 
 def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
@@ -337,6 +359,9 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
         # Deleting a ConfigMap or Secret created since the healthy state cannot help the pods that read it.
         if name in refs and change.op != "created":
             why.append((0.85, f"unhealthy pods reference {kind}/{name} (env or volume)"))
+        elif kind == "ConfigMap" and name in ctx.upstream_cms and change.op == "changed":
+            svc = ctx.upstream_cms[name]
+            why.append((0.6, f"unhealthy pods call Service/{svc}, whose pods read ConfigMap/{name}"))
     elif kind == "PersistentVolumeClaim":
         if name in bad.claims:
             why.append((1.0, f"PersistentVolumeClaim/{name} is {bad.claims[name]}"))
@@ -529,7 +554,9 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
     bad = unhealthy(snap)
     changes = diff(before, after)
     if not bad:
-        return _silent_candidates(changes), [c for c in changes if not _silent_suspect(c)]
+        read = _configs_read(snap)
+        suspects = _silent_candidates(changes, read)
+        return suspects, [c for c in changes if not _silent_suspect(c, read)]
     ctx = _Context.build(snap, bad, before, after)
     tied: list[Candidate] = []
     loose: list[Change] = []
@@ -556,7 +583,12 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
     return tied[:MAX_CANDIDATES], loose
 
 
-def _silent_suspect(change: Change) -> bool:
+def _configs_read(snap: Snapshot) -> set[str]:
+    """The ConfigMaps the scope's running pods read (env or volume)."""
+    return {cm for p in snap.live_pods() for cm in _pod_refs(spec(p))[0]}
+
+
+def _silent_suspect(change: Change, configs_read: set[str] | frozenset[str] = frozenset()) -> bool:
     """A change to what a workload runs (a container's program fields), to a Service's routing, or a NetworkPolicy
     created or changed: the usual causes of an incident seen only in the SLOs, while every pod is Ready and every
     Service has endpoints."""
@@ -564,16 +596,23 @@ def _silent_suspect(change: Change) -> bool:
         return True  # a policy can only take traffic away: pods stay Ready while their calls time out
     if not change.revertable or change.op != "changed":
         return False
+    if change.kind == "ConfigMap":
+        return change.pointer == "/data" and change.name in configs_read  # configuration a running program reads
     if change.kind in WORKLOADS:
         return "/containers/" in change.pointer and change.pointer.rsplit("/", 1)[-1] in APP_FIELDS | {"ports"}
     return change.kind == "Service" and change.pointer.startswith("/spec/")
 
 
-def _silent_candidates(changes: list[Change]) -> list[Candidate]:
+def _silent_candidates(changes: list[Change], configs_read: set[str]) -> list[Candidate]:
     """With nothing unhealthy in Kubernetes terms, the suspect changes, each a revert to try alone: TNR undoes a
     revert that does not lower the SLO violations, and the next is tried."""
     why = "no object is unhealthy (the incident shows in the SLOs only): a change to what runs is the likeliest cause"
-    return [Candidate(c, 0.65, [why], revert_actions(c)) for c in changes if _silent_suspect(c)][:MAX_CANDIDATES]
+    out = [
+        Candidate(c, 0.6 if c.kind == "ConfigMap" else 0.65, [why], revert_actions(c))
+        for c in changes
+        if _silent_suspect(c, configs_read)
+    ]
+    return sorted(out, key=lambda c: -c.score)[:MAX_CANDIDATES]
 
 
 def _env_consumers(change: Change, ctx: _Context) -> list[Action]:
