@@ -715,10 +715,13 @@ class WriteGateway(ReadGateway):
         if pre is None:
             pre = await self._call(self._pre_image_sync, action)
         while True:
-            # The undo record needs only the pre-image (and, for some kinds, reads of the owners): it is computed
-            # while the dry run is on the wire. Nothing is journaled or sent for real before both are back.
-            undo_task = asyncio.ensure_future(self._undo_record(action, pre))
-            undo_task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            # The undo record needs only the pre-image (and, for some kinds, reads of the owners): when it reads the
+            # cluster it is computed while the dry run is on the wire; otherwise it is a copy, made after the dry run
+            # (a task of its own would compete with the request for the interpreter). Nothing is journaled or sent for
+            # real before both are back.
+            undo_task = asyncio.ensure_future(self._undo_record(action, pre)) if _undo_reads(action) else None
+            if undo_task is not None:
+                undo_task.add_done_callback(lambda t: t.cancelled() or t.exception())
             try:
                 try:
                     computed = isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo))
@@ -746,10 +749,11 @@ class WriteGateway(ReadGateway):
                     raise Refusal(
                         f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity"
                     )
-                undo, note = await undo_task
+                undo, note = await undo_task if undo_task is not None else self._undo_for_sync(action, pre)
                 break
             finally:
-                undo_task.cancel()
+                if undo_task is not None:
+                    undo_task.cancel()
         if undo is None:
             raise Refusal(
                 f"Write operation '{action.verb}' on {action.target} refused: {note} Every write needs a recorded "
@@ -898,7 +902,7 @@ class WriteGateway(ReadGateway):
 
     async def _undo_record(self, action: Action, pre: Obj | None) -> tuple[list[Action] | None, str]:
         """The undo of ``action`` against ``pre``: in a thread when it reads the cluster (owners, ReplicaSets)."""
-        if action.kind == "Deployment" or (isinstance(action, Delete) and action.kind in RECREATING_OWNERS):
+        if _undo_reads(action):
             return cast(tuple[list[Action] | None, str], await self._call(self._undo_for_sync, action, pre))
         return self._undo_for_sync(action, pre)
 
@@ -1114,6 +1118,11 @@ def _is_conflict(exc: KubeApiError) -> bool:
 def _log_lost_outcome(task: asyncio.Future[object]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("a write's outcome was not journaled (the next write is refused): %r", task.exception())
+
+
+def _undo_reads(action: Action) -> bool:
+    """Whether the undo record of ``action`` reads the cluster (a Deployment's ReplicaSets, a deleted pod's owner)."""
+    return action.kind == "Deployment" or (isinstance(action, Delete) and action.kind in RECREATING_OWNERS)
 
 
 def _key(action: Action) -> tuple[str, str | None, str]:

@@ -144,7 +144,8 @@ async def measure(kubeconfig: Path, nats_url: str, redis_url: str, n: int, round
     undo_s = time.perf_counter() - t
 
     def line(label: str, values: list[float]) -> str:
-        return f"{label:18s} p50 {pct(values, 0.5):6.2f} ms  p95 {pct(values, 0.95):6.2f} ms  p99 {pct(values, 0.99):6.2f} ms"
+        p50, p95, p99 = pct(values, 0.5), pct(values, 0.95), pct(values, 0.99)
+        return f"{label:18s} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  p99 {p99:6.2f} ms"
 
     print(f"{line('bare API write', bare)}  (n={len(bare)})")
     print(f"{line('gateway write', gated)}  (n={len(gated)})")
