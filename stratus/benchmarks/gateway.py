@@ -77,6 +77,7 @@ async def measure(kubeconfig: Path, nats_url: str, redis_url: str, n: int, round
         check_fence=lock.ensure_fence,
         journal_intent=journal.append,
         journal_outcome=journal.append,
+        journal_batch=journal.append_batch,
         incident_id="bench",
         tx_id=tx,
         attempt=1,
