@@ -792,9 +792,21 @@ class TransactionCheckpoint(Message):
         return data
 
 
+class JournalBatch(Message):
+    """Records appended as one JetStream message, in order: the outcome of a write the API accepted travels with the
+    next write's intent (``stratus.journal``). Readers see its records, never the batch (``Journal.read_entries``)."""
+
+    kind: Literal["batch"] = Field(default="batch", description='Discriminator: always "batch".')
+    tx_id: str = Field(description="The transaction every record belongs to.")
+    records: list[JournalRecord] = Field(min_length=1, description="The records, in append order.")
+
+
 JournalEntry = Annotated[JournalRecord | TransactionCheckpoint, Field(discriminator="kind")]
-"""What a transaction's journal subject holds: its checkpoint and its write records."""
+"""What a transaction's journal holds, as its readers see it: its checkpoint and its write records."""
 JOURNAL_ENTRY_ADAPTER: TypeAdapter[JournalEntry] = TypeAdapter(JournalEntry)
+JournalMessage = Annotated[JournalRecord | TransactionCheckpoint | JournalBatch, Field(discriminator="kind")]
+"""One message on a transaction's journal subject: an entry, or a batch of records."""
+JOURNAL_MESSAGE_ADAPTER: TypeAdapter[JournalMessage] = TypeAdapter(JournalMessage)
 
 
 # --- health ---------------------------------------------------------------------------------------------------

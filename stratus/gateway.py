@@ -13,9 +13,11 @@ Why it is shaped this way:
 - **Where the time goes, and what is not waited for.** A write costs a dry run, the intent's acknowledgement (the
   fence is checked meanwhile) and the write. The pre-image of an object this gateway wrote last, when the object has
   no status (nothing but writers change it), is the response to that write rather than a new GET: the request
-  carries its resourceVersion as a precondition, so the dry run proves it current, and a conflict reads again. The
-  outcome record is sent when the write returns and acknowledged before the next intent (or ``flush``): an intent
-  without an outcome is undone anyway, so waiting for it would add a round trip and no safety.
+  carries its resourceVersion as a precondition, so the dry run proves it current, and a conflict reads again. An
+  intent without an outcome is undone anyway, so no write waits for its own outcome: the outcome of a write the API
+  accepted goes out with the next intent as one JetStream message (``journal_batch``; alone at ``flush``), and any
+  other outcome (a refused write, which the undoer skips; a failed command) is sent at once and acknowledged before
+  the next intent.
 - **The undo restores exactly what the write replaced.** Every write carries the pre-image's ``resourceVersion`` as a
   precondition (in the patch body, as a JSON-patch ``test`` op, or as delete preconditions). Controllers bump it with
   status updates all the time, so on a conflict the object is read again: if its spec-level state (``digest.normalise``)
@@ -147,6 +149,12 @@ class FenceCheck(Protocol):
 class JournalCallback(Protocol):
     def __call__(self, record: JournalRecord, /) -> Awaitable[object]:
         """Append ``record`` durably; raise if it could not be appended."""
+        ...
+
+
+class BatchCallback(Protocol):
+    def __call__(self, records: list[JournalRecord], /) -> Awaitable[object]:
+        """Append ``records`` (in order) durably as one unit; raise if they could not be appended."""
         ...
 
 
@@ -610,6 +618,7 @@ class WriteGateway(ReadGateway):
         check_fence: FenceCheck,
         journal_intent: JournalCallback | None = None,
         journal_outcome: JournalCallback | None = None,
+        journal_batch: BatchCallback | None = None,
         incident_id: str = "",
         tx_id: str = "",
         attempt: int = 0,
@@ -625,6 +634,7 @@ class WriteGateway(ReadGateway):
         self.check_fence = check_fence
         self.journal_intent = journal_intent
         self.journal_outcome = journal_outcome
+        self.journal_batch = journal_batch
         self.incident_id = incident_id
         self.tx_id = tx_id
         self.attempt = attempt
@@ -634,6 +644,7 @@ class WriteGateway(ReadGateway):
         self._serial = asyncio.Lock()  # one write at a time: seq order is journal order
         self._written: dict[tuple[str, str | None, str], Obj] = {}  # own write responses, candidate pre-images
         self._outcome: asyncio.Future[object] | None = None  # the last write's outcome append, until acknowledged
+        self._held: JournalRecord | None = None  # an accepted write's outcome, to go with the next intent (or flush)
 
     def renew(self, lease: Lease) -> None:
         """Use a renewed lease (same scope and token, later expiry)."""
@@ -715,10 +726,13 @@ class WriteGateway(ReadGateway):
         if pre is None:
             pre = await self._call(self._pre_image_sync, action)
         while True:
-            # The undo record needs only the pre-image (and, for some kinds, reads of the owners): it is computed
-            # while the dry run is on the wire. Nothing is journaled or sent for real before both are back.
-            undo_task = asyncio.ensure_future(self._undo_record(action, pre))
-            undo_task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            # The undo record needs only the pre-image (and, for some kinds, reads of the owners): when it reads the
+            # cluster it is computed while the dry run is on the wire; otherwise it is a copy, made after the dry run
+            # (a task of its own would compete with the request for the interpreter). Nothing is journaled or sent for
+            # real before both are back.
+            undo_task = asyncio.ensure_future(self._undo_record(action, pre)) if _undo_reads(action) else None
+            if undo_task is not None:
+                undo_task.add_done_callback(lambda t: t.cancelled() or t.exception())
             try:
                 try:
                     computed = isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo))
@@ -746,10 +760,11 @@ class WriteGateway(ReadGateway):
                     raise Refusal(
                         f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity"
                     )
-                undo, note = await undo_task
+                undo, note = await undo_task if undo_task is not None else self._undo_for_sync(action, pre)
                 break
             finally:
-                undo_task.cancel()
+                if undo_task is not None:
+                    undo_task.cancel()
         if undo is None:
             raise Refusal(
                 f"Write operation '{action.verb}' on {action.target} refused: {note} Every write needs a recorded "
@@ -798,26 +813,50 @@ class WriteGateway(ReadGateway):
                 "dry_run": None,
             }
         )
-        # Sent now, acknowledged before the next intent or at ``flush``: an intent without its outcome is undone
-        # anyway (stratus.journal), so the outcome's round trip need not hold the caller up.
-        pending = asyncio.ensure_future(self.journal_outcome(outcome))
-        pending.add_done_callback(_log_lost_outcome)
-        self._outcome = pending
+        if recorded_ok is True and self.journal_batch is not None:
+            # The API accepted the write: its outcome changes nothing the undoer does (an intent without an outcome
+            # is undone too), so it goes out with the next intent, as one message (or alone at ``flush``).
+            self._held = outcome
+        else:
+            # Sent now, acknowledged before the next intent or at ``flush``: an intent without its outcome is undone
+            # anyway (stratus.journal), so the outcome's round trip need not hold the caller up.
+            pending = asyncio.ensure_future(self.journal_outcome(outcome))
+            pending.add_done_callback(_log_lost_outcome)
+            self._outcome = pending
         return WriteResult(ok=ok, action=action, executed=True, message=message, object=summary, seq=seq, undo=undo)
 
     async def _append_intent(self, intent: JournalRecord) -> None:
-        await self.flush()
-        await cast(JournalCallback, self.journal_intent)(intent)
+        await self._acknowledged()
+        held, self._held = self._held, None
+        try:
+            if held is None:
+                await cast(JournalCallback, self.journal_intent)(intent)
+            else:
+                await cast(BatchCallback, self.journal_batch)([held, intent])
+        except BaseException:
+            self._held = held  # not journaled: still due
+            raise
+
+    async def _acknowledged(self) -> None:
+        pending, self._outcome = self._outcome, None
+        if pending is not None:
+            await pending
 
     async def flush(self) -> None:
         """Wait until the last write's outcome is journaled; raise what its append raised.
 
-        ``write`` returns once the outcome is sent. The next write waits for it before its intent is appended (a
-        failed outcome append refuses that write); a transaction calls ``flush`` when it ends.
+        ``write`` returns once the outcome is sent, or, for a write the API accepted and with ``journal_batch``, once
+        it is held for the next intent. The next write waits for it before its intent is appended (a failed outcome
+        append refuses that write); a transaction calls ``flush`` when it ends, which appends a held outcome alone.
         """
-        pending, self._outcome = self._outcome, None
-        if pending is not None:
-            await pending
+        await self._acknowledged()
+        held, self._held = self._held, None
+        if held is not None:
+            try:
+                await cast(JournalCallback, self.journal_outcome)(held)
+            except BaseException:
+                self._held = held
+                raise
 
     async def apply_undo(self, action: Action) -> WriteResult:
         """Execute one undo action idempotently, fenced before every request; used by the undoer.
@@ -898,7 +937,7 @@ class WriteGateway(ReadGateway):
 
     async def _undo_record(self, action: Action, pre: Obj | None) -> tuple[list[Action] | None, str]:
         """The undo of ``action`` against ``pre``: in a thread when it reads the cluster (owners, ReplicaSets)."""
-        if action.kind == "Deployment" or (isinstance(action, Delete) and action.kind in RECREATING_OWNERS):
+        if _undo_reads(action):
             return cast(tuple[list[Action] | None, str], await self._call(self._undo_for_sync, action, pre))
         return self._undo_for_sync(action, pre)
 
@@ -1114,6 +1153,11 @@ def _is_conflict(exc: KubeApiError) -> bool:
 def _log_lost_outcome(task: asyncio.Future[object]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("a write's outcome was not journaled (the next write is refused): %r", task.exception())
+
+
+def _undo_reads(action: Action) -> bool:
+    """Whether the undo record of ``action`` reads the cluster (a Deployment's ReplicaSets, a deleted pod's owner)."""
+    return action.kind == "Deployment" or (isinstance(action, Delete) and action.kind in RECREATING_OWNERS)
 
 
 def _key(action: Action) -> tuple[str, str | None, str]:

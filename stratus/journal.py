@@ -15,6 +15,10 @@ Shape and why:
   first entry, appended by the coordinator before it asks for any write (``append_checkpoint``). The undoer reads
   the checkpoint and the undo records from this one store (``read_entries``, ``checkpoint_of``), and both outlive
   Redis.
+- **One message may carry two records.** The outcome of a write the API accepted changes nothing the undoer does (an
+  intent without an outcome is undone too), so the gateway hands it over with the next write's intent and both go out
+  as one ``JournalBatch`` message, one acknowledgement (``append_batch``); the transaction's last one is appended alone
+  when the transaction flushes. Readers see the records, in order, never the batch.
 """
 
 from __future__ import annotations
@@ -28,7 +32,13 @@ from nats.js import api as js_api
 from nats.js.errors import APIError, NotFoundError
 
 from stratus.bus import Bus
-from stratus.contracts import JOURNAL_ENTRY_ADAPTER, JournalEntry, JournalRecord, TransactionCheckpoint
+from stratus.contracts import (
+    JOURNAL_MESSAGE_ADAPTER,
+    JournalBatch,
+    JournalEntry,
+    JournalRecord,
+    TransactionCheckpoint,
+)
 from stratus.crashpoints import crash_point
 from stratus.errors import PermanentError, TemporaryError
 from stratus.scrub import scrub_model, scrub_obj, scrub_text
@@ -57,6 +67,22 @@ class Journal:
             crash_point("journal.after_intent")  # the write it announces has not run yet
         return seq
 
+    async def append_batch(self, records: list[JournalRecord]) -> int:
+        """Append ``records`` (one transaction's, in order) as one message; return its stream sequence once JetStream
+        has acknowledged it. All of them are durable, or none is."""
+        if not records or len({r.tx_id for r in records}) != 1:
+            raise JournalError("a journal batch holds one transaction's records, at least one")
+        if len(records) == 1:
+            return await self.append(records[0])
+        clean = [audit_view(r) for r in records]
+        last = clean[-1]
+        batch = JournalBatch(tx_id=last.tx_id, records=clean)
+        what = "+".join(f"#{r.seq} ({r.phase})" for r in clean)
+        seq = await self._publish(last.tx_id, batch, f"{last.tx_id}:{last.seq}:{last.phase}", what)
+        if any(r.phase == "intent" for r in clean):
+            crash_point("journal.after_intent")  # the write it announces has not run yet
+        return seq
+
     async def append_checkpoint(self, checkpoint: TransactionCheckpoint) -> int:
         """Append the transaction's checkpoint (one per lease grant: a retry under the same lease is a no-op)."""
         msg_id = f"{checkpoint.tx_id}:checkpoint:{checkpoint.lease_token}"
@@ -65,7 +91,9 @@ class Journal:
         self._last_seq.pop(checkpoint.tx_id, None)
         return await self._publish(checkpoint.tx_id, checkpoint, msg_id, "checkpoint")
 
-    async def _publish(self, tx_id: str, entry: JournalRecord | TransactionCheckpoint, msg_id: str, what: str) -> int:
+    async def _publish(
+        self, tx_id: str, entry: JournalRecord | TransactionCheckpoint | JournalBatch, msg_id: str, what: str
+    ) -> int:
         subject = self.bus.topology.journal(tx_id)
         headers = {"Nats-Msg-Id": msg_id}
         last = self._last_seq.get(tx_id)
@@ -145,7 +173,11 @@ class Journal:
                 if seq > last:
                     break
                 seen = seq
-                records.append(JOURNAL_ENTRY_ADAPTER.validate_json(msg.data))
+                message = JOURNAL_MESSAGE_ADAPTER.validate_json(msg.data)
+                if isinstance(message, JournalBatch):
+                    records.extend(message.records)
+                else:
+                    records.append(message)
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

@@ -24,6 +24,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -196,10 +197,20 @@ def scrub_text(text: str) -> str:
     if not text:
         return text
     try:
-        return _scrub_text(text)
+        return _scrub_short(text) if len(text) <= _MEMO_CHARS else _scrub_text(text)
     except Exception:  # a bug here must not kill a log pump or lose an event, nor leak what it could not read
         log.debug("scrub: unreadable text withheld", exc_info=False)
         return f"{MASK} (withheld: the scrubber could not read {len(text)} characters)"
+
+
+_MEMO_CHARS = 512
+"""Texts up to this length are scrubbed once and remembered (``_scrub_short``): the same short strings (a write's
+message, an action's fields) come back for every journal record, and scrubbing is a pure function of the text."""
+
+
+@lru_cache(maxsize=1024)
+def _scrub_short(text: str) -> str:
+    return _scrub_text(text)
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_./-]*")

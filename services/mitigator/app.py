@@ -43,7 +43,9 @@ def build(settings: MitigatorSettings) -> ServiceRuntime:
     runtime.publishes(
         JournalRecord,
         "{prefix}.journal.{tx_id}",
-        "The write-ahead journal: each write's intent (with its undo) before it runs, and its outcome after.",
+        "The write-ahead journal: each write's intent (with its undo) before it runs, and its outcome after (the "
+        "outcome of a write the API accepted travels with the next intent as one message: a JournalBatch of the two, "
+        "stratus.contracts).",
     )
     redis = aioredis.Redis.from_url(str(settings.redis_url))
     reasoner = make_reasoner(settings)

@@ -64,6 +64,7 @@ async def run_transaction(
             check_fence=alock.ensure_fence,
             journal_intent=journal.append,
             journal_outcome=journal.append,
+            journal_batch=journal.append_batch,
             incident_id=request.incident_id,
             tx_id=request.tx_id,
             attempt=request.attempt,

@@ -41,6 +41,22 @@ async def test_records_read_back_in_order(bus: Bus, uid: str) -> None:
     assert await journal.read(f"tx-other-{uid}") == []
 
 
+async def test_a_batch_reads_back_as_its_records_in_order(bus: Bus, uid: str) -> None:
+    await bus.ensure_streams()
+    journal = Journal(bus)
+    tx = f"tx-{uid}"
+    written = [record(tx, 1, "intent"), record(tx, 1, "outcome", True), record(tx, 2, "intent")]
+    await journal.append(written[0])
+    seq = await journal.append_batch(written[1:])  # one message, one acknowledgement
+    assert await journal.append_batch(written[1:]) == seq  # a retried batch is the same message
+    last = record(tx, 2, "outcome", True)
+    await journal.append(last)
+    assert await Journal(bus).read(tx) == [*written, last]
+    assert undo_plan(await journal.read(tx)) == [written[2], written[0]]
+    with pytest.raises(JournalError):
+        await journal.append_batch([record(tx, 3, "intent"), record(f"tx-other-{uid}", 3, "intent")])
+
+
 async def test_a_second_writer_cannot_interleave(bus: Bus, uid: str) -> None:
     await bus.ensure_streams()
     tx = f"tx-{uid}"

@@ -121,3 +121,64 @@ async def test_a_namespace_deletion_is_refused_before_any_request() -> None:
     with pytest.raises(Refusal):
         await gateway(api, log).write(Delete(kind="Namespace", name="victim"))
     assert log == []
+
+
+async def test_an_accepted_writes_outcome_goes_with_the_next_intent_and_a_refused_ones_at_once() -> None:
+    api = FakeApi({("ConfigMap", "shop", "conf"): CM})
+    api.log = log = []
+    batches: list[list[tuple[int, str, bool | None]]] = []
+    gw = gateway(api, log)
+
+    async def batch(records: list[JournalRecord]) -> None:
+        batches.append([(r.seq, r.phase, r.ok) for r in records])
+        log.append("batch")
+
+    gw.journal_batch = batch
+    for value in ("a", "b"):
+        assert (await gw.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": value}}))).ok
+    # The first write's outcome went out with the second intent, in one unit; the second's is held until flush.
+    assert [s for s in log if s in ("intent", "outcome", "batch")] == ["intent", "batch"]
+    assert batches == [[(1, "outcome", True), (2, "intent", None)]]
+    assert log.index("batch") < log.index("write", log.index("write") + 1)  # acknowledged before the second write
+    await gw.flush()
+    assert log[-1] == "outcome"
+
+    # A write the API refused after its dry run passed: its outcome (the undoer skips the write) is sent at once.
+    log.clear()
+    refusing = RefusingApi({("ConfigMap", "shop", "conf"): CM})
+    refusing.log = log
+    gw = gateway(refusing, log)
+    gw.journal_batch = batch
+    refused = await gw.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "c"}}))
+    assert not refused.ok and refused.executed
+    await gw._acknowledged()
+    assert [s for s in log if s in ("intent", "outcome", "batch")] == ["intent", "outcome"]
+
+
+class RefusingApi(FakeApi):
+    def send(self, req: WireRequest) -> Obj:
+        if req.is_dry_run:
+            return super().send(req)
+        self.log.append("write")
+        raise KubeApiError(403, "Forbidden", "admission refused the write")
+
+
+async def test_a_failed_batch_refuses_the_write_and_keeps_the_outcome_due() -> None:
+    api = FakeApi({("ConfigMap", "shop", "conf"): CM})
+    api.log = log = []
+    gw = gateway(api, log)
+    fail = [False]
+
+    async def batch(records: list[JournalRecord]) -> None:
+        if fail[0]:
+            raise ConnectionError("journal unavailable")
+        log.append("batch")
+
+    gw.journal_batch = batch
+    assert (await gw.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "a"}}))).ok
+    fail[0] = True
+    with pytest.raises(ConnectionError):
+        await gw.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "b"}}))
+    assert log.count("write") == 1  # the second write was never sent
+    await gw.flush()  # the first write's outcome is still appended
+    assert log[-1] == "outcome"
