@@ -125,12 +125,18 @@ class Calibration:
     release: float = 0.8
     """A raised scope counts a window as under its threshold when it is under ``release`` times it."""
     quantile: float = CALIBRATION_QUANTILE
+    span: float = 0.0
+    """Seconds a run over the threshold must last, besides ``persist`` windows, before the scope raises (the window
+    length: overlapping windows all see one short burst, so only a run whose last window no longer overlaps its
+    first is more than one burst)."""
     scores: deque[float] = field(default_factory=lambda: deque(maxlen=CALIBRATION_KEEP))
     pending: list[float] = field(default_factory=list)
     """Scores of the current run over the threshold, learnt if the run ends before the scope raises."""
     over: int = 0
     under: int = 0
     raised: bool = False
+    since: float | None = None
+    """When the current run over the threshold began (its first window's end)."""
 
     @property
     def ready(self) -> bool:
@@ -141,9 +147,9 @@ class Calibration:
             return floor
         return max(floor, float(np.quantile(np.asarray(self.scores), self.quantile)) * self.margin)
 
-    def step(self, value: float | None, floor: float, *, healthy: bool) -> bool:
+    def step(self, value: float | None, floor: float, *, healthy: bool, at: float | None = None) -> bool:
         """Take one window's statistic (None: the window is no evidence either way, e.g. no telemetry or a changing
-        scope); return whether the scope raises."""
+        scope) at ``at`` (the window's end); return whether the scope raises."""
         if value is None:
             self.over, self.pending = 0, []
             return self.raised
@@ -155,9 +161,12 @@ class Calibration:
         over = value > (threshold * self.release if self.raised else threshold)
         if over:
             self.over, self.under = self.over + 1, 0
+            if self.over == 1:
+                self.since = at
             if not self.raised and healthy:
                 self.pending.append(value)
-            if self.over >= self.persist:
+            lasted = self.span <= 0 or at is None or self.since is None or at - self.since >= self.span
+            if self.over >= self.persist and lasted:
                 self.raised, self.pending = True, []
         else:
             self.over, self.under = 0, self.under + 1
@@ -325,6 +334,7 @@ class StateEmbedding:
                     persist=self.persist,
                     clear=self.clear,
                     release=self.release,
+                    span=self.window_s,
                 ),
             )
             assert st.calibration is not None
@@ -370,7 +380,7 @@ class StateEmbedding:
         elif healthy and not assessment.anomalous:
             self._learn(st, wf)  # the baseline is still filling
         was_ready, was_raised = cal.ready, cal.raised
-        raised = cal.step(value, floor, healthy=healthy)
+        raised = cal.step(value, floor, healthy=healthy, at=now)
         if raised != was_raised:
             log.info(
                 "state embedding: %s %s (statistic %s, threshold %.3f)",
@@ -380,6 +390,14 @@ class StateEmbedding:
                 cal.threshold(floor),
             )
         assessment.threshold = cal.threshold(floor)
+        if value is not None and cal.over and not raised:
+            log.info(
+                "state embedding: %s over its threshold (statistic %.3f, threshold %.3f, %d in a row)",
+                scope,
+                value,
+                assessment.threshold,
+                cal.over,
+            )
         assessment.calibrating = not cal.ready
         assessment.anomalous = raised and value is not None  # a changing scope or an outage is no evidence
         st.last = assessment
