@@ -190,7 +190,9 @@ class EmbeddingSettings(BaseSettings):
         default=3,
         ge=1,
         le=100,
-        description="Consecutive windows over the scope's threshold before the embedding counts in mu (raises).",
+        description="Consecutive windows over the scope's threshold before the embedding counts in mu (raises); the "
+        "run must also outlast one window (STRATUS_EMBEDDING_WINDOW_S), so one short burst that every overlapping "
+        "window sees does not raise.",
     )
     embedding_clear: int = Field(
         default=2,

@@ -17,6 +17,13 @@ the threshold), so a scope near its threshold does not flap. Windows over the
 threshold are not learnt at once: they join the calibration only when the run of them ends before the scope raises
 (noise), and are dropped when it raises (a fault is never learnt as noise); a raised scope learns nothing.
 
+A scope whose pods change is no evidence while the change settles: from a pod created or gone until a whole window
+plus ``settle`` windows later. The telemetry of a window reaches back further than the window (rate() intervals), a
+new pod starts cold and the survivors of a scale-down take its load: a benign rollout's settling period is neither a
+fault (a broken change shows in pod states) nor a healthy state to learn. A scope whose pods were *all* replaced
+between two reads (the namespace recreated, the app redeployed) is a new deployment: its baseline and calibration
+restart, since the old ones describe pods and counters that no longer exist.
+
 ``localise(scope, until)`` is for the diagnoser, which keeps no state: it reads a stretch of history ending at
 ``until``, takes the windows before the incident's lead time as the healthy reference, and ranks the services of the
 last window by the call-graph walk over their shifts.
@@ -118,12 +125,18 @@ class Calibration:
     release: float = 0.8
     """A raised scope counts a window as under its threshold when it is under ``release`` times it."""
     quantile: float = CALIBRATION_QUANTILE
+    span: float = 0.0
+    """Seconds a run over the threshold must last, besides ``persist`` windows, before the scope raises (the window
+    length: overlapping windows all see one short burst, so only a run whose last window no longer overlaps its
+    first is more than one burst)."""
     scores: deque[float] = field(default_factory=lambda: deque(maxlen=CALIBRATION_KEEP))
     pending: list[float] = field(default_factory=list)
     """Scores of the current run over the threshold, learnt if the run ends before the scope raises."""
     over: int = 0
     under: int = 0
     raised: bool = False
+    since: float | None = None
+    """When the current run over the threshold began (its first window's end)."""
 
     @property
     def ready(self) -> bool:
@@ -134,9 +147,9 @@ class Calibration:
             return floor
         return max(floor, float(np.quantile(np.asarray(self.scores), self.quantile)) * self.margin)
 
-    def step(self, value: float | None, floor: float, *, healthy: bool) -> bool:
+    def step(self, value: float | None, floor: float, *, healthy: bool, at: float | None = None) -> bool:
         """Take one window's statistic (None: the window is no evidence either way, e.g. no telemetry or a changing
-        scope); return whether the scope raises."""
+        scope) at ``at`` (the window's end); return whether the scope raises."""
         if value is None:
             self.over, self.pending = 0, []
             return self.raised
@@ -148,9 +161,12 @@ class Calibration:
         over = value > (threshold * self.release if self.raised else threshold)
         if over:
             self.over, self.under = self.over + 1, 0
+            if self.over == 1:
+                self.since = at
             if not self.raised and healthy:
                 self.pending.append(value)
-            if self.over >= self.persist:
+            lasted = self.span <= 0 or at is None or self.since is None or at - self.since >= self.span
+            if self.over >= self.persist and lasted:
                 self.raised, self.pending = True, []
         else:
             self.over, self.under = 0, self.under + 1
@@ -176,6 +192,12 @@ class _Scope:
     encoded: Encoded | None = None
     """The embedding of the last window assessed (joins the healthy set when the window is learnt)."""
     calibration: Calibration | None = None
+    pods: frozenset[str] = frozenset()
+    """The scope's pods at the last read that listed any."""
+    changed_at: float | None = None
+    """When the scope's pods last changed (the newest pod's creation, or a read that found a pod gone)."""
+    changes: set[str] = field(default_factory=set)
+    """Pods created or gone in the current change (reported in ``Assessment.changing``)."""
 
 
 class Detector:
@@ -236,6 +258,7 @@ class StateEmbedding:
         calibration: int = 8,
         calibration_margin: float = 1.25,
         release: float = 0.8,
+        settle: float = 1.0,
         max_scopes: int = MAX_SCOPES,
         state_file: Path | None = None,
     ) -> None:
@@ -248,6 +271,8 @@ class StateEmbedding:
         self.persist, self.clear = max(1, persist), max(1, clear)
         self.calibration, self.calibration_margin = max(1, calibration), max(1.0, calibration_margin)
         self.release = min(max(release, 0.0), 1.0)
+        self.settle_s = max(settle, 0.0) * window_s
+        """After a pod change, windows ending within ``window_s + settle_s`` of it are no evidence."""
         self.max_scopes = max(1, max_scopes)
         self.state_file = state_file
         self.saved_at: float | None = None
@@ -294,9 +319,9 @@ class StateEmbedding:
                 st.calibration.scores.extend(scores)
         return len(self.restored)
 
-    def _scope(self, scope: str) -> _Scope:
+    def _scope(self, scope: str, *, restart: bool = False) -> _Scope:
         st = self.scopes.get(scope)
-        if st is None:
+        if st is None or restart:
             st = self.scopes[scope] = _Scope(
                 chunks=deque(),
                 baseline=Baseline(capacity=HEALTHY_KEEP, min_windows=self.min_baseline),
@@ -309,6 +334,7 @@ class StateEmbedding:
                     persist=self.persist,
                     clear=self.clear,
                     release=self.release,
+                    span=self.window_s,
                 ),
             )
             assert st.calibration is not None
@@ -328,7 +354,9 @@ class StateEmbedding:
         if st.last_end is not None and now - st.last_end < self.stride_s * 0.5:
             return st.last
         start = now - self.window_s if st.last_end is None or now - st.last_end > self.window_s else st.last_end
-        st.chunks.append(await self.reader.read(scope, start, now))
+        chunk = await self.reader.read(scope, start, now)
+        st = self._track_pods(scope, st, chunk, now)
+        st.chunks.append(chunk)
         st.last_end = now
         while st.chunks and st.chunks[0].end <= now - self.window_s + 1e-6:
             st.chunks.popleft()
@@ -339,10 +367,11 @@ class StateEmbedding:
         assert cal is not None
         floor = self.rule.floor(assessment.probability)
         value: float | None = None
-        if window.pods_created:
-            # Pods were created in this window (a rollout, a scale-up, a replaced pod): a changing scope is neither
-            # evidence of a telemetry fault (a broken change shows in pod states) nor a healthy state to learn.
-            assessment.changing = sorted({name for _, name in window.pods_created})[:5]
+        if st.changed_at is not None and now - st.changed_at < self.window_s + self.settle_s:
+            # The pods changed within a window and the settling time (a rollout, a scale, a replaced pod): a changing
+            # scope is neither evidence of a telemetry fault (a broken change shows in pod states) nor a healthy
+            # state to learn.
+            assessment.changing = sorted(st.changes)[:5]
             st.encoded = None
         elif assessment.ready:
             value = self.rule.statistic(assessment.score, assessment.probability)
@@ -350,12 +379,38 @@ class StateEmbedding:
                 self._learn(st, wf)
         elif healthy and not assessment.anomalous:
             self._learn(st, wf)  # the baseline is still filling
-        was_ready = cal.ready
-        raised = cal.step(value, floor, healthy=healthy)
+        was_ready, was_raised = cal.ready, cal.raised
+        raised = cal.step(value, floor, healthy=healthy, at=now)
+        if raised != was_raised:
+            log.info(
+                "state embedding: %s %s (statistic %s, threshold %.3f)",
+                scope,
+                "raises" if raised else "clears",
+                "none" if value is None else f"{value:.3f}",
+                cal.threshold(floor),
+            )
         assessment.threshold = cal.threshold(floor)
+        if value is not None and cal.over and not raised:
+            log.info(
+                "state embedding: %s over its threshold (statistic %.3f, threshold %.3f, %d in a row)",
+                scope,
+                value,
+                assessment.threshold,
+                cal.over,
+            )
         assessment.calibrating = not cal.ready
         assessment.anomalous = raised and value is not None  # a changing scope or an outage is no evidence
         st.last = assessment
+        log.debug(
+            "state embedding %s: value %s, threshold %.3f, changing %s, calibration %d/%d, raised %s",
+            scope,
+            None if value is None else round(value, 3),
+            assessment.threshold,
+            assessment.changing,
+            len(cal.scores),
+            cal.windows,
+            cal.raised,
+        )
         due = self.saved_at is None or now - self.saved_at >= SAVE_EVERY_S
         if self.state_file is not None and cal.ready and (due or not was_ready):
             self.saved_at = now
@@ -364,6 +419,35 @@ class StateEmbedding:
             except OSError as exc:
                 log.warning("could not save the embedding's calibrations to %s (%r)", self.state_file, exc)
         return assessment
+
+    def _track_pods(self, scope: str, st: _Scope, chunk: Telemetry, now: float) -> _Scope:
+        """Note the pods' changes since the last read; a scope whose pods were all replaced starts again."""
+        pods = frozenset(name for _, name in chunk.pods_created)
+        if not pods:  # no pods listed (the API down, or no logs source): nothing known about changes
+            return st
+        if st.pods and not pods & st.pods:
+            log.info(
+                "state embedding: every pod of %s was replaced (%d -> %d pods); its baseline and calibration restart",
+                scope,
+                len(st.pods),
+                len(pods),
+            )
+            st = self._scope(scope, restart=True)
+        settled = st.changed_at is None or now - st.changed_at >= self.window_s + self.settle_s
+        if settled:
+            st.changes = set()
+        gone = st.pods - pods
+        fresh = {name for t, name in chunk.pods_created if now - t < self.window_s + self.settle_s}
+        if st.pods:
+            fresh -= st.pods  # a pod seen before is no change now
+        if gone:
+            st.changed_at = now
+        if fresh:
+            newest = max(t for t, name in chunk.pods_created if name in fresh)
+            st.changed_at = newest if st.changed_at is None else max(st.changed_at, newest)
+        st.changes |= gone | fresh
+        st.pods = pods
+        return st
 
     def _assess(self, scope: str, st: _Scope, wf: WindowFeatures, missing: list[str]) -> Assessment:
         std = st.baseline.standardise(wf, self.text)

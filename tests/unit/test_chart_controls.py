@@ -224,3 +224,79 @@ def test_promtool_accepts_the_rendered_rules(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(rule["spec"]))
     checked = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_embedding_settings_reach_the_detector_and_its_state_a_volume() -> None:
+    from stratus.settings import DetectorSettings, DiagnoserSettings
+
+    off = render({})
+    assert not any(k.startswith("STRATUS_EMBEDDING") for k in env_of(off, "detector"))
+    assert not of_kind(off, "PersistentVolumeClaim")
+    values = {
+        "observability": {"prometheusUrl": "http://prom:9090"},
+        "embedding": {
+            "enabled": True,
+            "calibration": {"windows": 12, "margin": 1.5, "persist": 4, "clear": 3, "clearRatio": 0.7},
+            "state": {"enabled": True, "create": True, "size": "32Mi"},
+        },
+    }
+    docs = render(values)
+    env = {k: str(e["value"]) for k, e in env_of(docs, "detector").items() if "value" in e}
+    settings = DetectorSettings.model_validate(
+        {k.removeprefix("STRATUS_").lower(): v for k, v in env.items() if k.startswith("STRATUS_EMBEDDING")}
+    )
+    assert settings.embedding_enabled and str(settings.embedding_prometheus_url).startswith("http://prom:9090")
+    assert (settings.embedding_calibration, settings.embedding_calibration_margin) == (12, 1.5)
+    assert (settings.embedding_persist, settings.embedding_clear, settings.embedding_clear_ratio) == (4, 3, 0.7)
+    assert str(settings.embedding_state_file) == "/var/lib/stratus/embedding/calibrations.json"
+    diagnoser = env_of(docs, "diagnoser")
+    assert diagnoser["STRATUS_EMBEDDING_ENABLED"]["value"] == "true"
+    assert "STRATUS_EMBEDDING_STATE_FILE" not in diagnoser and "STRATUS_EMBEDDING_CALIBRATION" not in diagnoser
+    assert set(DiagnoserSettings.model_fields) >= {"embedding_enabled", "embedding_prometheus_url"}
+    detector = by_component(docs, "Deployment")["detector"]
+    spec = detector["spec"]["template"]["spec"]
+    [mount] = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "embedding-state"]
+    assert mount["mountPath"] == "/var/lib/stratus/embedding"
+    [volume] = [v for v in spec["volumes"] if v["name"] == "embedding-state"]
+    [claim] = of_kind(docs, "PersistentVolumeClaim")
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "32Mi"
+    assert detector["spec"]["strategy"]["type"] == "Recreate"  # one ReadWriteOnce claim, one pod at a time
+    assert by_component(docs, "Deployment")["coordinator"]["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert not any(
+        v["name"] == "embedding-state"
+        for v in by_component(docs, "Deployment")["diagnoser"]["spec"]["template"]["spec"]["volumes"]
+    )
+
+    existing = render({"embedding": {"enabled": True, "state": {"enabled": True, "existingClaim": "mine"}}})
+    assert not of_kind(existing, "PersistentVolumeClaim")
+    [volume] = [
+        v
+        for v in by_component(existing, "Deployment")["detector"]["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == "embedding-state"
+    ]
+    assert volume["persistentVolumeClaim"]["claimName"] == "mine"
+    scratch = render({"embedding": {"enabled": True, "state": {"enabled": True}}})
+    [volume] = [
+        v
+        for v in by_component(scratch, "Deployment")["detector"]["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == "embedding-state"
+    ]
+    assert "emptyDir" in volume
+    assert by_component(scratch, "Deployment")["detector"]["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_the_schema_bounds_the_embedding_settings() -> None:
+    chart = helm.Chart.load(str(CHART))
+    chart.validate_schema({"embedding": {"enabled": True, "calibration": {"windows": 4, "clearRatio": 1}}})
+    for bad in (
+        {"embedding": {"calibration": {"margin": 0.5}}},
+        {"embedding": {"calibration": {"clearRatio": 0}}},
+        {"embedding": {"calibration": {"windows": 0}}},
+        {"embedding": {"calibration": {"persistt": 3}}},
+        {"embedding": {"metricPreset": "nope"}},
+        {"embedding": {"state": {"size": "lots"}}},
+        {"embedding": {"state": {"existingClaim": "Not_A_Name"}}},
+    ):
+        with pytest.raises(helm.HelmError):
+            chart.validate_schema(bad)

@@ -159,3 +159,16 @@ def test_settings_bound_the_calibration() -> None:
         DetectorSettings(embedding_calibration=0)
     with pytest.raises(ValueError, match="embedding_clear"):
         DetectorSettings(embedding_clear=0)
+
+
+def test_a_run_raises_only_once_it_outlasts_a_window() -> None:
+    """Overlapping windows all see one short burst: a run raises when its last window no longer overlaps its first."""
+    cal = _calibrated([0.1] * 8, persist=3)
+    cal.span = 6.0
+    ends = [100.0 + 1.5 * k for k in range(6)]  # windows of 6 s every 1.5 s
+    assert [cal.step(9.0, FLOOR, healthy=True, at=t) for t in ends] == [False, False, False, False, True, True]
+    burst = _calibrated([0.1] * 8, persist=3)
+    burst.span = 6.0
+    steps = [burst.step(v, FLOOR, healthy=True, at=200.0 + 1.5 * k) for k, v in enumerate([9, 9, 9, 9, 0.1, 0.1])]
+    assert steps == [False] * 6  # four windows of one burst, then gone: noise, learnt as such
+    assert max(burst.scores) == 9

@@ -74,6 +74,18 @@ app.kubernetes.io/component: {{ .name }}
 {{- end }}
 
 {{/* Services whose access is read or write (they get a token and RBAC). */}}
+{{/* The detector's volume for the embedding's calibrations (embedding.state). */}}
+{{- define "stratus.embeddingStateDir" -}}/var/lib/stratus/embedding{{- end }}
+
+{{- define "stratus.embeddingStateClaim" -}}
+{{- .Values.embedding.state.existingClaim | default (printf "%s-embedding-state" (include "stratus.fullname" .)) }}
+{{- end }}
+
+{{/* "true" when the detector keeps the embedding's calibrations on a volume. */}}
+{{- define "stratus.embeddingState" -}}
+{{- if and .Values.embedding.enabled .Values.embedding.state.enabled .Values.services.detector.enabled }}true{{- end }}
+{{- end }}
+
 {{- define "stratus.needsApi" -}}
 {{- if has .access (list "read" "write") }}true{{- end }}
 {{- end }}
@@ -189,6 +201,33 @@ settings class defines (stratus/settings.py); tests/unit/test_chart.py checks it
 {{- with $root.Values.observability.jaegerUrl }}
 - name: STRATUS_JAEGER_URL
   value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- $emb := $root.Values.embedding }}
+{{- if and $emb.enabled (has $name (list "detector" "diagnoser")) }}
+- name: STRATUS_EMBEDDING_ENABLED
+  value: "true"
+{{- with ($emb.prometheusUrl | default $root.Values.observability.prometheusUrl) }}
+- name: STRATUS_EMBEDDING_PROMETHEUS_URL
+  value: {{ . | quote }}
+{{- end }}
+- name: STRATUS_EMBEDDING_METRIC_PRESET
+  value: {{ $emb.metricPreset | quote }}
+{{- if eq $name "detector" }}
+- name: STRATUS_EMBEDDING_CALIBRATION
+  value: {{ $emb.calibration.windows | quote }}
+- name: STRATUS_EMBEDDING_CALIBRATION_MARGIN
+  value: {{ $emb.calibration.margin | quote }}
+- name: STRATUS_EMBEDDING_PERSIST
+  value: {{ $emb.calibration.persist | quote }}
+- name: STRATUS_EMBEDDING_CLEAR
+  value: {{ $emb.calibration.clear | quote }}
+- name: STRATUS_EMBEDDING_CLEAR_RATIO
+  value: {{ $emb.calibration.clearRatio | quote }}
+{{- if $emb.state.enabled }}
+- name: STRATUS_EMBEDDING_STATE_FILE
+  value: {{ include "stratus.embeddingStateDir" $root }}/calibrations.json
+{{- end }}
 {{- end }}
 {{- end }}
 {{- if $reasoner }}
