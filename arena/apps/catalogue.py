@@ -143,6 +143,16 @@ class Program(_Strict):
     consumer: Consumer | None = Field(None, description="A Kafka consumer loop the process runs.")
     producer: Producer | None = Field(None, description="A Kafka producer loop the process runs.")
 
+    def operation_for(self, path: str) -> str | None:
+        """The operation serving ``path`` (query ignored): its exact route, else the longest route ending in "/"
+        that prefixes it (Envoy's prefix match, Next.js dynamic API routes). The root "/" is a page of its own, not
+        a prefix of every path: an unknown path such as /healthz is a 404."""
+        route = path.split("?", 1)[0]
+        if route in self.routes:
+            return self.routes[route]
+        prefixes = [r for r in self.routes if r != "/" and r.endswith("/") and route.startswith(r)]
+        return self.routes[max(prefixes, key=len)] if prefixes else None
+
 
 class Image(_Strict):
     shell: bool = Field(False, description="Whether the image has /bin/sh.")

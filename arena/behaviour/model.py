@@ -333,8 +333,7 @@ class AppBehaviour:
         }
         if protocols.get(port) != "http":
             return f'Get "{url}": net/http: HTTP/1.x transport connection broken: malformed HTTP response'
-        route = path.split("?", 1)[0]
-        if route != "/" and proc.program.routes and not any(route.startswith(r) for r in proc.program.routes):
+        if proc.program.routes and proc.program.operation_for(path) is None:
             return "HTTP probe failed with statuscode: 404"
         started = self.rt.started.get((pod_key(pod), name))
         warming = started is not None and self.rt.clock() - started < proc.program.warmup_s * self.rt.probe_scale

@@ -91,10 +91,7 @@ class RequestModel:
             return HttpResult(0, latency, None, conn.detail or conn.kind)
         proc = conn.process
         route = path.split("?", 1)[0]
-        op = proc.program.routes.get(route)
-        if op is None:  # a route ending in "/" is a prefix (Envoy's prefix match, Next.js dynamic API routes)
-            prefixes = [r for r in proc.program.routes if r.endswith("/") and route.startswith(r)]
-            op = proc.program.routes[max(prefixes, key=len)] if prefixes else None
+        op = proc.program.operation_for(route)
         trace_id = uuid.uuid4().hex[:16]
         spans: list[Span] = []
         start_us = int(time.time() * 1e6)

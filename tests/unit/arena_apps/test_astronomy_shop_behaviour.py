@@ -192,3 +192,13 @@ def test_dns_policy_none_breaks_every_call_of_that_pod_only(shop: MiniCluster) -
     status, error = get(shop, "/api/products/OLJCESPC7Z")
     assert status == 500 and "no such host" in error
     assert get(shop, "/images/x.png")[0] == 200  # the proxy's own calls still resolve
+
+
+def test_an_http_probe_on_a_path_the_server_does_not_route_is_a_404(shop: MiniCluster) -> None:
+    pod = pod_of(shop, "frontend")
+    c = pod["spec"]["containers"][0]
+    probe = shop.behaviour.probe
+    assert probe(shop, pod, c, {"httpGet": {"path": "/healthz", "port": 8080}}) == "HTTP probe failed with statuscode: 404"
+    assert probe(shop, pod, c, {"httpGet": {"path": "/", "port": 8080}}) is None
+    assert probe(shop, pod, c, {"httpGet": {"path": "/api/products/OLJCESPC7Z", "port": 8080}}) is None
+    assert get(shop, "/healthz")[0] == 404  # the root page is not a prefix of every path
