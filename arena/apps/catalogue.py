@@ -134,6 +134,12 @@ class Program(_Strict):
         description="Its first argument is how long it runs (sleep): 'infinity' never exits, so as an init "
         "container it never completes; a number of seconds completes (at once, on the arena's clock).",
     )
+    waits_for_lookup: bool = Field(
+        False,
+        description="A shell (sh -c SCRIPT) whose script is a wait loop on a name lookup (until nslookup NAME; do "
+        "...; sleep N; done): it keeps running while NAME does not resolve from the pod, and exits 0 once it does; "
+        "a script without such a loop completes at once.",
+    )
     warmup_s: float = Field(
         0.0, ge=0, description="Seconds after start during which its HTTP endpoints answer 503 (warming up)."
     )
