@@ -198,7 +198,8 @@ def test_an_http_probe_on_a_path_the_server_does_not_route_is_a_404(shop: MiniCl
     pod = pod_of(shop, "frontend")
     c = pod["spec"]["containers"][0]
     probe = shop.behaviour.probe
-    assert probe(shop, pod, c, {"httpGet": {"path": "/healthz", "port": 8080}}) == "HTTP probe failed with statuscode: 404"
+    healthz = probe(shop, pod, c, {"httpGet": {"path": "/healthz", "port": 8080}})
+    assert healthz == "HTTP probe failed with statuscode: 404"
     assert probe(shop, pod, c, {"httpGet": {"path": "/", "port": 8080}}) is None
     assert probe(shop, pod, c, {"httpGet": {"path": "/api/products/OLJCESPC7Z", "port": 8080}}) is None
     assert get(shop, "/healthz")[0] == 404  # the root page is not a prefix of every path
