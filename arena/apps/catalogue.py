@@ -165,6 +165,12 @@ class Program(_Strict):
         description="Its first argument is how long it runs (sleep): 'infinity' never exits, so as an init "
         "container it never completes; a number of seconds completes (at once, on the arena's clock).",
     )
+    waits_for_lookup: bool = Field(
+        False,
+        description="A shell (sh -c SCRIPT) whose script is a wait loop on a name lookup (until nslookup NAME; do "
+        "...; sleep N; done): it keeps running while NAME does not resolve from the pod, and exits 0 once it does; "
+        "a script without such a loop completes at once.",
+    )
     warmup_s: float = Field(
         0.0, ge=0, description="Seconds after start during which its HTTP endpoints answer 503 (warming up)."
     )
@@ -179,6 +185,16 @@ class Program(_Strict):
         None, description="Its gRPC health service answers NOT_SERVING while this feature flag evaluates on."
     )
     producer: Producer | None = Field(None, description="A Kafka producer loop the process runs.")
+
+    def operation_for(self, path: str) -> str | None:
+        """The operation serving ``path`` (query ignored): its exact route, else the longest route ending in "/"
+        that prefixes it (Envoy's prefix match, Next.js dynamic API routes). The root "/" is a page of its own, not
+        a prefix of every path: an unknown path such as /healthz is a 404."""
+        route = path.split("?", 1)[0]
+        if route in self.routes:
+            return self.routes[route]
+        prefixes = [r for r in self.routes if r != "/" and r.endswith("/") and route.startswith(r)]
+        return self.routes[max(prefixes, key=len)] if prefixes else None
 
 
 class Image(_Strict):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shlex
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from arena.apps.catalogue import StartupStep, expand
-from arena.behaviour import backends, flags, logstyle
+from arena.behaviour import backends, dns, flags, logstyle
 from arena.behaviour.mongo import MongoError, MongoState, Shell, ShellError, auth_failure_log, run_shell, split_command
 from arena.behaviour.world import Landed, Process, ProcessError, Refused, Runtime, World, meta, pod_key, process_of
 from arena.hooks import ClusterView, ExecResult, Obj, StartOutcome
@@ -88,6 +89,12 @@ class AppBehaviour:
             flags.served_flags(world, pod, container, proc)
         if proc.program.runs_for_arg and proc.args[:1] == ["infinity"]:
             return StartOutcome("running", logs=lines, keeps_running=True)
+        if proc.program.waits_for_lookup:
+            host = _lookup_target(proc.args)
+            resolved, looked = _lookup(view, pod, host) if host is not None else ("", [])
+            if resolved is None:
+                return StartOutcome("running", logs=lines + looked, keeps_running=True)
+            lines += looked
         if style == "cpp" and not any(s.on_fail == "retry" for s in proc.program.startup):
             self.rt.serving.add((key[0], name, self.rt.instance(pod, name)))
         if any(s.on_fail == "retry" for s in proc.program.startup):
@@ -339,8 +346,7 @@ class AppBehaviour:
         }
         if protocols.get(port) != "http":
             return f'Get "{url}": net/http: HTTP/1.x transport connection broken: malformed HTTP response'
-        route = path.split("?", 1)[0]
-        if route != "/" and proc.program.routes and not any(route.startswith(r) for r in proc.program.routes):
+        if proc.program.routes and proc.program.operation_for(path) is None:
             return "HTTP probe failed with statuscode: 404"
         started = self.rt.started.get((pod_key(pod), name))
         warming = started is not None and self.rt.clock() - started < proc.program.warmup_s * self.rt.probe_scale
@@ -356,6 +362,14 @@ class AppBehaviour:
             proc = world.process(container)
             lines = [logstyle.go(proc, "PNC", 42, panic), f"panic: {panic}"] if proc else [f"panic: {panic}"]
             return StartOutcome("crash", logs=lines, exit_code=2)
+        proc = world.process(container, pod)
+        host = _lookup_target(proc.args) if proc and proc.program.waits_for_lookup else None
+        if host is not None:  # the wait loop's next nslookup: it exits 0 once the name resolves
+            resolved, lines = _lookup(view, pod, host)
+            if resolved is not None:
+                return StartOutcome("crash", logs=lines, exit_code=0)
+            for line in lines:
+                self.rt.log(pod, name, line)
         started = self.rt.started.get((pod_key(pod), name), 0.0)
         for key, spec in world.chaos_on(pod, name):
             if spec.action not in ("container-kill", "pod-failure"):
@@ -444,6 +458,30 @@ def _small_tools(exe: str, argv: list[str], proc: Process) -> str:
     if exe == "date":
         return datetime.now(UTC).strftime("%a %b %d %H:%M:%S UTC %Y") + "\n"
     return ""
+
+
+_NSLOOKUP = re.compile(r"\buntil\s+nslookup\s+([A-Za-z0-9][A-Za-z0-9.-]*)")
+
+
+def _lookup_target(args: list[str]) -> str | None:
+    """The NAME of a ``sh -c 'until nslookup NAME; do ...; done'`` wait loop (None: no such loop)."""
+    if len(args) < 2 or args[0] != "-c":
+        return None
+    m = _NSLOOKUP.search(args[1])
+    return m.group(1) if m else None
+
+
+def _lookup(view: ClusterView, pod: Obj, host: str) -> tuple[str | None, list[str]]:
+    """busybox nslookup of ``host`` from ``pod``: (the name it resolved to or None, the lines it prints)."""
+    ns = str(meta(pod).get("namespace") or "default")
+    fqdn, _ = dns.resolve(view, pod, host, ns)
+    server = dns.resolv_conf(pod, ns).nameservers[:1] or ["(none)"]
+    head = [f"Server:    {server[0]}", f"Address 1: {server[0]} kube-dns.kube-system.svc.cluster.local", ""]
+    if fqdn is None:
+        return None, [*head, f"nslookup: can't resolve '{host}'", f"waiting for {host}"]
+    svc = view.get("Service", fqdn.split(".")[1], fqdn.split(".")[0]) or {}
+    ip = str((svc.get("spec") or {}).get("clusterIP") or "")
+    return fqdn, [*head, f"Name:      {host}", f"Address 1: {ip} {fqdn}"]
 
 
 def _mounted_config(world: World, pod: Obj, container: Obj, proc: Process) -> Process | str | None:

@@ -91,13 +91,13 @@ class RequestModel:
             return HttpResult(0, latency, None, conn.detail or conn.kind)
         proc = conn.process
         route = path.split("?", 1)[0]
-        op = proc.program.routes.get(route)
+        op = proc.program.operation_for(route)
         rid = None
-        if op is None:  # a route ending in "/" is a prefix (Envoy's prefix match, Next.js dynamic API routes)
-            prefixes = [r for r in proc.program.routes if r.endswith("/") and route.startswith(r)]
-            if prefixes:
-                prefix = max(prefixes, key=len)
-                op, rid = proc.program.routes[prefix], route[len(prefix) :].strip("/") or None
+        if op is not None and route not in proc.program.routes:  # matched by a prefix: the rest names the resource
+            prefix = max(
+                (r for r in proc.program.routes if r != "/" and r.endswith("/") and route.startswith(r)), key=len
+            )
+            rid = route[len(prefix) :].strip("/") or None
         trace_id = uuid.uuid4().hex[:16]
         spans: list[Span] = []
         start_us = int(time.time() * 1e6)

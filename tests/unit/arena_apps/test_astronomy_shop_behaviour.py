@@ -192,3 +192,33 @@ def test_dns_policy_none_breaks_every_call_of_that_pod_only(shop: MiniCluster) -
     status, error = get(shop, "/api/products/OLJCESPC7Z")
     assert status == 500 and "no such host" in error
     assert get(shop, "/images/x.png")[0] == 200  # the proxy's own calls still resolve
+
+
+def test_an_http_probe_on_a_path_the_server_does_not_route_is_a_404(shop: MiniCluster) -> None:
+    pod = pod_of(shop, "frontend")
+    c = pod["spec"]["containers"][0]
+    probe = shop.behaviour.probe
+    healthz = probe(shop, pod, c, {"httpGet": {"path": "/healthz", "port": 8080}})
+    assert healthz == "HTTP probe failed with statuscode: 404"
+    assert probe(shop, pod, c, {"httpGet": {"path": "/", "port": 8080}}) is None
+    assert probe(shop, pod, c, {"httpGet": {"path": "/api/products/OLJCESPC7Z", "port": 8080}}) is None
+    assert get(shop, "/healthz")[0] == 404  # the root page is not a prefix of every path
+
+
+def test_an_init_wait_loop_on_nslookup_runs_until_the_name_resolves(shop: MiniCluster) -> None:
+    pod = pod_of(shop, "frontend")
+    script = "until nslookup legacy-config.astronomy-shop.svc.cluster.local; do echo waiting; sleep 5; done"
+    init = {"name": "wait", "image": "busybox:1.28", "command": ["sh", "-c", script]}
+    pod["spec"]["initContainers"] = [init]
+    b = shop.behaviour
+    outcome = b.start(shop, pod, init)
+    assert outcome.result == "running" and outcome.keeps_running
+    assert "nslookup: can't resolve 'legacy-config.astronomy-shop.svc.cluster.local'" in outcome.logs
+    assert b.alive(shop, pod, init) is None  # still waiting: the name has no Service
+
+    shop.put({"kind": "Service", "metadata": {"name": "legacy-config", "namespace": NS}, "spec": {"ports": []}})
+    done = b.alive(shop, pod, init)
+    assert done is not None and done.result == "crash" and done.exit_code == 0  # the loop ends: the init completes
+    assert not b.start(shop, pod, init).keeps_running
+    plain = {"name": "p", "image": "busybox:1.28", "command": ["sh", "-c", "echo hi"]}
+    assert not b.start(shop, pod, plain).keeps_running  # a script without a wait loop completes at once
