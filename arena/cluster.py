@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from arena.controllers.batch import CronJobController, JobController
 from arena.controllers.autoscaling import HorizontalPodAutoscalerController
 from arena.controllers.endpoints import EndpointsController
 from arena.controllers.events import EventRecorder
@@ -158,6 +159,8 @@ class Cluster:
             DeploymentController(self),
             ReplicaSetController(self),
             StatefulSetController(self),
+            CronJobController(self),
+            JobController(self),
             self.volumes,
             self.scheduler,
             self.kubelet,

@@ -80,6 +80,8 @@ RESOURCES: list[ResourceType] = [
         ("status",),
         ("all",),
     ),
+    R("batch", "v1", "Job", "jobs", "job", True, (), ("status",), ("all",)),
+    R("batch", "v1", "CronJob", "cronjobs", "cronjob", True, ("cj",), ("status",), ("all",)),
     R("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", True, (), (), (), False),
     R("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", False, ("sc",), (), (), False),
     R("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", True, ("netpol",), (), (), False),
