@@ -113,6 +113,17 @@ class Producer(_Strict):
     key_prefix: str = Field("ORD-", description="Prefix of the record ids.")
 
 
+class FinalizerController(_Strict):
+    """A controller loop that calls the Kubernetes API with its pod's ServiceAccount: every ``every_s`` seconds it
+    lists the objects of ``resource`` matching ``selector`` and patches ``finalizer`` away from the terminating ones.
+    Each call is authorised by the cluster's RBAC; a refused one is logged as the API's 403 answer."""
+
+    resource: str = Field(description="Plural of a core resource, e.g. configmaps.")
+    selector: str = Field(description="Label selector (key=value[,...]); may reference {ConfigKey}.")
+    finalizer: str = Field(description="Finalizer it removes; may reference {ConfigKey}.")
+    every_s: float = Field(2.0, gt=0, description="Seconds between two reconciliations (the arena's clock).")
+
+
 class Program(_Strict):
     style: Literal["go", "cpp", "nginx", "mongod", "plain", "grpc"] = Field(
         description="Logging style of the binary (grpc: a gRPC service in any language; its call errors are gRPC "
@@ -142,6 +153,9 @@ class Program(_Strict):
     )
     consumer: Consumer | None = Field(None, description="A Kafka consumer loop the process runs.")
     producer: Producer | None = Field(None, description="A Kafka producer loop the process runs.")
+    finalizer_controller: FinalizerController | None = Field(
+        None, description="A Kubernetes controller loop the process runs (API calls under the pod's RBAC)."
+    )
 
 
 class Image(_Strict):

@@ -566,6 +566,13 @@ class Kubelet:
         if len(cur) > MAX_LOG_LINES:
             del cur[: len(cur) - MAX_LOG_LINES]
 
+    def append_log(self, pod: Obj, container: str, lines: list[str]) -> None:
+        """Lines a running container writes outside the kubelet's own steps (a controller loop's API errors)."""
+        run = self.runs.get(pod["metadata"]["uid"])
+        r = run.containers.get(container) if run else None
+        if r is not None:
+            self._append(r, lines)
+
     # ------------------------------------------------------------------------------------------------- termination
 
     def _stop_sidecars(self, pod: Obj, run: PodRun, sidecars: set[str], t: float) -> None:

@@ -36,6 +36,8 @@ CLUSTER_KINDS = {
     "StorageClass",
     "MutatingWebhookConfiguration",
     "ValidatingWebhookConfiguration",
+    "ClusterRole",
+    "ClusterRoleBinding",
 }
 BINDINGS_CONFIGMAP = "scenario-bindings"
 """ConfigMap in ``arena-system`` holding each injected scenario's inject-time choices (``select``)."""
@@ -356,6 +358,13 @@ class Engine:
         elif isinstance(step, s.DeleteAllStep):
             for obj in k.list(step.kind, ns, step.selector):
                 k.delete(step.kind, ns, obj["metadata"]["name"])
+        elif isinstance(step, s.WaitGoneStep):
+            gone_ns = None if step.kind in CLUSTER_KINDS else self._ns(app, step.namespace)
+            wait_for(
+                f"{step.kind}/{step.name} to be gone",
+                lambda: k.get(step.kind, gone_ns, step.name) is None,
+                step.timeout_s,
+            )
         elif isinstance(step, s.CreateJobStep):
             self._create_job(ns, step)
         elif isinstance(step, s.WaitJobStep):

@@ -170,6 +170,14 @@ class WaitJobStep(_M):
     timeout_s: float = Field(60.0, gt=0, description="Longest wait.")
 
 
+class WaitGoneStep(_M):
+    action: Literal["wait_gone"]
+    kind: str = Field(description="Kind of the object.")
+    name: str = Field(description="Object that must no longer exist (e.g. a deleted object whose finalizers clear).")
+    namespace: str | None = Field(None, description="Namespace (default: the app's; ignored for cluster kinds).")
+    timeout_s: float = Field(30.0, gt=0, description="Longest wait.")
+
+
 class WaitReadyStep(_M):
     action: Literal["wait_ready"]
     timeout_s: float = Field(60.0, gt=0, description="Longest wait for every pod of the app to be Ready.")
@@ -193,7 +201,8 @@ Step = Annotated[
     | WaitReadyStep
     | DeleteAllStep
     | CreateJobStep
-    | WaitJobStep,
+    | WaitJobStep
+    | WaitGoneStep,
     Field(discriminator="action"),
 ]
 
