@@ -144,3 +144,10 @@ def test_without_a_running_controller_nothing_clears_the_finalizer() -> None:
     _stuck_configmap(c, "token")
     _spin(c, 2.0)
     assert _cm(c, "token") is not None
+
+
+def test_the_sregym_coverage_table_is_up_to_date() -> None:
+    from arena.scenarios.coverage import FOLDER, render
+
+    text = (FOLDER / "README.md").read_text()
+    assert render(text) == text, "run: python -m arena.scenarios.coverage"
