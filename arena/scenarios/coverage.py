@@ -25,7 +25,7 @@ def render(text: str, folder: Path = FOLDER) -> str:
         m = _ROW.match(line)
         if not m:
             continue
-        num, pid, app, lite, _, why = m.groups()
+        num, pid, app, lite, _, _why = m.groups()
         path = files.get(pid)
         if path is not None:
             caps = ", ".join(load_scenario(path).capabilities)
