@@ -67,8 +67,12 @@ def pod_status_reason(pod: Obj) -> str:
 def _pod_row(pod: Obj) -> list[Any]:
     status = pod.get("status") or {}
     css = status.get("containerStatuses") or []
-    total = len((pod.get("spec") or {}).get("containers") or [])
-    ready = sum(1 for c in css if c.get("ready"))
+    spec = pod.get("spec") or {}
+    sidecars = {c.get("name") for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"}
+    total = len(spec.get("containers") or []) + len(sidecars)  # native sidecars count, as kubectl counts them
+    ready = sum(1 for c in css if c.get("ready")) + sum(
+        1 for c in status.get("initContainerStatuses") or [] if c.get("name") in sidecars and c.get("ready")
+    )
     restarts = sum(int(c.get("restartCount") or 0) for c in [*css, *(status.get("initContainerStatuses") or [])])
     last = None
     for c in css:

@@ -206,3 +206,34 @@ def test_schedule_parsing() -> None:
         parse_schedule("* * *")
     with pytest.raises(ValueError):
         parse_schedule("61 * * * *")
+
+
+def test_kubectl_columns_for_jobs_cronjobs_and_native_sidecars() -> None:
+    from arena.api.tables import PRINTERS, pod_status_reason
+
+    job = {
+        "metadata": {"name": "j", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"completions": 1, "template": {"spec": {"containers": [ARCHIVER]}}},
+        "status": {"active": 1, "startTime": "2026-01-01T00:00:00Z"},
+    }
+    row = PRINTERS["Job"][1](job)
+    assert row[1:3] == ["Running", "0/1"]
+    cj = {
+        "metadata": {"name": "c", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [ARCHIVER]}}}}},
+        "status": {"active": [{"name": "a"}, {"name": "b"}]},
+    }
+    assert PRINTERS["CronJob"][1](cj)[1:6] == ["* * * * *", "<none>", "False", 2, "<none>"]
+    pod = {
+        "metadata": {"name": "p", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"initContainers": [{**SIDECAR, "restartPolicy": "Always"}], "containers": [ARCHIVER]},
+        "status": {
+            "phase": "Running",
+            "initContainerStatuses": [
+                {"name": "log-sidecar", "ready": True, "started": True, "state": {"running": {}}}
+            ],
+            "containerStatuses": [{"name": "archiver", "ready": True, "state": {"running": {}}}],
+        },
+    }
+    assert pod_status_reason(pod) == "Running"
+    assert PRINTERS["Pod"][1](pod)[1] == "2/2"
