@@ -124,6 +124,23 @@ class FinalizerController(_Strict):
     every_s: float = Field(2.0, gt=0, description="Seconds between two reconciliations (the arena's clock).")
 
 
+class RequestFilter(_Strict):
+    """A request filter evaluated on each request: ``param``'s value is matched against ``regex`` unless ``enabled``
+    is ``false``. A regex with a nested quantifier (``(a+)*``) backtracks exponentially on an input it does not
+    match: each such request pins the process's CPU, and requests behind it time out."""
+
+    regex: str = Field(description="The rule's regex; may reference {ConfigKey}.")
+    enabled: str = Field("true", description="'false' (case-insensitive) disables the rule; may reference {ConfigKey}.")
+    param: str = Field(description="Query parameter the rule inspects.")
+
+
+class HttpLoop(_Strict):
+    """An HTTP client loop: GET ``url`` every ``every`` seconds (both may reference {arg:-n} or {arg:-1})."""
+
+    every: str = Field(description="Seconds between two requests.")
+    url: str = Field(description="URL requested (http://host:port/path?query).")
+
+
 class Program(_Strict):
     style: Literal["go", "cpp", "nginx", "mongod", "plain", "grpc"] = Field(
         description="Logging style of the binary (grpc: a gRPC service in any language; its call errors are gRPC "
@@ -153,6 +170,8 @@ class Program(_Strict):
     )
     consumer: Consumer | None = Field(None, description="A Kafka consumer loop the process runs.")
     producer: Producer | None = Field(None, description="A Kafka producer loop the process runs.")
+    request_filter: RequestFilter | None = Field(None, description="A regex filter on each HTTP request.")
+    http_loop: HttpLoop | None = Field(None, description="An HTTP client loop the process runs.")
     finalizer_controller: FinalizerController | None = Field(
         None, description="A Kubernetes controller loop the process runs (API calls under the pod's RBAC)."
     )
