@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from arena.controllers.apiclients import ApiClientController
 from arena.controllers.autoscaling import HorizontalPodAutoscalerController
+from arena.controllers.batch import CronJobController, JobController
 from arena.controllers.endpoints import EndpointsController
 from arena.controllers.events import EventRecorder
 from arena.controllers.kubelet import Kubelet
@@ -158,11 +160,14 @@ class Cluster:
             DeploymentController(self),
             ReplicaSetController(self),
             StatefulSetController(self),
+            CronJobController(self),
+            JobController(self),
             self.volumes,
             self.scheduler,
             self.kubelet,
             EndpointsController(self),
             HorizontalPodAutoscalerController(self),
+            ApiClientController(self),
             GarbageCollector(self),
         ]
         self.loop: asyncio.AbstractEventLoop | None = None

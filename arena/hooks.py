@@ -47,6 +47,9 @@ class StartOutcome:
     keeps_running: bool = False
     """For ``running`` in an init container: the process does not exit on its own (``sleep infinity``, a wait loop
     that never succeeds), so the pod stays ``Init:N/M``; otherwise an init container's run completes (exit 0)."""
+    exits: bool = False
+    """For ``running``: the process finishes its work and exits 0 on its own (``sleep 5``), in any container; the
+    kubelet then applies the pod's restartPolicy (a Job's pod Succeeds, a Deployment's container is restarted)."""
 
 
 @dataclass(frozen=True)

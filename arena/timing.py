@@ -35,6 +35,8 @@ class Timing:
     """How often an unbound claim's failure is re-reported (the real controller resyncs every 15 s)."""
     progress_deadline_factor: float = 0.05
     """progressDeadlineSeconds is multiplied by this (600 s -> 30 s)."""
+    cron_minute: float = 5.0
+    """Seconds one minute of a CronJob's schedule lasts (``* * * * *`` fires every 5 s)."""
     max_events: int = 5000
     """Events kept; the oldest are dropped (a real cluster keeps them one hour)."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from arena.objects import age, parse_time
+from arena.objects import age, human_duration, parse_time
 from arena.selectors import selector_string
 
 Obj = dict[str, Any]
@@ -23,8 +23,13 @@ def pod_status_reason(pod: Obj) -> str:
     init_statuses = status.get("initContainerStatuses") or []
     initializing = False
     n_init = len((pod.get("spec") or {}).get("initContainers") or [])
+    restartable = {
+        c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or [] if c.get("restartPolicy") == "Always"
+    }
     for i, cs in enumerate(init_statuses):
         st = cs.get("state") or {}
+        if cs.get("name") in restartable and cs.get("started"):
+            continue  # a native sidecar that has started no longer holds the pod in Init
         term = st.get("terminated")
         if term and term.get("exitCode") == 0:
             continue
@@ -62,8 +67,12 @@ def pod_status_reason(pod: Obj) -> str:
 def _pod_row(pod: Obj) -> list[Any]:
     status = pod.get("status") or {}
     css = status.get("containerStatuses") or []
-    total = len((pod.get("spec") or {}).get("containers") or [])
-    ready = sum(1 for c in css if c.get("ready"))
+    spec = pod.get("spec") or {}
+    sidecars = {c.get("name") for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"}
+    total = len(spec.get("containers") or []) + len(sidecars)  # native sidecars count, as kubectl counts them
+    ready = sum(1 for c in css if c.get("ready")) + sum(
+        1 for c in status.get("initContainerStatuses") or [] if c.get("name") in sidecars and c.get("ready")
+    )
     restarts = sum(int(c.get("restartCount") or 0) for c in [*css, *(status.get("initContainerStatuses") or [])])
     last = None
     for c in css:
@@ -144,6 +153,51 @@ def _sts_row(o: Obj) -> list[Any]:
         age(o["metadata"].get("creationTimestamp")),
         names,
         images,
+    ]
+
+
+def _job_row(o: Obj) -> list[Any]:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    conds = {c.get("type") for c in st.get("conditions") or [] if c.get("status") == "True"}
+    status = next((c for c in ("Complete", "Failed", "Suspended") if c in conds), None)
+    if status is None:
+        status = "Suspended" if spec.get("suspend") else "Running"
+    start, end = parse_time(st.get("startTime")), parse_time(st.get("completionTime"))
+    if start is None:
+        duration = ""
+    elif end is None:
+        duration = age(st.get("startTime"))
+    else:
+        duration = human_duration(max(0, int((end - start).total_seconds())))
+    names, images = _containers(spec.get("template") or {})
+    return [
+        o["metadata"]["name"],
+        status,
+        f"{st.get('succeeded', 0)}/{spec.get('completions', 1)}",
+        duration,
+        age(o["metadata"].get("creationTimestamp")),
+        names,
+        images,
+        selector_string(spec.get("selector") or {}),
+    ]
+
+
+def _cronjob_row(o: Obj) -> list[Any]:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    tpl = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+    names, images = _containers(tpl)
+    last = st.get("lastScheduleTime")
+    return [
+        o["metadata"]["name"],
+        spec.get("schedule", ""),
+        spec.get("timeZone") or "<none>",
+        str(bool(spec.get("suspend"))),
+        len(st.get("active") or []),
+        age(last) if last else "<none>",
+        age(o["metadata"].get("creationTimestamp")),
+        names,
+        images,
+        "<none>",
     ]
 
 
@@ -317,6 +371,34 @@ PRINTERS: dict[str, tuple[list[Obj], Callable[[Obj], list[Any]]]] = {
             _col("Selector", priority=1),
         ],
         _rs_row,
+    ),
+    "Job": (
+        [
+            _col("Name", fmt="name"),
+            _col("Status"),
+            _col("Completions"),
+            _col("Duration"),
+            _col("Age"),
+            _col("Containers", priority=1),
+            _col("Images", priority=1),
+            _col("Selector", priority=1),
+        ],
+        _job_row,
+    ),
+    "CronJob": (
+        [
+            _col("Name", fmt="name"),
+            _col("Schedule"),
+            _col("Timezone"),
+            _col("Suspend", "boolean"),
+            _col("Active", "integer"),
+            _col("Last Schedule"),
+            _col("Age"),
+            _col("Containers", priority=1),
+            _col("Images", priority=1),
+            _col("Selector", priority=1),
+        ],
+        _cronjob_row,
     ),
     "StatefulSet": (
         [

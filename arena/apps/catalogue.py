@@ -144,6 +144,34 @@ class Producer(_Strict):
     key_prefix: str = Field("ORD-", description="Prefix of the record ids.")
 
 
+class FinalizerController(_Strict):
+    """A controller loop that calls the Kubernetes API with its pod's ServiceAccount: every ``every_s`` seconds it
+    lists the objects of ``resource`` matching ``selector`` and patches ``finalizer`` away from the terminating ones.
+    Each call is authorised by the cluster's RBAC; a refused one is logged as the API's 403 answer."""
+
+    resource: str = Field(description="Plural of a core resource, e.g. configmaps.")
+    selector: str = Field(description="Label selector (key=value[,...]); may reference {ConfigKey}.")
+    finalizer: str = Field(description="Finalizer it removes; may reference {ConfigKey}.")
+    every_s: float = Field(2.0, gt=0, description="Seconds between two reconciliations (the arena's clock).")
+
+
+class RequestFilter(_Strict):
+    """A request filter evaluated on each request: ``param``'s value is matched against ``regex`` unless ``enabled``
+    is ``false``. A regex with a nested quantifier (``(a+)*``) backtracks exponentially on an input it does not
+    match: each such request pins the process's CPU, and requests behind it time out."""
+
+    regex: str = Field(description="The rule's regex; may reference {ConfigKey}.")
+    enabled: str = Field("true", description="'false' (case-insensitive) disables the rule; may reference {ConfigKey}.")
+    param: str = Field(description="Query parameter the rule inspects.")
+
+
+class HttpLoop(_Strict):
+    """An HTTP client loop: GET ``url`` every ``every`` seconds (both may reference {arg:-n} or {arg:-1})."""
+
+    every: str = Field(description="Seconds between two requests.")
+    url: str = Field(description="URL requested (http://host:port/path?query).")
+
+
 class Program(_Strict):
     style: Literal["go", "cpp", "nginx", "mongod", "plain", "grpc"] = Field(
         description="Logging style of the binary (grpc: a gRPC service in any language; its call errors are gRPC "
@@ -185,6 +213,11 @@ class Program(_Strict):
         None, description="Its gRPC health service answers NOT_SERVING while this feature flag evaluates on."
     )
     producer: Producer | None = Field(None, description="A Kafka producer loop the process runs.")
+    request_filter: RequestFilter | None = Field(None, description="A regex filter on each HTTP request.")
+    http_loop: HttpLoop | None = Field(None, description="An HTTP client loop the process runs.")
+    finalizer_controller: FinalizerController | None = Field(
+        None, description="A Kubernetes controller loop the process runs (API calls under the pod's RBAC)."
+    )
 
     def operation_for(self, path: str) -> str | None:
         """The operation serving ``path`` (query ignored): its exact route, else the longest route ending in "/"

@@ -95,6 +95,8 @@ class AppBehaviour:
             if resolved is None:
                 return StartOutcome("running", logs=lines + looked, keeps_running=True)
             lines += looked
+        if proc.program.runs_for_arg and proc.args[:1] and _seconds(proc.args[0]) is not None:
+            return StartOutcome("running", logs=lines, exits=True)
         if style == "cpp" and not any(s.on_fail == "retry" for s in proc.program.startup):
             self.rt.serving.add((key[0], name, self.rt.instance(pod, name)))
         if any(s.on_fail == "retry" for s in proc.program.startup):
@@ -564,3 +566,13 @@ def _file_mounted(world: World, pod: Obj, container: Obj, path: str) -> bool:
 
 
 __all__ = ["AppBehaviour", "Landed", "Runtime"]
+
+
+def _seconds(arg: str) -> float | None:
+    """``sleep``'s duration argument (``5``, ``1.5``, ``2s``, ``1m``), or None when it is not one."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    text, factor = (arg[:-1], units[arg[-1]]) if arg and arg[-1] in units else (arg, 1.0)
+    try:
+        return float(text) * factor
+    except ValueError:
+        return None

@@ -19,6 +19,7 @@ from typing import Any
 from arena.apps.catalogue import FlagFault, Step, expand
 from arena.behaviour import backends, cpu, flags, logstyle
 from arena.behaviour.datastores import parse_redis_address
+from arena.behaviour.load import saturated
 from arena.behaviour.mongo import MongoError, MongoState
 from arena.behaviour.world import Landed, Process, Refused, Runtime, World, meta, pod_key
 from arena.hooks import ClusterView, Obj
@@ -90,6 +91,8 @@ class RequestModel:
             latency = self.timeout_ms if conn.kind == "timeout" else 0.5
             return HttpResult(0, latency, None, conn.detail or conn.kind)
         proc = conn.process
+        if saturated(world, conn) is not None:  # its CPU is pinned: the request waits until the client gives up
+            return HttpResult(0, self.timeout_ms, None, "upstream request timeout")
         route = path.split("?", 1)[0]
         op = proc.program.operation_for(route)
         rid = None

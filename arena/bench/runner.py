@@ -121,8 +121,9 @@ HARMFUL_IMAGE = "stratus-bench/does-not-exist:0"
 """The image of the harmful-then-fix policy's first write."""
 
 
-PodsOf = Callable[[dict[str, str]], list[str]]
-"""The names of the live pods with these labels in the app's namespace (known once the fault is injected)."""
+PodsOf = Callable[..., list[str]]
+"""The names of the live pods (or, with a second argument, objects of that kind) with these labels in the app's
+namespace (known once the fault is injected)."""
 
 
 def scripted_plan(
@@ -162,6 +163,11 @@ def _plan_pod_step(step: Any, scenario: s.Scenario, app: AppSpec, pods_of: PodsO
         if step.name_prefix:
             names = [n for n in names if n.startswith(step.name_prefix)]
         return [{"verb": "delete", "kind": "Pod", "namespace": ns, "name": n} for n in names]
+    if isinstance(step, s.DeleteAllStep):
+        # kubectl delete KIND -l SELECTOR, as one delete per object of the moment (writes on selectors are refused)
+        return [
+            {"verb": "delete", "kind": step.kind, "namespace": ns, "name": n} for n in pods_of(step.selector, step.kind)
+        ]
     # A scenario's exec step is free argv. The gateway runs only the data-plane catalogue's operations (a typed
     # ``exec`` action has an operation, never a command line), so a scripted plan cannot carry it: the plan's other
     # steps run, and the reasoners reach such faults through the catalogue.
@@ -524,6 +530,7 @@ class Bench:
         timeline: Timeline | None = None
         noise: NoiseGenerator | None = None
         keep = False
+        refresh: asyncio.Task[None] | None = None
         try:
             t_ready = time.monotonic()
             started = self.systems_started
@@ -547,6 +554,9 @@ class Bench:
                 pods_of = functools.partial(self._pod_names, app.namespace)
                 doc = await asyncio.to_thread(scripted_plan, sc, app, self.opts.script, pods_of)
                 plan.write_text(yaml.safe_dump(doc))  # re-read by the mitigator at each attempt
+                if any(isinstance(st, s.DeleteAllStep) for st in sc.mitigation):
+                    # objects a controller keeps creating (a CronJob's Jobs): the names are refreshed until the end
+                    refresh = asyncio.create_task(self._refresh_plan(plan, sc, app, pods_of))
             self.echo(
                 f"{pid}: app healthy in {t_ready - t0:.1f}s, services ready in {time.monotonic() - t_ready:.1f}s; "
                 "injected"
@@ -573,6 +583,8 @@ class Bench:
         except (StepError, RuntimeError, TimeoutError) as exc:
             rec.error = f"{type(exc).__name__}: {exc}"
         finally:
+            if refresh is not None:
+                refresh.cancel()
             if not keep:
                 await self._stop_system()
             if timeline is not None:
@@ -664,7 +676,19 @@ class Bench:
         clean = lambda: eng._plane().workload(app.namespace, probe).clean  # noqa: E731
         wait_for(f"{app.name} to serve cleanly", clean, timeout, 0.25)
 
-    def _pod_names(self, namespace: str, selector: dict[str, str]) -> list[str]:
+    async def _refresh_plan(self, plan: Path, sc: s.Scenario, app: AppSpec, pods_of: PodsOf) -> None:
+        """Rewrite the scripted plan every second with the objects of the moment (re-read at each attempt)."""
+        while True:
+            await asyncio.sleep(1.0)
+            doc = await asyncio.to_thread(scripted_plan, sc, app, self.opts.script, pods_of)
+            tmp = plan.with_suffix(".tmp")
+            tmp.write_text(yaml.safe_dump(doc))
+            tmp.replace(plan)
+
+    def _pod_names(self, namespace: str, selector: dict[str, str], kind: str = "Pod") -> list[str]:
+        if kind != "Pod":
+            objs = self.engine.kube.list(kind, namespace, selector)
+            return sorted(o["metadata"]["name"] for o in objs if not o["metadata"].get("deletionTimestamp"))
         return sorted(
             p["metadata"]["name"]
             for p in self.engine.pods(namespace, selector)

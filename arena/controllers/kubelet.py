@@ -227,7 +227,11 @@ class Kubelet:
         if meta.get("deletionTimestamp"):
             self._terminate(pod, run, t)
             return
-        init_pending = [n for n in run.init_order if run.containers[n].phase != "done"]
+        sidecars = _sidecars(pod)
+        init_pending = [n for n in run.init_order if not _init_through(run.containers[n], n in sidecars)]
+        mains = [run.containers[c["name"]] for c in spec.get("containers") or [] if c["name"] in run.containers]
+        if sidecars and mains and all(m.phase == "done" for m in mains):
+            self._stop_sidecars(pod, run, sidecars, t)  # the pod's work is done: its native sidecars are stopped
         for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
             r = run.containers.get(c["name"])
             if r is None:
@@ -427,7 +431,10 @@ class Kubelet:
             return
         self._emit(pod, "Normal", "Started", f"Started container {r.name}", r.name)
         self._append(r, outcome.logs)
-        completes = r.init and outcome.result == "running" and not outcome.keeps_running
+        sidecar = r.init and c.get("restartPolicy") == "Always"
+        completes = outcome.result == "running" and (
+            outcome.exits or (r.init and not sidecar and not outcome.keeps_running)
+        )
         if outcome.result == "crash" or completes:
             if completes:
                 outcome = StartOutcome("crash", exit_code=0)
@@ -510,6 +517,8 @@ class Kubelet:
         r.pulled = True
 
     def _restart_policy_stops(self, pod: Obj, r: Run) -> bool:
+        if r.init and r.name in _sidecars(pod):
+            return False  # a restartable init container (native sidecar) is restarted whatever its exit
         if r.init:
             return bool(r.terminated and r.terminated.get("exitCode") == 0)
         policy = pod["spec"].get("restartPolicy", "Always")
@@ -540,7 +549,7 @@ class Kubelet:
             term["message"] = outcome.message
         r.prev_terminated, r.terminated = r.terminated, term
         r.phase = "crashed"
-        if r.init and code == 0:
+        if r.init and code == 0 and c.get("restartPolicy") != "Always":
             r.phase = "done"
         r.next_at = t + self.timing.crash_visible
 
@@ -557,7 +566,26 @@ class Kubelet:
         if len(cur) > MAX_LOG_LINES:
             del cur[: len(cur) - MAX_LOG_LINES]
 
+    def append_log(self, pod: Obj, container: str, lines: list[str]) -> None:
+        """Lines a running container writes outside the kubelet's own steps (a controller loop's API errors)."""
+        run = self.runs.get(pod["metadata"]["uid"])
+        r = run.containers.get(container) if run else None
+        if r is not None:
+            self._append(r, lines)
+
     # ------------------------------------------------------------------------------------------------- termination
+
+    def _stop_sidecars(self, pod: Obj, run: PodRun, sidecars: set[str], t: float) -> None:
+        for name in sidecars:
+            r = run.containers.get(name)
+            if r is None or r.phase == "done":
+                continue
+            if r.phase == "running":
+                self._emit(pod, "Normal", "Killing", f"Stopping container {r.name}", r.name)
+                r.prev_terminated, r.terminated = r.terminated, self._finish_instance(r, 0, "Completed", t)
+            elif r.terminated is None:
+                r.terminated = {"exitCode": 0, "reason": "Completed", "startedAt": r.started_at, "finishedAt": now()}
+            r.phase = "done"
 
     def _terminate(self, pod: Obj, run: PodRun, t: float) -> None:
         meta = pod["metadata"]
@@ -627,22 +655,24 @@ class Kubelet:
             for c in spec.get("initContainers") or []
             if c["name"] in run.containers
         ]
+        sidecars = _sidecars(pod)
         if ics:
             for cs, c in zip(ics, spec.get("initContainers") or [], strict=False):
                 r = run.containers[c["name"]]
-                if r.phase == "done":
+                if r.phase == "done" and c["name"] not in sidecars:
                     cs["ready"] = True
                     cs["started"] = False
                 elif c.get("restartPolicy") != "Always":
                     cs["ready"] = False  # a regular init container is ready only once it has completed
             status["initContainerStatuses"] = ics
-        init_done = all(run.containers[n].phase == "done" for n in run.init_order)
+        init_done = all(_init_through(run.containers[n], n in sidecars) for n in run.init_order)
         if not init_done:
             for cs in css:
                 cs["state"] = {"waiting": {"reason": "PodInitializing"}}
         status["containerStatuses"] = css
         runs = [run.containers[c["name"]] for c in spec.get("containers") or [] if c["name"] in run.containers]
-        all_ready = bool(runs) and all(r.ready and r.phase == "running" for r in runs)
+        side_runs = [run.containers[n] for n in run.init_order if n in sidecars]
+        all_ready = bool(runs) and all(r.ready and r.phase == "running" for r in runs + side_runs)
         policy = spec.get("restartPolicy", "Always")
         if runs and all(r.phase == "done" for r in runs):
             phase = "Succeeded" if all((r.terminated or {}).get("exitCode") == 0 for r in runs) else "Failed"
@@ -668,10 +698,10 @@ class Kubelet:
             ""
             if init_done
             else "containers with incomplete status: ["
-            + " ".join(n for n in run.init_order if run.containers[n].phase != "done")
+            + " ".join(n for n in run.init_order if not _init_through(run.containers[n], n in sidecars))
             + "]",
         )
-        not_ready = [r.name for r in runs if not (r.ready and r.phase == "running")]
+        not_ready = [r.name for r in runs + side_runs if not (r.ready and r.phase == "running")]
         msg = f"containers with unready status: [{' '.join(not_ready)}]" if not_ready else ""
         done = phase in ("Succeeded", "Failed")
         set_condition(
@@ -757,6 +787,19 @@ class Kubelet:
         if r is None or r.phase != "running":
             raise bad_request(f'unable to upgrade connection: container not found ("{c["name"]}")')
         return self.cluster.behaviour.exec(self.cluster.view, pod, c, list(command))
+
+
+def _sidecars(pod: Obj) -> set[str]:
+    """The pod's restartable init containers (``restartPolicy: Always``): native sidecars, which start in init order,
+    keep running beside the main containers and do not hold back the pod's completion."""
+    return {
+        c["name"] for c in (pod.get("spec") or {}).get("initContainers") or [] if c.get("restartPolicy") == "Always"
+    }
+
+
+def _init_through(r: Run, sidecar: bool) -> bool:
+    """Whether an init container lets the next one start: it completed, or (a native sidecar) it has started."""
+    return r.phase == "done" or (sidecar and r.started_once)
 
 
 def _secs(s: float) -> str:

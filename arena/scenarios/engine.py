@@ -36,6 +36,8 @@ CLUSTER_KINDS = {
     "StorageClass",
     "MutatingWebhookConfiguration",
     "ValidatingWebhookConfiguration",
+    "ClusterRole",
+    "ClusterRoleBinding",
 }
 BINDINGS_CONFIGMAP = "scenario-bindings"
 """ConfigMap in ``arena-system`` holding each injected scenario's inject-time choices (``select``)."""
@@ -353,8 +355,62 @@ class Engine:
             )
         elif isinstance(step, s.WaitReadyStep):
             self.wait_ready(ns, step.timeout_s)
+        elif isinstance(step, s.DeleteAllStep):
+            for obj in k.list(step.kind, ns, step.selector):
+                k.delete(step.kind, ns, obj["metadata"]["name"])
+        elif isinstance(step, s.WaitGoneStep):
+            gone_ns = None if step.kind in CLUSTER_KINDS else self._ns(app, step.namespace)
+            wait_for(
+                f"{step.kind}/{step.name} to be gone",
+                lambda: k.get(step.kind, gone_ns, step.name) is None,
+                step.timeout_s,
+            )
+        elif isinstance(step, s.CreateJobStep):
+            self._create_job(ns, step)
+        elif isinstance(step, s.WaitJobStep):
+            wait_for(f"job {step.job} to complete", lambda: self._job_done(ns, step.job), step.timeout_s)
         else:  # pragma: no cover - the schema's union is closed
             raise StepError(f"unknown step {step!r}")
+
+    def _create_job(self, ns: str, step: s.CreateJobStep) -> None:
+        """kubectl create job NAME --from=cronjob/CRONJOB: the CronJob's current jobTemplate, owned by it."""
+        cj = self.kube.get("CronJob", ns, step.cronjob)
+        if cj is None:
+            raise StepError(f"cronjob {step.cronjob} does not exist")
+        tpl = (cj.get("spec") or {}).get("jobTemplate") or {}
+        tmeta = tpl.get("metadata") or {}
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": step.name,
+                "namespace": ns,
+                "labels": dict(tmeta.get("labels") or {}),
+                "annotations": {**(tmeta.get("annotations") or {}), "cronjob.kubernetes.io/instantiate": "manual"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "CronJob",
+                        "name": step.cronjob,
+                        "uid": cj["metadata"]["uid"],
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": tpl.get("spec") or {},
+        }
+        self.kube.create(job)
+
+    def _job_done(self, ns: str, name: str) -> bool:
+        job = self.kube.get("Job", ns, name)
+        if job is None:
+            raise StepError(f"job {name} does not exist")
+        conds = {
+            c.get("type"): c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"
+        }
+        if "Failed" in conds:
+            raise StepError(f"job {name} failed: {conds['Failed'].get('reason')}")
+        return "Complete" in conds
 
     def _pod_for(self, ns: str, selector: dict[str, str]) -> str:
         def running() -> str | None:

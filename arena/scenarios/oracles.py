@@ -104,10 +104,13 @@ def all_ready(pods: list[Obj], guarded: bool) -> list[str]:
 
 
 def every_pod_ready(pods: list[Obj]) -> list[str]:
-    """strict: every pod Running with every container ready (a Pending pod fails)."""
+    """strict: every pod Running with every container ready (a Pending pod fails); a pod that has Succeeded (a
+    finished Job's) has done its work and is not counted."""
     reasons = []
     for pod in pods:
         m, st = pod["metadata"], pod.get("status") or {}
+        if st.get("phase") == "Succeeded" and not m.get("deletionTimestamp"):
+            continue
         if m.get("deletionTimestamp"):
             reasons.append(f"pod {m['name']} is terminating")
             continue

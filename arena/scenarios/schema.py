@@ -150,6 +150,34 @@ class WaitRolloutStep(_M):
     timeout_s: float = Field(60.0, gt=0, description="Longest wait.")
 
 
+class DeleteAllStep(_M):
+    action: Literal["delete_all"]
+    kind: str = Field(description="Kind (kubectl delete KIND -l SELECTOR), e.g. Job.")
+    selector: dict[str, str] = Field(description="Labels of the objects deleted in the app's namespace.")
+
+
+class CreateJobStep(_M):
+    action: Literal["create_job"]
+    cronjob: str = Field(
+        description="CronJob whose current jobTemplate the Job is made from (kubectl create job --from)."
+    )
+    name: str = Field(pattern=DNS1123, description="Name of the new Job.")
+
+
+class WaitJobStep(_M):
+    action: Literal["wait_job"]
+    job: str = Field(description="Job that must reach Complete (a Failed Job or a timeout fails the step).")
+    timeout_s: float = Field(60.0, gt=0, description="Longest wait.")
+
+
+class WaitGoneStep(_M):
+    action: Literal["wait_gone"]
+    kind: str = Field(description="Kind of the object.")
+    name: str = Field(description="Object that must no longer exist (e.g. a deleted object whose finalizers clear).")
+    namespace: str | None = Field(None, description="Namespace (default: the app's; ignored for cluster kinds).")
+    timeout_s: float = Field(30.0, gt=0, description="Longest wait.")
+
+
 class WaitReadyStep(_M):
     action: Literal["wait_ready"]
     timeout_s: float = Field(60.0, gt=0, description="Longest wait for every pod of the app to be Ready.")
@@ -170,7 +198,11 @@ Step = Annotated[
     | DeleteChaosStep
     | RestoreStep
     | WaitRolloutStep
-    | WaitReadyStep,
+    | WaitReadyStep
+    | DeleteAllStep
+    | CreateJobStep
+    | WaitJobStep
+    | WaitGoneStep,
     Field(discriminator="action"),
 ]
 
