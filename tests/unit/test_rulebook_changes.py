@@ -12,7 +12,8 @@ from stratus.actions import Create, Delete, Patch
 from stratus.contracts import DiagnoseRequest
 from stratus.lastgood import LastGood, capture
 from stratus.reasoners.rulebook import RulebookDiagnosisReasoner, RulebookMitigationReasoner
-from stratus.reasoners.rulebook.changes import candidates, diff, revert_actions
+from stratus.reasoners.rulebook.changes import candidates, diff, findings, revert_actions
+from stratus.reasoners.rulebook.mitigate import MIN_CONFIDENCE
 from stratus.reasoners.rulebook.snapshot import collect
 from tests.unit.rulebook_cases.casetools import CaseTools
 from tests.unit.test_rulebook_cases import mitigate_request
@@ -306,6 +307,9 @@ def test_with_every_pod_ready_a_changed_configmap_a_running_pod_reads_is_a_candi
     tied, loose = candidates(healthy("flag-config-silent"), after, snap)
     assert [(c.change.key, c.change.pointer) for c in tied] == [("ConfigMap/shop/flag-file", "/data")]
     assert "ConfigMap/shop/unrelated" in {c.key for c in loose}
+    # ... and the mitigation reverts it (a finding under the mitigation's confidence floor would only inform)
+    [finding] = findings(healthy("flag-config-silent"), after, snap)
+    assert finding.confidence >= MIN_CONFIDENCE and finding.facts["revert"][0]["kind"] == "ConfigMap"
 
 
 def test_the_configuration_of_a_service_an_unhealthy_pod_calls_is_tied_to_it() -> None:

@@ -361,7 +361,7 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
             why.append((0.85, f"unhealthy pods reference {kind}/{name} (env or volume)"))
         elif kind == "ConfigMap" and name in ctx.upstream_cms and change.op == "changed":
             svc = ctx.upstream_cms[name]
-            why.append((0.6, f"unhealthy pods call Service/{svc}, whose pods read ConfigMap/{name}"))
+            why.append((0.65, f"unhealthy pods call Service/{svc}, whose pods read ConfigMap/{name}"))
     elif kind == "PersistentVolumeClaim":
         if name in bad.claims:
             why.append((1.0, f"PersistentVolumeClaim/{name} is {bad.claims[name]}"))
@@ -607,11 +607,7 @@ def _silent_candidates(changes: list[Change], configs_read: set[str]) -> list[Ca
     """With nothing unhealthy in Kubernetes terms, the suspect changes, each a revert to try alone: TNR undoes a
     revert that does not lower the SLO violations, and the next is tried."""
     why = "no object is unhealthy (the incident shows in the SLOs only): a change to what runs is the likeliest cause"
-    out = [
-        Candidate(c, 0.6 if c.kind == "ConfigMap" else 0.65, [why], revert_actions(c))
-        for c in changes
-        if _silent_suspect(c, configs_read)
-    ]
+    out = [Candidate(c, 0.65, [why], revert_actions(c)) for c in changes if _silent_suspect(c, configs_read)]
     return sorted(out, key=lambda c: -c.score)[:MAX_CANDIDATES]
 
 
