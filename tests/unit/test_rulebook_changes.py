@@ -319,3 +319,13 @@ def test_the_configuration_of_a_service_an_unhealthy_pod_calls_is_tied_to_it() -
     [flag] = [c for c in tied if c.change.key == "ConfigMap/shop/flag-file"]
     assert any("call Service/flags, whose pods read ConfigMap/flag-file" in w for w in flag.why)
     assert "ConfigMap/shop/unrelated" in {c.key for c in loose}
+
+
+def test_with_every_pod_ready_a_deleted_service_whose_pods_still_run_is_recreated() -> None:
+    tools, after = now("service-deleted-silent")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, loose = candidates(healthy("service-deleted-silent"), after, snap)
+    assert [(c.change.key, c.change.op) for c in tied] == [("Service/shop/ad", "deleted")]
+    (create,) = tied[0].actions
+    assert isinstance(create, Create) and create.manifest["spec"]["selector"] == {"app": "ad"}
+    assert "Service/shop/legacy" in {c.key for c in loose}  # its pods are gone: recreating it cannot help

@@ -554,9 +554,9 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
     bad = unhealthy(snap)
     changes = diff(before, after)
     if not bad:
-        read = _configs_read(snap)
-        suspects = _silent_candidates(changes, read)
-        return suspects, [c for c in changes if not _silent_suspect(c, read)]
+        read, labels = _configs_read(snap), [meta(p).get("labels") or {} for p in snap.live_pods()]
+        suspects = _silent_candidates(changes, read, labels)
+        return suspects, [c for c in changes if not _silent_suspect(c, read, labels)]
     ctx = _Context.build(snap, bad, before, after)
     tied: list[Candidate] = []
     loose: list[Change] = []
@@ -588,12 +588,20 @@ def _configs_read(snap: Snapshot) -> set[str]:
     return {cm for p in snap.live_pods() for cm in _pod_refs(spec(p))[0]}
 
 
-def _silent_suspect(change: Change, configs_read: set[str] | frozenset[str] = frozenset()) -> bool:
+def _silent_suspect(
+    change: Change,
+    configs_read: set[str] | frozenset[str] = frozenset(),
+    live_labels: list[dict[str, Any]] | None = None,
+) -> bool:
     """A change to what a workload runs (a container's program fields), to a Service's routing, or a NetworkPolicy
     created or changed: the usual causes of an incident seen only in the SLOs, while every pod is Ready and every
     Service has endpoints."""
     if change.revertable and change.kind == "NetworkPolicy" and change.op in ("created", "changed"):
         return True  # a policy can only take traffic away: pods stay Ready while their calls time out
+    if change.revertable and change.kind == "Service" and change.op == "deleted":
+        # a Service deleted while the pods it selected still run: its callers fail to resolve it, every pod Ready
+        sel = spec(change.old or {}).get("selector")
+        return bool(sel) and any(labels_match(sel, lab) for lab in live_labels or [])
     if not change.revertable or change.op != "changed":
         return False
     if change.kind == "ConfigMap":
@@ -603,11 +611,15 @@ def _silent_suspect(change: Change, configs_read: set[str] | frozenset[str] = fr
     return change.kind == "Service" and change.pointer.startswith("/spec/")
 
 
-def _silent_candidates(changes: list[Change], configs_read: set[str]) -> list[Candidate]:
+def _silent_candidates(
+    changes: list[Change], configs_read: set[str], live_labels: list[dict[str, Any]]
+) -> list[Candidate]:
     """With nothing unhealthy in Kubernetes terms, the suspect changes, each a revert to try alone: TNR undoes a
     revert that does not lower the SLO violations, and the next is tried."""
     why = "no object is unhealthy (the incident shows in the SLOs only): a change to what runs is the likeliest cause"
-    out = [Candidate(c, 0.65, [why], revert_actions(c)) for c in changes if _silent_suspect(c, configs_read)]
+    out = [
+        Candidate(c, 0.65, [why], revert_actions(c)) for c in changes if _silent_suspect(c, configs_read, live_labels)
+    ]
     return sorted(out, key=lambda c: -c.score)[:MAX_CANDIDATES]
 
 

@@ -55,7 +55,7 @@ def test_the_shop_is_healthy_and_its_orders_flow(engine: Engine) -> None:
     assert report.clean, report.errors
     for path in ("/", "/api/products", "/api/products/OLJCESPC7Z", "/api/recommendations", "/api/data/", "/api/cart"):
         assert engine._plane().request(SHOP.namespace, "GET", path)["status"] == 200, path
-    assert engine._plane().request(SHOP.namespace, "GET", "/nope")["status"] == 200  # Envoy's "/" prefix: frontend
+    assert engine._plane().request(SHOP.namespace, "GET", "/nope")["status"] == 404  # an unknown page, as in the shop
     before = engine._plane().request(SHOP.namespace, "POST", "/api/checkout")
     assert before["status"] == 200
     # checkout published the orders; accounting and fraud-detection consume and commit them on their next poll
