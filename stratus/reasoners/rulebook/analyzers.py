@@ -737,14 +737,13 @@ def database_auth(snap: Snapshot) -> list[Finding]:
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
+    """One finding per mechanism, target (and roles), with every client that saw it (``facts["clients"]``)."""
     seen: dict[tuple[str, str, str], Finding] = {}
     for f in findings:
         key = (f.mechanism, f.target, json.dumps(f.facts.get("roles"), sort_keys=True))
-        if key in seen:
-            clients = sorted({*seen[key].facts.get("clients", [seen[key].facts.get("client")]), f.facts.get("client")})
-            seen[key] = seen[key].model_copy(update={"facts": {**seen[key].facts, "clients": clients}})
-        else:
-            seen[key] = f.model_copy(update={"facts": {**f.facts, "clients": [f.facts.get("client")]}})
+        prev = seen.get(key)
+        clients = sorted({*(prev.facts["clients"] if prev else []), f.facts.get("client")} - {None})
+        seen[key] = (prev or f).model_copy(update={"facts": {**(prev or f).facts, "clients": clients}})
     return list(seen.values())
 
 
@@ -979,17 +978,7 @@ def runtime_credential_drift(snap: Snapshot) -> list[Finding]:
                         facts={"kind": kind, "name": name_of(server), "service": name_of(svc), "client": client},
                     )
                 )
-    return _dedupe_by_target(out)
-
-
-def _dedupe_by_target(findings: list[Finding]) -> list[Finding]:
-    """One finding per target, with every client that saw it."""
-    merged: dict[str, Finding] = {}
-    for f in findings:
-        prev = merged.get(f.target)
-        clients = sorted({*(prev.facts["clients"] if prev else []), f.facts.get("client")} - {None})
-        merged[f.target] = (prev or f).model_copy(update={"facts": {**(prev or f).facts, "clients": clients}})
-    return list(merged.values())
+    return _dedupe(out)
 
 
 TLS_FLAGS = frozenset(
