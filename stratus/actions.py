@@ -58,6 +58,13 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("ResourceQuota", "v1", "resourcequotas", True, ("quota", "resourcequota", "resourcequotas")),
         KindInfo("LimitRange", "v1", "limitranges", True, ("limits", "limitrange", "limitranges")),
         KindInfo(
+            "HorizontalPodAutoscaler",
+            "autoscaling/v2",
+            "horizontalpodautoscalers",
+            True,
+            ("hpa", "horizontalpodautoscaler", "horizontalpodautoscalers"),
+        ),
+        KindInfo(
             "ValidatingWebhookConfiguration",
             "admissionregistration.k8s.io/v1",
             "validatingwebhookconfigurations",

@@ -5,7 +5,8 @@
   Prometheus queries whose non-empty result is a violation.
 - L, unhealthy capacity, from the Kubernetes API: pods not Ready or waiting in a bad state, Deployments/StatefulSets
   with fewer available replicas than desired, Services whose selector finds no ready endpoint, unbound PVCs,
-  NotReady or unschedulable nodes.
+  HorizontalPodAutoscalers that cannot scale their target (capacity that can no longer grow), NotReady or
+  unschedulable nodes.
 
 ``mu = inf`` when the API cannot be read or every workload in scope is down: an action that takes the whole scope
 down must never look like an improvement. The computation (``assess``) is pure; ``SeverityMeter`` does the I/O.
@@ -68,6 +69,7 @@ class Snapshot:
     services: list[Obj] = field(default_factory=list)
     endpoints: list[Obj] = field(default_factory=list)
     pvcs: list[Obj] = field(default_factory=list)
+    autoscalers: list[Obj] = field(default_factory=list)
     nodes: list[Obj] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
@@ -94,6 +96,21 @@ def pod_problems(pod: Obj) -> list[str]:
     if not ready and not problems:
         problems.append("not Ready")
     return problems
+
+
+def autoscaler_problem(hpa: Obj) -> str | None:
+    """Why a HorizontalPodAutoscaler cannot do its job, from the conditions its controller reports: it cannot read
+    or change its target's scale (``AbleToScale=False``), or it cannot compute a replica count from its metrics
+    (``ScalingActive=False``, e.g. ``FailedGetResourceMetric`` when a container has no request for the resource).
+    ``ScalingActive=False`` with reason ``ScalingDisabled`` is the target scaled to 0 on purpose: not a problem."""
+    for cond in (hpa.get("status") or {}).get("conditions") or []:
+        kind, reason = cond.get("type"), str(cond.get("reason") or "")
+        if cond.get("status") != "False" or kind not in ("AbleToScale", "ScalingActive"):
+            continue
+        if kind == "ScalingActive" and reason == "ScalingDisabled":
+            continue
+        return f"{kind}=False ({reason or 'no reason'})"
+    return None
 
 
 def _available_short(workload: Obj) -> str | None:
@@ -134,6 +151,10 @@ def assess(snap: Snapshot, weights: Weights = Weights()) -> Severity:
         phase = (pvc.get("status") or {}).get("phase")
         if phase != "Bound":
             unhealthy.append(f"pvc/{_name(pvc)}: {phase or 'Pending'}")
+    for hpa in snap.autoscalers:
+        problem = autoscaler_problem(hpa)
+        if problem:
+            unhealthy.append(f"hpa/{_name(hpa)}: {problem}")
     for node in snap.nodes:
         ready = any(
             c.get("type") == "Ready" and c.get("status") == "True"
@@ -199,9 +220,21 @@ class SeverityMeter:
         if ns is None:
             nodes = await self.lister.list_objects("Node", None)
             return Snapshot(nodes=nodes)
-        results = await asyncio.gather(*(self.lister.list_objects(k, ns) for k in kinds))
+        results, hpas = await asyncio.gather(
+            asyncio.gather(*(self.lister.list_objects(k, ns) for k in kinds)), self._autoscalers(ns)
+        )
         pods, deps, sts, svcs, eps, pvcs = results
-        return Snapshot(pods=pods, deployments=deps, statefulsets=sts, services=svcs, endpoints=eps, pvcs=pvcs)
+        return Snapshot(
+            pods=pods, deployments=deps, statefulsets=sts, services=svcs, endpoints=eps, pvcs=pvcs, autoscalers=hpas
+        )
+
+    async def _autoscalers(self, ns: str) -> list[Obj]:
+        """The scope's HPAs; a cluster that does not serve them (or a reader not allowed to list them) has none,
+        rather than an unreadable API (which would make mu infinite)."""
+        try:
+            return await self.lister.list_objects("HorizontalPodAutoscaler", ns)
+        except Exception:
+            return []
 
     async def _alerts(self, scope: str) -> list[str]:
         if not self.alertmanager_url:

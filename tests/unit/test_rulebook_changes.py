@@ -329,3 +329,25 @@ def test_with_every_pod_ready_a_deleted_service_whose_pods_still_run_is_recreate
     (create,) = tied[0].actions
     assert isinstance(create, Create) and create.manifest["spec"]["selector"] == {"app": "ad"}
     assert "Service/shop/legacy" in {c.key for c in loose}  # its pods are gone: recreating it cannot help
+
+
+def test_an_autoscaler_that_cannot_scale_ties_its_targets_resource_change_first() -> None:
+    tools, after = now("autoscaler-requests-removed")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, loose = candidates(healthy("autoscaler-requests-removed"), after, snap)
+    assert [(c.change.key, c.change.pointer) for c in tied] == [
+        ("Deployment/shop/web", "/spec/template/spec/containers/0/resources"),
+        ("Deployment/shop/web", "/spec/template/spec/containers/0/args"),
+    ]
+    assert "cannot scale it (HorizontalPodAutoscaler/web-capacity: ScalingActive=False" in tied[0].why[0]
+    assert tied[0].score > tied[1].score
+    assert "Deployment/shop/other" in {c.key for c in loose}  # not the autoscaler's target
+    (revert,) = tied[0].actions
+    assert isinstance(revert, Patch)
+    assert revert.patch == [
+        {
+            "op": "add",
+            "path": "/spec/template/spec/containers/0/resources",
+            "value": {"requests": {"cpu": "100m"}, "limits": {"cpu": "1"}},
+        }
+    ]

@@ -26,7 +26,7 @@ from stratus.lastgood import LastGood, LastGoodSource, ObjectLister, capture
 from stratus.reasoners.rulebook.analyzers import Finding
 from stratus.reasoners.rulebook.relations import foreign_pods
 from stratus.reasoners.rulebook.snapshot import Snapshot, labels_match, meta, name_of, spec, status
-from stratus.severity import pod_problems
+from stratus.severity import autoscaler_problem, pod_problems
 
 Obj = dict[str, Any]
 
@@ -185,9 +185,11 @@ class Unhealthy:
     workloads: dict[str, str] = field(default_factory=dict)
     claims: dict[str, str] = field(default_factory=dict)
     unscheduled: list[str] = field(default_factory=list)
+    autoscaled: dict[str, str] = field(default_factory=dict)
+    """``Kind/name`` of a workload -> why the HorizontalPodAutoscaler that targets it cannot scale it."""
 
     def __bool__(self) -> bool:
-        return bool(self.pods or self.services or self.workloads or self.claims)
+        return bool(self.pods or self.services or self.workloads or self.claims or self.autoscaled)
 
 
 def unhealthy(snap: Snapshot) -> Unhealthy:
@@ -212,6 +214,11 @@ def unhealthy(snap: Snapshot) -> Unhealthy:
     for pvc in snap.of("PersistentVolumeClaim"):
         if status(pvc).get("phase") == "Pending":
             out.claims[name_of(pvc)] = "Pending"
+    for hpa in snap.of("HorizontalPodAutoscaler"):
+        problem = autoscaler_problem(hpa)
+        target = spec(hpa).get("scaleTargetRef") or {}
+        if problem and target.get("kind") in WORKLOADS and target.get("name"):
+            out.autoscaled[f"{target['kind']}/{target['name']}"] = f"HorizontalPodAutoscaler/{name_of(hpa)}: {problem}"
     return out
 
 
@@ -331,6 +338,11 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
         own = change.op != "created"
         if own and f"{kind}/{name}" in bad.workloads:
             why.append((0.95, f"{kind}/{name} is short of pods ({bad.workloads[f'{kind}/{name}']})"))
+        if own and f"{kind}/{name}" in bad.autoscaled:
+            # Utilisation is a share of the containers' requests, so what the autoscaler reads is the template's
+            # resources; other template changes rank below them.
+            weight = 0.9 if change.pointer.endswith("/resources") else 0.55
+            why.append((weight, f"its autoscaler cannot scale it ({bad.autoscaled[f'{kind}/{name}']})"))
         for o in objs:
             sel = (spec(o).get("selector") or {}).get("matchLabels")
             owned = [p for p in ctx.bad_pods if labels_match(sel, meta(p).get("labels"))]
