@@ -396,6 +396,13 @@ class CoordinatorSettings(CommonSettings, SeveritySettings, MemorySettings):
     steady_max_s: float = Field(
         default=20.0, ge=0, description="Take the checkpoint anyway when mu has not held steady after this long."
     )
+    resolve_quiet_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="An incident whose oracles pass when its next attempt would start closes as resolved only after "
+        "they have passed for this long (read every second); a violation meanwhile starts the attempt. An "
+        "intermittent failure (one request in ten) passes a single read. 0: one read.",
+    )
     lease_ttl_s: float = Field(default=30.0, gt=0, description="Writer lease time-to-live (renewed while alive).")
     lease_widening_scopes: list[str] = Field(
         default=["cluster"],

@@ -445,6 +445,15 @@ class Engine:
         record.attempt_pending = False
         try:
             pre = await self.observer.measure(record.scope)
+            if healthy(pre) and self.settings.resolve_quiet_s > 0:
+                async with lease_keeper(self.alock, lease, self.settings.lease_ttl_s, release_on_exit=False) as keeper:
+                    pre = await self._quiet(record.scope, pre)
+                lease = keeper.lease
+                if keeper.lost.is_set():  # renewing failed while waiting: the watchdog starts the attempt again
+                    log.info("%s: attempt %d lost its write lease while waiting", record.incident_id, n)
+                    record.attempt_pending = True
+                    await self._commit(record)
+                    return
             if healthy(pre):
                 await self.alock.release(lease)
                 record.visible_mu.append(pre.mu)
@@ -581,6 +590,18 @@ class Engine:
             await self._start_attempt(record)
             return
         await self._begin_undo(record, attempt, lost)
+
+    async def _quiet(self, scope: str, reading: Severity) -> Severity:
+        """While the oracles pass, keep reading every second for ``resolve_quiet_s``; the first violation seen is
+        the state the attempt starts from, else the last clean reading closes the incident. One clean read would
+        take an intermittent failure (a share of requests failing) for a recovery: this is the hysteresis a
+        detector applies before opening, applied before closing."""
+        reads = math.ceil(self.settings.resolve_quiet_s)
+        while healthy(reading) and reads > 0:
+            await self.sleep(1.0)
+            reads -= 1
+            reading = await self.observer.measure(scope)
+        return reading
 
     async def _steady(self, scope: str) -> None:
         """Wait until mu has held the same value for ``steady_s`` (at most ``steady_max_s``; 0: no wait).

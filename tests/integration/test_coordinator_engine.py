@@ -172,6 +172,40 @@ async def test_the_checkpoint_waits_for_a_steady_mu_and_sets_b_there(
     await sub.unsubscribe()
 
 
+async def test_an_intermittent_failure_is_not_closed_on_one_clean_read(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    # One request in ten fails: the attempt's first read passes, the violation shows again on the third.
+    observer = ScriptedObserver([0, 0, 1, 0])
+    engine = Engine(bus, redis, alock, observer, settings(resolve_quiet_s=5.0), prefix=f"t{uid}", sleep=no_sleep)
+    await engine.handle(opened(incident, scope, b=1.0))
+    await engine.handle(diagnosis(incident))
+    request = (await box.wait_kind("mitigate"))[0]
+    assert (await box.wait_kind("checkpointed"))[0]["severity"]["mu"] == 1.0
+    assert observer.calls == 3
+    await engine.handle(ended(incident, request, [0.0]))
+    closed = (await box.wait_kind("incident_closed"))[0]
+    assert closed["outcome"] == "resolved" and closed["visible_mu"] == [1.0, 0.0]
+    await sub.unsubscribe()
+
+
+async def test_a_recovery_that_holds_through_the_quiet_window_closes_without_a_transaction(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    observer = ScriptedObserver([])  # every read passes
+    engine = Engine(bus, redis, alock, observer, settings(resolve_quiet_s=5.0), prefix=f"t{uid}", sleep=no_sleep)
+    await engine.handle(opened(incident, scope, b=1.0))
+    await engine.handle(diagnosis(incident))
+    closed = (await box.wait_kind("incident_closed"))[0]
+    assert closed["outcome"] == "resolved" and not box.of_kind("mitigate")
+    assert observer.calls == 6  # one read, then five more a second apart
+    await sub.unsubscribe()
+
+
 async def test_an_aborted_transaction_that_wrote_nothing_shows_no_visible_state(
     bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
 ) -> None:
