@@ -369,6 +369,8 @@ class Engine:
             self._create_job(ns, step)
         elif isinstance(step, s.WaitJobStep):
             wait_for(f"job {step.job} to complete", lambda: self._job_done(ns, step.job), step.timeout_s)
+        elif isinstance(step, s.SleepStep):
+            time.sleep(step.seconds)
         else:  # pragma: no cover - the schema's union is closed
             raise StepError(f"unknown step {step!r}")
 

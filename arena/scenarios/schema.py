@@ -183,6 +183,11 @@ class WaitReadyStep(_M):
     timeout_s: float = Field(60.0, gt=0, description="Longest wait for every pod of the app to be Ready.")
 
 
+class SleepStep(_M):
+    action: Literal["sleep"]
+    seconds: float = Field(gt=0, le=120, description="Seconds to let the cluster run as it is (e.g. a load burst).")
+
+
 Step = Annotated[
     PatchStep
     | ScaleStep
@@ -202,7 +207,8 @@ Step = Annotated[
     | DeleteAllStep
     | CreateJobStep
     | WaitJobStep
-    | WaitGoneStep,
+    | WaitGoneStep
+    | SleepStep,
     Field(discriminator="action"),
 ]
 
