@@ -179,7 +179,9 @@ def admit(world: World, conn: Landed) -> float | None:
     qps, cap = limits(conn.process)
     if st.depth >= cap - 0.5:
         wait_s = st.depth / qps
-        offered = sum(a.rate * (a.policy.attempts if _failing(a, wait_s, True) and a.policy else 1) for a in st.arrivals)
+        offered = sum(
+            a.rate * (a.policy.attempts if _failing(a, wait_s, True) and a.policy else 1) for a in st.arrivals
+        )
         if offered <= qps or world.rt.rng.random() < qps / offered:  # a slot freed before it arrived
             return 1000.0 * st.depth / qps
         return None

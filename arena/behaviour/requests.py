@@ -432,7 +432,7 @@ def _call_error(proc: Process, target: Refused) -> str:
 
 def _grpc_code(message: str) -> str:
     """The status code of a gRPC error line (``rpc error: code = X desc = ...``)."""
-    head, sep, rest = message.partition("code = ")
+    _, sep, rest = message.partition("code = ")
     return rest.split(" ", 1)[0] if sep else "Unknown"
 
 
