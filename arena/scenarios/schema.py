@@ -416,6 +416,12 @@ class Scenario(_M):
     source: str = Field("", description="Where it comes from (AIOpsLab file or problem class).")
     persistent: bool = Field(True, description="The fault stays until recovered (Chaos Mesh ones may expire).")
     ground_truth: GroundTruth
+    setup: list[Step] = Field(
+        default_factory=list,
+        description="Writes that deploy the app as the problem has it before any fault (SREGym's deploy-time "
+        "overrides, a steady client): part of the healthy baseline. Engine.prepare runs them before the system under "
+        "test watches; otherwise inject runs them first. recover undoes them too.",
+    )
     inject: list[Step] = Field(default_factory=list, description="Writes that inject the fault.")
     recover: list[Step] = Field(default_factory=list, description="Writes that undo it (AIOpsLab recover_fault).")
     workload: WorkloadSpec = Field(
