@@ -300,12 +300,17 @@ class RequestModel:
         once = step.model_copy(update={"retry": None})
         elapsed, code = 0.0, "Unknown"
         for attempt in range(1, policy.attempts + 1):
+            first = len(spans)
             try:
                 took = self._step(world, conn, once, span, trace_id, start_us + int(elapsed * 1000), spans, rid=rid)
                 if took <= policy.timeout_ms:
                     return elapsed + took
                 elapsed += policy.timeout_ms
                 code = "DeadlineExceeded"
+                client = spans[first]  # the attempt's client span: the caller gave up at its deadline
+                client.tags["error"] = True
+                client.logs.append("rpc error: code = DeadlineExceeded desc = context deadline exceeded")
+                client.duration_us = int(policy.timeout_ms * 1000)
             except _HopError as e:
                 elapsed += min(e.latency_ms, policy.timeout_ms)
                 code = _grpc_code(str(e)) if e.latency_ms <= policy.timeout_ms else "DeadlineExceeded"

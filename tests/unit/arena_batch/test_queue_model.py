@@ -14,7 +14,7 @@ import pytest
 from arena.apps.catalogue import RetryPolicy
 from arena.behaviour import queueing
 from arena.behaviour.model import AppBehaviour
-from arena.behaviour.requests import RequestModel
+from arena.behaviour.requests import RequestModel, Span
 from arena.behaviour.world import Runtime, World
 from tests.unit.arena_apps.minicluster import MiniCluster
 
@@ -99,8 +99,8 @@ def _run(c: MiniCluster, clock: Clock, seconds: float, step: float = 0.5) -> que
     return queueing.advance(world, pod, container, proc)
 
 
-def _statuses(c: MiniCluster, n: int = 10) -> list[int]:
-    model = RequestModel(c.behaviour.rt)
+def _statuses(c: MiniCluster, n: int = 10, traces: list[list[Span]] | None = None) -> list[int]:
+    model = RequestModel(c.behaviour.rt, on_trace=traces.append if traces is not None else None)
     return [model.http(c, NS, "frontend", 5000, "GET", "/hotels?inDate=2015-04-09").status for _ in range(n)]
 
 
@@ -143,7 +143,11 @@ def test_a_burst_leaves_a_self_sustaining_retry_storm(hotel: tuple[MiniCluster, 
     st = _run(c, clock, 60)
     assert st.depth == 256, "8 req/s x 3 attempts = 24 > 20: the queue stays full once the burst is gone"
     assert sum(a.rate for a in st.arrivals) == pytest.approx(8.0)
-    assert _statuses(c).count(500) >= 8
+    traces: list[list[Span]] = []
+    assert _statuses(c, traces=traces).count(500) >= 8
+    retried = [sp for t in traces for sp in t if sp.kind == "client" and sp.operation == "GetRates"]
+    assert any(sp.error and sp.duration_us == 750_000 for sp in retried), "an attempt past its deadline is an error"
+    assert max(sum(1 for sp in t if sp.kind == "client" and sp.operation == "GetRates") for t in traces) == 3
     search = _pod(c, "search")
     logs = c.behaviour.rt.drain(search, "hotel-reserv-search")
     assert any("downstream request failed dependency=rate" in line for line in logs)
