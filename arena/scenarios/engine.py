@@ -285,7 +285,9 @@ class Engine:
 
     def prepare(self, scenario: s.Scenario) -> None:
         """Deploy the app as the problem has it (its setup steps), so it is part of the baseline the system under
-        test learns; the next inject of this scenario skips them."""
+        test learns; the next inject of this scenario skips them. Nothing to do for a scenario without setup."""
+        if not scenario.setup:
+            return
         self.bind(scenario, fresh=True)
         self.run_steps(scenario, scenario.setup)
         self.prepared.add(_binding_key(scenario))
