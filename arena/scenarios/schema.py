@@ -220,17 +220,30 @@ class FieldCheck(_M):
     kind: str = Field(description="Kind of the object.")
     name: str = Field(description="Name of the object.")
     namespace: str | None = Field(None, description="Namespace (default: the app's).")
-    path: str = Field(description="e.g. spec.ports[0].targetPort or spec.template.spec.containers[*].command")
+    path: str = Field(
+        description="e.g. spec.ports[0].targetPort, spec.template.spec.containers[*].command or "
+        "spec.template.spec.containers[0].env[name=PORT].value"
+    )
     equals: Any = Field(None, description="Every value must equal this.")
     contains: Any = Field(None, description="Every value (a list or string) must contain this.")
     not_contains: Any = Field(None, description="No value may contain this.")
     absent: bool = Field(False, description="The field must be missing or null.")
+    at_most: float | None = Field(
+        None,
+        description="Every value present must be a number at most this (a missing field passes: a default applies).",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> FieldCheck:
-        given = [self.equals is not None, self.contains is not None, self.not_contains is not None, self.absent]
+        given = [
+            self.equals is not None,
+            self.contains is not None,
+            self.not_contains is not None,
+            self.absent,
+            self.at_most is not None,
+        ]
         if sum(given) != 1:
-            raise ValueError("give exactly one of equals, contains, not_contains, absent")
+            raise ValueError("give exactly one of equals, contains, not_contains, absent, at_most")
         return self
 
 

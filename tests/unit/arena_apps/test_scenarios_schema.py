@@ -155,3 +155,25 @@ def test_setup_runs_once_before_inject_and_prepare_skips_it_then() -> None:
     ran.clear()
     engine.inject(sc)
     assert ran == ["1.0", "2.0"], "prepared once: the next inject runs the setup again"
+
+
+def test_env_by_name_and_an_upper_bound() -> None:
+    dep = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"env": [{"name": "QPS", "value": "20"}, {"name": "CAP", "value": "9000"}]}]}
+            }
+        }
+    }
+    path = "spec.template.spec.containers[*].env[name={}].value"
+    assert oracles.values_at(dep, path.format("QPS")) == ["20"]
+
+    def bound(name: str, limit: float) -> str | None:
+        check = FieldCheck(kind="Deployment", name="rate", path=path.format(name), at_most=limit)
+        return oracles.field_check(check, dep)
+
+    assert bound("QPS", 500) is None
+    assert bound("CAP", 256) is not None and "at most 256" in (bound("CAP", 256) or "")
+    assert bound("UNSET", 256) is None, "a missing value passes: the program's default applies"
+    with pytest.raises(ValueError):
+        FieldCheck(kind="Deployment", name="rate", path="a", at_most=1, equals=2)
