@@ -45,6 +45,35 @@ class StartupStep(_Strict):
     )
 
 
+class RetryPolicy(_Strict):
+    """A caller's retry loop around one call: each attempt has its own deadline; an attempt that fails with
+    DeadlineExceeded, Unavailable or ResourceExhausted is retried after an exponential back-off, up to
+    ``max_attempts`` attempts in all. Every field may reference {ConfigKey}; a value that is not a positive number
+    falls back to the image's baked one (Go's ``envInt`` with a fallback)."""
+
+    timeout_ms: str = Field(description="Deadline of each attempt, in milliseconds.")
+    max_attempts: str = Field(description="Attempts in all (1: no retry).")
+    initial_backoff_ms: str = Field("0", description="Back-off before the second attempt, in milliseconds.")
+    backoff_multiplier: str = Field("2", description="Each later back-off is the previous one times this.")
+    error: str = Field(description="The error the caller returns once the attempts run out (a gRPC status line).")
+    log: str = Field(description="Line the caller logs once the attempts run out ({code}: the last gRPC code).")
+    metrics: str | None = Field(
+        None, description="Prefix of the caller's counters (PREFIX_attempts_total, _timeouts_total, _failures_total)."
+    )
+
+
+class AdmissionQueue(_Strict):
+    """A server that admits its requests through one FIFO queue drained at ``qps_limit`` requests per second; a
+    request arriving while ``capacity`` requests wait is rejected at once with ResourceExhausted. A queued request is
+    served even when its caller has given up on it (the server does not see the caller's deadline)."""
+
+    qps_limit: str = Field(description="Requests served per second; may reference {ConfigKey}.")
+    capacity: str = Field(description="Longest queue; may reference {ConfigKey}.")
+    metrics: str | None = Field(
+        None, description="Prefix of its gauges (PREFIX_queue_depth, _backend_qps_limit, _queue_capacity)."
+    )
+
+
 class Step(_Strict):
     """One thing an operation does: call another service or touch a backend."""
 
@@ -75,6 +104,7 @@ class Step(_Strict):
         None, description="kafka: also produce as many copies of the record as this flag's number value."
     )
     forward_id: bool = Field(False, description="call: the callee gets the request's id (e.g. the product id).")
+    retry: RetryPolicy | None = Field(None, description="call: the caller's per-attempt deadline and retries.")
 
     @property
     def kind(self) -> str:
@@ -214,6 +244,10 @@ class Program(_Strict):
     )
     producer: Producer | None = Field(None, description="A Kafka producer loop the process runs.")
     request_filter: RequestFilter | None = Field(None, description="A regex filter on each HTTP request.")
+    queue: AdmissionQueue | None = Field(None, description="The rate-limited queue its requests wait in.")
+    requests_metric: str | None = Field(
+        None, description="Name of the counter of the requests its operations received (e.g. search_requests_total)."
+    )
     http_loop: HttpLoop | None = Field(None, description="An HTTP client loop the process runs.")
     finalizer_controller: FinalizerController | None = Field(
         None, description="A Kubernetes controller loop the process runs (API calls under the pod's RBAC)."

@@ -69,7 +69,7 @@ def saturated(world: World, conn: Landed) -> str | None:
             loop = proc.program.http_loop
             if loop is None:
                 continue
-            url = _arg(proc, loop.url)
+            url = loop_arg(proc, loop.url)
             parts = urlsplit(url if "://" in url else f"http://{url}")
             if not parts.netloc:
                 continue
@@ -82,7 +82,7 @@ def saturated(world: World, conn: Landed) -> str | None:
     return None
 
 
-def _arg(proc: Process, template: str) -> str:
+def loop_arg(proc: Process, template: str) -> str:
     """``{arg:-1}``: the last argument; ``{arg:-n}``: the value of flag -n; anything else as written."""
     if template == "{arg:-1}":
         return proc.args[-1] if proc.args else ""

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from arena.apps.catalogue import StartupStep, expand
-from arena.behaviour import backends, dns, flags, logstyle
+from arena.behaviour import backends, dns, flags, logstyle, queueing
 from arena.behaviour.mongo import MongoError, MongoState, Shell, ShellError, auth_failure_log, run_shell, split_command
 from arena.behaviour.world import Landed, Process, ProcessError, Refused, Runtime, World, meta, pod_key, process_of
 from arena.hooks import ClusterView, ExecResult, Obj, StartOutcome
@@ -388,6 +388,8 @@ class AppBehaviour:
         proc = world.process(container, pod)
         if proc and (proc.program.consumer or proc.program.producer) and world.serving(pod, container):
             backends.tick(world, pod, container, proc)
+        if proc and proc.program.queue is not None and world.serving(pod, container):
+            queueing.tick(world, pod, container, proc)
         if proc and proc.program.serves_flags and world.serving(pod, container):
             flags.served_flags(world, pod, container, proc)  # flagd watches its file: a new projection is a reload
         if (

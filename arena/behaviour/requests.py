@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arena.apps.catalogue import FlagFault, Step, expand
-from arena.behaviour import backends, cpu, flags, logstyle
+from arena.behaviour import backends, cpu, flags, logstyle, queueing
 from arena.behaviour.datastores import parse_redis_address
 from arena.behaviour.load import saturated
 from arena.behaviour.mongo import MongoError, MongoState
@@ -163,7 +163,16 @@ class RequestModel:
                 span.tags["error"] = True
                 span.logs.append(str(err))
         work = cpu.stretch(world, conn.pod, conn.container, work)
-        elapsed = work / 2 + pause
+        queued = 0.0
+        if ok and proc.program.queue is not None:
+            wait = queueing.admit(world, conn)
+            if wait is None:
+                ok, err = False, f"rpc error: code = ResourceExhausted desc = {op_name}: request queue is full"
+                span.tags["error"] = True
+                span.logs.append(err)
+            else:
+                queued = wait
+        elapsed = work / 2 + pause + queued
         for step in op.steps if ok else []:
             if step.probability < 1 and self.rt.rng.random() >= step.probability:
                 continue
@@ -228,6 +237,8 @@ class RequestModel:
         proc, pod = conn.process, conn.pod
         ns = str(meta(pod).get("namespace"))
         address = expand(step.address, proc.config)
+        if step.kind == "call" and step.retry is not None:
+            return self._retried(world, conn, step, span, trace_id, start_us, spans, rid)
         if step.kind == "call":
             if step.via == "consul":
                 target = world.consul_lookup(pod, ns, proc.config.get("consulAddress", "consul:8500"), address)
@@ -268,6 +279,48 @@ class RequestModel:
                 raise _HopError(_downstream_error(proc, err or "error"), total)
             return total
         return self._backend(world, conn, step, address)
+
+    def _retried(
+        self,
+        world: World,
+        conn: Landed,
+        step: Step,
+        span: Span,
+        trace_id: str,
+        start_us: int,
+        spans: list[Span],
+        rid: str | None,
+    ) -> float:
+        """A call under the caller's retry policy: each attempt has its own deadline (the callee keeps serving an
+        attempt its caller gave up on); DeadlineExceeded, Unavailable and ResourceExhausted are retried after a
+        back-off; once the attempts run out the caller logs and returns its own error."""
+        retry = step.retry
+        assert retry is not None
+        policy = queueing.policy(retry, conn.process)
+        once = step.model_copy(update={"retry": None})
+        elapsed, code = 0.0, "Unknown"
+        for attempt in range(1, policy.attempts + 1):
+            first = len(spans)
+            try:
+                took = self._step(world, conn, once, span, trace_id, start_us + int(elapsed * 1000), spans, rid=rid)
+                if took <= policy.timeout_ms:
+                    return elapsed + took
+                elapsed += policy.timeout_ms
+                code = "DeadlineExceeded"
+                client = spans[first]  # the attempt's client span: the caller gave up at its deadline
+                client.tags["error"] = True
+                client.logs.append("rpc error: code = DeadlineExceeded desc = context deadline exceeded")
+                client.duration_us = int(policy.timeout_ms * 1000)
+            except _HopError as e:
+                elapsed += min(e.latency_ms, policy.timeout_ms)
+                code = _grpc_code(str(e)) if e.latency_ms <= policy.timeout_ms else "DeadlineExceeded"
+            if code not in ("DeadlineExceeded", "Unavailable", "ResourceExhausted"):
+                break
+            if attempt < policy.attempts:
+                elapsed += policy.backoff(attempt)
+        name = str(conn.container.get("name"))
+        self.rt.log(conn.pod, name, logstyle.go(conn.process, "WRN", 181, retry.log.replace("{code}", code)))
+        raise _HopError(retry.error, elapsed)
 
     def _backend(self, world: World, conn: Landed, step: Step, address: str) -> float:
         ns = str(meta(conn.pod).get("namespace"))
@@ -380,6 +433,12 @@ def _call_error(proc: Process, target: Refused) -> str:
     if target.kind == "timeout":
         return f"TSocket::open() connect() <Host: {target.host} Port: {target.port}>: Connection timed out"
     return f"TSocket::open() connect() <Host: {target.host} Port: {target.port}>: Connection refused"
+
+
+def _grpc_code(message: str) -> str:
+    """The status code of a gRPC error line (``rpc error: code = X desc = ...``)."""
+    _, sep, rest = message.partition("code = ")
+    return rest.split(" ", 1)[0] if sep else "Unknown"
 
 
 def _timeout_error(proc: Process, pod: Obj) -> str:

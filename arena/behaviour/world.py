@@ -214,6 +214,8 @@ class Runtime:
     """Per container instance, busy threads a flag-guarded code path started (``FlagFault`` cpu_burn)."""
     cpu_acc: dict[tuple[str, str, int], list[float]] = field(default_factory=dict)
     """Per container instance, cAdvisor-style CPU counters (``arena.behaviour.cpu.account``)."""
+    queues: dict[tuple[str, str, int], Any] = field(default_factory=dict)
+    """Per container instance, the admission queue's state (``arena.behaviour.queueing``)."""
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     clock: Callable[[], float] = time.time
     probe_scale: float = 0.1

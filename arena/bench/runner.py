@@ -518,8 +518,9 @@ class Bench:
         plan = self.opts.plan
         try:
             sc = await asyncio.to_thread(self.engine.resolved, sc, True)  # inject-time choices (select)
+            await asyncio.to_thread(self.engine.prepare, sc)  # the app as the problem deploys it, before watching
         except StepError as exc:
-            rec.error = f"cannot choose the scenario's targets: {exc}"
+            rec.error = f"cannot prepare the scenario (its targets, its setup): {exc}"
             rec.wall_s = round(time.monotonic() - t0, 2)
             return rec
         if policy == "scripted" and plan is None:

@@ -164,6 +164,8 @@ class SymptomResult:
 class Engine:
     def __init__(self, kube: Kube, plane: PlaneClient | None = None, time_scale: float = 1.0) -> None:
         self.kube, self.plane, self.time_scale = kube, plane, time_scale
+        self.prepared: set[str] = set()
+        """Scenarios whose setup ran (``prepare``) and whose inject has not yet."""
 
     def _plane(self) -> PlaneClient:
         if self.plane is None:
@@ -281,11 +283,26 @@ class Engine:
             except (KubeError, TimeoutError) as e:
                 raise StepError(f"step {i + 1} ({step.action}) failed: {e}") from e
 
-    def inject(self, scenario: s.Scenario) -> None:
+    def prepare(self, scenario: s.Scenario) -> None:
+        """Deploy the app as the problem has it (its setup steps), so it is part of the baseline the system under
+        test learns; the next inject of this scenario skips them. Nothing to do for a scenario without setup."""
+        if not scenario.setup:
+            return
         self.bind(scenario, fresh=True)
+        self.run_steps(scenario, scenario.setup)
+        self.prepared.add(_binding_key(scenario))
+
+    def inject(self, scenario: s.Scenario) -> None:
+        key = _binding_key(scenario)
+        if key in self.prepared:
+            self.prepared.discard(key)
+        else:
+            self.bind(scenario, fresh=True)
+            self.run_steps(scenario, scenario.setup)
         self.run_steps(scenario, scenario.inject)
 
     def recover(self, scenario: s.Scenario) -> None:
+        self.prepared.discard(_binding_key(scenario))
         self.run_steps(scenario, scenario.recover)
 
     def _ns(self, app: AppSpec, ns: str | None) -> str:
@@ -369,6 +386,8 @@ class Engine:
             self._create_job(ns, step)
         elif isinstance(step, s.WaitJobStep):
             wait_for(f"job {step.job} to complete", lambda: self._job_done(ns, step.job), step.timeout_s)
+        elif isinstance(step, s.SleepStep):
+            time.sleep(step.seconds)
         else:  # pragma: no cover - the schema's union is closed
             raise StepError(f"unknown step {step!r}")
 

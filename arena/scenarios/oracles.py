@@ -27,11 +27,12 @@ class Verdict(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------------- field paths
-_PART = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]|\[['\"]([^'\"]+)['\"]\]")
+_PART = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]|\[['\"]([^'\"]+)['\"]\]|\[(\w[\w.-]*)=([^\]]*)\]")
 
 
 def values_at(obj: Any, path: str) -> list[Any]:
-    """Values at a dotted path with ``[i]``, ``[*]`` and ``["key.with.dots"]``; a missing field yields ``[None]``.
+    """Values at a dotted path with ``[i]``, ``[*]``, ``["key.with.dots"]`` and ``[key=value]`` (the elements of a
+    list whose ``key`` is ``value``, e.g. ``env[name=PORT].value``); a missing field yields ``[None]``.
     A string holding a JSON document is descended into (a ConfigMap key with a JSON file: ``data["f.json"].a.b``)."""
     current: list[Any] = [obj]
     for m in _PART.finditer(path):
@@ -43,7 +44,13 @@ def values_at(obj: Any, path: str) -> list[Any]:
                     v = json.loads(v)
                 except ValueError:
                     pass
-            if key is not None:
+            if m.group(4) is not None:
+                nxt.extend(
+                    e
+                    for e in (v if isinstance(v, list) else [])
+                    if isinstance(e, dict) and _same(e.get(m.group(4)), m.group(5))
+                )
+            elif key is not None:
                 nxt.append(v.get(key) if isinstance(v, dict) else None)
             elif index == "*":
                 nxt.extend(v if isinstance(v, list) else [None])
@@ -65,6 +72,13 @@ def field_check(check: FieldCheck, obj: Obj | None) -> str | None:
     if check.equals is not None:
         ok = all(_same(v, check.equals) for v in values)
         return None if ok else f"{where} is {_show(values)} (must be {check.equals!r})"
+    if check.at_most is not None:
+        present = [v for v in values if v is not None]
+        try:
+            ok = all(float(v) <= check.at_most for v in present)
+        except (TypeError, ValueError):
+            ok = False
+        return None if ok else f"{where} is {_show(values)} (must be a number at most {check.at_most:g})"
     if check.contains is not None:
         ok = all(v is not None and check.contains in v for v in values)
         return None if ok else f"{where} is {_show(values)} (must contain {check.contains!r})"

@@ -183,6 +183,11 @@ class WaitReadyStep(_M):
     timeout_s: float = Field(60.0, gt=0, description="Longest wait for every pod of the app to be Ready.")
 
 
+class SleepStep(_M):
+    action: Literal["sleep"]
+    seconds: float = Field(gt=0, le=120, description="Seconds to let the cluster run as it is (e.g. a load burst).")
+
+
 Step = Annotated[
     PatchStep
     | ScaleStep
@@ -202,7 +207,8 @@ Step = Annotated[
     | DeleteAllStep
     | CreateJobStep
     | WaitJobStep
-    | WaitGoneStep,
+    | WaitGoneStep
+    | SleepStep,
     Field(discriminator="action"),
 ]
 
@@ -214,17 +220,30 @@ class FieldCheck(_M):
     kind: str = Field(description="Kind of the object.")
     name: str = Field(description="Name of the object.")
     namespace: str | None = Field(None, description="Namespace (default: the app's).")
-    path: str = Field(description="e.g. spec.ports[0].targetPort or spec.template.spec.containers[*].command")
+    path: str = Field(
+        description="e.g. spec.ports[0].targetPort, spec.template.spec.containers[*].command or "
+        "spec.template.spec.containers[0].env[name=PORT].value"
+    )
     equals: Any = Field(None, description="Every value must equal this.")
     contains: Any = Field(None, description="Every value (a list or string) must contain this.")
     not_contains: Any = Field(None, description="No value may contain this.")
     absent: bool = Field(False, description="The field must be missing or null.")
+    at_most: float | None = Field(
+        None,
+        description="Every value present must be a number at most this (a missing field passes: a default applies).",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> FieldCheck:
-        given = [self.equals is not None, self.contains is not None, self.not_contains is not None, self.absent]
+        given = [
+            self.equals is not None,
+            self.contains is not None,
+            self.not_contains is not None,
+            self.absent,
+            self.at_most is not None,
+        ]
         if sum(given) != 1:
-            raise ValueError("give exactly one of equals, contains, not_contains, absent")
+            raise ValueError("give exactly one of equals, contains, not_contains, absent, at_most")
         return self
 
 
@@ -410,6 +429,12 @@ class Scenario(_M):
     source: str = Field("", description="Where it comes from (AIOpsLab file or problem class).")
     persistent: bool = Field(True, description="The fault stays until recovered (Chaos Mesh ones may expire).")
     ground_truth: GroundTruth
+    setup: list[Step] = Field(
+        default_factory=list,
+        description="Writes that deploy the app as the problem has it before any fault (SREGym's deploy-time "
+        "overrides, a steady client): part of the healthy baseline. Engine.prepare runs them before the system under "
+        "test watches; otherwise inject runs them first. recover undoes them too.",
+    )
     inject: list[Step] = Field(default_factory=list, description="Writes that inject the fault.")
     recover: list[Step] = Field(default_factory=list, description="Writes that undo it (AIOpsLab recover_fault).")
     workload: WorkloadSpec = Field(

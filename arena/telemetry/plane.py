@@ -17,10 +17,10 @@ from typing import Any
 from aiohttp import web
 
 from arena.apps import APPS, AppSpec, app_for_namespace
-from arena.behaviour import backends, cpu
+from arena.behaviour import backends, cpu, queueing
 from arena.behaviour.model import AppBehaviour
 from arena.behaviour.requests import HttpResult, RequestModel
-from arena.behaviour.world import Runtime
+from arena.behaviour.world import Runtime, World
 from arena.hooks import ClusterView
 from arena.telemetry.metrics import AppMetrics, exposition
 from arena.telemetry.traces import TraceStore, envelope, jaeger_trace, parse_duration
@@ -183,6 +183,8 @@ class AppPlane:
         if self.view is not None:
             text += "".join(line + "\n" for line in backends.kafka_metrics(self.view, self.runtime))
             text += "".join(line + "\n" for line in cpu.cpu_metrics(self.view, self.runtime))
+            world = World(self.view, self.runtime)
+            text += "".join(line + "\n" for line in queueing.queue_metrics(self.view, world))
         return web.Response(body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     async def _workload(self, request: web.Request) -> web.Response:

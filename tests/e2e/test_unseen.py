@@ -74,6 +74,7 @@ async def test_unseen(
     scenario, _ = REGISTRY.get(pid)
     spec = APPS[scenario.app]
     healthy(engine, scenario.app, redeploy_after=60)
+    engine.prepare(scenario)  # the app as the problem deploys it: part of the last-known-good state
     timeline = await Timeline(bus, spec.namespace).start(new_only=True)
     record: dict[str, Any] = {"scenario": pid}
     try:

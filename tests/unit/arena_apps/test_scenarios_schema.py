@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from arena.scenarios import oracles
-from arena.scenarios.engine import CATALOGUE_DIR, Registry
+from arena.scenarios import schema as s
+from arena.scenarios.engine import CATALOGUE_DIR, Engine, Registry
 from arena.scenarios.schema import FieldCheck, GroundTruth, ScenarioError, load_scenario, parse_scenario
 
 VALID = yaml.safe_load((CATALOGUE_DIR / "k8s_target_port-misconfig-1.yaml").read_text())
@@ -120,3 +121,59 @@ def test_task_evaluators() -> None:
     assert oracles.evaluate_localization(truth, ["search"]) == (False, 0.0)
     assert oracles.evaluate_analysis(truth, {"system_level": "application", "fault_type": "authentication issue"})
     assert not oracles.evaluate_analysis(truth, {"system_level": "Application", "fault_type": "Misconfiguration"})
+
+
+def test_setup_runs_once_before_inject_and_prepare_skips_it_then() -> None:
+    ran: list[str] = []
+
+    class Recording(Engine):
+        def bind(self, scenario: s.Scenario, fresh: bool = False) -> dict[str, str]:
+            return {}
+
+        def _step(self, app: object, step: object) -> None:
+            ran.append(str(getattr(step, "seconds", "")))
+
+    sc = s.Scenario.model_validate(
+        {
+            "family": "demo",
+            "app": "hotel-reservation",
+            "tasks": ["detection"],
+            "description": "d",
+            "ground_truth": {"detection": True},
+            "setup": [{"action": "sleep", "seconds": 1}],
+            "inject": [{"action": "sleep", "seconds": 2}],
+        }
+    )
+    engine = Recording.__new__(Recording)
+    engine.prepared = set()
+    engine.inject(sc)
+    assert ran == ["1.0", "2.0"]
+    ran.clear()
+    engine.prepare(sc)
+    engine.inject(sc)
+    assert ran == ["1.0", "2.0"]
+    ran.clear()
+    engine.inject(sc)
+    assert ran == ["1.0", "2.0"], "prepared once: the next inject runs the setup again"
+
+
+def test_env_by_name_and_an_upper_bound() -> None:
+    dep = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"env": [{"name": "QPS", "value": "20"}, {"name": "CAP", "value": "9000"}]}]}
+            }
+        }
+    }
+    path = "spec.template.spec.containers[*].env[name={}].value"
+    assert oracles.values_at(dep, path.format("QPS")) == ["20"]
+
+    def bound(name: str, limit: float) -> str | None:
+        check = FieldCheck(kind="Deployment", name="rate", path=path.format(name), at_most=limit)
+        return oracles.field_check(check, dep)
+
+    assert bound("QPS", 500) is None
+    assert bound("CAP", 256) is not None and "at most 256" in (bound("CAP", 256) or "")
+    assert bound("UNSET", 256) is None, "a missing value passes: the program's default applies"
+    with pytest.raises(ValueError):
+        FieldCheck(kind="Deployment", name="rate", path="a", at_most=1, equals=2)
