@@ -1027,8 +1027,12 @@ time. A 404 or a refused connection is a probe aimed at nothing, which more time
 
 def _budget(probe: Obj) -> float:
     """Seconds a container has, after start, before its liveness probe can kill it."""
-    t = {k: probe.get(k) if isinstance(probe.get(k), int) else v for k, v in PROBE_DEFAULTS.items()}
+    t = {k: _seconds(probe.get(k), v) for k, v in PROBE_DEFAULTS.items()}
     return float(t["initialDelaySeconds"] + t["periodSeconds"] * t["failureThreshold"])
+
+
+def _seconds(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def liveness_kills(snap: Snapshot) -> list[Finding]:
@@ -1117,8 +1121,7 @@ def _liveness_relaxed(current: list[Obj], answers: list[str]) -> tuple[list[Obj]
             continue
         relaxed = dict(probe)
         for key in ("periodSeconds", "failureThreshold", "timeoutSeconds"):
-            have = probe.get(key)
-            relaxed[key] = max(have if isinstance(have, int) else PROBE_DEFAULTS[key], PROBE_DEFAULTS[key])
+            relaxed[key] = max(_seconds(probe.get(key), PROBE_DEFAULTS[key]), PROBE_DEFAULTS[key])
         ops.append({"op": "replace", "path": f"/spec/template/spec/containers/{i}/livenessProbe", "value": relaxed})
         notes.append(
             f"container {c.get('name')}'s liveness probe allows {_budget(probe):g}s before a kill, less than the "
