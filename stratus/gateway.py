@@ -754,9 +754,10 @@ class WriteGateway(ReadGateway):
                         executed=False,
                         message=f"Dry run failed, nothing was changed: {exc}",
                     )
-                # stratus.writepolicy: the dry run's result against the pre-image (and, when the write brings an
-                # image back, against the images the object's own revisions ran)
-                ran_before = await self._call(self._history_images_sync, pre) if introduced_images(pre, dry) else set()
+                # stratus.writepolicy: the dry run's result against the pre-image (and, when a workload gets an image
+                # it does not run now, against the images its own revisions ran: a rollback brings no new registry)
+                history = pre is not None and str(pre.get("kind")) in REVISION_KINDS and introduced_images(pre, dry)
+                ran_before = await self._call(self._history_images_sync, pre) if history else set()
                 self.policy.check(action, pre, dry, ran_before)
                 loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
                 if loss:
@@ -979,11 +980,9 @@ class WriteGateway(ReadGateway):
         restore = Replace(manifest=strip_for_restore(pre), replicasets=replicasets)
         return [restore], f"undo: restore {action.target} to its pre-image"
 
-    def _history_images_sync(self, pre: Obj | None) -> set[str]:
+    def _history_images_sync(self, pre: Obj) -> set[str]:
         """Images the revisions ``pre`` controls ran, listed from the API (``writepolicy.history_images``)."""
-        kind = REVISION_KINDS.get(str((pre or {}).get("kind")))
-        if pre is None or kind is None:
-            return set()
+        kind = REVISION_KINDS[str(pre.get("kind"))]
         return history_images(pre, self.api.items(kind, (pre.get("metadata") or {}).get("namespace")))
 
     def _replicasets_of(self, deployment: Obj) -> dict[str, int]:
