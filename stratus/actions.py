@@ -49,6 +49,9 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("Deployment", "apps/v1", "deployments", True, ("deploy", "deployment", "deployments")),
         KindInfo("ReplicaSet", "apps/v1", "replicasets", True, ("rs", "replicaset", "replicasets")),
         KindInfo("StatefulSet", "apps/v1", "statefulsets", True, ("sts", "statefulset", "statefulsets")),
+        KindInfo(
+            "ControllerRevision", "apps/v1", "controllerrevisions", True, ("controllerrevision", "controllerrevisions")
+        ),
         KindInfo("DaemonSet", "apps/v1", "daemonsets", True, ("ds", "daemonset", "daemonsets")),
         KindInfo("Job", "batch/v1", "jobs", True, ("job", "jobs")),
         KindInfo("CronJob", "batch/v1", "cronjobs", True, ("cj", "cronjob", "cronjobs")),

@@ -90,7 +90,7 @@ from stratus.errors import PermanentError, StratusError
 from stratus.identity import InvalidIdentity
 from stratus.kubectl import parse_command, render_describe, render_events, render_object, render_table
 from stratus.scrub import redact_secret
-from stratus.writepolicy import WritePolicy
+from stratus.writepolicy import REVISION_KINDS, WritePolicy, history_images, introduced_images
 from stratus.writerequest import (
     WireRequest,
     build_write,
@@ -754,7 +754,11 @@ class WriteGateway(ReadGateway):
                         executed=False,
                         message=f"Dry run failed, nothing was changed: {exc}",
                     )
-                self.policy.check(action, pre, dry)  # stratus.writepolicy: the dry run's result against the pre-image
+                # stratus.writepolicy: the dry run's result against the pre-image (and, when a workload gets an image
+                # it does not run now, against the images its own revisions ran: a rollback brings no new registry)
+                history = pre is not None and str(pre.get("kind")) in REVISION_KINDS and introduced_images(pre, dry)
+                ran_before = await self._call(self._history_images_sync, pre) if history else set()
+                self.policy.check(action, pre, dry, ran_before)
                 loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
                 if loss:
                     raise Refusal(
@@ -975,6 +979,11 @@ class WriteGateway(ReadGateway):
         replicasets = self._replicasets_of(pre) if action.kind == "Deployment" else None
         restore = Replace(manifest=strip_for_restore(pre), replicasets=replicasets)
         return [restore], f"undo: restore {action.target} to its pre-image"
+
+    def _history_images_sync(self, pre: Obj) -> set[str]:
+        """Images the revisions ``pre`` controls ran, listed from the API (``writepolicy.history_images``)."""
+        kind = REVISION_KINDS[str(pre.get("kind"))]
+        return history_images(pre, self.api.items(kind, (pre.get("metadata") or {}).get("namespace")))
 
     def _replicasets_of(self, deployment: Obj) -> dict[str, int]:
         """The ReplicaSets a Deployment controls and their replicas (the derived state a rollout changes)."""

@@ -17,6 +17,12 @@ Why it is shaped this way:
   that delete), exposure (NodePort, LoadBalancer, external IPs), images from registries the operator did not allow,
   scaling past a bound, and the objects that control the cluster itself (RBAC, admission webhooks, CRDs). A scope
   may ``waive`` a guard by name; nothing else relaxes one.
+- **A rollback introduces no registry.** The registries a workload "already runs images from" are those of its pre-image
+  and of its own revision history: the ReplicaSets (Deployment) or ControllerRevisions (StatefulSet, DaemonSet) the
+  gateway lists from the API whose controller reference carries the object's uid (``history_images``). Only the
+  controllers write those: a write that creates or re-parents an object with an owner reference is refused
+  (``ownership``), a new ReplicaSet's images must pass this same guard, and deletes never orphan. So putting back
+  the image a workload ran before a bad change is allowed, and no write can forge a history to launder a registry.
 - **Leases widen only where the policy grants.** A write outside the lease's scope is refused; the next attempt's
   lease covers that scope only when ``grants`` allows the write there (``stratus.agent_tools``).
 - **Secrets are never written.** A Secret write would need the Secret's pre-image in the journal (its undo), and
@@ -27,7 +33,7 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -257,9 +263,11 @@ class WritePolicy(BaseModel):
         rules = self.rules_for(scope)
         return rules is not None and any(g.allows(kind, verb) for g in rules.grants)
 
-    def check(self, action: Action, pre: Obj | None, after: Any) -> None:
+    def check(self, action: Action, pre: Obj | None, after: Any, ran_before: Collection[str] = ()) -> None:
         """Raise ``PolicyRefusal`` unless ``action`` may turn ``pre`` (None: absent) into ``after`` (the dry run's
-        result). Exec is judged on kind, verb and scope only: its command is the exec catalogue's business."""
+        result). Exec is judged on kind, verb and scope only: its command is the exec catalogue's business.
+        ``ran_before``: images the object's own revisions ran (``history_images``); their registries count as the
+        object's own."""
         verb, kind, scope = action.verb, action.kind, action.scope
         rules = self.rules_for(scope) or ScopeRules()
         waived = set(rules.waive)
@@ -300,7 +308,7 @@ class WritePolicy(BaseModel):
                 "the server's dry run returned no object to judge the write by",
                 "Retry the write; if it keeps failing, report it.",
             )
-        for name, why, instead in _violations(kind, pre, after, action, rules):
+        for name, why, instead in _violations(kind, pre, after, action, rules, frozenset(ran_before)):
             if name not in waived:
                 raise refuse(name, why, instead)
 
@@ -424,12 +432,50 @@ _INSTEAD: dict[str, str] = {
 }
 
 
+REVISION_KINDS: dict[str, str] = {
+    "Deployment": "ReplicaSet",
+    "StatefulSet": "ControllerRevision",
+    "DaemonSet": "ControllerRevision",
+}
+"""The kind that holds each workload kind's revision history."""
+
+
+def introduced_images(pre: Obj | None, after: Any) -> set[str]:
+    """Images ``after``'s pod specs run that ``pre``'s do not (what the registry guard judges)."""
+    if not isinstance(after, dict):
+        return set()
+    old = {img for spec in pod_specs(pre).values() for img in _images(spec)}
+    return {img for spec in pod_specs(after).values() for img in _images(spec)} - old
+
+
+def history_images(owner: Obj, revisions: Iterable[Obj]) -> set[str]:
+    """Images the revisions of ``owner`` ran: of ``revisions`` (as listed from the API), only those of the owner's
+    revision kind, in its namespace, whose controller reference carries the owner's uid."""
+    meta = owner.get("metadata") or {}
+    uid, kind = meta.get("uid"), REVISION_KINDS.get(str(owner.get("kind")))
+    if not uid or kind is None:
+        return set()
+    out: set[str] = set()
+    for rev in revisions:
+        rmeta = rev.get("metadata") or {}
+        if rev.get("kind") not in (kind, None) or rmeta.get("namespace") != meta.get("namespace"):
+            continue
+        refs = rmeta.get("ownerReferences") or []
+        if not any(isinstance(r, dict) and r.get("controller") is True and r.get("uid") == uid for r in refs):
+            continue
+        # a ControllerRevision keeps the template as a patch under data (apps/v1 ControllerRevision.data)
+        body = rev.get("data") if kind == "ControllerRevision" else rev
+        if isinstance(body, dict):
+            out |= {img for spec in pod_specs(body).values() for img in _images(spec)}
+    return out
+
+
 def _violations(
-    kind: str, pre: Obj | None, after: Obj, action: Action, rules: ScopeRules
+    kind: str, pre: Obj | None, after: Obj, action: Action, rules: ScopeRules, ran_before: frozenset[str]
 ) -> Iterator[tuple[str, str, str]]:
     before_specs, after_specs = pod_specs(pre), pod_specs(after)
     pre_images = {img for spec in before_specs.values() for img in _images(spec)}
-    pre_registries = {loc.split("/", 1)[0] for loc in map(image_location, pre_images) if loc}
+    pre_registries = {loc.split("/", 1)[0] for loc in map(image_location, pre_images | ran_before) if loc}
     for path, spec in after_specs.items():
         old = before_specs.get(path)
         old_features = _features(old) if old is not None else {g: set() for g in _FEATURE_GUARDS}
@@ -460,7 +506,8 @@ def _violations(
                 yield (
                     "registry",
                     f"image {image!r} comes from {loc.rsplit('/', 1)[0]!r}, outside the allowed registries {allowed}",
-                    "Use an image from a registry the workload already uses or the policy allows.",
+                    "Use an image from a registry the workload already uses (or ran in its revision history) or the "
+                    "policy allows.",
                 )
     yield from _metadata_violations(pre, after, action)
     yield from _object_violations(kind, pre, after, rules)

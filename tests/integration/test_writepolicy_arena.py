@@ -175,3 +175,70 @@ async def test_secret_values_never_reach_a_reader(kubeconfig: Path, ns: str) -> 
         assert SECRET_VALUE not in json.dumps(listed)
     finally:
         reader.close()
+
+
+async def test_a_rollback_to_a_registry_of_the_history_passes_and_history_cannot_be_forged(
+    kubeconfig: Path, ns: str
+) -> None:
+    api = KubeApi.from_kubeconfig(kubeconfig)
+    journal = Journal()
+    lease = Lease(scope=ns, holder="test", token=1, expires_at=utcnow())
+    gw = WriteGateway.from_kubeconfig(
+        kubeconfig,
+        lease=lease,
+        check_fence=allow,
+        journal_intent=journal.append,
+        journal_outcome=journal.append,
+        default_namespace=ns,
+    )
+
+    def revisions() -> int:
+        return len(api.items("ReplicaSet", ns))
+
+    try:
+        # an operator (not Stratus) moves the workload to another registry: its ReplicaSet history keeps docker.io
+        move = [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "ghcr.io/acme/web:2"}]
+        await asyncio.to_thread(api.patch, "Deployment", ns, "web", move, "json")
+        for _ in range(100):
+            if await asyncio.to_thread(revisions) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        # a ReplicaSet forged to claim the Deployment as its controller is refused, so it never joins the history
+        web = await asyncio.to_thread(api.get, "Deployment", ns, "web")
+        forged = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": "web-forged",
+                "namespace": ns,
+                "labels": {"app": "web", "x": "y"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": "web",
+                        "uid": web["metadata"]["uid"],
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"app": "web", "x": "y"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web", "x": "y"}},
+                    "spec": {"containers": [{"name": "app", "image": "evil.example.com/miner:1"}]},
+                },
+            },
+        }
+        with pytest.raises(Exception, match="refused by the write policy"):
+            await gw.write(Create(manifest=forged))
+        answer = await gw.kubectl("kubectl set image deploy/web app=evil.example.com/miner:1", namespace=ns)
+        assert "refused by the write policy (registry)" in answer, answer
+        # putting back the image the workload ran before brings no new registry
+        answer = await gw.kubectl("kubectl set image deploy/web app=nginx:1.25", namespace=ns)
+        assert "refused" not in answer, answer
+        assert gw.writes == 1
+    finally:
+        gw.close()
+        api.close()

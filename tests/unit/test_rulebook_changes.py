@@ -351,3 +351,39 @@ def test_an_autoscaler_that_cannot_scale_ties_its_targets_resource_change_first(
             "value": {"requests": {"cpu": "100m"}, "limits": {"cpu": "1"}},
         }
     ]
+
+
+def test_a_readiness_probe_that_relays_the_program_verdict_is_reverted_after_the_cause_it_reports() -> None:
+    case = "readiness-reports-flag"
+    tools, after = now(case)
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, _ = candidates(healthy(case), after, snap)
+    assert [c.change.key for c in tied] == ["ConfigMap/shop/flag-file", "Deployment/shop/web"]
+    assert not tied[0].hides and "NOT_SERVING" in tied[1].hides
+    probe = next(f for f in findings(healthy(case), after, snap) if f.target == "Deployment/shop/web")
+    assert probe.confidence == MIN_CONFIDENCE and any("reverted last" in e for e in probe.evidence)
+
+    before = healthy(case)
+
+    async def source(scope: str) -> LastGood | None:
+        return before
+
+    reasoner = RulebookMitigationReasoner(lastgood=source)
+    first = CaseTools(DATA / case)
+    asyncio.run(reasoner.mitigate(mitigate_request("shop"), first))
+    assert [(a.kind, a.name) for a in first.executed] == [("ConfigMap", "flag-file")]
+
+
+def test_a_readiness_probe_that_reaches_nothing_is_no_verdict() -> None:
+    case = "readiness-reports-flag"
+    tools, after = now(case)
+    tools.event_list = [
+        {
+            **e,
+            "message": "Readiness probe failed: HTTP probe failed with statuscode: 404",
+        }
+        for e in tools.event_list
+    ]
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, _ = candidates(healthy(case), after, snap)
+    assert tied[0].change.key == "Deployment/shop/web" and not tied[0].hides

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stratus.actions import Action, Apply, Create, Delete, Exec, Patch, RolloutUndo, Scale, SetImage
-from stratus.writepolicy import PolicyRefusal, WritePolicy, image_location
+from stratus.writepolicy import PolicyRefusal, WritePolicy, history_images, image_location, introduced_images
 
 NS = "shop"
 POLICY = WritePolicy()
@@ -156,6 +156,91 @@ def test_new_objects_take_registries_from_the_policy_only() -> None:
     policy.check(Create(manifest=dep), None, dep)
     other = with_(dep, f"{C0}.image", "docker.io/acmeevil/web:1")
     assert refused(Create(manifest=other), None, other, policy).guard == "registry"
+
+
+def revision(owner_uid: str, image: str, **meta: Any) -> dict[str, Any]:
+    """A ReplicaSet of the test Deployment's history, as the API lists it (no kind on list items)."""
+    return {
+        "metadata": {
+            "name": f"web-{len(image)}",
+            "namespace": NS,
+            "ownerReferences": [{"kind": "Deployment", "name": "web", "uid": owner_uid, "controller": True}],
+            **meta,
+        },
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
+    }
+
+
+def test_a_rollback_to_an_image_of_the_revision_history_brings_no_new_registry() -> None:
+    # the faulty change moved the workload to another registry; the fix puts back the image it ran before
+    pre = with_(BASE, f"{C0}.image", "app-image:latest")
+    after = with_(BASE, f"{C0}.image", "ghcr.io/acme/web:2")
+    undo = RolloutUndo(kind="Deployment", namespace=NS, name="web")
+    assert refused(undo, pre, after).guard == "registry"
+    ran = history_images(pre, [revision("u1", "ghcr.io/acme/web:2"), revision("u1", "app-image:latest")])
+    assert ran == {"ghcr.io/acme/web:2", "app-image:latest"}
+    assert introduced_images(pre, after) == {"ghcr.io/acme/web:2"}
+    POLICY.check(undo, pre, after, ran)
+    # any repository of a registry the history ran counts, as for the registries the object runs now
+    POLICY.check(PATCH, pre, with_(BASE, f"{C0}.image", "ghcr.io/acme/other:1"), ran)
+    # a registry neither the object nor its history ran is still refused, and the message names both
+    message = str(refused(PATCH, pre, with_(BASE, f"{C0}.image", "evil.example.com/miner:1"), POLICY))
+    assert "revision history" in message
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        revision("u2", "evil.example.com/miner:1"),  # another object's revision
+        {**revision("u1", "evil.example.com/miner:1"), "kind": "ControllerRevision"},  # not a Deployment's kind
+        with_(revision("u1", "evil.example.com/miner:1"), "metadata.namespace", "other"),  # another namespace
+        with_(
+            revision("u1", "evil.example.com/miner:1"),
+            "metadata.ownerReferences",
+            [{"kind": "Deployment", "name": "web", "uid": "u1"}],  # an owner, not the controller
+        ),
+        with_(revision("u1", "evil.example.com/miner:1"), "metadata.ownerReferences", None),
+    ],
+)
+def test_only_revisions_the_object_controls_count_as_history(forged: dict[str, Any]) -> None:
+    assert history_images(BASE, [forged]) == set()
+    after = with_(BASE, f"{C0}.image", "evil.example.com/miner:1")
+    assert refused(PATCH, BASE, after).guard == "registry"
+    # an object without a uid (not read from the API) or of a kind with no history has none
+    assert history_images(with_(BASE, "metadata.uid", None), [revision("u1", "ghcr.io/a/b:1")]) == set()
+    assert history_images(with_(BASE, "kind", "ReplicaSet"), [revision("u1", "ghcr.io/a/b:1")]) == set()
+
+
+def test_history_cannot_be_forged_by_a_write() -> None:
+    # a new ReplicaSet claiming the Deployment as its controller is refused (a created object may carry no owner),
+    # even with an image the policy allows
+    forged = {"apiVersion": "apps/v1", "kind": "ReplicaSet", **revision("u1", "docker.io/acme/web:9")}
+    assert refused(Create(manifest=forged), None, forged).guard == "registry"
+    docker = WritePolicy.parse(
+        '{"scopes": {"*": {"grants": [{"kinds": ["*"], "verbs": ["*"]}], "allowed_registries": ["docker.io"]}}}'
+    )
+    assert refused(Create(manifest=forged), None, forged, docker).guard == "ownership"
+    # and adopting an existing one is an ownerReferences change
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", **revision("u2", "docker.io/acme/web:1")}
+    adopted = with_(rs, "metadata.ownerReferences", revision("u1", "x")["metadata"]["ownerReferences"])
+    patch = Patch(kind="ReplicaSet", namespace=NS, name=rs["metadata"]["name"], patch_type="json", patch=[])
+    assert refused(patch, rs, adopted).guard == "ownership"
+
+
+def test_a_stateful_set_history_is_read_from_its_controller_revisions() -> None:
+    sts = with_(with_(BASE, "kind", "StatefulSet"), f"{C0}.image", "docker.io/acme/db:2")
+    rev = {
+        "kind": "ControllerRevision",
+        "metadata": {
+            "name": "db-1",
+            "namespace": NS,
+            "ownerReferences": [{"kind": "StatefulSet", "name": "web", "uid": "u1", "controller": True}],
+        },
+        "data": {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "quay.io/acme/db:1"}]}}}},
+        "revision": 1,
+    }
+    assert history_images(sts, [rev]) == {"quay.io/acme/db:1"}
+    assert history_images(sts, [revision("u1", "quay.io/acme/db:1")]) == set()  # a ReplicaSet is no StatefulSet's
 
 
 def test_waive_turns_one_guard_off() -> None:

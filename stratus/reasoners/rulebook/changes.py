@@ -545,6 +545,33 @@ def _revert_op(pointer: str, old: Any, new: Any) -> Obj:
     return {"op": "replace", "path": pointer, "value": old}
 
 
+_READINESS_UNIT = re.compile(r"^/spec/template/spec/(?:initContainers|containers)/\d+/readinessProbe$")
+_PROGRAM_VERDICT = re.compile(r"NOT_SERVING|statuscode: 5\d\d\b")
+"""A readiness probe answer in which the program itself says it cannot serve (the gRPC health protocol's
+NOT_SERVING, an HTTP 5xx), as opposed to a probe that reaches nothing (refused, timeout, 404, wrong protocol)."""
+
+
+def _hides_verdict(change: Change, ctx: _Context) -> str:
+    """Why reverting a readiness probe would only hide the fault ('' when it would not): the probe changed since the
+    healthy state, and every failure the kubelet reports for the workload's unhealthy pods is the program's own answer
+    that it cannot serve. A probe relays that verdict; without it the pods turn Ready while the program still
+    refuses, so the cause (what the program depends on) must be looked for first."""
+    if change.kind not in WORKLOADS or change.op != "changed" or not _READINESS_UNIT.match(change.pointer):
+        return ""
+    workload = ctx.snap.get(change.kind, change.name)
+    sel = (spec(workload or {}).get("selector") or {}).get("matchLabels")
+    answers = [
+        str(e.get("message", ""))
+        for p in ctx.bad_pods
+        if sel and labels_match(sel, meta(p).get("labels"))
+        for e in ctx.snap.events_for("Pod", name_of(p))
+        if e.get("reason") == "Unhealthy" and str(e.get("message", "")).startswith("Readiness probe failed")
+    ]
+    if not answers or not all(_PROGRAM_VERDICT.search(a) for a in answers):
+        return ""
+    return f"the program answers its readiness probe that it cannot serve ({answers[-1][:120]}): the probe reports it"
+
+
 @dataclass
 class Candidate:
     """A change tied to the incident, with its revert."""
@@ -553,6 +580,8 @@ class Candidate:
     score: float
     why: list[str]
     actions: list[Action]
+    hides: str = ""
+    """Why the revert would hide the fault rather than fix it ('' when it would not): tried after every other."""
 
     @property
     def mechanism(self) -> str:
@@ -590,8 +619,8 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
                 names = ", ".join(str(r.name) for r in restarts)
                 why.append(f"pods that crashed without it start again: restart {names}")
             actions += restarts
-        tied.append(Candidate(ch, round(score, 3), why, actions))
-    tied.sort(key=lambda c: (-c.score, c.change.key, c.change.pointer))
+        tied.append(Candidate(ch, round(score, 3), why, actions, _hides_verdict(ch, ctx)))
+    tied.sort(key=lambda c: (bool(c.hides), -c.score, c.change.key, c.change.pointer))
     return tied[:MAX_CANDIDATES], loose
 
 
@@ -710,15 +739,25 @@ def findings(before: LastGood, after: LastGood, snap: Snapshot) -> list[Finding]
         ]
         if not c.actions:
             evidence.append("it cannot be reverted from the snapshot (data kept by hash only, or a kind not acted on)")
+        confidence = round(min(0.75, 0.8 * c.score) - 0.01 * rank, 3)
+        if c.hides:
+            evidence.append(f"reverted last: {c.hides}")
+            confidence = min(confidence, MIN_SCORE)
         out.append(
             Finding(
                 analyzer="changes",
                 mechanism=c.mechanism,
                 component=_component(snap, c.change),
                 target=c.change.key,
-                confidence=round(min(0.75, 0.8 * c.score) - 0.01 * rank, 3),
+                confidence=confidence,
                 evidence=evidence,
-                facts={"revert": revert, "pointer": c.change.pointer, "op": c.change.op, "rank": rank},
+                facts={
+                    "revert": revert,
+                    "pointer": c.change.pointer,
+                    "op": c.change.op,
+                    "rank": rank,
+                    "hides": c.hides,
+                },
             )
         )
     return out

@@ -48,7 +48,11 @@ def choose_plans(findings: list[Finding], namespace: str, reflections: list[str]
     # Changes on the component the diagnosis localised first (traces and changes together) are reverted first.
     reverts = sorted(
         (p for p in fresh if p.recipe == REVERT),
-        key=lambda p: (p.finding.component != first, int(p.finding.facts.get("rank", 0))),
+        key=lambda p: (
+            bool(p.finding.facts.get("hides")),  # a revert that would only hide the fault, after every other
+            p.finding.component != first,
+            int(p.finding.facts.get("rank", 0)),
+        ),
     )
     if roots and reverts:
         roots = _history_first(roots, reverts, [p for p in plans if p.recipe == REVERT and p not in fresh])

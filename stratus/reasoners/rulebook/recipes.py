@@ -312,6 +312,8 @@ def fix_env_address(f: Finding, ns: str) -> Plan | None:
 
 def fix_liveness(f: Finding, ns: str) -> Plan:
     patch = Patch(kind="Deployment", namespace=ns, name=f.facts["name"], patch_type="json", patch=f.facts["ops"])
+    if f.facts.get("revision") is None:
+        return Plan("liveness_relaxed", f, [patch], note="liveness probe timing relaxed to the kubelet's defaults")
     return Plan("liveness_from_history", f, [patch], note=f"liveness probe as in revision {f.facts['revision']}")
 
 

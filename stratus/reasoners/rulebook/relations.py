@@ -1018,57 +1018,116 @@ def env_address_wrong_port(snap: Snapshot) -> list[Finding]:
     return out
 
 
+PROBE_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 1}
+"""The kubelet's defaults for a probe's timing fields (Kubernetes API reference, ``Probe``)."""
+_UP_BUT_FAILING = re.compile(r"statuscode: 5\d\d\b|NOT_SERVING|deadline exceeded|timeout|timed out", re.IGNORECASE)
+"""Liveness failures in which the program is there but not (yet) healthy: a 5xx, a gRPC NOT_SERVING, no answer in
+time. A 404 or a refused connection is a probe aimed at nothing, which more time does not fix."""
+
+
+def _budget(probe: Obj) -> float:
+    """Seconds a container has, after start, before its liveness probe can kill it."""
+    t = {k: _seconds(probe.get(k), v) for k, v in PROBE_DEFAULTS.items()}
+    return float(t["initialDelaySeconds"] + t["periodSeconds"] * t["failureThreshold"])
+
+
+def _seconds(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
 def liveness_kills(snap: Snapshot) -> list[Finding]:
-    """Pods the kubelet keeps killing on a liveness probe (``Unhealthy``: Liveness probe failed, restarts) whose
-    probe differs from the one an older revision of the Deployment ran with: the probe is put back as it was (a probe
-    that kills a container before it can answer makes it restart forever, however healthy the program is)."""
+    """Pods the kubelet keeps killing on a liveness probe (``Unhealthy``: Liveness probe failed, restarts).
+
+    When an older revision of the Deployment ran with another probe, that probe is put back (history beats
+    inference). When there is no such revision (the workload is new) and the program answers but is not healthy yet
+    (a 5xx, NOT_SERVING, a timeout) under a probe that gives it less time than the kubelet's defaults would, the probe
+    is relaxed to those defaults: a probe that kills a container before it can finish starting makes it restart
+    forever, however healthy the program is. TNR undoes the relaxation if the pods do not recover."""
     out: list[Finding] = []
     for w in snap.of("Deployment"):
         pods = [p for p in snap.pods_of(w) if restarts(p) > 0 and pod_problems(p)]
-        killed = [
-            p
-            for p in pods
-            if any(
-                e.get("reason") == "Unhealthy" and str(e.get("message", "")).startswith("Liveness probe failed")
+        failures = {
+            name_of(p): [
+                str(e.get("message", ""))
                 for e in snap.events_for("Pod", name_of(p))
-            )
-        ]
+                if e.get("reason") == "Unhealthy" and str(e.get("message", "")).startswith("Liveness probe failed")
+            ]
+            for p in pods
+        }
+        killed = [p for p in pods if failures[name_of(p)]]
         if not killed:
             continue
+        evidence = [
+            f"pod {name_of(killed[0])} is killed by its liveness probe (Unhealthy: Liveness probe failed)"
+            f" and restarted {restarts(killed[0])} times"
+        ]
         current = containers(_pod_spec(w))
-        for rs in sorted(snap.replicasets_of(w), key=revision, reverse=True):
-            old = containers(((spec(rs).get("template") or {}).get("spec")) or {})
-            by_name = {c.get("name"): c for c in old}
-            ops = [
-                {
-                    "op": "replace" if "livenessProbe" in c else "add",
-                    "path": f"/spec/template/spec/containers/{i}/livenessProbe",
-                    "value": by_name[c.get("name")]["livenessProbe"],
-                }
-                for i, c in enumerate(current)
-                if c.get("name") in by_name
-                and by_name[c.get("name")].get("livenessProbe")
-                and by_name[c.get("name")].get("livenessProbe") != c.get("livenessProbe")
-            ]
+        found = _liveness_from_history(snap, w, current)
+        if found is not None:
+            ops, rev, why = found
+            facts: dict[str, Any] = {"name": name_of(w), "ops": ops, "revision": rev}
+            confidence = 0.7
+        else:
+            answers = [m for p in killed for m in failures[name_of(p)]]
+            ops, why = _liveness_relaxed(current, answers)
             if not ops:
                 continue
-            out.append(
-                Finding(
-                    analyzer="liveness_kills",
-                    mechanism="liveness_kills",
-                    component=snap.component_of(w),
-                    target=f"Deployment/{name_of(w)}",
-                    confidence=0.7,
-                    evidence=[
-                        f"pod {name_of(killed[0])} is killed by its liveness probe (Unhealthy: Liveness probe failed)"
-                        f" and restarted {restarts(killed[0])} times",
-                        f"revision {revision(rs)} ran with another liveness probe: {ops[0]['value']}",
-                    ],
-                    facts={"name": name_of(w), "ops": ops, "revision": revision(rs)},
-                )
+            facts, confidence = {"name": name_of(w), "ops": ops, "revision": None}, 0.6
+        out.append(
+            Finding(
+                analyzer="liveness_kills",
+                mechanism="liveness_kills",
+                component=snap.component_of(w),
+                target=f"Deployment/{name_of(w)}",
+                confidence=confidence,
+                evidence=[*evidence, why],
+                facts=facts,
             )
-            break
+        )
     return out
+
+
+def _liveness_from_history(snap: Snapshot, w: Obj, current: list[Obj]) -> tuple[list[Obj], int, str] | None:
+    """The ops that put back the liveness probes of the newest older revision that ran with other ones."""
+    for rs in sorted(snap.replicasets_of(w), key=revision, reverse=True):
+        old = containers(((spec(rs).get("template") or {}).get("spec")) or {})
+        by_name = {c.get("name"): c for c in old}
+        ops = [
+            {
+                "op": "replace" if "livenessProbe" in c else "add",
+                "path": f"/spec/template/spec/containers/{i}/livenessProbe",
+                "value": by_name[c.get("name")]["livenessProbe"],
+            }
+            for i, c in enumerate(current)
+            if c.get("name") in by_name
+            and by_name[c.get("name")].get("livenessProbe")
+            and by_name[c.get("name")].get("livenessProbe") != c.get("livenessProbe")
+        ]
+        if ops:
+            return ops, revision(rs), f"revision {revision(rs)} ran with another liveness probe: {ops[0]['value']}"
+    return None
+
+
+def _liveness_relaxed(current: list[Obj], answers: list[str]) -> tuple[list[Obj], str]:
+    """The ops that raise each too-tight liveness probe's timing to the kubelet's defaults, when every failure shows
+    a program that is there but not healthy yet; none otherwise."""
+    if not answers or not all(_UP_BUT_FAILING.search(a) for a in answers):
+        return [], ""
+    ops, notes = [], []
+    default_budget = _budget({})
+    for i, c in enumerate(current):
+        probe = c.get("livenessProbe")
+        if not isinstance(probe, dict) or _budget(probe) >= default_budget:
+            continue
+        relaxed = dict(probe)
+        for key in ("periodSeconds", "failureThreshold", "timeoutSeconds"):
+            relaxed[key] = max(_seconds(probe.get(key), PROBE_DEFAULTS[key]), PROBE_DEFAULTS[key])
+        ops.append({"op": "replace", "path": f"/spec/template/spec/containers/{i}/livenessProbe", "value": relaxed})
+        notes.append(
+            f"container {c.get('name')}'s liveness probe allows {_budget(probe):g}s before a kill, less than the "
+            f"kubelet's defaults ({default_budget:g}s), while the program answers: {answers[-1][:100]}"
+        )
+    return ops, "; ".join(notes) + ("; no older revision to take the probe from" if notes else "")
 
 
 RELATIONS: tuple[Analyzer, ...] = (
