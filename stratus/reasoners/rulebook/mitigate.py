@@ -88,9 +88,10 @@ def _history_first(roots: list[Plan], reverts: list[Plan], tried: list[Plan]) ->
 
 
 def _objects(plan: Plan) -> list[tuple[str, str]]:
-    """The objects a plan writes, its finding's target first."""
+    """The objects a revert puts back: its finding's target, and others of that kind it reverts with it (the nodes of
+    one taint change), not the follow-up restarts of other kinds."""
     keys = [_object(plan.finding.target)]
-    keys += [(str(a.kind), str(a.name)) for a in plan.actions if getattr(a, "kind", None) and getattr(a, "name", None)]
+    keys += [(str(a.kind), str(a.name)) for a in plan.actions if getattr(a, "kind", None) == keys[0][0] and a.name]
     return list(dict.fromkeys(keys))
 
 
