@@ -281,8 +281,15 @@ class Engine:
             except (KubeError, TimeoutError) as e:
                 raise StepError(f"step {i + 1} ({step.action}) failed: {e}") from e
 
-    def inject(self, scenario: s.Scenario) -> None:
+    def setup(self, scenario: s.Scenario) -> None:
+        """Build what the upstream deployment has before the fault (``scenario.setup``), with the inject-time choices
+        made; ``inject(scenario, set_up=True)`` then only injects."""
         self.bind(scenario, fresh=True)
+        self.run_steps(scenario, scenario.setup)
+
+    def inject(self, scenario: s.Scenario, *, set_up: bool = False) -> None:
+        if not set_up:
+            self.setup(scenario)
         self.run_steps(scenario, scenario.inject)
 
     def recover(self, scenario: s.Scenario) -> None:

@@ -410,6 +410,12 @@ class Scenario(_M):
     source: str = Field("", description="Where it comes from (AIOpsLab file or problem class).")
     persistent: bool = Field(True, description="The fault stays until recovered (Chaos Mesh ones may expire).")
     ground_truth: GroundTruth
+    setup: list[Step] = Field(
+        default_factory=list,
+        description="Writes that build what the upstream deployment already has before the fault and the arena's "
+        "plain manifests lack (an arena deviation: a chart's ConfigMap and its mount). Part of inject, unless a runner "
+        "sets them up first, before it records the healthy baseline (``Engine.setup``).",
+    )
     inject: list[Step] = Field(default_factory=list, description="Writes that inject the fault.")
     recover: list[Step] = Field(default_factory=list, description="Writes that undo it (AIOpsLab recover_fault).")
     workload: WorkloadSpec = Field(

@@ -71,6 +71,7 @@ async def test_unseen(
     scenario, _ = REGISTRY.get(pid)
     spec = APPS[scenario.app]
     healthy(engine, scenario.app, redeploy_after=60)
+    engine.setup(scenario)  # what the upstream deployment has before the fault belongs in the healthy baseline
     timeline = await Timeline(bus, spec.namespace).start(new_only=True)
     record: dict[str, Any] = {"scenario": pid}
     try:
@@ -93,7 +94,7 @@ async def test_unseen(
             await wait_healthy(nats_server.url, timeout=60)
             await wait_lastgood(bus, spec.namespace, started)
             injected = time.monotonic()
-            engine.inject(scenario)
+            engine.inject(scenario, set_up=True)
             await timeline.wait_for("incident_opened", timeout=90)
             record["ttd_s"] = round(time.monotonic() - injected, 1)
             while True:
