@@ -447,7 +447,9 @@ def test_every_mechanism_has_a_root_cause_in_aiopslab_vocabulary() -> None:
     from stratus.reasoners.rulebook import batch, changes, relations
 
     produced = {
-        m for mod in (az, relations, batch) for m in re.findall(r'mechanism(?:=|, target = )"(\w+)"', inspect.getsource(mod))
+        m
+        for mod in (az, relations, batch)
+        for m in re.findall(r'mechanism(?:=|, target = )"(\w+)"', inspect.getsource(mod))
     }
     assert produced | set(changes.CHANGE_MECHANISMS) == set(az.ROOT_CAUSES)
     for mechanism, rc in az.ROOT_CAUSES.items():

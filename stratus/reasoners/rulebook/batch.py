@@ -30,7 +30,8 @@ def _owner(obj: Obj, kind: str) -> str | None:
 
 def _finished(job: Obj) -> bool:
     return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in status(job).get("conditions") or []
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in status(job).get("conditions") or []
     )
 
 
@@ -67,10 +68,10 @@ def jobs_never_complete(snap: Snapshot) -> list[Finding]:
         examples.setdefault(cron, f"pod {name_of(pod)} of Job/{job_name}: {', '.join(blocking)} still running")
     out: list[Finding] = []
     for cron_name, names in sorted(helpers.items()):
-        cron = snap.get("CronJob", cron_name)
-        if cron is None:
+        cronjob = snap.get("CronJob", cron_name)
+        if cronjob is None:
             continue
-        template = ((spec(cron).get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+        template = ((spec(cronjob).get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
         pod_spec = template.get("spec") or {}
         regular = [c.get("name") for c in pod_spec.get("containers") or []]
         move = [n for n in names if n in regular and len(regular) > 1]
