@@ -444,10 +444,12 @@ FAULT_TYPES = set(get_args(FaultType))
 
 
 def test_every_mechanism_has_a_root_cause_in_aiopslab_vocabulary() -> None:
-    from stratus.reasoners.rulebook import changes, relations
+    from stratus.reasoners.rulebook import batch, changes, relations
 
     produced = {
-        m for mod in (az, relations) for m in re.findall(r'mechanism(?:=|, target = )"(\w+)"', inspect.getsource(mod))
+        m
+        for mod in (az, relations, batch)
+        for m in re.findall(r'mechanism(?:=|, target = )"(\w+)"', inspect.getsource(mod))
     }
     assert produced | set(changes.CHANGE_MECHANISMS) == set(az.ROOT_CAUSES)
     for mechanism, rc in az.ROOT_CAUSES.items():
@@ -472,6 +474,7 @@ def test_root_cause_follows_from_the_mechanism() -> None:
             "local_traffic_policy",
             "rollout_strategy_unsafe",
             "liveness_kills",
+            "sidecar_blocks_completion",
         },
         ("Virtualization", "Network/Storage Issue"): {"network_policy_deny"},
         ("Virtualization", "Operation Error"): {

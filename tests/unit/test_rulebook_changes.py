@@ -387,3 +387,30 @@ def test_a_readiness_probe_that_reaches_nothing_is_no_verdict() -> None:
     snap = asyncio.run(collect(tools, "shop", with_traces=False))
     tied, _ = candidates(healthy(case), after, snap)
     assert tied[0].change.key == "Deployment/shop/web" and not tied[0].hides
+
+
+def test_taints_set_on_every_node_since_the_healthy_state_are_removed_from_all_of_them_at_once() -> None:
+    before = healthy("nodes-tainted")
+
+    async def source(scope: str) -> LastGood | None:
+        return before
+
+    tools, after = now("nodes-tainted")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, _ = candidates(before, after, snap)
+    nodes = [c for c in tied if c.change.kind == "Node"]
+    assert len(nodes) == 1 and [a.target for a in nodes[0].actions] == ["Node/node-1", "Node/node-2"]
+    assert "the same taints were set on node-2" in nodes[0].why[-1]
+    first = CaseTools(DATA / "nodes-tainted")
+    asyncio.run(RulebookMitigationReasoner(lastgood=source).mitigate(mitigate_request("shop"), first))
+    # Not a toleration for a taint the pods never needed to tolerate: the taints go, from both nodes in one attempt.
+    assert [(a.target, a.patch) for a in first.executed] == [  # type: ignore[attr-defined]
+        (f"Node/{n}", [{"op": "remove", "path": "/spec/taints"}]) for n in ("node-1", "node-2")
+    ]
+    params = ", ".join(f"{k}={v}" for k, v in first.executed[0].params.items())
+    reflection = f"Attempt 1 tried: patch Node/node-1 ({params}). Aborted and undone: mu did not go down."
+    second = CaseTools(DATA / "nodes-tainted")
+    asyncio.run(
+        RulebookMitigationReasoner(lastgood=source).mitigate(mitigate_request("shop", reflections=[reflection]), second)
+    )
+    assert [a.target for a in second.executed] == ["Deployment/shop/web"]

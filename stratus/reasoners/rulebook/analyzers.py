@@ -80,6 +80,7 @@ ROOT_CAUSES: dict[str, RootCause] = {
     "env_address_wrong_port": _rc("Application", "Misconfiguration"),  # env dials a port the Service lacks
     "rollout_strategy_unsafe": _rc("Virtualization", "Misconfiguration"),  # a rollout may remove every pod
     "liveness_kills": _rc("Virtualization", "Misconfiguration"),  # a liveness probe kills pods before ready
+    "sidecar_blocks_completion": _rc("Virtualization", "Misconfiguration"),  # a helper keeps Jobs from completing
     # Changes since the last healthy state (``changes``): the orchestrator's objects, or the program and its config.
     "recent_change": _rc("Virtualization", "Misconfiguration"),
     "recent_app_change": _rc("Application", "Misconfiguration"),
@@ -1062,8 +1063,9 @@ ANALYZERS: tuple[Analyzer, ...] = (
 def analyze(snap: Snapshot, analyzers: tuple[Analyzer, ...] | None = None) -> list[Finding]:
     """Run the analyzers (default: these and the relation analyzers); by confidence, causes before symptoms."""
     if analyzers is None:
-        from stratus.reasoners.rulebook.relations import RELATIONS  # it builds on this module's helpers
+        from stratus.reasoners.rulebook.batch import BATCH  # both build on this module's helpers
+        from stratus.reasoners.rulebook.relations import RELATIONS
 
-        analyzers = ANALYZERS + RELATIONS
+        analyzers = ANALYZERS + RELATIONS + BATCH
     findings = [f for a in analyzers for f in a(snap)]
     return sorted(findings, key=lambda f: (f.caused_by is not None, -f.confidence))

@@ -621,7 +621,26 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
             actions += restarts
         tied.append(Candidate(ch, round(score, 3), why, actions, _hides_verdict(ch, ctx)))
     tied.sort(key=lambda c: (bool(c.hides), -c.score, c.change.key, c.change.pointer))
-    return tied[:MAX_CANDIDATES], loose
+    return _node_taints_together(tied)[:MAX_CANDIDATES], loose
+
+
+def _node_taints_together(tied: list[Candidate]) -> list[Candidate]:
+    """The same taints set on several nodes since the healthy state are one act (a pool tainted at once): their
+    reverts are one candidate, so one transaction frees every node instead of leaving the others tainted."""
+    groups: dict[str, list[Candidate]] = {}
+    for c in tied:
+        if c.change.kind == "Node" and c.change.pointer == "/spec/taints" and c.actions:
+            groups.setdefault(json.dumps(c.change.new, sort_keys=True), []).append(c)
+    out: list[Candidate] = []
+    for c in tied:
+        group = groups.get(json.dumps(c.change.new, sort_keys=True), []) if c.change.kind == "Node" else []
+        if c not in group:
+            out.append(c)
+        elif c is group[0]:
+            others = ", ".join(o.change.name for o in group[1:])
+            why = [*c.why, f"the same taints were set on {others}: reverted with it"] if others else c.why
+            out.append(Candidate(c.change, c.score, why, [a for o in group for a in o.actions], c.hides))
+    return out
 
 
 def _configs_read(snap: Snapshot) -> set[str]:

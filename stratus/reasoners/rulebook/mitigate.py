@@ -77,17 +77,34 @@ def _history_first(roots: list[Plan], reverts: list[Plan], tried: list[Plan]) ->
     """An analyzer's fix invents a value; the last healthy state of the very object it blames is known. So the
     object's best-ranked change is reverted instead, once: if that revert was tried and undone, the analyzer's fix
     runs."""
-    done = {_object(p.finding.target) for p in tried}
+    done = {key for p in tried for key in _objects(p)}
     best: dict[tuple[str, str], Plan] = {}
     for p in reverts:
-        best.setdefault(_object(p.finding.target), p)
+        for key in _objects(p):
+            best.setdefault(key, p)
     out: list[Plan] = []
     for p in roots:
-        key = _object(p.finding.target)
-        chosen = best[key] if key in best and key not in done else p
+        keys = [k for k in _blamed(p.finding) if k in best and k not in done]
+        chosen = best[keys[0]] if keys else p
         if chosen not in out:
             out.append(chosen)
     return out
+
+
+def _objects(plan: Plan) -> list[tuple[str, str]]:
+    """The objects a revert puts back: its finding's target, and others of that kind it reverts with it (the nodes of
+    one taint change), not the follow-up restarts of other kinds."""
+    keys = [_object(plan.finding.target)]
+    keys += [(str(a.kind), str(a.name)) for a in plan.actions if getattr(a, "kind", None) == keys[0][0] and a.name]
+    return list(dict.fromkeys(keys))
+
+
+def _blamed(finding: Finding) -> list[tuple[str, str]]:
+    """The objects whose history may replace a finding's fix, most telling first: the nodes whose taints keep its
+    pods off (a taint set since the healthy state is removed rather than tolerated: the pods' old tolerations never
+    covered it), then the object it blames."""
+    nodes = [("Node", str(n)) for n in finding.facts.get("tainted_nodes") or []]
+    return [*nodes, _object(finding.target)]
 
 
 def _add_client_restarts(plans: list[Plan], findings: list[Finding], namespace: str) -> None:

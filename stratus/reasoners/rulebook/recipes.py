@@ -317,6 +317,30 @@ def fix_liveness(f: Finding, ns: str) -> Plan:
     return Plan("liveness_from_history", f, [patch], note=f"liveness probe as in revision {f.facts['revision']}")
 
 
+def fix_sidecar_blocks_completion(f: Finding, ns: str) -> Plan | None:
+    """The helpers become native sidecars in the CronJob's template (removed from the containers, highest index first,
+    each checked by name; appended to the init containers with ``restartPolicy: Always``), then the Jobs that cannot
+    complete are deleted."""
+    base = "/spec/jobTemplate/spec/template/spec"
+    moved = sorted(f.facts.get("containers") or [], key=lambda c: -int(c["index"]))
+    ops: list[dict[str, Any]] = []
+    for c in moved:
+        path = f"{base}/containers/{c['index']}"
+        ops += [{"op": "test", "path": f"{path}/name", "value": c["spec"]["name"]}, {"op": "remove", "path": path}]
+    sidecars = [{**c["spec"], "restartPolicy": "Always"} for c in reversed(moved)]
+    if sidecars and f.facts.get("has_init_containers"):
+        ops += [{"op": "add", "path": f"{base}/initContainers/-", "value": s} for s in sidecars]
+    elif sidecars:
+        ops.append({"op": "add", "path": f"{base}/initContainers", "value": sidecars})
+    actions: list[Action] = []
+    if ops:
+        actions.append(Patch(kind="CronJob", namespace=ns, name=f.facts["cronjob"], patch_type="json", patch=ops))
+    actions += [Delete(kind="Job", namespace=ns, name=j) for j in f.facts.get("jobs") or []]
+    if not actions:
+        return None
+    return Plan("native_sidecar", f, actions, note="run the helpers as native sidecars; delete the Jobs that never end")
+
+
 RECIPES: dict[str, Recipe] = {
     "service_target_port": fix_target_port,
     "scaled_to_zero": fix_scaled_to_zero,
@@ -344,6 +368,7 @@ RECIPES: dict[str, Recipe] = {
     "env_address_wrong_port": fix_env_address,
     "rollout_strategy_unsafe": fix_rollout_strategy,
     "liveness_kills": fix_liveness,
+    "sidecar_blocks_completion": fix_sidecar_blocks_completion,
     "recent_change": fix_revert_change,
     "recent_app_change": fix_revert_change,
 }

@@ -445,9 +445,12 @@ def nodes_refuse_pods(snap: Snapshot) -> list[Finding]:
             continue
         cordoned = [name_of(n) for n in placed if spec(n).get("unschedulable")]
         taints: dict[str, Obj] = {}
+        tainted: list[str] = []
         for n in placed:
             for t in _blocking_taints(n, tolerations):
                 taints.setdefault(f"{t.get('key')}={t.get('value', '')}:{t.get('effect')}", t)
+                if name_of(n) not in tainted:
+                    tainted.append(name_of(n))
         events = _scheduling_events(snap, pending)
         head = [
             f"{_kind(w)}/{name_of(w)} pods wait to be scheduled: {', '.join(name_of(p) for p in pending[:2])}",
@@ -476,6 +479,7 @@ def nodes_refuse_pods(snap: Snapshot) -> list[Finding]:
                             for t in taints.values()
                         ],
                         "has_tolerations": bool(tolerations),
+                        "tainted_nodes": tainted,
                     },
                 )
             )

@@ -28,7 +28,7 @@ NAMESPACED_KINDS = (
     "ConfigMap",
 )
 CLUSTER_KINDS = ("PersistentVolume", "StorageClass", "Node")
-OPTIONAL_KINDS = ("NetworkPolicy", "ResourceQuota", "LimitRange", "HorizontalPodAutoscaler")
+OPTIONAL_KINDS = ("NetworkPolicy", "ResourceQuota", "LimitRange", "HorizontalPodAutoscaler", "Job", "CronJob")
 """Namespaced kinds some clusters do not serve: a failed read of them is not worth a note."""
 
 
