@@ -788,7 +788,7 @@ class WriteGateway(ReadGateway):
         )
         # The intent must be durable and the lease current before the write; the two are independent round trips.
         # The previous write's outcome is acknowledged first (the journal's order is the writes' order).
-        # One task (the fence), the append awaited here: both requests are on the wire together, as with gather.
+        # Both round trips are in flight together: the append is awaited here, the fence runs beside it (one task).
         fenced = asyncio.ensure_future(self._fence())
         fenced.add_done_callback(lambda t: t.cancelled() or t.exception())
         try:
