@@ -832,7 +832,10 @@ class WriteGateway(ReadGateway):
             pending = asyncio.ensure_future(self.journal_outcome(outcome))
             pending.add_done_callback(_log_lost_outcome)
             self._outcome = pending
-        return WriteResult(ok=ok, action=action, executed=True, message=message, object=summary, seq=seq, undo=undo)
+        # Every field is typed here, and the action and the undo passed the intent record's validation just now.
+        return WriteResult.model_construct(
+            ok=ok, action=intent.action, executed=True, message=message, object=summary, seq=seq, undo=intent.undo
+        )
 
     async def _append_intent(self, intent: JournalRecord) -> None:
         await self._acknowledged()
