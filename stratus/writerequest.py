@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import posixpath
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import quote, unquote
 
@@ -78,8 +79,11 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+@lru_cache(maxsize=1024)
 def object_path(kind: str, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
-    """The REST path of a kind's collection or object; raises ``InvalidIdentity`` for names Kubernetes refuses."""
+    """The REST path of a kind's collection or object; raises ``InvalidIdentity`` for names Kubernetes refuses
+    (memoised: a pure function of its arguments, and the same objects are read and written again and again; a refusal
+    is not cached, so it is raised every time)."""
     info = KINDS[resolve_kind(kind)]
     check_identity(info.kind, namespace if info.namespaced else None, name)
     if sub is not None and sub not in SUBRESOURCES:
