@@ -211,10 +211,11 @@ def audit_view(record: JournalRecord, *, scrubbed_action: Action | None = None) 
             "never stores Secret values"
         )
     action = scrub_model(record.action) if scrubbed_action is None else scrubbed_action
-    clean = {"action": action, "message": scrub_text(record.message)}
-    if record.dry_run is not None:
-        clean["dry_run"] = scrub_obj(record.dry_run)
-    return record.model_copy(update=clean)
+    message = scrub_text(record.message)
+    dry_run = scrub_obj(record.dry_run) if record.dry_run is not None else None
+    if action is record.action and message == record.message and dry_run == record.dry_run:
+        return record  # nothing to mask: the record is its own audit view
+    return record.model_copy(update={"action": action, "message": message, "dry_run": dry_run})
 
 
 def checkpoint_of(entries: list[JournalEntry]) -> TransactionCheckpoint | None:

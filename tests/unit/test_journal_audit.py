@@ -108,3 +108,14 @@ def test_copy_json_is_an_independent_deep_copy() -> None:
     copied["d"]["e"]["f"].append(1)
     copied["u"].add(3)
     assert source["a"][0]["b"] == 1 and source["d"]["e"]["f"] == [] and source["u"] == {1, 2}
+
+
+async def test_a_record_with_nothing_to_mask_is_journaled_as_it_is_and_a_credential_in_its_message_is_masked() -> None:
+    j, js = journal()
+    clean = Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "v"}})
+    plain = record(1, "intent", clean)
+    await j.append(plain)
+    assert js.published[-1] == json.loads(plain.model_dump_json())
+    leaky = record(1, "outcome", clean).model_copy(update={"message": "failed: password=hunter2 was refused"})
+    await j.append(leaky)
+    assert "hunter2" not in js.published[-1]["message"] and js.published[-1]["action"] == js.published[0]["action"]
