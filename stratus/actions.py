@@ -152,7 +152,7 @@ class _Action(BaseModel):
         return self
 
     def _containers(self) -> list[str]:
-        container = getattr(self, "container", None)
+        container = self.__dict__.get("container")  # a field of some verbs only (a miss through getattr is slow)
         return [container] if isinstance(container, str) else []
 
     def _namespace_optional(self) -> bool:

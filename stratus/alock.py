@@ -345,14 +345,14 @@ return held
 )
 
 # KEYS: 1 writer hash.  ARGV: 1 token, 2 min remaining ms
-# -> {ok, current holder or '', current token or '', remaining ms}
+# -> 1 when the token is the current writer's; otherwise {0, current holder or '', current token or '', remaining ms}
 _CHECK_FENCE = (
     _PRELUDE
     + """
 local w = writer(KEYS[1])
 if not w then return {0, '', '', 0} end
 local left = tonumber(w[3]) - now
-if w[2] == ARGV[1] and left > tonumber(ARGV[2]) then return {1, w[1], w[2], left} end
+if w[2] == ARGV[1] and left > tonumber(ARGV[2]) then return 1 end
 return {0, w[1], w[2], left}
 """
 )
@@ -624,7 +624,9 @@ class ALock:
         reply = await self._check_fence(
             keys=[self._key("w", scope)], args=[token, max(0, round(min_remaining_s * 1000))]
         )
-        return int(reply[0]) == 1, _s(reply[1]), _s(reply[2]), int(reply[3])
+        if not isinstance(reply, list):  # the current writer: a bare 1 (the check before every write, kept short)
+            return int(reply) == 1, "", "", 0
+        return False, _s(reply[1]), _s(reply[2]), int(reply[3])
 
     async def holders(self, scope: str) -> dict[str, Any]:
         """Who holds ``scope`` now (for humans and the CLI): writer, readers, queued writers, last token issued."""

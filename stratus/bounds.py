@@ -212,7 +212,8 @@ def read_file(name: str, workdir: Path | None, what: str = "Manifest file") -> s
 
 def check_action_bounds(action: Any) -> None:
     """The bounds of a typed action's free-form parts: patch bodies, manifests, exec argv."""
+    fields = vars(action)  # the model's fields: a getattr of a field the verb lacks is slow on a pydantic model
     for field in ("patch", "manifest", "args"):
-        value = getattr(action, field, None)
+        value = fields.get(field)
         if value is not None:
             check_value(value, f"The {field} of {action.verb} on {action.target}")

@@ -792,13 +792,22 @@ class TransactionCheckpoint(Message):
         return data
 
 
+JOURNAL_BATCH_MAX = 16
+"""The most records one ``JournalBatch`` holds (the gateway sends two: an accepted write's outcome and the next
+intent); a reader never holds an unbounded message."""
+
+
 class JournalBatch(Message):
     """Records appended as one JetStream message, in order: the outcome of a write the API accepted travels with the
     next write's intent (``stratus.journal``). Readers see its records, never the batch (``Journal.read_entries``)."""
 
     kind: Literal["batch"] = Field(default="batch", description='Discriminator: always "batch".')
     tx_id: str = Field(description="The transaction every record belongs to.")
-    records: list[JournalRecord] = Field(min_length=1, description="The records, in append order.")
+    records: list[JournalRecord] = Field(
+        min_length=1,
+        max_length=JOURNAL_BATCH_MAX,
+        description=f"The records, in append order (at most {JOURNAL_BATCH_MAX}).",
+    )
 
 
 JournalEntry = Annotated[JournalRecord | TransactionCheckpoint, Field(discriminator="kind")]

@@ -94,6 +94,7 @@ from stratus.writepolicy import REVISION_KINDS, WritePolicy, history_images, int
 from stratus.writerequest import (
     WireRequest,
     build_write,
+    copy_json,
     create_request,
     delete_request,
     object_path,
@@ -183,7 +184,7 @@ def _controlled_by(obj: Obj, uid: str) -> bool:
 
 def strip_for_restore(obj: Obj) -> Obj:
     """A pre-image ready to be created or replaced again: server fields and status removed."""
-    out = {k: copy.deepcopy(v) for k, v in obj.items() if k != "status"}
+    out = {k: copy_json(v) for k, v in obj.items() if k != "status"}
     meta = out.setdefault("metadata", {})
     for key in SERVER_METADATA:
         meta.pop(key, None)
@@ -791,7 +792,15 @@ class WriteGateway(ReadGateway):
         )
         # The intent must be durable and the lease current before the write; the two are independent round trips.
         # The previous write's outcome is acknowledged first (the journal's order is the writes' order).
-        await asyncio.gather(self._append_intent(intent), self._fence())
+        # Both round trips are in flight together: the append is awaited here, the fence runs beside it (one task).
+        fenced = asyncio.ensure_future(self._fence())
+        fenced.add_done_callback(lambda t: t.cancelled() or t.exception())
+        try:
+            await self._append_intent(intent)
+        finally:
+            if not fenced.done():
+                await asyncio.wait([fenced])
+        fenced.result()
         self.writes += 1
         self._written.pop(_key(action), None)
         try:
@@ -827,7 +836,10 @@ class WriteGateway(ReadGateway):
             pending = asyncio.ensure_future(self.journal_outcome(outcome))
             pending.add_done_callback(_log_lost_outcome)
             self._outcome = pending
-        return WriteResult(ok=ok, action=action, executed=True, message=message, object=summary, seq=seq, undo=undo)
+        # Every field is typed here, and the action and the undo passed the intent record's validation just now.
+        return WriteResult.model_construct(
+            ok=ok, action=intent.action, executed=True, message=message, object=summary, seq=seq, undo=intent.undo
+        )
 
     async def _append_intent(self, intent: JournalRecord) -> None:
         await self._acknowledged()
@@ -1179,7 +1191,7 @@ def _rv(obj: Obj) -> str | None:
 
 
 def _with_rv(manifest: Obj, base: Obj) -> Obj:
-    out = copy.deepcopy(manifest)
+    out: Obj = copy_json(manifest)
     meta = out.setdefault("metadata", {})
     meta["resourceVersion"] = base["metadata"].get("resourceVersion")
     return out

@@ -18,7 +18,10 @@ Shape and why:
 - **One message may carry two records.** The outcome of a write the API accepted changes nothing the undoer does (an
   intent without an outcome is undone too), so the gateway hands it over with the next write's intent and both go out
   as one ``JournalBatch`` message, one acknowledgement (``append_batch``); the transaction's last one is appended alone
-  when the transaction flushes. Readers see the records, in order, never the batch.
+  when the transaction flushes. Readers see the records, in order, never the batch, and a batch holds at most
+  ``JOURNAL_BATCH_MAX`` records (a reader never has to hold an unbounded message).
+- **A write's action is scrubbed once.** Its outcome carries the very action its intent carried (the same frozen
+  object), so the journal keeps the audit view of the last action it scrubbed and reuses it for that outcome.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import api as js_api
 from nats.js.errors import APIError, NotFoundError
 
+from stratus.actions import Action
 from stratus.bus import Bus
 from stratus.contracts import (
+    JOURNAL_BATCH_MAX,
     JOURNAL_MESSAGE_ADAPTER,
     JournalBatch,
     JournalEntry,
@@ -57,10 +62,18 @@ class Journal:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self._last_seq: dict[str, int] = {}
+        self._scrubbed: tuple[Action, Action] | None = None  # the last action scrubbed, and its audit view
+
+    def _audit_view(self, record: JournalRecord) -> JournalRecord:
+        """``audit_view``, scrubbing a write's action once for its intent and its outcome (see the docstring)."""
+        last = self._scrubbed
+        if last is None or last[0] is not record.action:
+            last = self._scrubbed = (record.action, scrub_model(record.action))
+        return audit_view(record, scrubbed_action=last[1])
 
     async def append(self, record: JournalRecord) -> int:
         """Append ``record`` and return its stream sequence once JetStream has acknowledged it."""
-        record = audit_view(record)
+        record = self._audit_view(record)
         what = f"#{record.seq} ({record.phase})"
         seq = await self._publish(record.tx_id, record, f"{record.tx_id}:{record.seq}:{record.phase}", what)
         if record.phase == "intent":
@@ -70,11 +83,14 @@ class Journal:
     async def append_batch(self, records: list[JournalRecord]) -> int:
         """Append ``records`` (one transaction's, in order) as one message; return its stream sequence once JetStream
         has acknowledged it. All of them are durable, or none is."""
-        if not records or len({r.tx_id for r in records}) != 1:
-            raise JournalError("a journal batch holds one transaction's records, at least one")
+        if not records or len({r.tx_id for r in records}) != 1 or len(records) > JOURNAL_BATCH_MAX:
+            raise JournalError(
+                f"a journal batch holds one transaction's records, at least one and at most {JOURNAL_BATCH_MAX} "
+                f"(got {len(records)}); append more as several batches"
+            )
         if len(records) == 1:
             return await self.append(records[0])
-        clean = [audit_view(r) for r in records]
+        clean = [self._audit_view(r) for r in records]
         last = clean[-1]
         batch = JournalBatch(tx_id=last.tx_id, records=clean)
         what = "+".join(f"#{r.seq} ({r.phase})" for r in clean)
@@ -184,19 +200,22 @@ class Journal:
         return records
 
 
-def audit_view(record: JournalRecord) -> JournalRecord:
+def audit_view(record: JournalRecord, *, scrubbed_action: Action | None = None) -> JournalRecord:
     """The record as the journal keeps it: the audit fields (action, message, dry-run summary) scrubbed of
     credentials; the pre-image and the undo stay exact, because the undoer executes them. A Secret pre-image is never
-    kept (the write policy refuses Secret writes; this is the store's own check)."""
+    kept (the write policy refuses Secret writes; this is the store's own check). ``scrubbed_action`` is
+    ``scrub_model(record.action)`` when the caller has it already."""
     if (record.pre_image or {}).get("kind") == "Secret":
         raise JournalError(
             f"journal append for {record.tx_id} #{record.seq} refused: it holds a Secret's pre-image, and the journal "
             "never stores Secret values"
         )
-    clean = {"action": scrub_model(record.action), "message": scrub_text(record.message)}
-    if record.dry_run is not None:
-        clean["dry_run"] = scrub_obj(record.dry_run)
-    return record.model_copy(update=clean)
+    action = scrub_model(record.action) if scrubbed_action is None else scrubbed_action
+    message = scrub_text(record.message)
+    dry_run = scrub_obj(record.dry_run) if record.dry_run is not None else None
+    if action is record.action and message == record.message and dry_run == record.dry_run:
+        return record  # nothing to mask: the record is its own audit view
+    return record.model_copy(update={"action": action, "message": message, "dry_run": dry_run})
 
 
 def checkpoint_of(entries: list[JournalEntry]) -> TransactionCheckpoint | None:

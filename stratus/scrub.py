@@ -112,8 +112,10 @@ def key_words(key: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(key)]
 
 
+@lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
-    """Whether a key (env var, JSON/YAML key, flag name, query parameter) names a credential's value."""
+    """Whether a key (env var, JSON/YAML key, flag name, query parameter) names a credential's value (memoised: the
+    same few keys come back in every object)."""
     words = key_words(key)
     if not words or len(key) > 128:
         return False

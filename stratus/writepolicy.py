@@ -314,7 +314,7 @@ class WritePolicy(BaseModel):
 
 
 def _manifest_kind(action: Action) -> str | None:
-    manifest = getattr(action, "manifest", None)
+    manifest = vars(action).get("manifest")  # a getattr miss is slow on a pydantic model
     if isinstance(manifest, dict) and isinstance(manifest.get("kind"), str):
         return str(manifest["kind"])
     return None
@@ -516,7 +516,7 @@ def _violations(
 def _metadata_violations(pre: Obj | None, after: Obj, action: Action) -> Iterator[tuple[str, str, str]]:
     pre_meta = (pre or {}).get("metadata") or {}
     after_meta = after.get("metadata") or {}
-    manifest = getattr(action, "manifest", None)
+    manifest = vars(action).get("manifest")  # a getattr miss is slow on a pydantic model
     if pre is None and isinstance(manifest, dict):
         asked = manifest.get("metadata") or {}
         if asked.get("finalizers"):

@@ -12,7 +12,7 @@ import pytest
 from stratus.actions import Delete, Patch
 from stratus.confinement import Refusal
 from stratus.contracts import JournalRecord, Lease, utcnow
-from stratus.gateway import KubeApi, KubeApiError, WriteGateway
+from stratus.gateway import FencingRefused, KubeApi, KubeApiError, WriteGateway
 from stratus.writerequest import WireRequest
 
 Obj = dict[str, Any]
@@ -182,3 +182,30 @@ async def test_a_failed_batch_refuses_the_write_and_keeps_the_outcome_due() -> N
     assert log.count("write") == 1  # the second write was never sent
     await gw.flush()  # the first write's outcome is still appended
     assert log[-1] == "outcome"
+
+
+async def test_a_fence_refusal_beside_a_journaled_intent_sends_nothing() -> None:
+    api = FakeApi({("ConfigMap", "shop", "conf"): CM})
+    api.log = log = []
+    gw = gateway(api, log)
+
+    async def lost_lease(scope: str, token: int) -> bool:
+        log.append("fence")
+        return False
+
+    gw.check_fence = lost_lease
+    with pytest.raises(FencingRefused):
+        await gw.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "v"}}))
+    assert "write" not in log and sorted(log[2:]) == ["fence", "intent"] and gw.writes == 0
+
+    # Both fail: the journal's error is the one raised, and the fence's is settled, not left unretrieved.
+    log.clear()
+    failing = gateway(api, log, journal_fails=True)
+
+    async def broken(scope: str, token: int) -> None:
+        raise ConnectionError("redis unavailable")
+
+    failing.check_fence = broken
+    with pytest.raises(ConnectionError, match="journal"):
+        await failing.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "w"}}))
+    assert "write" not in log
