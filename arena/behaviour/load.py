@@ -11,10 +11,12 @@ quantifiers, evaluates in linear time and costs nothing noticeable. Nothing here
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Iterator
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from arena.apps.catalogue import expand
 from arena.behaviour.world import Landed, Process, ProcessError, World, is_running, meta, process_of
+from arena.hooks import Obj
 
 _NESTED = re.compile(r"\((?:[^()\\]|\\.)*[+*](?:[^()\\]|\\.)*\)(?:[+*]|\{\d+,\d*\})")
 LONG_INPUT = 64
@@ -56,6 +58,19 @@ def saturated(world: World, conn: Landed) -> str | None:
         return None
     regex, param = active
     target_uid = meta(conn.pod).get("uid")
+    for pod, _proc, parts in client_loops(world):
+        values = parse_qs(parts.query, keep_blank_values=True).get(param) or []
+        if not any(backtracks(regex, v) for v in values):
+            continue
+        reached = world.connect(pod, str(meta(pod).get("namespace")), parts.netloc)
+        if isinstance(reached, Landed) and meta(reached.pod).get("uid") == target_uid:
+            return f"{meta(pod).get('name')} sends inputs that make {regex!r} backtrack"
+    return None
+
+
+def client_loops(world: World) -> Iterator[tuple[Obj, Process, SplitResult]]:
+    """Every HTTP client loop (``watch -n S wget URL``) of a running container: its pod, its process and the URL it
+    requests (one with a host)."""
     for pod in world.view.list("Pod"):
         if (pod.get("status") or {}).get("phase") != "Running" or meta(pod).get("deletionTimestamp"):
             continue
@@ -71,15 +86,8 @@ def saturated(world: World, conn: Landed) -> str | None:
                 continue
             url = loop_arg(proc, loop.url)
             parts = urlsplit(url if "://" in url else f"http://{url}")
-            if not parts.netloc:
-                continue
-            values = parse_qs(parts.query, keep_blank_values=True).get(param) or []
-            if not any(backtracks(regex, v) for v in values):
-                continue
-            reached = world.connect(pod, str(meta(pod).get("namespace")), parts.netloc)
-            if isinstance(reached, Landed) and meta(reached.pod).get("uid") == target_uid:
-                return f"{meta(pod).get('name')} sends inputs that make {regex!r} backtrack"
-    return None
+            if parts.netloc:
+                yield pod, proc, parts
 
 
 def loop_arg(proc: Process, template: str) -> str:

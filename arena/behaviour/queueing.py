@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from arena.apps.catalogue import RetryPolicy, expand
 from arena.behaviour import logstyle
-from arena.behaviour.load import loop_arg
-from arena.behaviour.world import Landed, Process, ProcessError, World, is_running, meta, pod_key, process_of
+from arena.behaviour.load import client_loops, loop_arg
+from arena.behaviour.world import Landed, Process, World, meta, pod_key
 from arena.hooks import ClusterView, Obj
 
 STEP_S = 0.05
@@ -212,30 +211,17 @@ def offered(world: World, target: Obj, container: str) -> list[Arrival]:
     HTTP client loop of a running pod, followed hop by hop through the operations' calls."""
     out: list[Arrival] = []
     uid = meta(target).get("uid")
-    for pod in world.view.list("Pod"):
-        if (pod.get("status") or {}).get("phase") != "Running" or meta(pod).get("deletionTimestamp"):
+    for pod, proc, parts in client_loops(world):
+        loop = proc.program.http_loop
+        every = _positive(loop_arg(proc, loop.every), "0") if loop is not None else 0
+        if every <= 0:
             continue
-        for c in (pod.get("spec") or {}).get("containers") or []:
-            if not is_running(pod, str(c.get("name"))):
-                continue
-            try:
-                proc = process_of(world.rt.catalogue, c)
-            except ProcessError:
-                continue
-            loop = proc.program.http_loop
-            if loop is None:
-                continue
-            every = _positive(loop_arg(proc, loop.every), "0")
-            url = loop_arg(proc, loop.url)
-            parts = urlsplit(url if "://" in url else f"http://{url}")
-            if every <= 0 or not parts.netloc:
-                continue
-            conn = world.connect(pod, str(meta(pod).get("namespace")), parts.netloc)
-            if not isinstance(conn, Landed):
-                continue
-            op = conn.process.program.operation_for(parts.path or "/")
-            if op is not None:
-                _walk(world, conn, op, 1.0 / every, (uid, container), out, 0)
+        conn = world.connect(pod, str(meta(pod).get("namespace")), parts.netloc)
+        if not isinstance(conn, Landed):
+            continue
+        op = conn.process.program.operation_for(parts.path or "/")
+        if op is not None:
+            _walk(world, conn, op, 1.0 / every, (uid, container), out, 0)
     return out
 
 
