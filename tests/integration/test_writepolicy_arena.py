@@ -91,6 +91,19 @@ async def allow(scope: str, token: int) -> None:
     return None
 
 
+def gateway(kubeconfig: Path, ns: str, journal: Journal) -> WriteGateway:
+    """A write gateway under a lease on ``ns`` that journals into ``journal``."""
+    lease = Lease(scope=ns, holder="test", token=1, expires_at=utcnow())
+    return WriteGateway.from_kubeconfig(
+        kubeconfig,
+        lease=lease,
+        check_fence=allow,
+        journal_intent=journal.append,
+        journal_outcome=journal.append,
+        default_namespace=ns,
+    )
+
+
 def hostile_lines(ns: str) -> list[str]:
     template = '{"spec":{"template":{"spec":%s}}}'
     return [
@@ -121,15 +134,7 @@ def hostile_lines(ns: str) -> list[str]:
 async def test_hostile_writes_are_refused_and_change_nothing(kubeconfig: Path, ns: str) -> None:
     reader = ReadGateway.from_kubeconfig(kubeconfig)
     journal = Journal()
-    lease = Lease(scope=ns, holder="test", token=1, expires_at=utcnow())
-    gw = WriteGateway.from_kubeconfig(
-        kubeconfig,
-        lease=lease,
-        check_fence=allow,
-        journal_intent=journal.append,
-        journal_outcome=journal.append,
-        default_namespace=ns,
-    )
+    gw = gateway(kubeconfig, ns, journal)
     try:
         before = await reader.state_digest(ns)
         for line in hostile_lines(ns):
@@ -182,15 +187,7 @@ async def test_a_rollback_to_a_registry_of_the_history_passes_and_history_cannot
 ) -> None:
     api = KubeApi.from_kubeconfig(kubeconfig)
     journal = Journal()
-    lease = Lease(scope=ns, holder="test", token=1, expires_at=utcnow())
-    gw = WriteGateway.from_kubeconfig(
-        kubeconfig,
-        lease=lease,
-        check_fence=allow,
-        journal_intent=journal.append,
-        journal_outcome=journal.append,
-        default_namespace=ns,
-    )
+    gw = gateway(kubeconfig, ns, journal)
 
     def revisions() -> int:
         return len(api.items("ReplicaSet", ns))
