@@ -89,7 +89,7 @@ async def test_a_scope_raises_nothing_until_its_warm_up_has_passed(encoder: Enco
             break
     assert clock.now - start >= 18.0  # 24 s of telemetry: the first window reaches back 6 s
     baseline_at = clock.now
-    while not (cal := emb.scopes["ns"].calibration) or not cal.ready:  # noqa: RUF018
+    while not (cal := emb.scopes["ns"].calibration) or not cal.ready:
         clock.now += 1.5
         a = await emb.observe("ns", healthy=True)
         assert a is not None and not a.anomalous
