@@ -17,8 +17,18 @@ the threshold), so a scope near its threshold does not flap. Windows over the
 threshold are not learnt at once: they join the calibration only when the run of them ends before the scope raises
 (noise), and are dropped when it raises (a fault is never learnt as noise); a raised scope learns nothing.
 
+The warm-up is counted in time, not in reads. A detector may read far more often than the stride (its probe loop sets
+the pace), and windows read a second apart share nearly all their telemetry: six of them are one stretch of load, and
+a baseline learnt from it (its median and MAD) turns the next change of load into a shift of 10^2 or more, which a
+calibration learnt just as quickly then calls an incident. So a window counts as separate healthy evidence only a
+stride after the last one that did, and a scope raises nothing until its baseline covers ``warmup`` window lengths of
+healthy telemetry and then its calibration's scores as many again.
+
 A scope whose pods change is no evidence while the change settles: from a pod created or gone until a whole window
-plus ``settle`` windows later. The telemetry of a window reaches back further than the window (rate() intervals), a
+plus ``settle`` windows later, and beyond that while its windows stay over the threshold (the change's own shift
+outlasting the minimum: a new pod warming up, the survivors of a scale-down taking its load) until a window plus
+``settle_max`` windows have passed; a window under the threshold meanwhile is evidence, and a shift that outlives the
+longest settling is evidence. The telemetry of a window reaches back further than the window (rate() intervals), a
 new pod starts cold and the survivors of a scale-down take its load: a benign rollout's settling period is neither a
 fault (a broken change shows in pod states) nor a healthy state to learn. A scope whose pods were *all* replaced
 between two reads (the namespace recreated, the app redeployed) is a new deployment: its baseline and calibration
@@ -232,8 +242,6 @@ class _Scope:
     """When the scope's pods last changed (the newest pod's creation, or a read that found a pod gone)."""
     changes: set[str] = field(default_factory=set)
     """Pods created or gone in the current change (reported in ``Assessment.changing``)."""
-    settled: bool = True
-    """The last pod change has settled: a window under the threshold came after its minimum settling time."""
     sampled_at: float | None = None
     """The end of the last window that counted as separate healthy evidence (the next one ends a stride later)."""
 
@@ -470,18 +478,15 @@ class StateEmbedding:
         return assessment
 
     def _settling(self, st: _Scope, now: float, value: float | None, threshold: float) -> bool:
-        """Whether the scope's last pod change is still settling: for a window and the settling time after it, then
-        while its windows stay over the threshold (the change's own shift: a scale-down's survivors taking the load
-        for longer than the minimum) until one is under it, and never longer than a window and ``settle_max_s``."""
-        if st.changed_at is None or st.settled:
+        """Whether a window is part of the scope's last pod change: every window for a window and the settling time
+        after it, then until a window and ``settle_max_s`` after it the windows over the threshold (the change's own
+        shift: a new pod warming up, a scale-down's survivors taking the load); those under it are evidence again."""
+        if st.changed_at is None:
             return False
         since = now - st.changed_at
         if since < self.window_s + self.settle_s:
             return True
-        if since < self.window_s + self.settle_max_s and value is not None and value > threshold:
-            return True
-        st.settled = True
-        return False
+        return since < self.window_s + self.settle_max_s and value is not None and value > threshold
 
     def _track_pods(self, scope: str, st: _Scope, chunk: Telemetry, now: float) -> _Scope:
         """Note the pods' changes since the last read; a scope whose pods were all replaced starts again."""
@@ -496,18 +501,17 @@ class StateEmbedding:
                 len(pods),
             )
             st = self._scope(scope, restart=True)
-        if st.settled:
+        if st.changed_at is None or now - st.changed_at >= self.window_s + self.settle_max_s:
             st.changes = set()
         gone = st.pods - pods
         fresh = {name for t, name in chunk.pods_created if now - t < self.window_s + self.settle_s}
         if st.pods:
             fresh -= st.pods  # a pod seen before is no change now
         if gone:
-            st.changed_at, st.settled = now, False
+            st.changed_at = now
         if fresh:
             newest = max(t for t, name in chunk.pods_created if name in fresh)
             st.changed_at = newest if st.changed_at is None else max(st.changed_at, newest)
-            st.settled = False
         st.changes |= gone | fresh
         st.pods = pods
         return st
