@@ -207,6 +207,15 @@ class EmbeddingSettings(BaseSettings):
         description="Healthy scored windows a scope needs for its own threshold; until then its embedding raises "
         "nothing.",
     )
+    embedding_warmup_windows: float = Field(
+        default=4.0,
+        ge=0,
+        le=100,
+        description="Window lengths (STRATUS_EMBEDDING_WINDOW_S) of healthy telemetry a scope's baseline must cover, "
+        "then its calibration's scores as many again, before its embedding may raise (besides "
+        "STRATUS_EMBEDDING_MIN_BASELINE and STRATUS_EMBEDDING_CALIBRATION windows a stride apart): windows read in "
+        "quick succession are one stretch of telemetry, not a scope's normal.",
+    )
     embedding_calibration_margin: float = Field(
         default=1.25,
         ge=1.0,

@@ -80,18 +80,30 @@ class Standardised:
 
 
 class Baseline:
-    """Per service, the raw features of the last ``capacity`` healthy windows."""
+    """Per service, the raw features of the last ``capacity`` healthy windows. It is ready once it holds
+    ``min_windows`` windows that also cover ``min_span`` seconds (from the first window's start to the last one's end):
+    a few overlapping windows read in quick succession are one stretch of telemetry, and their median and MAD would
+    call any later change of load a large shift."""
 
-    def __init__(self, capacity: int = 64, min_windows: int = 6) -> None:
-        self.capacity, self.min_windows = capacity, min_windows
+    def __init__(self, capacity: int = 64, min_windows: int = 6, min_span: float = 0.0) -> None:
+        self.capacity, self.min_windows, self.min_span = capacity, min_windows, min_span
         self.rows: dict[str, dict[str, deque[np.ndarray]]] = {}
         self.templates: dict[str, deque[Counter[str]]] = {}
         self.windows = 0
+        self.first: float | None = None
+        """The start of the first window learnt."""
+        self.latest: float | None = None
+        """The end of the last window learnt."""
         self._stats: dict[tuple[str, str], tuple[int, np.ndarray, np.ndarray]] = {}
 
     @property
+    def span(self) -> float:
+        """Seconds of telemetry the learnt windows cover."""
+        return 0.0 if self.first is None or self.latest is None else self.latest - self.first
+
+    @property
     def ready(self) -> bool:
-        return self.windows >= self.min_windows
+        return self.windows >= self.min_windows and self.span >= self.min_span
 
     @property
     def services(self) -> list[str]:
@@ -100,6 +112,8 @@ class Baseline:
     def add(self, wf: WindowFeatures) -> None:
         """Count ``wf`` as healthy."""
         self.windows += 1
+        self.first = wf.start if self.first is None else min(self.first, wf.start)
+        self.latest = wf.end if self.latest is None else max(self.latest, wf.end)
         for i, svc in enumerate(wf.services):
             per = self.rows.get(svc)
             if per is None:

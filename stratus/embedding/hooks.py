@@ -66,6 +66,7 @@ def from_settings(
         calibration=settings.embedding_calibration,
         calibration_margin=settings.embedding_calibration_margin,
         release=settings.embedding_clear_ratio,
+        warmup=settings.embedding_warmup_windows,
         state_file=settings.embedding_state_file,
     )
     try:

@@ -17,8 +17,18 @@ the threshold), so a scope near its threshold does not flap. Windows over the
 threshold are not learnt at once: they join the calibration only when the run of them ends before the scope raises
 (noise), and are dropped when it raises (a fault is never learnt as noise); a raised scope learns nothing.
 
+The warm-up is counted in time, not in reads. A detector may read far more often than the stride (its probe loop sets
+the pace), and windows read a second apart share nearly all their telemetry: six of them are one stretch of load, and
+a baseline learnt from it (its median and MAD) turns the next change of load into a shift of 10^2 or more, which a
+calibration learnt just as quickly then calls an incident. So a window counts as separate healthy evidence only a
+stride after the last one that did, and a scope raises nothing until its baseline covers ``warmup`` window lengths of
+healthy telemetry and then its calibration's scores as many again.
+
 A scope whose pods change is no evidence while the change settles: from a pod created or gone until a whole window
-plus ``settle`` windows later. The telemetry of a window reaches back further than the window (rate() intervals), a
+plus ``settle`` windows later, and beyond that while its windows stay over the threshold (the change's own shift
+outlasting the minimum: a new pod warming up, the survivors of a scale-down taking its load) until a window plus
+``settle_max`` windows have passed; a window under the threshold meanwhile is evidence, and a shift that outlives the
+longest settling is evidence. The telemetry of a window reaches back further than the window (rate() intervals), a
 new pod starts cold and the survivors of a scale-down take its load: a benign rollout's settling period is neither a
 fault (a broken change shows in pod states) nor a healthy state to learn. A scope whose pods were *all* replaced
 between two reads (the namespace recreated, the app redeployed) is a new deployment: its baseline and calibration
@@ -73,6 +83,9 @@ MIN_HEALTHY = 3
 CALIBRATION_KEEP = 240
 """Healthy scores kept per scope for its threshold (an hour at the default 15 s stride)."""
 CALIBRATION_QUANTILE = 0.95
+LEARN_STRIDE = 0.9
+"""A window is separate healthy evidence when it ends at least this fraction of a stride after the last one that was
+(the fraction absorbs the probe's jitter)."""
 MAX_SCOPES = 256
 """Scopes whose state is kept; the one observed least recently is forgotten first (and calibrates again)."""
 MAX_STATE_BYTES = 2 * 1024 * 1024
@@ -129,7 +142,17 @@ class Calibration:
     """Seconds a run over the threshold must last, besides ``persist`` windows, before the scope raises (the window
     length: overlapping windows all see one short burst, so only a run whose last window no longer overlaps its
     first is more than one burst)."""
+    warmup: float = 0.0
+    """Seconds of telemetry the healthy scores must cover before the scope may raise, besides ``windows`` of them
+    (from the first scored window's start to the last one's end): a quantile of scores read in quick succession over
+    one stretch of telemetry knows nothing of the scope's other loads."""
     scores: deque[float] = field(default_factory=lambda: deque(maxlen=CALIBRATION_KEEP))
+    first: float | None = None
+    """The end of the first healthy window scored."""
+    latest: float | None = None
+    """The end of the last healthy window scored."""
+    restored: bool = False
+    """The scores came back from the state file: they covered their warm-up when they were saved."""
     pending: list[float] = field(default_factory=list)
     """Scores of the current run over the threshold, learnt if the run ends before the scope raises."""
     over: int = 0
@@ -139,23 +162,44 @@ class Calibration:
     """When the current run over the threshold began (its first window's end)."""
 
     @property
+    def covered(self) -> float:
+        """Seconds of telemetry the healthy scores cover (the scored windows' ends, plus one window)."""
+        if self.first is None or self.latest is None:
+            return 0.0
+        return self.latest - self.first + self.span
+
+    @property
     def ready(self) -> bool:
-        return len(self.scores) >= self.windows
+        return len(self.scores) >= self.windows and (self.restored or self.covered >= self.warmup)
+
+    def restore(self, scores: list[float]) -> None:
+        if scores:
+            self.scores.extend(scores)
+            self.restored = True
+
+    def _learn(self, values: list[float], at: float | None) -> None:
+        self.scores.extend(values)
+        if at is not None and values:
+            self.first = at if self.first is None else self.first
+            self.latest = at
 
     def threshold(self, floor: float) -> float:
         if not self.scores:
             return floor
         return max(floor, float(np.quantile(np.asarray(self.scores), self.quantile)) * self.margin)
 
-    def step(self, value: float | None, floor: float, *, healthy: bool, at: float | None = None) -> bool:
+    def step(
+        self, value: float | None, floor: float, *, healthy: bool, at: float | None = None, learn: bool = True
+    ) -> bool:
         """Take one window's statistic (None: the window is no evidence either way, e.g. no telemetry or a changing
-        scope) at ``at`` (the window's end); return whether the scope raises."""
+        scope) at ``at`` (the window's end); return whether the scope raises. ``learn`` False: the window may raise
+        but is no new healthy score (it was read less than a stride after the last one learnt)."""
         if value is None:
             self.over, self.pending = 0, []
             return self.raised
         if not self.ready:  # calibrating: raises nothing, learns every healthy window
-            if healthy:
-                self.scores.append(value)
+            if healthy and learn:
+                self._learn([value], at)
             return False
         threshold = self.threshold(floor)
         over = value > (threshold * self.release if self.raised else threshold)
@@ -173,7 +217,7 @@ class Calibration:
             if self.raised and self.under >= self.clear:
                 self.raised = False
             if not self.raised and healthy and value <= threshold:
-                self.scores.extend([*self.pending, value])
+                self._learn([*self.pending, value] if learn else self.pending, at)
             self.pending = []
         if not healthy:
             self.pending = []
@@ -198,6 +242,8 @@ class _Scope:
     """When the scope's pods last changed (the newest pod's creation, or a read that found a pod gone)."""
     changes: set[str] = field(default_factory=set)
     """Pods created or gone in the current change (reported in ``Assessment.changing``)."""
+    sampled_at: float | None = None
+    """The end of the last window that counted as separate healthy evidence (the next one ends a stride later)."""
 
 
 class Detector:
@@ -259,6 +305,8 @@ class StateEmbedding:
         calibration_margin: float = 1.25,
         release: float = 0.8,
         settle: float = 1.0,
+        settle_max: float = 3.0,
+        warmup: float = 0.0,
         max_scopes: int = MAX_SCOPES,
         state_file: Path | None = None,
     ) -> None:
@@ -273,6 +321,10 @@ class StateEmbedding:
         self.release = min(max(release, 0.0), 1.0)
         self.settle_s = max(settle, 0.0) * window_s
         """After a pod change, windows ending within ``window_s + settle_s`` of it are no evidence."""
+        self.settle_max_s = max(settle_max * window_s, self.settle_s)
+        """... nor later ones still over the threshold, until one is under it or ``window_s + settle_max_s`` passed."""
+        self.warmup_s = max(warmup, 0.0) * window_s
+        """Seconds of healthy telemetry the baseline must cover, then the calibration's scores as many again."""
         self.max_scopes = max(1, max_scopes)
         self.state_file = state_file
         self.saved_at: float | None = None
@@ -316,7 +368,7 @@ class StateEmbedding:
         for name, scores in self.restored.items():
             st = self.scopes.get(name)
             if st is not None and st.calibration is not None:
-                st.calibration.scores.extend(scores)
+                st.calibration.restore(scores)
         return len(self.restored)
 
     def _scope(self, scope: str, *, restart: bool = False) -> _Scope:
@@ -324,7 +376,7 @@ class StateEmbedding:
         if st is None or restart:
             st = self.scopes[scope] = _Scope(
                 chunks=deque(),
-                baseline=Baseline(capacity=HEALTHY_KEEP, min_windows=self.min_baseline),
+                baseline=Baseline(capacity=HEALTHY_KEEP, min_windows=self.min_baseline, min_span=self.warmup_s),
                 templates=TemplateLookup(),
                 healthy=deque(maxlen=HEALTHY_KEEP),
                 tokens={},
@@ -335,10 +387,11 @@ class StateEmbedding:
                     clear=self.clear,
                     release=self.release,
                     span=self.window_s,
+                    warmup=self.warmup_s,
                 ),
             )
             assert st.calibration is not None
-            st.calibration.scores.extend(self.restored.pop(scope, []))
+            st.calibration.restore(self.restored.pop(scope, []))
             while len(self.scopes) > self.max_scopes:
                 gone, _ = self.scopes.popitem(last=False)
                 task = self.tasks.get(gone)
@@ -366,21 +419,25 @@ class StateEmbedding:
         cal = st.calibration
         assert cal is not None
         floor = self.rule.floor(assessment.probability)
-        value: float | None = None
-        if st.changed_at is not None and now - st.changed_at < self.window_s + self.settle_s:
+        value = self.rule.statistic(assessment.score, assessment.probability) if assessment.ready else None
+        # A window read less than a stride after the last one learnt shares most of its telemetry: it may raise, but
+        # it is no separate healthy evidence (the baseline's and the calibration's windows are a stride apart).
+        learn = st.sampled_at is None or now - st.sampled_at >= self.stride_s * LEARN_STRIDE
+        if learn:
+            st.sampled_at = now
+        if self._settling(st, now, value, cal.threshold(floor)):
             # The pods changed within a window and the settling time (a rollout, a scale, a replaced pod): a changing
             # scope is neither evidence of a telemetry fault (a broken change shows in pod states) nor a healthy
             # state to learn.
             assessment.changing = sorted(st.changes)[:5]
-            st.encoded = None
-        elif assessment.ready:
-            value = self.rule.statistic(assessment.score, assessment.probability)
-            if healthy and not cal.raised and value <= cal.threshold(floor):
+            st.encoded, value = None, None
+        elif value is not None:
+            if healthy and learn and not cal.raised and value <= cal.threshold(floor):
                 self._learn(st, wf)
-        elif healthy and not assessment.anomalous:
+        elif healthy and learn and not assessment.anomalous:
             self._learn(st, wf)  # the baseline is still filling
         was_ready, was_raised = cal.ready, cal.raised
-        raised = cal.step(value, floor, healthy=healthy, at=now)
+        raised = cal.step(value, floor, healthy=healthy, at=now, learn=learn)
         if raised != was_raised:
             log.info(
                 "state embedding: %s %s (statistic %s, threshold %.3f)",
@@ -420,6 +477,17 @@ class StateEmbedding:
                 log.warning("could not save the embedding's calibrations to %s (%r)", self.state_file, exc)
         return assessment
 
+    def _settling(self, st: _Scope, now: float, value: float | None, threshold: float) -> bool:
+        """Whether a window is part of the scope's last pod change: every window for a window and the settling time
+        after it, then until a window and ``settle_max_s`` after it the windows over the threshold (the change's own
+        shift: a new pod warming up, a scale-down's survivors taking the load); those under it are evidence again."""
+        if st.changed_at is None:
+            return False
+        since = now - st.changed_at
+        if since < self.window_s + self.settle_s:
+            return True
+        return since < self.window_s + self.settle_max_s and value is not None and value > threshold
+
     def _track_pods(self, scope: str, st: _Scope, chunk: Telemetry, now: float) -> _Scope:
         """Note the pods' changes since the last read; a scope whose pods were all replaced starts again."""
         pods = frozenset(name for _, name in chunk.pods_created)
@@ -433,8 +501,7 @@ class StateEmbedding:
                 len(pods),
             )
             st = self._scope(scope, restart=True)
-        settled = st.changed_at is None or now - st.changed_at >= self.window_s + self.settle_s
-        if settled:
+        if st.changed_at is None or now - st.changed_at >= self.window_s + self.settle_max_s:
             st.changes = set()
         gone = st.pods - pods
         fresh = {name for t, name in chunk.pods_created if now - t < self.window_s + self.settle_s}

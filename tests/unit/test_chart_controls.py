@@ -236,7 +236,14 @@ def test_the_embedding_settings_reach_the_detector_and_its_state_a_volume() -> N
         "observability": {"prometheusUrl": "http://prom:9090"},
         "embedding": {
             "enabled": True,
-            "calibration": {"windows": 12, "margin": 1.5, "persist": 4, "clear": 3, "clearRatio": 0.7},
+            "calibration": {
+                "windows": 12,
+                "warmupWindows": 3,
+                "margin": 1.5,
+                "persist": 4,
+                "clear": 3,
+                "clearRatio": 0.7,
+            },
             "state": {"enabled": True, "create": True, "size": "32Mi"},
         },
     }
@@ -247,6 +254,7 @@ def test_the_embedding_settings_reach_the_detector_and_its_state_a_volume() -> N
     )
     assert settings.embedding_enabled and str(settings.embedding_prometheus_url).startswith("http://prom:9090")
     assert (settings.embedding_calibration, settings.embedding_calibration_margin) == (12, 1.5)
+    assert settings.embedding_warmup_windows == 3
     assert (settings.embedding_persist, settings.embedding_clear, settings.embedding_clear_ratio) == (4, 3, 0.7)
     assert str(settings.embedding_state_file) == "/var/lib/stratus/embedding/calibrations.json"
     diagnoser = env_of(docs, "diagnoser")

@@ -81,9 +81,26 @@ async def test_a_pod_gone_is_no_evidence_until_its_change_has_settled(encoder: E
     assert all(a is not None and a.changing == ["store-2"] and not a.anomalous for a in during)  # type: ignore[attr-defined]
     assert emb.scopes["ns"].baseline.windows == learnt  # a settling scope teaches nothing
     assert clock.now - gone_at < 12.0
-    after = await _run(emb, clock, 6)
-    assert all(a.changing == [] for a in after[1:])  # type: ignore[attr-defined]
+    # still over the threshold: the change's own shift, until a window and three settling times (24 s) have passed
+    longer = await _run(emb, clock, 8)
+    assert all(a.changing == ["store-2"] and not a.anomalous for a in longer)  # type: ignore[attr-defined]
+    assert emb.scopes["ns"].baseline.windows == learnt
+    after = await _run(emb, clock, 8)
+    assert all(a.changing == [] for a in after)  # type: ignore[attr-defined]
     assert any(a.anomalous for a in after)  # type: ignore[attr-defined]  # a shift that outlives the change counts
+
+
+async def test_a_change_whose_shift_ends_under_the_longest_settling_raises_nothing(encoder: Encoder) -> None:  # noqa: F811
+    emb, reader, clock = await _calibrated(encoder)
+    del reader.pods["store-2"]
+    reader.fault = {"delay": {"store": 0.4}}  # the survivor's latency for 18 s: longer than a window and a settling
+    shifted = await _run(emb, clock, 12)
+    reader.fault = {}
+    quiet = await _run(emb, clock, 12)
+    assert not any(a.anomalous for a in shifted + quiet)  # type: ignore[attr-defined]
+    assert quiet[-1].changing == []  # type: ignore[attr-defined]
+    reader.fault = {"delay": {"store": 0.4}}  # a later shift, with no pod change, is evidence at once
+    assert any(a.anomalous for a in await _run(emb, clock, 8))  # type: ignore[attr-defined]
 
 
 async def test_a_new_pod_keeps_the_scope_changing_for_a_window_and_the_settling_time(encoder: Encoder) -> None:  # noqa: F811
@@ -126,3 +143,16 @@ async def test_no_pod_list_is_no_change(encoder: Encoder) -> None:  # noqa: F811
     before = emb.scopes["ns"]
     assert all(a.changing == [] for a in await _run(emb, clock, 3))  # type: ignore[attr-defined]
     assert emb.scopes["ns"] is before and before.pods == frozenset(OLD)
+
+
+async def test_a_late_shift_of_a_change_is_part_of_it(encoder: Encoder) -> None:  # noqa: F811
+    emb, reader, clock = await _calibrated(encoder)
+    reader.pods["store-3"] = clock.now + 1.0  # a rolling restart's new pod
+    quiet = await _run(emb, clock, 10)  # 15 s of healthy windows: the minimum settling passes
+    assert quiet[-1].changing == []  # type: ignore[attr-defined]
+    reader.fault = {"delay": {"store": 0.4}}  # the new pod warming up, 15-21 s after it started
+    late = await _run(emb, clock, 4)
+    reader.fault = {}
+    after = await _run(emb, clock, 8)
+    assert not any(a.anomalous for a in late + after)  # type: ignore[attr-defined]
+    assert late[-1].changing == ["store-3"]  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from arena.bench.embedding.plan import load_plan
 from stratus.localinfra import LocalServer
 from stratus.promstack import ensure_installed, start_prometheus
+from stratus.settings import EmbeddingSettings
 
 
 def start_embedding_prometheus(plane_url: str) -> LocalServer:
@@ -27,10 +28,16 @@ def embedding_env(prometheus_url: str, plane_url: str) -> dict[str, str]:
     }
 
 
-def embedding_warmup_s(fresh: bool, min_baseline: int = 6, calibration: int = 8) -> float:
+def embedding_warmup_s(fresh: bool) -> float:
     """How long the detector watches the healthy app before an injection: a whole window of clean telemetry (the
-    bench's own recovery happened while the detector was paused), and the baseline's first windows and the scope's
-    calibration windows when the services just started."""
+    bench's own recovery happened while the detector was paused), and when the services just started, the scope's
+    warm-up: its baseline and then its calibration each cover ``embedding_warmup_windows`` windows of time and hold
+    their count of windows a stride apart (the first window reaches back one window before the detector started)."""
     plan = load_plan()
-    extra = (min_baseline + calibration) * plan.stride_s if fresh else 0.0
+    settings = EmbeddingSettings()
+    extra = 0.0
+    if fresh:
+        by_time = 2 * max(settings.embedding_warmup_windows - 1, 0.0) * plan.window_s
+        by_count = (settings.embedding_min_baseline + settings.embedding_calibration) * plan.stride_s
+        extra = max(by_time, by_count) + plan.stride_s  # one more stride: the probe's reads are not aligned on it
     return plan.window_s + plan.stride_s + extra

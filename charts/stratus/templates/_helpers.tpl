@@ -216,6 +216,8 @@ settings class defines (stratus/settings.py); tests/unit/test_chart.py checks it
 {{- if eq $name "detector" }}
 - name: STRATUS_EMBEDDING_CALIBRATION
   value: {{ $emb.calibration.windows | quote }}
+- name: STRATUS_EMBEDDING_WARMUP_WINDOWS
+  value: {{ $emb.calibration.warmupWindows | quote }}
 - name: STRATUS_EMBEDDING_CALIBRATION_MARGIN
   value: {{ $emb.calibration.margin | quote }}
 - name: STRATUS_EMBEDDING_PERSIST
