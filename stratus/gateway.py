@@ -182,6 +182,27 @@ def _controlled_by(obj: Obj, uid: str) -> bool:
     return any(ref.get("controller") and ref.get("uid") == uid for ref in refs)
 
 
+_PHASE_ORDER = {"Running": 0, "Unknown": 1, "Pending": 2}
+
+
+def _logging_order(pod: Obj) -> tuple[int, int, int, str, int, str]:
+    """The pod ``kubectl logs deploy/NAME`` reads first (kubectl's ByLogging order): scheduled before unscheduled,
+    Running before Unknown before Pending, Ready before not, Ready for longer first, more container restarts first (a
+    crash-looping pod has a previous log), older first."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    ready: Obj = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    is_ready = ready.get("status") == "True"
+    restarts = max((int(cs.get("restartCount") or 0) for cs in status.get("containerStatuses") or []), default=0)
+    return (
+        0 if spec.get("nodeName") else 1,
+        _PHASE_ORDER.get(str(status.get("phase")), 3),
+        0 if is_ready else 1,
+        str(ready.get("lastTransitionTime") or "~") if is_ready else "~",
+        -restarts,
+        str((pod.get("metadata") or {}).get("creationTimestamp") or "~"),
+    )
+
+
 def strip_for_restore(obj: Obj) -> Obj:
     """A pre-image ready to be created or replaced again: server fields and status removed."""
     out = {k: copy_json(v) for k, v in obj.items() if k != "status"}
@@ -509,8 +530,7 @@ class ReadGateway:
         pods = self.api.items("Pod", namespace, label_selector=selector) if selector else []
         if not pods:
             raise KubeApiError(0, "", f"error: no pods found for {kind.lower()}/{name}")
-        pods.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")))
-        return str(pods[0]["metadata"]["name"])
+        return str(min(pods, key=_logging_order)["metadata"]["name"])
 
     def _rollout_status(self, action: RolloutStatus) -> str:
         obj = self.api.get(action.kind, action.namespace, action.name)
