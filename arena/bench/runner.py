@@ -131,13 +131,14 @@ def scripted_plan(
 ) -> dict[str, Any]:
     """The scenario's documented mitigation as kubectl lines and typed actions: a reference policy that measures the
     system around the reasoner. Every write step kind is carried (patch, scale, set_image, rollout_restart, delete,
-    apply, restore and replace as typed actions); exec (whose pod is only known at run time and needs a declared
-    inverse) and waits (the mitigator's verification waits) are left out. The fix is planned twice: when attempt 1
-    is refused because a write needs a wider lease (e.g. a Node, a PersistentVolume), the coordinator gives attempt 2
-    that lease and the same fix runs again. ``harmful-then-fix`` puts a harmful attempt first (a rollout of the app's
-    front end to a missing image): the ablations' probe, since only a failed attempt shows what retry and undo are
-    worth. With ``pods_of`` (the bench rewrites the plan once the fault is in), delete_pods steps are carried too,
-    on the pods of the moment; exec steps never are (free argv: see ``_plan_pod_step``)."""
+    apply, restore and replace as typed actions; exec as its data-plane catalogue operation); waits (the mitigator's
+    verification waits) are left out. The fix is planned twice: when attempt 1 is refused because a write needs a
+    wider lease (e.g. a Node, a PersistentVolume), the coordinator gives attempt 2 that lease and the same fix runs
+    again. ``harmful-then-fix`` puts a harmful attempt first (a rollout of the app's front end to a missing image):
+    the ablations' probe, since only a failed attempt shows what retry and undo are worth. Steps on the objects of
+    the moment need ``pods_of`` (the bench rewrites the plan once the fault is in): delete_pods and delete_all on
+    the objects then live, and exec steps that name their catalogue operation (``op``) as a typed exec on the pod
+    the selector picks; an exec step with only an argv is never carried (see ``_plan_pod_step``)."""
     namespace = app.namespace
     lines: list[Any] = []
     for step in scenario.mitigation:
@@ -168,9 +169,14 @@ def _plan_pod_step(step: Any, scenario: s.Scenario, app: AppSpec, pods_of: PodsO
         return [
             {"verb": "delete", "kind": step.kind, "namespace": ns, "name": n} for n in pods_of(step.selector, step.kind)
         ]
-    # A scenario's exec step is free argv. The gateway runs only the data-plane catalogue's operations (a typed
-    # ``exec`` action has an operation, never a command line), so a scripted plan cannot carry it: the plan's other
-    # steps run, and the reasoners reach such faults through the catalogue.
+    if isinstance(step, s.ExecStep) and step.op is not None:
+        # The gateway runs no free argv, only the data-plane catalogue's operations: the step's typed operation, on
+        # the pod its selector picks now (the engine's choice: the first Running one).
+        pod = pods_of(step.selector)[:1]
+        op = {"operation": step.op.operation, "args": step.op.args}
+        container = {"container": step.container} if step.container else {}
+        return [{"verb": "exec", "kind": "Pod", "namespace": ns, "name": n, **container, **op} for n in pod]
+    # An exec step without a typed operation is free argv, which the gateway never runs: the plan's other steps run.
     return []
 
 
