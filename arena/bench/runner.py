@@ -233,6 +233,13 @@ def _plan_step(step: Any, app: AppSpec) -> list[Any]:
     return []
 
 
+def _write_atomic(path: Path, doc: Any) -> None:
+    """Write YAML so that a reader never sees half a file (the mitigator may read the plan at any moment)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(doc))
+    tmp.replace(path)
+
+
 def _mu(v: Any) -> float:
     if v is None:
         return math.inf
@@ -530,8 +537,10 @@ class Bench:
             rec.wall_s = round(time.monotonic() - t0, 2)
             return rec
         if policy == "scripted" and plan is None:
-            plan = self.log_dir / f"{pid}.plan.yaml"
-            plan.write_text(yaml.safe_dump(scripted_plan(sc, app, self.opts.script)))
+            # one path for every scenario: the mitigator re-reads the plan at each attempt, so the services of the
+            # last scenario stay (starting six processes costs more than most scenarios); a copy per scenario is kept
+            plan = self.log_dir / "scripted.plan.yaml"
+            _write_atomic(plan, scripted_plan(sc, app, self.opts.script))
         env = self._env(app, policy, ablation, seed, plan)
         key = (app.namespace, policy, ablation, str(plan), str(seed) if policy == "chaos" else "")
         timeline: Timeline | None = None
@@ -560,7 +569,7 @@ class Bench:
             if policy == "scripted" and self.opts.plan is None and plan is not None:
                 pods_of = functools.partial(self._pod_names, app.namespace)
                 doc = await asyncio.to_thread(scripted_plan, sc, app, self.opts.script, pods_of)
-                plan.write_text(yaml.safe_dump(doc))  # re-read by the mitigator at each attempt
+                _write_atomic(plan, doc)  # re-read by the mitigator at each attempt
                 if any(isinstance(st, s.DeleteAllStep) for st in sc.mitigation):
                     # objects a controller keeps creating (a CronJob's Jobs): the names are refreshed until the end
                     refresh = asyncio.create_task(self._refresh_plan(plan, sc, app, pods_of))
@@ -592,6 +601,8 @@ class Bench:
         finally:
             if refresh is not None:
                 refresh.cancel()
+            if policy == "scripted" and self.opts.plan is None and plan is not None and plan.exists():
+                (self.log_dir / f"{pid}.plan.yaml").write_text(plan.read_text())
             if not keep:
                 await self._stop_system()
             if timeline is not None:
@@ -688,9 +699,7 @@ class Bench:
         while True:
             await asyncio.sleep(1.0)
             doc = await asyncio.to_thread(scripted_plan, sc, app, self.opts.script, pods_of)
-            tmp = plan.with_suffix(".tmp")
-            tmp.write_text(yaml.safe_dump(doc))
-            tmp.replace(plan)
+            _write_atomic(plan, doc)
 
     def _pod_names(self, namespace: str, selector: dict[str, str], kind: str = "Pod") -> list[str]:
         if kind != "Pod":
