@@ -24,8 +24,10 @@ import dataclasses
 import functools
 import json
 import math
+import multiprocessing
 import shlex
 import signal
+import sys
 import tempfile
 import time
 import uuid
@@ -107,6 +109,10 @@ class BenchOptions:
     """The local llama.cpp server's log: where each scenario's model time went (reading vs generating)."""
     noise: NoiseSpec | None = None
     """Benign changes during each scenario (``arena.bench.noise``): false positives and wrong attributions count."""
+    jobs: int = 1
+    """Scenarios run in this many parallel shards, each a process with its own arena, NATS, Redis and services."""
+    shard: list[str] | None = None
+    """Run only these scenario ids of the suite's selection (one shard of a ``jobs`` run)."""
 
 
 def select(registry: Registry, suite: str, only: list[str]) -> list[str]:
@@ -231,6 +237,19 @@ def _plan_step(step: Any, app: AppSpec) -> list[Any]:
         body = shlex.quote(json.dumps(ops))
         return [f"kubectl -n {step.namespace or namespace} patch {step.kind.lower()} {step.name} --type=json -p {body}"]
     return []
+
+
+def _run_shard(opts: BenchOptions, k: int) -> None:
+    """One shard of a ``--jobs`` run, in its own process: its record goes to ``opts.out/bench.json``."""
+    prefix = f"[{k}]"
+
+    def echo(line: str) -> None:
+        sys.stdout.write(f"{datetime.now(UTC):%H:%M:%S} {prefix} {line}\n")
+        sys.stdout.flush()
+
+    record = Bench(opts, echo).run()
+    opts.out.mkdir(parents=True, exist_ok=True)
+    (opts.out / "bench.json").write_text(record.model_dump_json(indent=2))
 
 
 def _write_atomic(path: Path, doc: Any) -> None:
@@ -368,13 +387,77 @@ class Bench:
 
     # -- the run -------------------------------------------------------------------------------------------------
     def run(self) -> BenchRecord:
+        if self.opts.jobs > 1:
+            return self._run_shards()
         return asyncio.run(self._run())
+
+    def _run_shards(self) -> BenchRecord:
+        """``jobs`` processes, each running every ``jobs``-th scenario of the selection (so each keeps the app order
+        and its services from one scenario to the next) in its own arena, on its own ports; the records are merged
+        in the selection's order. A shard that dies leaves an error record for each of its scenarios."""
+        opts = self.opts
+        if opts.suite == "chaos":
+            raise ValueError("the chaos suite counts transactions across rounds: it runs with --jobs 1")
+        ids = select(self.registry, opts.suite, opts.only)
+        if not ids:
+            raise ValueError(f"no {SUITES[opts.suite]} scenario in the suite {opts.suite} (filter {opts.only})")
+        jobs = min(opts.jobs, len(ids))
+        record = BenchRecord(
+            suite=opts.suite,
+            command=opts.command,
+            started=datetime.now(UTC),
+            oracle=opts.oracle,
+            settings={**FAST, **(embedding_env("<prometheus>", "<plane>") if opts.embedding else {})},
+            noise=dataclasses.asdict(opts.noise) if opts.noise is not None else None,
+        )
+        ctx = multiprocessing.get_context("spawn")
+        shards = []
+        for k in range(jobs):
+            shard_opts = dataclasses.replace(opts, jobs=1, shard=ids[k::jobs], out=opts.out / f"shard-{k + 1}")
+            proc = ctx.Process(target=_run_shard, args=(shard_opts, k + 1), name=f"bench-shard-{k + 1}")
+            proc.start()
+            shards.append((k + 1, shard_opts, proc))
+        runs: list[ScenarioRecord] = []
+        for k, shard_opts, proc in shards:
+            proc.join()
+            out = shard_opts.out / "bench.json"
+            if proc.exitcode == 0 and out.exists():
+                for r in BenchRecord.model_validate_json(out.read_text()).runs:
+                    if r.services_log:
+                        r.services_log = f"shard-{k}/logs/{r.services_log}"
+                    runs.append(r)
+                continue
+            self.echo(f"shard {k} exited {proc.exitcode}: its scenarios are recorded as errors")
+            for pid in shard_opts.shard or []:
+                sc, task = self.registry.get(pid)
+                runs += [
+                    ScenarioRecord(
+                        scenario=pid,
+                        task=task,
+                        app=sc.app,
+                        policy=policy,
+                        ablation=ablation,
+                        repeat=rep,
+                        error=f"bench shard {k} exited {proc.exitcode} (see shard-{k})",
+                    )
+                    for policy in opts.policies
+                    for ablation in opts.ablations
+                    for rep in range(opts.repeat)
+                ]
+        order = {pid: i for i, pid in enumerate(ids)}
+        runs.sort(
+            key=lambda r: (opts.policies.index(r.policy), opts.ablations.index(r.ablation), r.repeat, order[r.scenario])
+        )
+        record.runs = runs
+        record.finished = datetime.now(UTC)
+        return record
 
     async def _run(self) -> BenchRecord:
         opts = self.opts
         ids = select(self.registry, opts.suite, opts.only)
         if not ids:
             raise ValueError(f"no {SUITES[opts.suite]} scenario in the suite {opts.suite} (filter {opts.only})")
+        run_ids = ids if opts.shard is None else [pid for pid in ids if pid in opts.shard]
         record = BenchRecord(
             suite=opts.suite,
             command=opts.command,
@@ -407,7 +490,7 @@ class Bench:
                         await self._chaos(record, ids, ablation)
                         continue
                     for rep in range(opts.repeat):
-                        for pid in ids:
+                        for pid in run_ids:
                             record.runs.append(await self._scenario(pid, policy, ablation, rep))
         finally:
             await self._stop_system()

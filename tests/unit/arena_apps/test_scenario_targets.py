@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from arena.apps import APPS
+from arena.bench.cli import app as bench_app
 from arena.bench.runner import scripted_plan
 from arena.cli_apps import app
 from arena.scenarios import schema as s
@@ -167,3 +168,12 @@ def test_catalogue_exec_fixes_on_databases_name_their_operation() -> None:
         for step in sc.mitigation:
             if isinstance(step, s.ExecStep) and step.command[0] in ("mongo", "mongosh"):
                 assert step.op is not None, pid
+
+
+def test_jobs_refuse_the_chaos_suite(tmp_path: Path) -> None:
+    from arena.bench.runner import Bench, BenchOptions
+
+    with pytest.raises(ValueError, match="jobs 1"):
+        Bench(BenchOptions(suite="chaos", policies=["chaos"], jobs=2, out=tmp_path)).run()
+    out = runner.invoke(bench_app, ["--suite", "chaos", "--jobs", "2", "--out", str(tmp_path)])
+    assert out.exit_code == 2 and "--jobs 1" in out.output
