@@ -53,8 +53,9 @@ def bench(
         int,
         typer.Option(
             min=1,
-            help="Run the scenarios in this many parallel shards, each a process with its own arena, NATS, Redis and "
-            "services on its own ports (not for the chaos or memory suites). Their records are merged into one.",
+            help="Run the scenarios in this many parallel workers, each a process with its own arena, NATS, Redis and "
+            "services on its own ports, taking the next scenario of its app when one is free (not for the chaos or "
+            "memory suites). Their records are merged into one.",
         ),
     ] = 1,
     transactions: Annotated[int, typer.Option(help="chaos suite: run until this many transactions.")] = 100,

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,9 +110,7 @@ class BenchOptions:
     noise: NoiseSpec | None = None
     """Benign changes during each scenario (``arena.bench.noise``): false positives and wrong attributions count."""
     jobs: int = 1
-    """Scenarios run in this many parallel shards, each a process with its own arena, NATS, Redis and services."""
-    shard: list[str] | None = None
-    """Run only these scenario ids of the suite's selection (one shard of a ``jobs`` run)."""
+    """Scenarios run by this many worker processes, each with its own arena, NATS, Redis and services."""
 
 
 def select(registry: Registry, suite: str, only: list[str]) -> list[str]:
@@ -239,15 +237,39 @@ def _plan_step(step: Any, app: AppSpec) -> list[Any]:
     return []
 
 
-def _run_shard(opts: BenchOptions, k: int) -> None:
-    """One shard of a ``--jobs`` run, in its own process: its record goes to ``opts.out/bench.json``."""
-    prefix = f"[{k}]"
+class Claims:
+    """Which worker of a ``--jobs`` run takes which scenario: a file of claimed keys under a lock shared by the
+    workers. A worker takes the next unclaimed scenario of the app it ran last (its services stay), else the first
+    unclaimed one, so the slow scenarios (a time limit reached) spread over the workers instead of one shard."""
+
+    def __init__(self, path: Path, lock: Any) -> None:
+        self.path, self.lock = path, lock
+
+    def take(
+        self, worker: int, prefix: str, ids: list[str], app_of: Callable[[str], str], prefer: str | None
+    ) -> str | None:
+        with self.lock:
+            lines = self.path.read_text().splitlines() if self.path.exists() else []
+            taken = {line.split(" ", 1)[1] for line in lines if " " in line}
+            free = [pid for pid in ids if prefix + pid not in taken]
+            if not free:
+                return None
+            pick = next((pid for pid in free if app_of(pid) == prefer), free[0])
+            with self.path.open("a") as f:
+                f.write(f"{worker} {prefix}{pick}\n")
+            return pick
+
+
+def _run_worker(opts: BenchOptions, k: int, claims: Claims, prefer: str | None) -> None:
+    """One worker of a ``--jobs`` run, in its own process: its record goes to ``opts.out/bench.json``."""
 
     def echo(line: str) -> None:
-        sys.stdout.write(f"{datetime.now(UTC):%H:%M:%S} {prefix} {line}\n")
+        sys.stdout.write(f"{datetime.now(UTC):%H:%M:%S} [{k}] {line}\n")
         sys.stdout.flush()
 
-    record = Bench(opts, echo).run()
+    bench = Bench(opts, echo)
+    bench.claims, bench.worker, bench.prefer = claims, k, prefer
+    record = bench.run()
     opts.out.mkdir(parents=True, exist_ok=True)
     (opts.out / "bench.json").write_text(record.model_dump_json(indent=2))
 
@@ -384,6 +406,9 @@ class Bench:
         self.systems_started = 0
         self.ids: list[str] = []
         self.prometheus: LocalServer | None = None
+        self.claims: Claims | None = None  # a --jobs worker: the scenarios it runs are claimed one at a time
+        self.worker: int = 0
+        self.prefer: str | None = None
 
     # -- the run -------------------------------------------------------------------------------------------------
     def run(self) -> BenchRecord:
@@ -392,9 +417,9 @@ class Bench:
         return asyncio.run(self._run())
 
     def _run_shards(self) -> BenchRecord:
-        """``jobs`` processes, each running every ``jobs``-th scenario of the selection (so each keeps the app order
-        and its services from one scenario to the next) in its own arena, on its own ports; the records are merged
-        in the selection's order. A shard that dies leaves an error record for each of its scenarios."""
+        """``jobs`` worker processes, each with its own arena, NATS, Redis and services on its own ports, taking
+        scenarios from a shared claim file (``Claims``); the records are merged in the selection's order. A scenario
+        no worker recorded (its worker died) gets an error record."""
         opts = self.opts
         if opts.suite == "chaos":
             raise ValueError("the chaos suite counts transactions across rounds: it runs with --jobs 1")
@@ -410,40 +435,47 @@ class Bench:
             settings={**FAST, **(embedding_env("<prometheus>", "<plane>") if opts.embedding else {})},
             noise=dataclasses.asdict(opts.noise) if opts.noise is not None else None,
         )
+        opts.out.mkdir(parents=True, exist_ok=True)
         ctx = multiprocessing.get_context("spawn")
-        shards = []
-        for k in range(jobs):
-            shard_opts = dataclasses.replace(opts, jobs=1, shard=ids[k::jobs], out=opts.out / f"shard-{k + 1}")
-            proc = ctx.Process(target=_run_shard, args=(shard_opts, k + 1), name=f"bench-shard-{k + 1}")
+        claims = Claims(opts.out / "claims.txt", ctx.Lock())
+        claims.path.write_text("")
+        workers = []
+        for k in range(1, jobs + 1):
+            worker_opts = dataclasses.replace(opts, jobs=1, out=opts.out / f"worker-{k}")
+            prefer = self.registry.get(ids[(k - 1) * len(ids) // jobs])[0].app  # workers start on different apps
+            proc = ctx.Process(target=_run_worker, args=(worker_opts, k, claims, prefer), name=f"bench-worker-{k}")
             proc.start()
-            shards.append((k + 1, shard_opts, proc))
+            workers.append((k, worker_opts, proc))
         runs: list[ScenarioRecord] = []
-        for k, shard_opts, proc in shards:
+        for k, worker_opts, proc in workers:
             proc.join()
-            out = shard_opts.out / "bench.json"
-            if proc.exitcode == 0 and out.exists():
-                for r in BenchRecord.model_validate_json(out.read_text()).runs:
-                    if r.services_log:
-                        r.services_log = f"shard-{k}/logs/{r.services_log}"
-                    runs.append(r)
+            out = worker_opts.out / "bench.json"
+            if proc.exitcode != 0 or not out.exists():
+                self.echo(f"worker {k} exited {proc.exitcode} without its record")
                 continue
-            self.echo(f"shard {k} exited {proc.exitcode}: its scenarios are recorded as errors")
-            for pid in shard_opts.shard or []:
-                sc, task = self.registry.get(pid)
-                runs += [
-                    ScenarioRecord(
-                        scenario=pid,
-                        task=task,
-                        app=sc.app,
-                        policy=policy,
-                        ablation=ablation,
-                        repeat=rep,
-                        error=f"bench shard {k} exited {proc.exitcode} (see shard-{k})",
-                    )
-                    for policy in opts.policies
-                    for ablation in opts.ablations
-                    for rep in range(opts.repeat)
-                ]
+            for r in BenchRecord.model_validate_json(out.read_text()).runs:
+                if r.services_log:
+                    r.services_log = f"worker-{k}/logs/{r.services_log}"
+                runs.append(r)
+        done = {(r.policy, r.ablation, r.repeat, r.scenario) for r in runs}
+        for policy in opts.policies:
+            for ablation in opts.ablations:
+                for rep in range(opts.repeat):
+                    for pid in ids:
+                        if (policy, ablation, rep, pid) not in done:
+                            sc, task = self.registry.get(pid)
+                            error = "no worker recorded it (a worker exited early: see its worker-N folder)"
+                            runs.append(
+                                ScenarioRecord(
+                                    scenario=pid,
+                                    task=task,
+                                    app=sc.app,
+                                    policy=policy,
+                                    ablation=ablation,
+                                    repeat=rep,
+                                    error=error,
+                                )
+                            )
         order = {pid: i for i, pid in enumerate(ids)}
         runs.sort(
             key=lambda r: (opts.policies.index(r.policy), opts.ablations.index(r.ablation), r.repeat, order[r.scenario])
@@ -457,7 +489,6 @@ class Bench:
         ids = select(self.registry, opts.suite, opts.only)
         if not ids:
             raise ValueError(f"no {SUITES[opts.suite]} scenario in the suite {opts.suite} (filter {opts.only})")
-        run_ids = ids if opts.shard is None else [pid for pid in ids if pid in opts.shard]
         record = BenchRecord(
             suite=opts.suite,
             command=opts.command,
@@ -490,7 +521,7 @@ class Bench:
                         await self._chaos(record, ids, ablation)
                         continue
                     for rep in range(opts.repeat):
-                        for pid in run_ids:
+                        for pid in self._order(ids, f"{policy}/{ablation}/{rep}/"):
                             record.runs.append(await self._scenario(pid, policy, ablation, rep))
         finally:
             await self._stop_system()
@@ -505,6 +536,17 @@ class Bench:
                     server.stop()
             arena.stop()
         return record
+
+    def _order(self, ids: list[str], prefix: str) -> Iterator[str]:
+        """The scenarios this process runs: all of them, or (a ``--jobs`` worker) those it claims one at a time."""
+        if self.claims is None:
+            yield from ids
+            return
+        prefer = self.prefer
+        app_of = lambda pid: self.registry.get(pid)[0].app  # noqa: E731
+        while (pid := self.claims.take(self.worker, prefix, ids, app_of, prefer)) is not None:
+            prefer = app_of(pid)
+            yield pid
 
     async def _chaos(self, record: BenchRecord, ids: list[str], ablation: str) -> None:
         """Rounds over the mitigation scenarios with the chaos policy (a new seed each time) until enough
