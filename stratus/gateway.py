@@ -763,7 +763,7 @@ class WriteGateway(ReadGateway):
             pre = await self._call(self._pre_image_sync, action)
         if isinstance(checked, WriteResult):
             return checked
-        intent, request, dry = checked
+        intent, request, _ = checked
         self.writes += 1
         self._written.pop(_key(action), None)
         try:
@@ -786,7 +786,7 @@ class WriteGateway(ReadGateway):
                 "ts": _now(),
                 "pre_image": None,
                 "undo": [],
-                "dry_run": summarise(dry) if isinstance(dry, dict) else None,
+                "dry_run": None,
             }
         )
         if recorded_ok is True and self.journal_batch is not None:
@@ -877,11 +877,12 @@ class WriteGateway(ReadGateway):
                 "undo; choose an action whose effect can be reverted.",
                 rule="no_undo",
             )
-        intent = self._intent(action, pre, undo, note)
+        intent = self._intent(action, pre, undo, note, dry)
         await self._journal_fenced(intent)
         return intent, request, dry
 
-    def _intent(self, action: Action, pre: Obj | None, undo: list[Action], note: str) -> JournalRecord:
+    def _intent(self, action: Action, pre: Obj | None, undo: list[Action], note: str, dry: Any = None) -> JournalRecord:
+        """The next intent record; ``dry``: the dry run's answer, when the intent is journaled after it."""
         seq = self.next_seq
         self.next_seq += 1
         return JournalRecord(
@@ -893,6 +894,7 @@ class WriteGateway(ReadGateway):
             action=action,
             pre_image=pre,
             undo=undo,
+            dry_run=summarise(dry) if isinstance(dry, dict) else None,
             message=note,
         )
 
