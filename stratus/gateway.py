@@ -5,19 +5,25 @@ Why it is shaped this way:
 - **Two faces.** ``ReadGateway`` (detector, diagnoser) executes reads and renders them as text an agent can read;
   every write it is asked for is refused. ``WriteGateway`` (mitigator, undoer) adds writes, and only under a lease.
 - **Every write is a write-ahead step (DESIGN.md R2), in this order:** confine -> the lease's scope must equal the
-  action's scope -> server-side dry run (``dryRun=All``; a failure returns the API's message, nothing changes and
-  nothing is journaled) -> read the pre-image -> the ready-capacity guard (a write that would terminate Ready pods is
-  refused, ``stratus.disruption``: undo restores specs, not processes) -> build the undo record (an action with no
-  recordable undo is refused) -> ``journal_intent`` (if it raises, the write is not sent) -> fencing check -> the
-  write -> ``journal_outcome``. Undo writes (``apply_undo``) skip the guard: they restore the pre-image.
+  action's scope -> the write policy's request rules (kind, verb, scope: ``WritePolicy.check_request``) -> read the
+  pre-image -> server-side dry run (``dryRun=All``; a failure returns the API's message and nothing changes) -> the
+  policy's result rules (``check_result``, on the dry run's object) -> the ready-capacity guard (a write that would
+  terminate Ready pods is refused, ``stratus.disruption``: undo restores specs, not processes) -> the undo record (an
+  action with no recordable undo is refused) -> ``journal_intent`` (if it raises, the write is not sent) with the
+  fencing check beside it -> the write -> ``journal_outcome``. Undo writes (``apply_undo``) skip the guard: they
+  restore the pre-image.
 - **Where the time goes, and what is not waited for.** A write costs a dry run, the intent's acknowledgement (the
-  fence is checked meanwhile) and the write. The pre-image of an object this gateway wrote last, when the object has
-  no status (nothing but writers change it), is the response to that write rather than a new GET: the request
-  carries its resourceVersion as a precondition, so the dry run proves it current, and a conflict reads again. An
-  intent without an outcome is undone anyway, so no write waits for its own outcome: the outcome of a write the API
-  accepted goes out with the next intent as one JetStream message (``journal_batch``; alone at ``flush``), and any
-  other outcome (a refused write, which the undoer skips; a failed command) is sent at once and acknowledged before
-  the next intent.
+  fence is checked meanwhile) and the write. For an update of an existing object the intent does not depend on the
+  dry run (its undo restores the pre-image), so it is appended while the dry run is on the wire, and voided with an
+  ``ok=False`` outcome (which the undoer skips) when the write is then refused or its dry run fails; undoing it had the
+  void been lost would restore an unchanged pre-image. A create, a delete or an exec is journaled only once judged
+  (the undo of a create that never ran would delete somebody else's object). The pre-image of an object this gateway
+  wrote last, when the object has no status (nothing but writers change it), is the response to that write rather
+  than a new GET: the request carries its resourceVersion as a precondition, so the dry run proves it current, and a
+  conflict reads again. An intent without an outcome is undone anyway, so no write waits for its own outcome: the
+  outcome of a write the API accepted goes out with the next intent as one JetStream message (``journal_batch``;
+  alone at ``flush``), and any other outcome (a refused write, which the undoer skips; a failed command) is sent at
+  once and acknowledged before the next intent.
 - **The undo restores exactly what the write replaced.** Every write carries the pre-image's ``resourceVersion`` as a
   precondition (in the patch body, as a JSON-patch ``test`` op, or as delete preconditions). Controllers bump it with
   status updates all the time, so on a conflict the object is read again: if its spec-level state (``digest.normalise``)
@@ -742,90 +748,27 @@ class WriteGateway(ReadGateway):
         # last and the object has no status (no controller writes it), the response to that write is the candidate
         # pre-image instead of a GET: the request carries its resourceVersion as a precondition, so the server's dry
         # run proves it is the current object (a conflict falls back to a fresh read). Same guarantee, one read less.
+        self.policy.check_request(action)
         pre = None if isinstance(action, (Create, Exec)) else self._written.get(_key(action))
         reused = pre is not None
         if pre is None:
             pre = await self._call(self._pre_image_sync, action)
         while True:
-            # The undo record needs only the pre-image (and, for some kinds, reads of the owners): when it reads the
-            # cluster it is computed while the dry run is on the wire; otherwise it is a copy, made after the dry run
-            # (a task of its own would compete with the request for the interpreter). Nothing is journaled or sent for
-            # real before both are back.
-            undo_task = asyncio.ensure_future(self._undo_record(action, pre)) if _undo_reads(action) else None
-            if undo_task is not None:
-                undo_task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            try:
-                try:
-                    computed = isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo))
-                    request = (
-                        await self._call(self._build_sync, action, pre) if computed else self._build_sync(action, pre)
-                    )
-                    if reused and (pre is None or request is None or precondition_of(request) != _rv(pre)):
-                        raise KubeApiError(409, "Conflict", "the remembered object is not the request's precondition")
-                    dry = await self._send(action, pre, dry_run=True, request=request, refresh=not reused)
-                except KubeApiError as exc:
-                    if reused and _is_conflict(exc):
-                        self._written.pop(_key(action), None)
-                        reused = False
-                        pre = await self._call(self._pre_image_sync, action)
-                        continue
-                    return WriteResult(
-                        ok=False,
-                        action=action,
-                        executed=False,
-                        message=f"Dry run failed, nothing was changed: {exc}",
-                    )
-                # stratus.writepolicy: the dry run's result against the pre-image (and, when a workload gets an image
-                # it does not run now, against the images its own revisions ran: a rollback brings no new registry)
-                history = pre is not None and str(pre.get("kind")) in REVISION_KINDS and introduced_images(pre, dry)
-                ran_before = await self._call(self._history_images_sync, pre) if history else set()
-                self.policy.check(action, pre, dry, ran_before)
-                loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
-                if loss:
-                    raise Refusal(
-                        f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity"
-                    )
-                undo, note = await undo_task if undo_task is not None else self._undo_for_sync(action, pre)
+            checked = await self._checked(action, pre, reused)
+            if checked is not None:
                 break
-            finally:
-                if undo_task is not None:
-                    undo_task.cancel()
-        if undo is None:
-            raise Refusal(
-                f"Write operation '{action.verb}' on {action.target} refused: {note} Every write needs a recorded "
-                "undo; choose an action whose effect can be reverted.",
-                rule="no_undo",
-            )
-        seq = self.next_seq
-        self.next_seq += 1
-        intent = JournalRecord(
-            incident_id=self.incident_id,
-            tx_id=self.tx_id,
-            attempt=self.attempt,
-            seq=seq,
-            phase="intent",
-            action=action,
-            pre_image=pre,
-            undo=undo,
-            dry_run=summarise(dry) if isinstance(dry, dict) else None,
-            message=note,
-        )
-        # The intent must be durable and the lease current before the write; the two are independent round trips.
-        # The previous write's outcome is acknowledged first (the journal's order is the writes' order).
-        # Both round trips are in flight together: the append is awaited here, the fence runs beside it (one task).
-        fenced = asyncio.ensure_future(self._fence())
-        fenced.add_done_callback(lambda t: t.cancelled() or t.exception())
-        try:
-            await self._append_intent(intent)
-        finally:
-            if not fenced.done():
-                await asyncio.wait([fenced])
-        fenced.result()
+            # A remembered pre-image that is no longer current: read it and start again.
+            self._written.pop(_key(action), None)
+            reused = False
+            pre = await self._call(self._pre_image_sync, action)
+        if isinstance(checked, WriteResult):
+            return checked
+        intent, request, _ = checked
         self.writes += 1
         self._written.pop(_key(action), None)
         try:
             after = await self._send(action, pre, dry_run=False, request=request)
-            ok, message = True, _done(action, after, note, created=pre is None)
+            ok, message = True, _done(action, after, intent.message, created=pre is None)
             self._remember(action, after)
             summary = summarise(after) if isinstance(after, dict) and after.get("metadata") else None
         except KubeApiError as exc:
@@ -858,8 +801,140 @@ class WriteGateway(ReadGateway):
             self._outcome = pending
         # Every field is typed here, and the action and the undo passed the intent record's validation just now.
         return WriteResult.model_construct(
-            ok=ok, action=intent.action, executed=True, message=message, object=summary, seq=seq, undo=intent.undo
+            ok=ok,
+            action=intent.action,
+            executed=True,
+            message=message,
+            object=summary,
+            seq=intent.seq,
+            undo=intent.undo,
         )
+
+    async def _checked(
+        self, action: Action, pre: Obj | None, reused: bool
+    ) -> tuple[JournalRecord, WireRequest | None, Any] | WriteResult | None:
+        """Dry-run ``action`` against ``pre``, judge the result and journal the intent; fence the lease.
+
+        Returns the journaled intent, the request and the dry run's result when the write may be sent; a
+        ``WriteResult`` when the dry run failed (nothing changed); None when ``pre`` was remembered (``reused``) and is
+        no longer current. Raises ``Refusal`` when the write policy, the ready-capacity guard or the undo refuses it.
+
+        The intent's round trip (with the fence beside it) is the longest wait after the dry run's, and for an update
+        of an existing object nothing in the intent depends on the dry run: its undo restores the pre-image. So that
+        intent is appended while the dry run is on the wire, and voided (an ``ok=False`` outcome: the undoer skips it)
+        when the write is not sent after all. Every other write (a create, a delete, an exec, a Deployment whose undo
+        reads its ReplicaSets) is journaled only once it is judged: the undo of an intent that never ran must be
+        harmless even when the void is lost with a crash, and restoring an unchanged pre-image is.
+        """
+        undo_task = asyncio.ensure_future(self._undo_record(action, pre)) if _undo_reads(action) else None
+        if undo_task is not None:
+            undo_task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        early: tuple[JournalRecord, asyncio.Future[None]] | None = None
+        if undo_task is None and pre is not None and _restores_pre_image(action):
+            undo, note = self._undo_for_sync(action, pre)
+            if undo:
+                intent = self._intent(action, pre, undo, note)
+                journaled = asyncio.ensure_future(self._journal_fenced(intent))
+                journaled.add_done_callback(lambda t: t.cancelled() or t.exception())
+                early = intent, journaled
+        try:
+            try:
+                computed = isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo))
+                request = await self._call(self._build_sync, action, pre) if computed else self._build_sync(action, pre)
+                if reused and (pre is None or request is None or precondition_of(request) != _rv(pre)):
+                    raise KubeApiError(409, "Conflict", "the remembered object is not the request's precondition")
+                dry = await self._send(action, pre, dry_run=True, request=request, refresh=not reused)
+            except KubeApiError as exc:
+                await self._void(early, f"the dry run failed: {exc}")
+                if reused and _is_conflict(exc):
+                    return None
+                return WriteResult(
+                    ok=False, action=action, executed=False, message=f"Dry run failed, nothing was changed: {exc}"
+                )
+            # stratus.writepolicy: the dry run's result against the pre-image (and, when a workload gets an image it
+            # does not run now, against the images its own revisions ran: a rollback brings no new registry)
+            history = pre is not None and str(pre.get("kind")) in REVISION_KINDS and introduced_images(pre, dry)
+            ran_before = await self._call(self._history_images_sync, pre) if history else set()
+            self.policy.check_result(action, pre, dry, ran_before)
+            loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
+            if loss:
+                raise Refusal(
+                    f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity"
+                )
+            if early is not None:
+                await early[1]
+                return early[0], request, dry
+            undo, note = await undo_task if undo_task is not None else self._undo_for_sync(action, pre)
+        except Exception as exc:
+            await self._void(early, str(exc))
+            raise
+        finally:
+            if undo_task is not None:
+                undo_task.cancel()
+        if undo is None:
+            raise Refusal(
+                f"Write operation '{action.verb}' on {action.target} refused: {note} Every write needs a recorded "
+                "undo; choose an action whose effect can be reverted.",
+                rule="no_undo",
+            )
+        intent = self._intent(action, pre, undo, note, dry)
+        await self._journal_fenced(intent)
+        return intent, request, dry
+
+    def _intent(self, action: Action, pre: Obj | None, undo: list[Action], note: str, dry: Any = None) -> JournalRecord:
+        """The next intent record; ``dry``: the dry run's answer, when the intent is journaled after it."""
+        seq = self.next_seq
+        self.next_seq += 1
+        return JournalRecord(
+            incident_id=self.incident_id,
+            tx_id=self.tx_id,
+            attempt=self.attempt,
+            seq=seq,
+            phase="intent",
+            action=action,
+            pre_image=pre,
+            undo=undo,
+            dry_run=summarise(dry) if isinstance(dry, dict) else None,
+            message=note,
+        )
+
+    async def _journal_fenced(self, intent: JournalRecord) -> None:
+        """Append ``intent`` (durable before its write is sent) with the fence checked beside it."""
+        # The previous write's outcome is acknowledged first (the journal's order is the writes' order). The two round
+        # trips are independent: the append is awaited here, the fence runs beside it (one task).
+        fenced = asyncio.ensure_future(self._fence())
+        fenced.add_done_callback(lambda t: t.cancelled() or t.exception())
+        try:
+            await self._append_intent(intent)
+        finally:
+            if not fenced.done():
+                await asyncio.wait([fenced])
+        fenced.result()
+
+    async def _void(self, early: tuple[JournalRecord, asyncio.Future[None]] | None, why: str) -> None:
+        """Record that an intent appended ahead of its checks was not sent (an ``ok=False`` outcome, which the undoer
+        skips). When its append or fence failed there is nothing to void: no write follows it either way."""
+        if early is None:
+            return
+        intent, journaled = early
+        try:
+            await journaled
+        except Exception:  # the write is refused for another reason already: no void needed
+            return
+        void = intent.model_copy(
+            update={
+                "phase": "outcome",
+                "ok": False,
+                "message": f"Not sent: {why}",
+                "id": new_id("msg"),
+                "ts": _now(),
+                "pre_image": None,
+                "undo": [],
+            }
+        )
+        pending = asyncio.ensure_future(cast(JournalCallback, self.journal_outcome)(void))
+        pending.add_done_callback(_log_lost_outcome)
+        self._outcome = pending
 
     async def _append_intent(self, intent: JournalRecord) -> None:
         await self._acknowledged()
@@ -1194,6 +1269,12 @@ def _is_conflict(exc: KubeApiError) -> bool:
 def _log_lost_outcome(task: asyncio.Future[object]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("a write's outcome was not journaled (the next write is refused): %r", task.exception())
+
+
+def _restores_pre_image(action: Action) -> bool:
+    """Whether the undo of ``action`` on an existing object puts its pre-image back (an update, not a create, a delete
+    or an exec): undoing it when it never ran changes nothing, so its intent may be journaled before it is judged."""
+    return not isinstance(action, (Create, Delete, Exec))
 
 
 def _undo_reads(action: Action) -> bool:

@@ -33,7 +33,7 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -265,20 +265,17 @@ class WritePolicy(BaseModel):
 
     def check(self, action: Action, pre: Obj | None, after: Any, ran_before: Collection[str] = ()) -> None:
         """Raise ``PolicyRefusal`` unless ``action`` may turn ``pre`` (None: absent) into ``after`` (the dry run's
-        result). Exec is judged on kind, verb and scope only: its command is the exec catalogue's business.
-        ``ran_before``: images the object's own revisions ran (``history_images``); their registries count as the
-        object's own."""
+        result): ``check_request`` and then ``check_result``."""
+        self.check_request(action)
+        self.check_result(action, pre, after, ran_before)
+
+    def check_request(self, action: Action) -> None:
+        """The rules the action alone decides (kind, verb and scope: control kinds, volume deletion, the grants).
+        The gateway applies them before it reads, journals or sends anything. Exec is judged on these only: its
+        command is the exec catalogue's business."""
         verb, kind, scope = action.verb, action.kind, action.scope
-        rules = self.rules_for(scope) or ScopeRules()
-        waived = set(rules.waive)
-
-        def refuse(guard: str, why: str, instead: str) -> PolicyRefusal:
-            return PolicyRefusal(
-                f"Write operation '{verb}' on {action.target} refused by the write policy ({guard}): {why}. "
-                f"Instead: {instead}",
-                guard,
-            )
-
+        waived = self._waived(scope)
+        refuse = _refuser(action)
         kinds = {kind, *(_manifest_kind(action),)} - {None}
         for k in sorted(str(k) for k in kinds):
             if k in _CONTROL_KINDS and _CONTROL_KINDS[k][0] not in waived:
@@ -300,8 +297,17 @@ class WritePolicy(BaseModel):
                 "Use a write the scope's grants allow (for a workload: patch, scale, set image/env, rollout), or "
                 "report that the fix needs this write so an operator can grant it.",
             )
+
+    def check_result(self, action: Action, pre: Obj | None, after: Any, ran_before: Collection[str] = ()) -> None:
+        """The rules judged on what the write would do: ``after`` (the server's dry-run result) against ``pre``.
+        ``ran_before``: images the object's own revisions ran (``history_images``); their registries count as the
+        object's own."""
         if isinstance(action, (Delete, Exec)):
             return
+        kind = action.kind
+        rules = self.rules_for(action.scope) or ScopeRules()
+        waived = set(rules.waive)
+        refuse = _refuser(action)
         if not isinstance(after, dict) or after.get("kind") not in (None, kind) or "metadata" not in after:
             raise refuse(
                 "dry_run",
@@ -311,6 +317,22 @@ class WritePolicy(BaseModel):
         for name, why, instead in _violations(kind, pre, after, action, rules, frozenset(ran_before)):
             if name not in waived:
                 raise refuse(name, why, instead)
+
+    def _waived(self, scope: str) -> set[str]:
+        return set((self.rules_for(scope) or ScopeRules()).waive)
+
+
+def _refuser(action: Action) -> Callable[[str, str, str], PolicyRefusal]:
+    """A ``PolicyRefusal`` factory for ``action``: the guard, why, and what to do instead."""
+
+    def refuse(guard: str, why: str, instead: str) -> PolicyRefusal:
+        return PolicyRefusal(
+            f"Write operation '{action.verb}' on {action.target} refused by the write policy ({guard}): {why}. "
+            f"Instead: {instead}",
+            guard,
+        )
+
+    return refuse
 
 
 def _manifest_kind(action: Action) -> str | None:

@@ -1,6 +1,7 @@
 """The write policy on the real write path: kubectl lines and typed tool calls through the WriteGateway against the
 arena. Every hostile write is refused by the policy (judged on the server's dry-run result, whatever the patch form),
-nothing is journaled and the scope's digest does not move; Secret values never reach a reader."""
+nothing is journaled as a write that may have run (an update's intent, appended beside its dry run, is voided) and the
+scope's digest does not move; Secret values never reach a reader."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from stratus.actions import Action, Create
 from stratus.contracts import JournalRecord, Lease, utcnow
 from stratus.gateway import KubeApi, ReadGateway, WriteGateway
+from stratus.journal import undo_plan
 from stratus.scrub import MASK
 
 pytestmark = pytest.mark.integration
@@ -150,7 +152,11 @@ async def test_hostile_writes_are_refused_and_change_nothing(kubeconfig: Path, n
         for action in typed:
             with pytest.raises(Exception, match="refused by the write policy"):
                 await gw.write(action)
-        assert journal.records == [], "a refused write is never journaled"
+        await gw.flush()
+        assert undo_plan(journal.records) == [], "a refused write is never journaled as one that may have run"
+        intents = {r.seq for r in journal.records if r.phase == "intent"}
+        voids = {r.seq for r in journal.records if r.phase == "outcome" and r.ok is False}
+        assert intents == voids and all(r.action.verb not in ("create", "delete") for r in journal.records)
         assert gw.writes == 0
         after = await reader.state_digest(ns)
         assert after.digest == before.digest

@@ -1,6 +1,8 @@
-"""The write pipeline's order on an in-memory API: pre-image, then the dry run of the one built request, then the
-journal intent and the fence, then that same request for real, then the outcome (acknowledged before the next intent).
-A failing dry run or a refusal journals nothing, fences nothing and sends nothing for real."""
+"""The write pipeline's order on an in-memory API: pre-image, then the dry run of the one built request with (for an
+update of an existing object) the journal intent and the fence beside it, then that same request for real, then the
+outcome (acknowledged before the next intent). A failing dry run or a refusal sends nothing for real; an update's
+intent journaled beside its dry run is voided (an ``ok=False`` outcome the undoer skips), and a create, delete or
+exec is journaled only once it is judged."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from typing import Any, cast
 
 import pytest
 
-from stratus.actions import Delete, Patch
+from stratus.actions import Create, Delete, Patch
 from stratus.confinement import Refusal
 from stratus.contracts import JournalRecord, Lease, utcnow
 from stratus.gateway import FencingRefused, KubeApi, KubeApiError, WriteGateway
+from stratus.journal import undo_plan
 from stratus.writerequest import WireRequest
 
 Obj = dict[str, Any]
@@ -79,7 +82,7 @@ async def test_the_write_is_the_dry_run_request_without_dry_run() -> None:
     result = await gw.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "v"}}))
     assert result.ok, result.message
     await gw.flush()
-    assert log[:2] == ["get", "dry"] and sorted(log[2:4]) == ["fence", "intent"] and log[4:] == ["write", "outcome"]
+    assert log[0] == "get" and sorted(log[1:4]) == ["dry", "fence", "intent"] and log[4:] == ["write", "outcome"]
     dry, real = api.sent
     assert dry == real.dry_run() and not real.is_dry_run
 
@@ -196,7 +199,7 @@ async def test_a_fence_refusal_beside_a_journaled_intent_sends_nothing() -> None
     gw.check_fence = lost_lease
     with pytest.raises(FencingRefused):
         await gw.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "v"}}))
-    assert "write" not in log and sorted(log[2:]) == ["fence", "intent"] and gw.writes == 0
+    assert "write" not in log and sorted(log[1:]) == ["dry", "fence", "intent"] and gw.writes == 0
 
     # Both fail: the journal's error is the one raised, and the fence's is settled, not left unretrieved.
     log.clear()
@@ -209,3 +212,34 @@ async def test_a_fence_refusal_beside_a_journaled_intent_sends_nothing() -> None
     with pytest.raises(ConnectionError, match="journal"):
         await failing.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "w"}}))
     assert "write" not in log
+
+
+async def test_an_update_journaled_beside_a_failing_dry_run_or_a_refusal_is_voided() -> None:
+    api = FakeApi({("ConfigMap", "shop", "conf"): CM})
+    records: list[JournalRecord] = []
+
+    async def record(r: JournalRecord) -> None:
+        records.append(r)
+
+    async def fence(scope: str, token: int) -> None:
+        pass
+
+    lease = Lease(scope="shop", holder="t", token=1, expires_at=utcnow())
+    gw = WriteGateway(cast(KubeApi, api), lease=lease, check_fence=fence, journal_intent=record, journal_outcome=record)
+
+    def failing_dry_run(req: WireRequest) -> Obj:
+        raise KubeApiError(422, "Invalid", "data: Invalid value")
+
+    api.send = failing_dry_run  # type: ignore[method-assign]
+    result = await gw.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {"k": "v"}}))
+    assert not result.ok and not result.executed and gw.writes == 0
+    await gw.flush()
+    assert [(r.phase, r.ok) for r in records] == [("intent", None), ("outcome", False)]
+    assert "Not sent: the dry run failed" in records[1].message and undo_plan(records) == []
+
+    # A create or a delete is never journaled ahead of its checks: the undo of a create that never ran would delete
+    # an object someone else made.
+    records.clear()
+    with_conflict = await gw.write(Create(manifest={**CM, "metadata": {"name": "new", "namespace": "shop"}}))
+    gone = await gw.write(Delete(kind="ConfigMap", namespace="shop", name="conf"))
+    assert not with_conflict.ok and not gone.ok and records == []
