@@ -1,6 +1,6 @@
 """``stratus bench`` end to end: a two-scenario mitigation suite with the scripted policy (each scenario's documented
-fix), through the installed CLI, with its own arena, NATS, Redis and the six services as processes. The three outputs
-exist and agree with each other."""
+fix), through the installed CLI, with two workers (``--jobs 2``), each with its own arena, NATS, Redis and the six
+services as processes. The merged outputs exist and agree with each other."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ SCENARIOS = ["k8s_target_port-misconfig-mitigation-1", "scale_pod_zero_social_ne
 def test_two_scenario_suite_writes_consistent_outputs(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     cmd = [str(Path(sys.executable).parent / "stratus"), "bench", "--policy", "scripted", "--out", str(out)]
+    cmd += ["--jobs", "2"]
     for pid in SCENARIOS:
         cmd += ["--only", pid]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=420)
@@ -38,6 +39,11 @@ def test_two_scenario_suite_writes_consistent_outputs(tmp_path: Path) -> None:
         assert r.actions >= 1 and r.attempts[0].decision == "commit"
     raw = json.loads((out / "bench.json").read_text())
     assert len(raw["runs"]) == 2
+    claims = (out / "claims.txt").read_text().split()
+    assert sorted(claims[1::2]) == sorted(f"scripted/none/0/{pid}" for pid in SCENARIOS), claims
+    assert {claims[0], claims[2]} <= {"1", "2"}, claims  # usually one each; a late worker may find none left
+    for r in record.runs:
+        assert r.services_log and (out / r.services_log).exists(), r.services_log
 
     report = (out / "report.md").read_text()
     ok = sum(r.success for r in record.runs)
