@@ -524,3 +524,18 @@ def test_deleting_a_mutating_webhook_restarts_the_workloads_whose_pods_it_rewrot
     assert "keep the mutation until they are replaced" in tied[0].why[-1]
     decoy = [c for c in tied if c.change.key == "MutatingWebhookConfiguration/sidecar-injector"]
     assert all(len(c.actions) == 1 for c in decoy)  # it intercepts no pod here: nothing to restart
+
+
+def test_a_corefile_without_the_reload_plugin_is_followed_by_a_restart_of_the_server_that_mounts_it() -> None:
+    tools, after = now("dns-corefile-silent")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    before = healthy("dns-corefile-silent")
+    tied, _ = candidates(before, after, snap)
+    assert len(tied[0].actions) == 1  # the healthy Corefile reloads itself
+    for snapshot in (before, after):
+        cm = snapshot.objects["ConfigMap/kube-system/coredns"]
+        cm["data"] = {"Corefile": cm["data"]["Corefile"].replace("    reload\n", "")}
+    tied, _ = candidates(before, after, snap)
+    patch, restart = tied[0].actions
+    assert isinstance(patch, Patch) and isinstance(restart, RolloutRestart)
+    assert restart.target == "Deployment/kube-system/coredns"

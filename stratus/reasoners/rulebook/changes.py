@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from stratus.actions import ACTION_ADAPTER, KINDS, Action, Create, Delete, Patch, RolloutRestart, Scale
-from stratus.lastgood import CLUSTER_DNS, DNS_NAMESPACE, LastGood, LastGoodSource, ObjectLister, capture
+from stratus.lastgood import (
+    CLUSTER_DNS,
+    DNS_NAMESPACE,
+    LastGood,
+    LastGoodSource,
+    ObjectLister,
+    capture,
+    dns_configs_mounted,
+)
 from stratus.reasoners.rulebook.analyzers import Finding
 from stratus.reasoners.rulebook.relations import foreign_pods
 from stratus.reasoners.rulebook.snapshot import Snapshot, labels_match, meta, name_of, spec, status
@@ -680,7 +688,7 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
     changes = diff(before, after)
     if not bad:
         read, labels = _configs_read(snap), [meta(p).get("labels") or {} for p in snap.live_pods()]
-        dns = _dns_candidates(changes, snap)
+        dns = _dns_candidates(changes, snap, after)
         # The cluster's DNS objects are suspects only on evidence that names do not resolve.
         own = [c for c in changes if not _is_dns(c.namespace, snap.namespace)]
         suspects = sorted(dns + _silent_candidates(own, read, labels), key=lambda c: -c.score)[:MAX_CANDIDATES]
@@ -703,6 +711,11 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
                 names = ", ".join(str(r.name) for r in restarts)
                 why.append(f"pods read it as env, fixed when they start: restart {names}")
             actions += restarts
+        if _is_dns(ch.namespace, snap.namespace) and actions:
+            reloads = _dns_reloads(ch, after)
+            if reloads:
+                why.append("the restored Corefile has no reload plugin: restart the server")
+            actions += reloads
         if ch.kind == "MutatingWebhookConfiguration" and ch.op in ("created", "changed") and actions:
             restarts = _mutated_workloads(ch, ctx)
             if restarts:
@@ -739,7 +752,7 @@ def _node_taints_together(tied: list[Candidate]) -> list[Candidate]:
     return out
 
 
-def _dns_candidates(changes: list[Change], snap: Snapshot) -> list[Candidate]:
+def _dns_candidates(changes: list[Change], snap: Snapshot, after: LastGood) -> list[Candidate]:
     """With nothing unhealthy in Kubernetes terms, the cluster DNS changes, when clients report names that do not
     resolve (pods stay Ready while every call by name fails)."""
     unresolved = resolution_failures(snap)
@@ -747,8 +760,31 @@ def _dns_candidates(changes: list[Change], snap: Snapshot) -> list[Candidate]:
     for c in changes:
         why = _dns_ties(c, unresolved) if c.revertable and _is_dns(c.namespace, snap.namespace) else []
         if why:
-            out.append(Candidate(c, why[0][0], [why[0][1]], revert_actions(c)))
+            restarts = _dns_reloads(c, after)
+            texts = [
+                why[0][1],
+                *(["the restored Corefile has no reload plugin: restart the server"] if restarts else []),
+            ]
+            out.append(Candidate(c, why[0][0], texts, revert_actions(c) + restarts))
     return out
+
+
+_RELOAD = re.compile(r"^\s*reload\b", re.MULTILINE)
+
+
+def _dns_reloads(change: Change, after: LastGood) -> list[Action]:
+    """Restarts of the DNS server Deployments that mount a reverted Corefile without the ``reload`` plugin: CoreDNS
+    reads its configuration at start only, unless that plugin watches it."""
+    if change.kind != "ConfigMap" or change.pointer != "/data" or not isinstance(change.old, dict):
+        return []
+    corefile = change.old.get("Corefile")
+    if not isinstance(corefile, str) or _RELOAD.search(corefile):
+        return []
+    return [
+        RolloutRestart(kind="Deployment", namespace=change.namespace, name=str(meta(d).get("name")))
+        for d in after.of("Deployment")
+        if meta(d).get("namespace") == change.namespace and dns_configs_mounted(d, {change.name})
+    ]
 
 
 def _configs_read(snap: Snapshot) -> set[str]:
