@@ -12,7 +12,7 @@ from stratus.actions import Create, Delete, Patch, RolloutRestart
 from stratus.contracts import DiagnoseRequest
 from stratus.lastgood import CLUSTER_DNS, LastGood, capture
 from stratus.reasoners.rulebook import RulebookDiagnosisReasoner, RulebookMitigationReasoner
-from stratus.reasoners.rulebook.changes import candidates, diff, findings, revert_actions
+from stratus.reasoners.rulebook.changes import candidates, change_findings, diff, findings, revert_actions
 from stratus.reasoners.rulebook.mitigate import MIN_CONFIDENCE
 from stratus.reasoners.rulebook.snapshot import collect
 from stratus.writepolicy import WritePolicy
@@ -539,3 +539,20 @@ def test_a_corefile_without_the_reload_plugin_is_followed_by_a_restart_of_the_se
     patch, restart = tied[0].actions
     assert isinstance(patch, Patch) and isinstance(restart, RolloutRestart)
     assert restart.target == "Deployment/kube-system/coredns"
+
+
+def test_a_client_that_logs_nothing_is_heard_through_its_failed_spans() -> None:
+    before = healthy("dns-corefile-silent")
+
+    async def source(scope: str) -> LastGood | None:
+        return before
+
+    tools = CaseTools(DATA / "dns-corefile-silent")
+    tools.log_texts = {}
+    lookup = "dial tcp: lookup ad on 10.96.0.10:53: no such host"
+    tools.trace_list = [
+        {"spans": [{"logs": [{"fields": [{"key": "event", "value": "error"}, {"key": "message", "value": lookup}]}]}]}
+    ]
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    found = asyncio.run(change_findings(source, tools, snap))
+    assert [f.target for f in found] == ["ConfigMap/kube-system/coredns"] and snap.traces

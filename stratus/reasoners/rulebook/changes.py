@@ -28,13 +28,13 @@ from stratus.lastgood import (
     DNS_NAMESPACE,
     LastGood,
     LastGoodSource,
-    ObjectLister,
     capture,
     dns_configs_mounted,
 )
 from stratus.reasoners.rulebook.analyzers import Finding
 from stratus.reasoners.rulebook.relations import foreign_pods
-from stratus.reasoners.rulebook.snapshot import Snapshot, labels_match, meta, name_of, spec, status
+from stratus.reasoners.rulebook.snapshot import Snapshot, labels_match, meta, name_of, read_traces, spec, status
+from stratus.reasoning import ClusterTools
 from stratus.severity import autoscaler_problem, pod_problems
 
 Obj = dict[str, Any]
@@ -968,7 +968,7 @@ def revert_plan_actions(finding: Finding) -> list[Action]:
     return [ACTION_ADAPTER.validate_python(a) for a in finding.facts.get("revert") or []]
 
 
-async def change_findings(source: LastGoodSource | None, tools: ObjectLister, snap: Snapshot) -> list[Finding]:
+async def change_findings(source: LastGoodSource | None, tools: ClusterTools, snap: Snapshot) -> list[Finding]:
     """The change candidates of a scope, when a last healthy snapshot exists (none otherwise, or on a read error)."""
     if source is None:
         return []
@@ -980,4 +980,7 @@ async def change_findings(source: LastGoodSource | None, tools: ObjectLister, sn
     except Exception as exc:  # the memory is an aid: without it the analyzers still run
         snap.read_errors.append(f"last-good: {exc}")
         return []
+    dns_changed = any(_is_dns(c.namespace, snap.namespace) and c.revertable for c in diff(before, after))
+    if dns_changed and not snap.traces and not resolution_failures(snap):
+        await read_traces(tools, snap)  # a client that logs nothing still records its failed lookups in its spans
     return findings(before, after, snap)
