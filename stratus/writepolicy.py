@@ -273,7 +273,7 @@ class WritePolicy(BaseModel):
             needs.append(f"a grant of '{verb}' on {kind} in scope '{scope}'")
         control = _CONTROL_KINDS.get(kind)
         if control is not None and control[0] not in (rules.waive if rules else []):
-            needs.append(f"the '{control[0]}' guard waived in scope '{scope}' ({control[1]})")
+            needs.append(f"a waiver of the '{control[0]}' guard there ({control[1]})")
         return " and ".join(needs)
 
     def check(self, action: Action, pre: Obj | None, after: Any, ran_before: Collection[str] = ()) -> None:

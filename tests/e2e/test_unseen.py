@@ -131,6 +131,8 @@ async def test_unseen(
             diagnosis = timeline.of("diagnosis")
             record["localisation"] = diagnosis[0]["localisation"][:3] if diagnosis else []
             record["summary"] = diagnosis[0]["summary"][:300] if diagnosis else ""
+            evidence = diagnosis[0]["evidence"] if diagnosis else []
+            record["operator_grant"] = [e for e in evidence if "an operator must add" in e][:2]
             record["writes"] = [
                 f"{e['action']['verb']} {e['action'].get('kind')}/{e['action'].get('name')}"
                 for e in timeline.of("action_executed")

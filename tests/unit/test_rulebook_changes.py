@@ -481,7 +481,7 @@ def test_the_diagnosis_of_a_dns_change_says_what_an_operator_must_grant() -> Non
     assert "changed since the last healthy state: ConfigMap/kube-system/coredns" in builtin.summary
     assert "needs an operator's grant" in builtin.summary
     assert any(
-        "an operator must add a grant of 'patch' on ConfigMap in scope 'kube-system'" in e
+        "an operator must add to STRATUS_WRITE_POLICY a grant of 'patch' on ConfigMap in scope 'kube-system'" in e
         and "STRATUS_LEASE_WIDENING_SCOPES" in e
         for e in builtin.evidence
     )

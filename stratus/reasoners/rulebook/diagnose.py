@@ -67,8 +67,9 @@ def describe(finding: Finding, namespace: str, scope: str, policy: WritePolicy |
             grant = (policy or WritePolicy()).operator_grant(action.scope, action.kind, action.verb)
             if grant:
                 notes.append(
-                    f"the fix writes {action.target}, which the write policy refuses: an operator must add {grant} "
-                    f"(STRATUS_WRITE_POLICY) and list '{action.scope}' in STRATUS_LEASE_WIDENING_SCOPES"
+                    f"the fix writes {action.target}, which the write policy refuses: an operator must add to "
+                    f"STRATUS_WRITE_POLICY {grant}, and list '{action.scope}' in STRATUS_LEASE_WIDENING_SCOPES "
+                    "if it is not there"
                 )
             else:
                 notes.append(
