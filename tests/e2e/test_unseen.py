@@ -36,6 +36,20 @@ ONLY = {p.strip() for p in os.environ.get("STRATUS_UNSEEN_ONLY", "").split(",") 
 SETTLE_S = float(os.environ.get("STRATUS_UNSEEN_LASTGOOD_SETTLE_S", "2"))
 """How long the scope must be healthy before a last-known-good is recorded (the product's default is 60 s; 2 s keeps
 a run short, but lets an intermittent fault's clean stretches be recorded as healthy: raise it for those)."""
+
+
+def _settings(text: str) -> dict[str, str]:
+    """``STRATUS_UNSEEN_SET``: a JSON object of ``STRATUS_*`` settings given to the services (an operator's grant:
+    ``{"STRATUS_WRITE_POLICY": "path/to/policy.yaml", "STRATUS_LEASE_WIDENING_SCOPES": ["cluster", "kube-system"]}``);
+    a list or object value is passed as JSON, as the settings read it."""
+    data = json.loads(text or "{}")
+    if not isinstance(data, dict) or not all(isinstance(k, str) and k.startswith("STRATUS_") for k in data):
+        raise ValueError("STRATUS_UNSEEN_SET must be a JSON object of STRATUS_* settings")
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+
+
+SETTINGS = _settings(os.environ.get("STRATUS_UNSEEN_SET", ""))
+"""Settings every run's services get on top of the harness's (the default: none, the built-in write policy)."""
 MITIGATION = sorted(
     pid for pid, (_, task) in REGISTRY.by_id.items() if task == "mitigation" and (not ONLY or pid in ONLY)
 )
@@ -76,7 +90,7 @@ async def test_unseen(
     healthy(engine, scenario.app, redeploy_after=60)
     engine.prepare(scenario)  # the app as the problem deploys it: part of the last-known-good state
     timeline = await Timeline(bus, spec.namespace).start(new_only=True)
-    record: dict[str, Any] = {"scenario": pid}
+    record: dict[str, Any] = {"scenario": pid, **({"settings": SETTINGS} if SETTINGS else {})}
     try:
         with running_system(
             nats_server.url,
@@ -92,6 +106,7 @@ async def test_unseen(
             STRATUS_MAX_RETRIES="5",
             STRATUS_LASTGOOD_SETTLE_S=str(SETTLE_S),
             STRATUS_LASTGOOD_REFRESH_S="600",
+            **SETTINGS,
         ):
             started = time.time()
             await wait_healthy(nats_server.url, timeout=60)
@@ -116,6 +131,8 @@ async def test_unseen(
             diagnosis = timeline.of("diagnosis")
             record["localisation"] = diagnosis[0]["localisation"][:3] if diagnosis else []
             record["summary"] = diagnosis[0]["summary"][:300] if diagnosis else ""
+            evidence = diagnosis[0]["evidence"] if diagnosis else []
+            record["operator_grant"] = [e for e in evidence if "an operator must add" in e][:2]
             record["writes"] = [
                 f"{e['action']['verb']} {e['action'].get('kind')}/{e['action'].get('name')}"
                 for e in timeline.of("action_executed")
