@@ -49,6 +49,15 @@ def bench(
     only: Annotated[list[str], typer.Option(help="Only problem ids containing this text (repeatable).")] = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option(help="Output folder (default bench-out/<timestamp>).")] = None,
     timeout: Annotated[float, typer.Option(help="Time limit per scenario, seconds.")] = 150.0,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Run the scenarios in this many parallel workers, each a process with its own arena, NATS, Redis and "
+            "services on its own ports, taking the next scenario of its app when one is free (not for the chaos or "
+            "memory suites). Their records are merged into one.",
+        ),
+    ] = 1,
     transactions: Annotated[int, typer.Option(help="chaos suite: run until this many transactions.")] = 100,
     plan: Annotated[Path | None, typer.Option(help="scripted: a plan file (default: each scenario's fix).")] = None,
     script: Annotated[
@@ -122,6 +131,8 @@ def bench(
         return
     if suite not in SUITES:
         raise typer.BadParameter(f"unknown suite {suite!r}; choose from {', '.join(SUITES)}")
+    if jobs > 1 and suite == "chaos":
+        raise typer.BadParameter("the chaos suite runs with --jobs 1 (it counts transactions across rounds)")
     if script not in ("fix", "harmful-then-fix"):
         raise typer.BadParameter("script is fix or harmful-then-fix")
     if oracle not in ("strict", "compat"):
@@ -154,6 +165,7 @@ def bench(
         embedding=embedding,
         llm_log=llm_log,
         noise=noise_spec,
+        jobs=jobs,
         env=_settings(set_),
         command="stratus bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
     )

@@ -24,12 +24,14 @@ import dataclasses
 import functools
 import json
 import math
+import multiprocessing
 import shlex
 import signal
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +109,8 @@ class BenchOptions:
     """The local llama.cpp server's log: where each scenario's model time went (reading vs generating)."""
     noise: NoiseSpec | None = None
     """Benign changes during each scenario (``arena.bench.noise``): false positives and wrong attributions count."""
+    jobs: int = 1
+    """Scenarios run by this many worker processes, each with its own arena, NATS, Redis and services."""
 
 
 def select(registry: Registry, suite: str, only: list[str]) -> list[str]:
@@ -131,13 +135,14 @@ def scripted_plan(
 ) -> dict[str, Any]:
     """The scenario's documented mitigation as kubectl lines and typed actions: a reference policy that measures the
     system around the reasoner. Every write step kind is carried (patch, scale, set_image, rollout_restart, delete,
-    apply, restore and replace as typed actions); exec (whose pod is only known at run time and needs a declared
-    inverse) and waits (the mitigator's verification waits) are left out. The fix is planned twice: when attempt 1
-    is refused because a write needs a wider lease (e.g. a Node, a PersistentVolume), the coordinator gives attempt 2
-    that lease and the same fix runs again. ``harmful-then-fix`` puts a harmful attempt first (a rollout of the app's
-    front end to a missing image): the ablations' probe, since only a failed attempt shows what retry and undo are
-    worth. With ``pods_of`` (the bench rewrites the plan once the fault is in), delete_pods steps are carried too,
-    on the pods of the moment; exec steps never are (free argv: see ``_plan_pod_step``)."""
+    apply, restore and replace as typed actions; exec as its data-plane catalogue operation); waits (the mitigator's
+    verification waits) are left out. The fix is planned twice: when attempt 1 is refused because a write needs a
+    wider lease (e.g. a Node, a PersistentVolume), the coordinator gives attempt 2 that lease and the same fix runs
+    again. ``harmful-then-fix`` puts a harmful attempt first (a rollout of the app's front end to a missing image):
+    the ablations' probe, since only a failed attempt shows what retry and undo are worth. Steps on the objects of
+    the moment need ``pods_of`` (the bench rewrites the plan once the fault is in): delete_pods and delete_all on
+    the objects then live, and exec steps that name their catalogue operation (``op``) as a typed exec on the pod
+    the selector picks; an exec step with only an argv is never carried (see ``_plan_pod_step``)."""
     namespace = app.namespace
     lines: list[Any] = []
     for step in scenario.mitigation:
@@ -168,9 +173,14 @@ def _plan_pod_step(step: Any, scenario: s.Scenario, app: AppSpec, pods_of: PodsO
         return [
             {"verb": "delete", "kind": step.kind, "namespace": ns, "name": n} for n in pods_of(step.selector, step.kind)
         ]
-    # A scenario's exec step is free argv. The gateway runs only the data-plane catalogue's operations (a typed
-    # ``exec`` action has an operation, never a command line), so a scripted plan cannot carry it: the plan's other
-    # steps run, and the reasoners reach such faults through the catalogue.
+    if isinstance(step, s.ExecStep) and step.op is not None:
+        # The gateway runs no free argv, only the data-plane catalogue's operations: the step's typed operation, on
+        # the pod its selector picks now (the engine's choice: the first Running one).
+        pod = pods_of(step.selector)[:1]
+        op = {"operation": step.op.operation, "args": step.op.args}
+        container = {"container": step.container} if step.container else {}
+        return [{"verb": "exec", "kind": "Pod", "namespace": ns, "name": n, **container, **op} for n in pod]
+    # An exec step without a typed operation is free argv, which the gateway never runs: the plan's other steps run.
     return []
 
 
@@ -225,6 +235,50 @@ def _plan_step(step: Any, app: AppSpec) -> list[Any]:
         body = shlex.quote(json.dumps(ops))
         return [f"kubectl -n {step.namespace or namespace} patch {step.kind.lower()} {step.name} --type=json -p {body}"]
     return []
+
+
+class Claims:
+    """Which worker of a ``--jobs`` run takes which scenario: a file of claimed keys under a lock shared by the
+    workers. A worker takes the next unclaimed scenario of the app it ran last (its services stay), else the first
+    unclaimed one, so the slow scenarios (a time limit reached) spread over the workers instead of one shard."""
+
+    def __init__(self, path: Path, lock: Any) -> None:
+        self.path, self.lock = path, lock
+
+    def take(
+        self, worker: int, prefix: str, ids: list[str], app_of: Callable[[str], str], prefer: str | None
+    ) -> str | None:
+        with self.lock:
+            lines = self.path.read_text().splitlines() if self.path.exists() else []
+            taken = {line.split(" ", 1)[1] for line in lines if " " in line}
+            free = [pid for pid in ids if prefix + pid not in taken]
+            if not free:
+                return None
+            pick = next((pid for pid in free if app_of(pid) == prefer), free[0])
+            with self.path.open("a") as f:
+                f.write(f"{worker} {prefix}{pick}\n")
+            return pick
+
+
+def _run_worker(opts: BenchOptions, k: int, claims: Claims, prefer: str | None) -> None:
+    """One worker of a ``--jobs`` run, in its own process: its record goes to ``opts.out/bench.json``."""
+
+    def echo(line: str) -> None:
+        sys.stdout.write(f"{datetime.now(UTC):%H:%M:%S} [{k}] {line}\n")
+        sys.stdout.flush()
+
+    bench = Bench(opts, echo)
+    bench.claims, bench.worker, bench.prefer = claims, k, prefer
+    record = bench.run()
+    opts.out.mkdir(parents=True, exist_ok=True)
+    (opts.out / "bench.json").write_text(record.model_dump_json(indent=2))
+
+
+def _write_atomic(path: Path, doc: Any) -> None:
+    """Write YAML so that a reader never sees half a file (the mitigator may read the plan at any moment)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(doc))
+    tmp.replace(path)
 
 
 def _mu(v: Any) -> float:
@@ -352,10 +406,83 @@ class Bench:
         self.systems_started = 0
         self.ids: list[str] = []
         self.prometheus: LocalServer | None = None
+        self.claims: Claims | None = None  # a --jobs worker: the scenarios it runs are claimed one at a time
+        self.worker: int = 0
+        self.prefer: str | None = None
 
     # -- the run -------------------------------------------------------------------------------------------------
     def run(self) -> BenchRecord:
+        if self.opts.jobs > 1:
+            return self._run_shards()
         return asyncio.run(self._run())
+
+    def _run_shards(self) -> BenchRecord:
+        """``jobs`` worker processes, each with its own arena, NATS, Redis and services on its own ports, taking
+        scenarios from a shared claim file (``Claims``); the records are merged in the selection's order. A scenario
+        no worker recorded (its worker died) gets an error record."""
+        opts = self.opts
+        if opts.suite == "chaos":
+            raise ValueError("the chaos suite counts transactions across rounds: it runs with --jobs 1")
+        ids = select(self.registry, opts.suite, opts.only)
+        if not ids:
+            raise ValueError(f"no {SUITES[opts.suite]} scenario in the suite {opts.suite} (filter {opts.only})")
+        jobs = min(opts.jobs, len(ids))
+        record = BenchRecord(
+            suite=opts.suite,
+            command=opts.command,
+            started=datetime.now(UTC),
+            oracle=opts.oracle,
+            settings={**FAST, **(embedding_env("<prometheus>", "<plane>") if opts.embedding else {})},
+            noise=dataclasses.asdict(opts.noise) if opts.noise is not None else None,
+        )
+        opts.out.mkdir(parents=True, exist_ok=True)
+        ctx = multiprocessing.get_context("spawn")
+        claims = Claims(opts.out / "claims.txt", ctx.Lock())
+        claims.path.write_text("")
+        workers = []
+        for k in range(1, jobs + 1):
+            worker_opts = dataclasses.replace(opts, jobs=1, out=opts.out / f"worker-{k}")
+            prefer = self.registry.get(ids[(k - 1) * len(ids) // jobs])[0].app  # workers start on different apps
+            proc = ctx.Process(target=_run_worker, args=(worker_opts, k, claims, prefer), name=f"bench-worker-{k}")
+            proc.start()
+            workers.append((k, worker_opts, proc))
+        runs: list[ScenarioRecord] = []
+        for k, worker_opts, proc in workers:
+            proc.join()
+            out = worker_opts.out / "bench.json"
+            if proc.exitcode != 0 or not out.exists():
+                self.echo(f"worker {k} exited {proc.exitcode} without its record")
+                continue
+            for r in BenchRecord.model_validate_json(out.read_text()).runs:
+                if r.services_log:
+                    r.services_log = f"worker-{k}/logs/{r.services_log}"
+                runs.append(r)
+        done = {(r.policy, r.ablation, r.repeat, r.scenario) for r in runs}
+        for policy in opts.policies:
+            for ablation in opts.ablations:
+                for rep in range(opts.repeat):
+                    for pid in ids:
+                        if (policy, ablation, rep, pid) not in done:
+                            sc, task = self.registry.get(pid)
+                            error = "no worker recorded it (a worker exited early: see its worker-N folder)"
+                            runs.append(
+                                ScenarioRecord(
+                                    scenario=pid,
+                                    task=task,
+                                    app=sc.app,
+                                    policy=policy,
+                                    ablation=ablation,
+                                    repeat=rep,
+                                    error=error,
+                                )
+                            )
+        order = {pid: i for i, pid in enumerate(ids)}
+        runs.sort(
+            key=lambda r: (opts.policies.index(r.policy), opts.ablations.index(r.ablation), r.repeat, order[r.scenario])
+        )
+        record.runs = runs
+        record.finished = datetime.now(UTC)
+        return record
 
     async def _run(self) -> BenchRecord:
         opts = self.opts
@@ -394,7 +521,7 @@ class Bench:
                         await self._chaos(record, ids, ablation)
                         continue
                     for rep in range(opts.repeat):
-                        for pid in ids:
+                        for pid in self._order(ids, f"{policy}/{ablation}/{rep}/"):
                             record.runs.append(await self._scenario(pid, policy, ablation, rep))
         finally:
             await self._stop_system()
@@ -409,6 +536,17 @@ class Bench:
                     server.stop()
             arena.stop()
         return record
+
+    def _order(self, ids: list[str], prefix: str) -> Iterator[str]:
+        """The scenarios this process runs: all of them, or (a ``--jobs`` worker) those it claims one at a time."""
+        if self.claims is None:
+            yield from ids
+            return
+        prefer = self.prefer
+        app_of = lambda pid: self.registry.get(pid)[0].app  # noqa: E731
+        while (pid := self.claims.take(self.worker, prefix, ids, app_of, prefer)) is not None:
+            prefer = app_of(pid)
+            yield pid
 
     async def _chaos(self, record: BenchRecord, ids: list[str], ablation: str) -> None:
         """Rounds over the mitigation scenarios with the chaos policy (a new seed each time) until enough
@@ -524,8 +662,10 @@ class Bench:
             rec.wall_s = round(time.monotonic() - t0, 2)
             return rec
         if policy == "scripted" and plan is None:
-            plan = self.log_dir / f"{pid}.plan.yaml"
-            plan.write_text(yaml.safe_dump(scripted_plan(sc, app, self.opts.script)))
+            # one path for every scenario: the mitigator re-reads the plan at each attempt, so the services of the
+            # last scenario stay (starting six processes costs more than most scenarios); a copy per scenario is kept
+            plan = self.log_dir / "scripted.plan.yaml"
+            _write_atomic(plan, scripted_plan(sc, app, self.opts.script))
         env = self._env(app, policy, ablation, seed, plan)
         key = (app.namespace, policy, ablation, str(plan), str(seed) if policy == "chaos" else "")
         timeline: Timeline | None = None
@@ -554,7 +694,7 @@ class Bench:
             if policy == "scripted" and self.opts.plan is None and plan is not None:
                 pods_of = functools.partial(self._pod_names, app.namespace)
                 doc = await asyncio.to_thread(scripted_plan, sc, app, self.opts.script, pods_of)
-                plan.write_text(yaml.safe_dump(doc))  # re-read by the mitigator at each attempt
+                _write_atomic(plan, doc)  # re-read by the mitigator at each attempt
                 if any(isinstance(st, s.DeleteAllStep) for st in sc.mitigation):
                     # objects a controller keeps creating (a CronJob's Jobs): the names are refreshed until the end
                     refresh = asyncio.create_task(self._refresh_plan(plan, sc, app, pods_of))
@@ -586,6 +726,8 @@ class Bench:
         finally:
             if refresh is not None:
                 refresh.cancel()
+            if policy == "scripted" and self.opts.plan is None and plan is not None and plan.exists():
+                (self.log_dir / f"{pid}.plan.yaml").write_text(plan.read_text())
             if not keep:
                 await self._stop_system()
             if timeline is not None:
@@ -682,9 +824,7 @@ class Bench:
         while True:
             await asyncio.sleep(1.0)
             doc = await asyncio.to_thread(scripted_plan, sc, app, self.opts.script, pods_of)
-            tmp = plan.with_suffix(".tmp")
-            tmp.write_text(yaml.safe_dump(doc))
-            tmp.replace(plan)
+            _write_atomic(plan, doc)
 
     def _pod_names(self, namespace: str, selector: dict[str, str], kind: str = "Pod") -> list[str]:
         if kind != "Pod":

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from arena.workload.generator import WorkloadSpec
+from stratus.dataplane import DataPlaneError, check_args, inverse_of
 
 TASKS = ("detection", "localization", "analysis", "mitigation")
 Task = Literal["detection", "localization", "analysis", "mitigation"]
@@ -89,12 +90,35 @@ class ReplaceStep(_M):
     json_patch: list[JsonPatchOp] = Field(description="Applied to the manifest before re-creating it.")
 
 
+class DataPlaneOp(_M):
+    """A step's change as one operation of Stratus's data-plane catalogue (``stratus.dataplane``), typed arguments."""
+
+    operation: str = Field(description="A catalogue operation, e.g. mongodb.grant_roles.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Its arguments, as the catalogue types them.")
+
+    @model_validator(mode="after")
+    def _catalogue(self) -> DataPlaneOp:
+        try:
+            object.__setattr__(self, "args", check_args(self.operation, self.args))
+            if inverse_of(self.operation, self.args) is None:
+                raise DataPlaneError(f"{self.operation} has no inverse, so it never runs forward")
+        except DataPlaneError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+
 class ExecStep(_M):
     action: Literal["exec"]
     selector: dict[str, str] = Field(description="Labels of the pod (the first Running one is used).")
     container: str | None = Field(None, description="Container (default: the first).")
     command: list[str] = Field(min_length=1, description="argv, as kubectl exec -- takes it.")
     expect_exit: int | None = Field(0, description="Fail the step unless the command exits with this (None: any).")
+    op: DataPlaneOp | None = Field(
+        None,
+        description="The same change as a data-plane catalogue operation: what a gateway that runs no free argv "
+        "sends (the bench's scripted plan carries it as a typed exec action on the selected pod). The arena runs "
+        "``command``; a test checks that the operation restores the scenario too.",
+    )
 
 
 class ApplyStep(_M):

@@ -1,7 +1,8 @@
 """``stratus bench --suite sregym --policy scripted`` end to end on three SREGym scenarios whose documented fixes need
 what the scripted plan gained: a typed delete (the ResourceQuota), a restore as a typed replace (the ConfigMap), and
-writes on Nodes that the namespace lease refuses, so attempt 2 must run them under the widened cluster lease; and two
-on the Astronomy Shop whose faults live in data-store state and in env resolved at container start."""
+writes on Nodes that the namespace lease refuses, so attempt 2 must run them under the widened cluster lease; two
+on the Astronomy Shop whose faults live in data-store state and in env resolved at container start; and a database
+user recreated by the scenario's typed data-plane operation (a typed exec, never free argv)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ SCENARIOS = [
     # the Astronomy Shop's data stores: a run-time Valkey password, a rotated Secret resolved at container start
     "valkey_auth_disruption",
     "secret_rotation_stale_env_credentials_astronomy_shop",
+    # a fix in the database itself: the scenario's typed data-plane operation, through the gateway's catalogue
+    "storage_user_unregistered-1",
 ]
 
 
@@ -40,3 +43,5 @@ def test_scripted_plans_restore_sregym_scenarios(tmp_path: Path) -> None:
         assert r.success, (r.scenario, r.oracle_reasons)
     taint = next(r for r in record.runs if r.scenario == "taint_no_toleration_social_network")
     assert len(taint.attempts) >= 2, "the Node writes need attempt 2 under the cluster lease"
+    user = next(r for r in record.runs if r.scenario == "storage_user_unregistered-1")
+    assert any(a.startswith("exec Pod/mongodb-geo") for a in user.attempts[0].actions), user.attempts

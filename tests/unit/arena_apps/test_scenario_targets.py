@@ -10,10 +10,12 @@ import yaml
 from typer.testing import CliRunner
 
 from arena.apps import APPS
+from arena.bench.cli import app as bench_app
 from arena.bench.runner import scripted_plan
 from arena.cli_apps import app
 from arena.scenarios import schema as s
 from arena.scenarios.engine import CATALOGUE_DIR, Registry, _substitute
+from stratus.actions import Exec
 from stratus.reasoners.scripted import ScriptedPlan
 
 runner = CliRunner()
@@ -117,11 +119,61 @@ def test_scenarios_lists_app_and_capabilities() -> None:
     assert only.exit_code == 0 and only.output.strip() and all(cap in line for line in only.output.splitlines())
 
 
-def test_scripted_plan_carries_delete_pods_once_pods_are_known_and_never_free_argv_exec() -> None:
+def test_scripted_plan_carries_exec_as_its_catalogue_operation_once_pods_are_known() -> None:
     sc, _ = Registry([CATALOGUE_DIR]).get("revoke_auth_mongodb-mitigation-1")
-    assert scripted_plan(sc, APPS["hotel-reservation"])["attempts"][0] == []
-    pods = {"mongodb-geo": ["mongodb-geo-1"], "geo": ["geo-a", "geo-b"]}
+    assert scripted_plan(sc, APPS["hotel-reservation"])["attempts"][0] == [], "pod steps wait for the pods"
+    pods = {"mongodb-geo": ["mongodb-geo-1", "mongodb-geo-2"], "geo": ["geo-a", "geo-b"]}
     plan = scripted_plan(sc, APPS["hotel-reservation"], pods_of=lambda sel: pods[next(iter(sel.values()))])
-    deletes = plan["attempts"][0]
+    exe, *deletes = plan["attempts"][0]
+    assert exe == {
+        "verb": "exec",
+        "kind": "Pod",
+        "namespace": "test-hotel-reservation",
+        "name": "mongodb-geo-1",
+        "operation": "mongodb.grant_roles",
+        "args": {"db": "admin", "user": "admin", "roles": [{"role": "readWrite", "db": "geo-db"}]},
+    }
     assert [d["name"] for d in deletes] == ["geo-a", "geo-b"] and all(d["verb"] == "delete" for d in deletes)
-    ScriptedPlan.model_validate(plan)  # typed actions: a free-argv exec would not validate
+    assert plan["attempts"][1] == plan["attempts"][0], "retried under the widened lease"
+    parsed = ScriptedPlan.model_validate(yaml.safe_load(yaml.safe_dump(plan)))
+    assert isinstance(parsed.attempts[0][0], Exec) and parsed.attempts[0][0].operation == "mongodb.grant_roles"
+
+
+def test_scripted_plan_never_carries_an_exec_step_without_its_operation() -> None:
+    argv = {"action": "exec", "selector": {"app": "db"}, "command": ["mongo", "--eval", "db.dropDatabase()"]}
+    sc = s.parse_scenario(_scenario(mitigation=[argv, {"action": "delete_pods", "selector": {"app": "web"}}]))
+    plan = scripted_plan(sc, APPS["hotel-reservation"], pods_of=lambda sel: ["p-1"])
+    delete = {"verb": "delete", "kind": "Pod", "namespace": "test-hotel-reservation", "name": "p-1"}
+    assert plan["attempts"][0] == [delete]
+
+
+@pytest.mark.parametrize(
+    ("op", "reason"),
+    [
+        ({"operation": "shell", "args": {}}, "not one"),
+        ({"operation": "mongodb.grant_roles", "args": {"db": "admin", "user": "a;b", "roles": []}}, "refused"),
+        ({"operation": "mongodb.drop_user", "args": {"db": "admin", "user": "admin"}}, "never runs forward"),
+    ],
+)
+def test_exec_step_operation_is_checked_against_the_catalogue(op: dict[str, Any], reason: str) -> None:
+    step = {"action": "exec", "selector": {"app": "db"}, "command": ["true"], "op": op}
+    with pytest.raises(s.ScenarioError, match=reason):
+        s.parse_scenario(_scenario(mitigation=[step]))
+
+
+def test_catalogue_exec_fixes_on_databases_name_their_operation() -> None:
+    """Every documented fix that execs a database shell says which catalogue operation it is, so the scripted plan
+    carries it through the product's write path."""
+    for sc, pid in Registry([CATALOGUE_DIR]).scenarios():
+        for step in sc.mitigation:
+            if isinstance(step, s.ExecStep) and step.command[0] in ("mongo", "mongosh"):
+                assert step.op is not None, pid
+
+
+def test_jobs_refuse_the_chaos_suite(tmp_path: Path) -> None:
+    from arena.bench.runner import Bench, BenchOptions
+
+    with pytest.raises(ValueError, match="jobs 1"):
+        Bench(BenchOptions(suite="chaos", policies=["chaos"], jobs=2, out=tmp_path)).run()
+    out = runner.invoke(bench_app, ["--suite", "chaos", "--jobs", "2", "--out", str(tmp_path)])
+    assert out.exit_code == 2 and "--jobs 1" in out.output
