@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from arena.apps import APPS
 from arena.scenarios.engine import Engine, Registry
@@ -26,7 +27,7 @@ from stratus.lastgood import LastGoodStore, bucket_name
 from stratus.latency import SampleStore
 from stratus.latency import bucket_name as latency_bucket
 from stratus.localinfra import LocalServer
-from stratus.promstack import ensure_installed, start_prometheus
+from stratus.promstack import REPO_ROOT, ensure_installed, start_prometheus
 from stratus.supervisor import wait_healthy
 from tests.e2e.apps import healthy, slo_probes
 from tests.e2e.harness import Timeline, baseline, running_system
@@ -42,9 +43,9 @@ SETTLE_S = float(os.environ.get("STRATUS_UNSEEN_LASTGOOD_SETTLE_S", "2"))
 a run short, but lets an intermittent fault's clean stretches be recorded as healthy: raise it for those)."""
 PROMETHEUS = os.environ.get("STRATUS_UNSEEN_PROMETHEUS") == "1"
 """``STRATUS_UNSEEN_PROMETHEUS=1``: a real Prometheus scrapes the app plane, and the services get its URL and the SLO
-queries of ``STRATUS_SLO_QUERIES`` (default: a consumer group lagging over 10 records for 30 s)."""
+queries of ``STRATUS_SLO_QUERIES`` (default: the examples in deploy/prometheus/slo-queries.yml)."""
 SLO_QUERIES = os.environ.get("STRATUS_SLO_QUERIES") or json.dumps(
-    {"consumer-lag": 'min_over_time(kafka_consumergroup_lag{namespace="$scope"}[30s]) > 10'}
+    yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "slo-queries.yml").read_text())["queries"]
 )
 LATENCY = os.environ.get("STRATUS_LATENCY_SLO_ENABLED", "").lower() in ("1", "true")
 """With the latency term on, each scenario waits for the scope's healthy latency samples before its fault."""
