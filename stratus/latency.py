@@ -273,9 +273,13 @@ class LatencyOracle:
         current = await self.current(scope)
         if not current:
             return
-        samples = add_sample(await self.store.get(scope), current, self.policy)
+        before = await self.store.get(scope)
+        samples = add_sample(before, current, self.policy)
         if await self.store.put(scope, samples):
             self._learned[scope] = now
+            judged = sorted(s for s, v in samples.items() if len(v) == self.policy.min_samples)
+            if judged and any(len(before.get(s, [])) < self.policy.min_samples for s in judged):
+                log.info("latency of %s: %d service(s) judged from now on", scope, len(judged))
 
     async def aclose(self) -> None:
         await self.spans.aclose()
