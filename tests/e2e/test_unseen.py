@@ -47,6 +47,9 @@ queries of ``STRATUS_SLO_QUERIES`` (default: the examples in deploy/prometheus/s
 SLO_QUERIES = os.environ.get("STRATUS_SLO_QUERIES") or json.dumps(
     yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "slo-queries.yml").read_text())["queries"]
 )
+COORD_SETTLE_S = os.environ.get("STRATUS_UNSEEN_SETTLE_S", "")
+"""``STRATUS_UNSEEN_SETTLE_S``: the coordinator's wait before mu_post (the harness's 2 s by default; the product's 5 s
+lets a fix that reaches the program through a mounted file's sync show)."""
 LATENCY = os.environ.get("STRATUS_LATENCY_SLO_ENABLED", "").lower() in ("1", "true")
 """With the latency term on, each scenario waits for the scope's healthy latency samples before its fault."""
 MITIGATION = sorted(
@@ -130,6 +133,7 @@ async def test_unseen(
             STRATUS_LASTGOOD_SETTLE_S=str(SETTLE_S),
             STRATUS_LASTGOOD_REFRESH_S="600",
             **prometheus_env,
+            **({"STRATUS_SETTLE_S": COORD_SETTLE_S} if COORD_SETTLE_S else {}),
         ):
             started = time.time()
             await wait_healthy(nats_server.url, timeout=60)
