@@ -327,7 +327,7 @@ class _Context:
             sel = spec(old or snap.get("Service", svc_name) or {}).get("selector")
             for kind in WORKLOADS:
                 for w in before.of(kind):
-                    if meta(w).get("namespace") == snap.namespace and labels_match(sel, _template_labels(w)):
+                    if meta(w).get("namespace") in (None, snap.namespace) and labels_match(sel, _template_labels(w)):
                         labels.append(_template_labels(w))
         cms: set[str] = set()
         secrets: set[str] = set()
