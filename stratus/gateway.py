@@ -46,7 +46,10 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
+import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -115,6 +118,8 @@ log = logging.getLogger(__name__)
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 REVISION = "deployment.kubernetes.io/revision"
 CONFLICT_RETRIES = 5
+INTENT_WAIT_S = 10.0
+"""How long a worker that has judged a write waits for its intent's acknowledgement before giving up unsent."""
 WRITTEN_CACHE = 64
 """How many of its own write responses a gateway keeps as candidate pre-images (see ``WriteGateway._write``)."""
 RECREATING_OWNERS = {"Pod": {"ReplicaSet", "StatefulSet", "DaemonSet", "Job"}, "ReplicaSet": {"Deployment"}}
@@ -753,21 +758,39 @@ class WriteGateway(ReadGateway):
         reused = pre is not None
         if pre is None:
             pre = await self._call(self._pre_image_sync, action)
-        while True:
-            checked = await self._checked(action, pre, reused)
-            if checked is not None:
+        for _ in range(CONFLICT_RETRIES + 1):
+            if pre is not None and _restores_pre_image(action) and not _undo_reads(action):
+                judged = await self._ahead(action, pre, reused)
+            else:
+                judged = await self._checked(action, pre, reused)
+            if judged is not None:
                 break
-            # A remembered pre-image that is no longer current: read it and start again.
+            # The pre-image is no longer current (a remembered one, or the object changed under the dry run): read it
+            # and start again.
             self._written.pop(_key(action), None)
             reused = False
             pre = await self._call(self._pre_image_sync, action)
-        if isinstance(checked, WriteResult):
-            return checked
-        intent, request, _ = checked
+        else:
+            return WriteResult(
+                ok=False,
+                action=action,
+                executed=False,
+                message=f"Dry run failed, nothing was changed: {action.target} kept changing under the dry run.",
+            )
+        if isinstance(judged, WriteResult):
+            return judged
+        intent, request = judged.intent, judged.request
         self.writes += 1
         self._written.pop(_key(action), None)
         try:
-            after = await self._send(action, pre, dry_run=False, request=request)
+            if judged.sent and (judged.error is None or not _is_conflict(judged.error)):
+                if judged.error is not None:
+                    raise judged.error
+                after = judged.after
+            else:
+                # Not sent yet, or refused on a resourceVersion that status churn moved: ``_send`` reads the object
+                # again and sends the write when its spec is still the pre-image's (fenced again).
+                after = await self._send(action, pre, dry_run=False, request=request)
             ok, message = True, _done(action, after, intent.message, created=pre is None)
             self._remember(action, after)
             summary = summarise(after) if isinstance(after, dict) and after.get("metadata") else None
@@ -810,64 +833,35 @@ class WriteGateway(ReadGateway):
             undo=intent.undo,
         )
 
-    async def _checked(
-        self, action: Action, pre: Obj | None, reused: bool
-    ) -> tuple[JournalRecord, WireRequest | None, Any] | WriteResult | None:
-        """Dry-run ``action`` against ``pre``, judge the result and journal the intent; fence the lease.
+    async def _checked(self, action: Action, pre: Obj | None, reused: bool) -> _Judged | WriteResult | None:
+        """Dry-run ``action`` against ``pre``, judge the result, then journal the intent with the fence beside it.
 
-        Returns the journaled intent, the request and the dry run's result when the write may be sent; a
-        ``WriteResult`` when the dry run failed (nothing changed); None when ``pre`` was remembered (``reused``) and is
-        no longer current. Raises ``Refusal`` when the write policy, the ready-capacity guard or the undo refuses it.
-
-        The intent's round trip (with the fence beside it) is the longest wait after the dry run's, and for an update
-        of an existing object nothing in the intent depends on the dry run: its undo restores the pre-image. So that
-        intent is appended while the dry run is on the wire, and voided (an ``ok=False`` outcome: the undoer skips it)
-        when the write is not sent after all. Every other write (a create, a delete, an exec, a Deployment whose undo
-        reads its ReplicaSets) is journaled only once it is judged: the undo of an intent that never ran must be
-        harmless even when the void is lost with a crash, and restoring an unchanged pre-image is.
+        Returns the journaled intent and the request, to be sent; a ``WriteResult`` when the dry run failed (nothing
+        changed); None when ``pre`` was remembered (``reused``) and is no longer current. Raises ``Refusal`` when the
+        write policy, the ready-capacity guard or the undo refuses it. For a create, a delete, an exec, or a write
+        whose undo reads the cluster (computed while the dry run is on the wire): nothing is journaled before the
+        write is judged (the undo of a create that never ran would delete an object somebody else made).
         """
         undo_task = asyncio.ensure_future(self._undo_record(action, pre)) if _undo_reads(action) else None
         if undo_task is not None:
             undo_task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        early: tuple[JournalRecord, asyncio.Future[None]] | None = None
-        if undo_task is None and pre is not None and _restores_pre_image(action):
-            undo, note = self._undo_for_sync(action, pre)
-            if undo:
-                intent = self._intent(action, pre, undo, note)
-                journaled = asyncio.ensure_future(self._journal_fenced(intent))
-                journaled.add_done_callback(lambda t: t.cancelled() or t.exception())
-                early = intent, journaled
         try:
             try:
-                computed = isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo))
-                request = await self._call(self._build_sync, action, pre) if computed else self._build_sync(action, pre)
-                if reused and (pre is None or request is None or precondition_of(request) != _rv(pre)):
-                    raise KubeApiError(409, "Conflict", "the remembered object is not the request's precondition")
+                request = await self._request(action, pre)
+                if reused and _stale(request, pre):
+                    return None
                 dry = await self._send(action, pre, dry_run=True, request=request, refresh=not reused)
             except KubeApiError as exc:
-                await self._void(early, f"the dry run failed: {exc}")
                 if reused and _is_conflict(exc):
                     return None
                 return WriteResult(
                     ok=False, action=action, executed=False, message=f"Dry run failed, nothing was changed: {exc}"
                 )
-            # stratus.writepolicy: the dry run's result against the pre-image (and, when a workload gets an image it
-            # does not run now, against the images its own revisions ran: a rollback brings no new registry)
-            history = pre is not None and str(pre.get("kind")) in REVISION_KINDS and introduced_images(pre, dry)
-            ran_before = await self._call(self._history_images_sync, pre) if history else set()
-            self.policy.check_result(action, pre, dry, ran_before)
-            loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
-            if loss:
-                raise Refusal(
-                    f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity"
-                )
-            if early is not None:
-                await early[1]
-                return early[0], request, dry
+            if _needs_history(pre, dry):
+                await self._call(self._judge_sync, action, pre, dry)
+            else:
+                self._judge_sync(action, pre, dry)
             undo, note = await undo_task if undo_task is not None else self._undo_for_sync(action, pre)
-        except Exception as exc:
-            await self._void(early, str(exc))
-            raise
         finally:
             if undo_task is not None:
                 undo_task.cancel()
@@ -879,7 +873,99 @@ class WriteGateway(ReadGateway):
             )
         intent = self._intent(action, pre, undo, note, dry)
         await self._journal_fenced(intent)
-        return intent, request, dry
+        return _Judged(intent, request)
+
+    async def _ahead(self, action: Action, pre: Obj, reused: bool) -> _Judged | WriteResult | None:
+        """An update of an existing object, journaled ahead: returns as ``_checked`` does, with the write already sent.
+
+        Nothing in such a write's intent depends on its dry run (the undo restores the pre-image), and undoing it
+        when it never ran changes nothing. So the intent is appended (the fence beside it) while one worker call sends
+        the dry run, judges its result, waits until the intent is acknowledged and the lease checked, and sends the
+        write: one hand-over to a thread and back instead of two, and the intent's round trip under the dry run's.
+        When the write is not sent after all (the dry run fails, the policy refuses), the intent is voided with an
+        ``ok=False`` outcome, which the undoer skips; if the void is lost with a crash, its undo restores a pre-image
+        that never changed.
+        """
+        undo, note = self._undo_for_sync(action, pre)
+        if not undo:
+            return await self._checked(action, pre, reused)
+        try:
+            request = await self._request(action, pre)
+        except KubeApiError as exc:
+            return WriteResult(
+                ok=False, action=action, executed=False, message=f"Dry run failed, nothing was changed: {exc}"
+            )
+        if reused and _stale(request, pre):
+            return None
+        intent = self._intent(action, pre, undo, note)
+        journaled = asyncio.ensure_future(self._journal_fenced(intent))
+        gate: concurrent.futures.Future[None] = concurrent.futures.Future()
+        journaled.add_done_callback(functools.partial(_open_gate, gate))
+        try:
+            step = await self._call(self._judged_write_sync, action, pre, request, gate)
+        except asyncio.CancelledError:
+            journaled.cancel()  # the gate closes: the worker sends nothing unless the intent was already durable
+            raise
+        except Exception as exc:
+            await self._void(intent, journaled, str(exc))
+            raise
+        if step.dry_error is not None:
+            await self._void(intent, journaled, f"the dry run failed: {step.dry_error}")
+            if _is_conflict(step.dry_error):
+                return None
+            return WriteResult(
+                ok=False,
+                action=action,
+                executed=False,
+                message=f"Dry run failed, nothing was changed: {step.dry_error}",
+            )
+        if step.refusal is not None:
+            await self._void(intent, journaled, str(step.refusal))
+            raise step.refusal
+        if not step.sent:
+            await journaled  # raises what stopped the write: the journal's or the fence's refusal
+            raise PermanentError(
+                f"Write operation '{action.verb}' on {action.target} not sent: its intent was not acknowledged within "
+                f"{INTENT_WAIT_S:.0f}s"
+            )
+        return _Judged(intent, request, sent=True, after=step.after, error=step.error)
+
+    async def _request(self, action: Action, pre: Obj | None) -> WireRequest | None:
+        """The one request for ``action`` against ``pre`` (None for exec, which is not a REST write)."""
+        computed = isinstance(action, (SetImage, SetEnv, RolloutRestart, RolloutUndo))
+        return await self._call(self._build_sync, action, pre) if computed else self._build_sync(action, pre)
+
+    def _judge_sync(self, action: Action, pre: Obj | None, dry: Any) -> None:
+        """The write policy's result rules on the dry run's object, then the ready-capacity guard; raises ``Refusal``.
+        When a workload gets an image it does not run now, the images its own revisions ran are read (a rollback
+        brings no new registry): call it in a thread then (``_needs_history``)."""
+        ran_before = self._history_images_sync(pre) if pre is not None and _needs_history(pre, dry) else set()
+        self.policy.check_result(action, pre, dry, ran_before)
+        loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
+        if loss:
+            raise Refusal(f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity")
+
+    def _judged_write_sync(
+        self, action: Action, pre: Obj, request: WireRequest | None, gate: concurrent.futures.Future[None]
+    ) -> _Step:
+        """``_ahead``'s worker call: the dry run, its judgement, then the write once ``gate`` says the intent is
+        durable and the lease current (never when it fails, is cancelled or times out)."""
+        try:
+            dry = self._execute_sync(action, request, True)
+        except KubeApiError as exc:
+            return _Step(dry_error=exc)
+        try:
+            self._judge_sync(action, pre, dry)
+        except Refusal as exc:
+            return _Step(refusal=exc)
+        try:
+            gate.result(timeout=INTENT_WAIT_S)
+        except BaseException:  # the journal's or the fence's refusal, a cancellation, a timeout: nothing is sent
+            return _Step()
+        try:
+            return _Step(sent=True, after=self._execute_sync(action, request, False))
+        except KubeApiError as exc:
+            return _Step(sent=True, error=exc)
 
     def _intent(self, action: Action, pre: Obj | None, undo: list[Action], note: str, dry: Any = None) -> JournalRecord:
         """The next intent record; ``dry``: the dry run's answer, when the intent is journaled after it."""
@@ -911,12 +997,9 @@ class WriteGateway(ReadGateway):
                 await asyncio.wait([fenced])
         fenced.result()
 
-    async def _void(self, early: tuple[JournalRecord, asyncio.Future[None]] | None, why: str) -> None:
+    async def _void(self, intent: JournalRecord, journaled: asyncio.Future[None], why: str) -> None:
         """Record that an intent appended ahead of its checks was not sent (an ``ok=False`` outcome, which the undoer
         skips). When its append or fence failed there is nothing to void: no write follows it either way."""
-        if early is None:
-            return
-        intent, journaled = early
         try:
             await journaled
         except Exception:  # the write is refused for another reason already: no void needed
@@ -1269,6 +1352,49 @@ def _is_conflict(exc: KubeApiError) -> bool:
 def _log_lost_outcome(task: asyncio.Future[object]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("a write's outcome was not journaled (the next write is refused): %r", task.exception())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Judged:
+    """A write that passed its checks, its intent journaled: sent already (``sent``: its response or the API's
+    refusal) or to be sent."""
+
+    intent: JournalRecord
+    request: WireRequest | None
+    sent: bool = False
+    after: Any = None
+    error: KubeApiError | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Step:
+    """What ``_judged_write_sync`` did: stopped at the dry run, at a refusal, before the write, or sent it."""
+
+    dry_error: KubeApiError | None = None
+    refusal: Refusal | None = None
+    sent: bool = False
+    after: Any = None
+    error: KubeApiError | None = None
+
+
+def _open_gate(gate: concurrent.futures.Future[None], journaled: asyncio.Future[None]) -> None:
+    """Tell ``_judged_write_sync`` how the intent's append and the fence ended."""
+    if journaled.cancelled():
+        gate.cancel()
+    elif (exc := journaled.exception()) is not None:
+        gate.set_exception(exc)
+    else:
+        gate.set_result(None)
+
+
+def _stale(request: WireRequest | None, pre: Obj | None) -> bool:
+    """Whether a remembered pre-image is not the request's precondition (read the object again)."""
+    return pre is None or request is None or precondition_of(request) != _rv(pre)
+
+
+def _needs_history(pre: Obj | None, dry: Any) -> bool:
+    """Whether judging ``dry`` needs the images that the revisions of ``pre`` ran (``dry`` brings a new image)."""
+    return pre is not None and str(pre.get("kind")) in REVISION_KINDS and bool(introduced_images(pre, dry))
 
 
 def _restores_pre_image(action: Action) -> bool:

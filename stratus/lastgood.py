@@ -4,8 +4,9 @@ Why: most incidents follow a change, and TNR makes trying to revert one safe (a 
 To know what changed, Stratus needs the state *before* the fault, which no read of the broken cluster can give. So
 while a watched scope is healthy (mu at 0 for ``settle_s``), the detector records what the scope declares (its
 workloads, Services, claims, policies, quotas, ConfigMaps, Secrets) and the cluster objects it depends on (nodes,
-StorageClasses, its PVs, admission webhooks); the diagnoser and mitigator read it back on an incident
-(``stratus.reasoners.rulebook.changes``).
+StorageClasses, its PVs, admission webhooks, and the cluster DNS configuration every name lookup goes through: the
+ConfigMaps of ``kube-system`` that configure the DNS server and the Deployments that mount them, at most
+``MAX_DNS_OBJECTS``); the diagnoser and mitigator read it back on an incident (``stratus.reasoners.rulebook.changes``).
 
 Shaped for that job:
 - **Normalised**: server-written fields (uids, resourceVersions, timestamps, status, cluster IPs, revision
@@ -64,6 +65,17 @@ CLUSTER_KINDS = (
 policy, e.g. Pod Security levels)."""
 
 MAX_OBJECTS = 2000
+
+DNS_NAMESPACE = "kube-system"
+"""Where the cluster DNS server (CoreDNS, kube-dns) and its configuration live."""
+CLUSTER_DNS = "ClusterDNS"
+"""Marker in ``LastGood.kinds``: the cluster DNS configuration was read (its objects are ConfigMaps and Deployments
+in ``DNS_NAMESPACE``); a snapshot without it says nothing about DNS, so no difference there is a change."""
+MAX_DNS_OBJECTS = 8
+"""At most this many DNS objects are kept: the server's configuration is a handful of objects, never the namespace."""
+DNS_CONFIG_KEYS = frozenset({"Corefile", "stubDomains", "upstreamNameservers"})
+"""Data keys by which a ConfigMap configures the cluster DNS server: CoreDNS's Corefile (also NodeLocal DNSCache's),
+kube-dns's stub domains and upstream servers."""
 CONFIGMAP_INLINE_BYTES = 32_768
 
 _DROP_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink", "generateName")
@@ -196,6 +208,31 @@ class ObjectLister(Protocol):
     async def list_objects(self, kind: str, namespace: str | None = None) -> list[Obj]: ...
 
 
+def is_dns_config(obj: Obj) -> bool:
+    """Whether a ConfigMap configures the cluster DNS server (by its data keys)."""
+    return bool(DNS_CONFIG_KEYS & set(obj.get("data") or {}))
+
+
+def dns_configs_mounted(workload: Obj, configs: set[str]) -> bool:
+    """Whether a workload's pods mount one of the named ConfigMaps (the DNS server reads its configuration so)."""
+    pod_spec = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return any((v.get("configMap") or {}).get("name") in configs for v in pod_spec.get("volumes") or [])
+
+
+def cluster_dns_objects(configmaps: list[Obj], deployments: list[Obj]) -> list[tuple[str, Obj]]:
+    """The cluster DNS objects worth remembering, bounded: the DNS ConfigMaps, then the Deployments mounting them."""
+    configs = sorted(
+        (c for c in configmaps if is_dns_config(c)), key=lambda c: str((c.get("metadata") or {}).get("name"))
+    )
+    names = {str((c.get("metadata") or {}).get("name")) for c in configs}
+    servers = sorted(
+        (d for d in deployments if dns_configs_mounted(d, names)),
+        key=lambda d: str((d.get("metadata") or {}).get("name")),
+    )
+    picked = [("ConfigMap", c) for c in configs] + [("Deployment", d) for d in servers]
+    return picked[:MAX_DNS_OBJECTS]
+
+
 def _pv_in_scope(pv: Obj, scope: str, claims: set[str]) -> bool:
     ref = (pv.get("spec") or {}).get("claimRef") or {}
     return ref.get("namespace") == scope or f"{ref.get('namespace')}/{ref.get('name')}" in claims
@@ -212,7 +249,18 @@ async def capture(lister: ObjectLister, scope: str, mu: float = 0.0, now: float 
         except Exception as exc:  # a kind the cluster does not serve: remember that it was not read
             log.debug("last-good: list %s failed: %s", kind, exc)
 
-    await asyncio.gather(*(listing(k, scope) for k in SCOPE_KINDS), *(listing(k, None) for k in CLUSTER_KINDS))
+    dns: dict[str, list[Obj]] = {}
+
+    async def dns_listing(kind: str) -> None:
+        try:
+            dns[kind] = list(await lister.list_objects(kind, DNS_NAMESPACE))
+        except Exception as exc:  # no read access to the system namespace: DNS is simply not remembered
+            log.debug("last-good: list %s in %s failed: %s", kind, DNS_NAMESPACE, exc)
+
+    dns_reads = (dns_listing(k) for k in ("ConfigMap", "Deployment")) if scope != DNS_NAMESPACE else ()
+    await asyncio.gather(
+        *(listing(k, scope) for k in SCOPE_KINDS), *(listing(k, None) for k in CLUSTER_KINDS), *dns_reads
+    )
     claims = {f"{scope}/{(c.get('metadata') or {}).get('name')}" for c in read.get("PersistentVolumeClaim", [])}
     for kind in (*SCOPE_KINDS, *CLUSTER_KINDS):
         if kind not in read:
@@ -227,6 +275,11 @@ async def capture(lister: ObjectLister, scope: str, mu: float = 0.0, now: float 
                 continue
             if len(snap.objects) >= MAX_OBJECTS:
                 break
+            norm = normalise(kind, obj)
+            snap.objects[object_key(kind, norm)] = norm
+    if "ConfigMap" in dns:
+        snap.kinds.append(CLUSTER_DNS)
+        for kind, obj in cluster_dns_objects(dns["ConfigMap"], dns.get("Deployment", [])):
             norm = normalise(kind, obj)
             snap.objects[object_key(kind, norm)] = norm
     return snap

@@ -10,6 +10,7 @@ from stratus.actions import CLUSTER_SCOPE
 from stratus.contracts import Severity
 from stratus.digest import StateDigest
 from stratus.gateway import ReadGateway
+from stratus.latency import LatencyOracle
 from stratus.settings import SeveritySettings
 from stratus.severity import SeverityMeter
 
@@ -20,8 +21,10 @@ class ClusterObserver:
         self.meter = meter
 
     @classmethod
-    def from_settings(cls, settings: SeveritySettings, gateway: ReadGateway) -> ClusterObserver:
-        return cls(gateway, SeverityMeter.from_settings(settings, gateway))
+    def from_settings(
+        cls, settings: SeveritySettings, gateway: ReadGateway, latency: LatencyOracle | None = None
+    ) -> ClusterObserver:
+        return cls(gateway, SeverityMeter.from_settings(settings, gateway, latency))
 
     async def measure(self, scope: str) -> Severity:
         return await self.meter.measure(scope)
@@ -32,6 +35,8 @@ class ClusterObserver:
 
     async def aclose(self) -> None:
         await self.meter.aclose()
+        if self.meter.latency is not None:
+            await self.meter.latency.aclose()
         self.gateway.close()
 
 

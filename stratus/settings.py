@@ -167,6 +167,64 @@ class SeveritySettings(BaseSettings):
         "is a violation.",
     )
     slo_max_latency_s: float = Field(default=2.0, gt=0, description="Latency budget of each SLO probe.")
+    slo_queries: dict[str, str] = Field(
+        default_factory=dict,
+        description='Operator-defined Prometheus SLO queries (JSON), name -> PromQL, e.g. {"consumer-lag": '
+        '"min_over_time(kafka_consumergroup_lag{namespace=\\"$scope\\"}[1m]) > 10"}; `$scope` becomes the scope. A '
+        "non-empty result is one violation (needs STRATUS_PROMETHEUS_URL). At most 20 queries of 2,000 characters.",
+    )
+    stuck_deletion_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description="An object whose deletion has waited on its finalizers longer than this (deletionTimestamp set, "
+        "finalizers still present) counts as unhealthy in mu; 0: off.",
+    )
+    jaeger_url: AnyUrl | None = Field(default=None, description="Jaeger query API for traces.")
+    latency_slo_enabled: bool = Field(
+        default=False,
+        description="Count latency regressions in mu: each service's latest request latency (trace entry spans) "
+        "against what it took while the scope was healthy (needs STRATUS_JAEGER_URL; the healthy values are kept on "
+        "the bus).",
+    )
+    latency_factor: float = Field(
+        default=3.0, gt=1, le=1000, description="A service is slow at over this many times its healthy latency..."
+    )
+    latency_min_delta_s: float = Field(
+        default=0.025, ge=0, le=60, description="...and at least this much slower than healthy (jitter is not a fault)."
+    )
+    latency_window_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Spans older than this are not read; a service without any is not judged.",
+    )
+    latency_burst_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=600,
+        description="A service's latest latency is the median of its entry spans that started within this long of its "
+        "newest one (the last round of requests: a fix shows at the next requests, not after a whole window).",
+    )
+    latency_min_samples: int = Field(
+        default=3, ge=1, le=100, description="Healthy samples a service needs before its latency is judged."
+    )
+    latency_max_samples: int = Field(
+        default=20, ge=1, le=100, description="Healthy samples kept per service (the reference is their median)."
+    )
+    latency_learn_interval_s: float = Field(
+        default=10.0, ge=0, le=3600, description="At most one healthy sample per scope this often."
+    )
+
+    @field_validator("slo_queries")
+    @classmethod
+    def _bounded_queries(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 20:
+            raise ValueError(f"at most 20 SLO queries, got {len(value)}")
+        for name, query in value.items():
+            if not name or len(name) > 100 or not query.strip() or len(query) > 2000:
+                raise ValueError(f"SLO query {name[:100]!r}: a name of 1-100 characters and a query of 1-2000")
+        return value
 
 
 class EmbeddingSettings(BaseSettings):

@@ -6,7 +6,11 @@
 - L, unhealthy capacity, from the Kubernetes API: pods not Ready or waiting in a bad state, Deployments/StatefulSets
   with fewer available replicas than desired, Services whose selector finds no ready endpoint, unbound PVCs,
   HorizontalPodAutoscalers that cannot scale their target (capacity that can no longer grow), NotReady or
-  unschedulable nodes.
+  unschedulable nodes, and objects whose deletion has waited on their finalizers longer than ``stuck_deletion_s``
+  (Kubernetes deletes an object only once every finalizer is removed: one left means a controller that cannot or
+  will not finish, and whatever waits on the name or the resource waits with it).
+- Optionally, latency regressions from traces (``stratus.latency``): V gains one violation per service whose latest
+  requests take far longer than they did while the scope was healthy, even under the probes' budget.
 
 ``mu = inf`` when the API cannot be read or every workload in scope is down: an action that takes the whole scope
 down must never look like an improvement. The computation (``assess``) is pure; ``SeverityMeter`` does the I/O.
@@ -15,18 +19,29 @@ down must never look like an improvement. The computation (``assess``) is pure; 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from stratus.contracts import Severity
 from stratus.settings import SeveritySettings
 
+if TYPE_CHECKING:
+    from stratus.latency import LatencyOracle
+
+log = logging.getLogger(__name__)
 Obj = dict[str, Any]
+MAX_QUERY_BYTES = 1_000_000
+"""A Prometheus answer larger than this is not parsed (counted as a violation: the query asks for too much)."""
+FINALIZED_KINDS = ("ConfigMap", "Secret", "ServiceAccount", "ReplicaSet", "Job")
+"""Kinds read only for stuck deletions (the kinds mu already reads are checked too)."""
 
 BAD_WAITING = {
     "CrashLoopBackOff",
@@ -71,8 +86,13 @@ class Snapshot:
     pvcs: list[Obj] = field(default_factory=list)
     autoscalers: list[Obj] = field(default_factory=list)
     nodes: list[Obj] = field(default_factory=list)
+    others: list[tuple[str, Obj]] = field(default_factory=list)
+    """(kind, object) of ``FINALIZED_KINDS``, read for stuck deletions only."""
     alerts: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    now: float = field(default_factory=time.time)
+    stuck_deletion_s: float = 0.0
+    """0: stuck deletions are not counted."""
 
 
 def _name(obj: Obj) -> str:
@@ -111,6 +131,30 @@ def autoscaler_problem(hpa: Obj) -> str | None:
             continue
         return f"{kind}=False ({reason or 'no reason'})"
     return None
+
+
+def _epoch(stamp: object) -> float | None:
+    if not isinstance(stamp, str) or len(stamp) > 64:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def stuck_deletion(obj: Obj, now: float, after_s: float) -> str | None:
+    """Why an object's deletion is stuck: ``deletionTimestamp`` set more than ``after_s`` ago and finalizers still
+    present (the API server removes the object only when its last finalizer is gone). None when it is not."""
+    meta = obj.get("metadata") or {}
+    finalizers = meta.get("finalizers") or []
+    since = _epoch(meta.get("deletionTimestamp"))
+    if after_s <= 0 or since is None or not isinstance(finalizers, list) or not finalizers:
+        return None
+    waited = now - since
+    if waited <= after_s:
+        return None
+    names = ", ".join(str(f)[:100] for f in finalizers[:3]) + (", ..." if len(finalizers) > 3 else "")
+    return f"deletion stuck {waited:.0f}s on finalizers [{names}]"
 
 
 def _available_short(workload: Obj) -> str | None:
@@ -162,6 +206,14 @@ def assess(snap: Snapshot, weights: Weights = Weights()) -> Severity:
         )
         if not ready:
             unhealthy.append(f"node/{_name(node)}: NotReady")
+    if snap.stuck_deletion_s > 0:
+        listed: list[tuple[str, Obj]] = [(k.lower(), w) for k, w in workloads]
+        listed += [("pod", p) for p in snap.pods] + [("service", s) for s in snap.services]
+        listed += [("pvc", p) for p in snap.pvcs] + [(k.lower(), o) for k, o in snap.others]
+        for kind, obj in listed:
+            stuck = stuck_deletion(obj, snap.now, snap.stuck_deletion_s)
+            if stuck:
+                unhealthy.append(f"{kind}/{_name(obj)}: {stuck}")
     crashed = bool(workloads) and up == 0
     if crashed:
         return Severity(mu=math.inf, alerts=snap.alerts, violations=snap.violations, unhealthy=unhealthy, crashed=True)
@@ -183,8 +235,12 @@ class SeverityMeter:
         slo_queries: Sequence[tuple[str, str]] = (),
         probes: Callable[[str], Sequence[Probe]] = lambda scope: (),
         http: httpx.AsyncClient | None = None,
+        stuck_deletion_s: float = 0.0,
+        latency: LatencyOracle | None = None,
     ) -> None:
         self.lister = lister
+        self.stuck_deletion_s = stuck_deletion_s
+        self.latency = latency
         self.weights = weights
         self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None
         self.prometheus_url = prometheus_url.rstrip("/") if prometheus_url else None
@@ -193,7 +249,9 @@ class SeverityMeter:
         self.http = http or httpx.AsyncClient(timeout=5.0)
 
     @classmethod
-    def from_settings(cls, settings: SeveritySettings, lister: ObjectLister) -> SeverityMeter:
+    def from_settings(
+        cls, settings: SeveritySettings, lister: ObjectLister, latency: LatencyOracle | None = None
+    ) -> SeverityMeter:
         probes = {
             scope: [Probe(name=url, url=url, max_latency_s=settings.slo_max_latency_s) for url in urls]
             for scope, urls in settings.slo_probes.items()
@@ -204,6 +262,9 @@ class SeverityMeter:
             alertmanager_url=str(settings.alertmanager_url) if settings.alertmanager_url else None,
             prometheus_url=str(settings.prometheus_url) if settings.prometheus_url else None,
             probes=lambda scope: probes.get(scope, []),
+            slo_queries=sorted(settings.slo_queries.items()),
+            stuck_deletion_s=settings.stuck_deletion_s,
+            latency=latency,
         )
 
     async def measure(self, scope: str) -> Severity:
@@ -213,7 +274,20 @@ class SeverityMeter:
         except Exception as exc:  # the API itself is unreachable: the worst state there is
             return Severity(mu=math.inf, unhealthy=[f"api: unreachable ({exc!r})"], crashed=True)
         snap.alerts, snap.violations = await asyncio.gather(self._alerts(scope), self._violations(scope))
+        if self.latency is not None:  # after the probes, so their requests are the latest spans
+            snap.violations = sorted([*snap.violations, *await self.latency.violations(scope)])
+        snap.stuck_deletion_s = self.stuck_deletion_s
         return assess(snap, self.weights)
+
+    async def learn(self, scope: str, severity: Severity) -> None:
+        """A probe of ``scope`` found it healthy (mu 0): its latencies become a healthy sample (at most one per
+        ``latency_learn_interval_s``). Never raises."""
+        if self.latency is None or severity.mu != 0 or severity.crashed:
+            return
+        try:
+            await self.latency.learn(scope)
+        except Exception:
+            log.warning("healthy latency of %s not recorded", scope, exc_info=True)
 
     async def _read_cluster(self, ns: str | None) -> Snapshot:
         kinds = ("Pod", "Deployment", "StatefulSet", "Service", "Endpoints", "PersistentVolumeClaim")
@@ -224,9 +298,31 @@ class SeverityMeter:
             asyncio.gather(*(self.lister.list_objects(k, ns) for k in kinds)), self._autoscalers(ns)
         )
         pods, deps, sts, svcs, eps, pvcs = results
+        others = await self._finalized(ns) if self.stuck_deletion_s > 0 else []
         return Snapshot(
-            pods=pods, deployments=deps, statefulsets=sts, services=svcs, endpoints=eps, pvcs=pvcs, autoscalers=hpas
+            pods=pods,
+            deployments=deps,
+            statefulsets=sts,
+            services=svcs,
+            endpoints=eps,
+            pvcs=pvcs,
+            autoscalers=hpas,
+            others=others,
         )
+
+    async def _finalized(self, ns: str) -> list[tuple[str, Obj]]:
+        """The scope's objects of ``FINALIZED_KINDS`` that are being deleted; a kind that cannot be read is skipped
+        (stuck deletions add evidence, they never make the API look unreadable)."""
+
+        async def one(kind: str) -> list[tuple[str, Obj]]:
+            try:
+                objs = await self.lister.list_objects(kind, ns)
+            except Exception:
+                return []
+            return [(kind, o) for o in objs if (o.get("metadata") or {}).get("deletionTimestamp")]
+
+        found = await asyncio.gather(*(one(k) for k in FINALIZED_KINDS))
+        return [item for items in found for item in items]
 
     async def _autoscalers(self, ns: str) -> list[Obj]:
         """The scope's HPAs; a cluster that does not serve them (or a reader not allowed to list them) has none,
@@ -255,7 +351,8 @@ class SeverityMeter:
 
     async def _violations(self, scope: str) -> list[str]:
         checks: list[Awaitable[str | None]] = [self._probe(p) for p in self.probes(scope)]
-        checks += [self._query(name, q.replace("$scope", scope)) for name, q in self.slo_queries]
+        quoted = scope.replace("\\", "").replace('"', "")
+        checks += [self._query(name, q.replace("$scope", quoted)) for name, q in self.slo_queries]
         results = await asyncio.gather(*checks)
         return sorted(r for r in results if r)
 
@@ -273,12 +370,22 @@ class SeverityMeter:
         return None
 
     async def _query(self, name: str, query: str) -> str | None:
+        if not self.prometheus_url:
+            return f"{name}: no Prometheus configured (STRATUS_PROMETHEUS_URL)"
         try:
-            resp = await self.http.get(f"{self.prometheus_url}/api/v1/query", params={"query": query})
-            resp.raise_for_status()
-            result = resp.json().get("data", {}).get("result", [])
-        except (httpx.HTTPError, ValueError) as exc:
+            async with self.http.stream("GET", f"{self.prometheus_url}/api/v1/query", params={"query": query}) as resp:
+                resp.raise_for_status()
+                body = b""
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_QUERY_BYTES:
+                        return f"{name}: answer over {MAX_QUERY_BYTES} bytes"
+            data = json.loads(body)
+            result = (data.get("data") or {}).get("result", []) if isinstance(data, dict) else None
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
             return f"{name}: prometheus unreachable ({type(exc).__name__})"
+        if not isinstance(result, list):
+            return f"{name}: unexpected answer"
         return f"{name}: {len(result)} series" if result else None
 
     async def aclose(self) -> None:

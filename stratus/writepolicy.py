@@ -263,6 +263,19 @@ class WritePolicy(BaseModel):
         rules = self.rules_for(scope)
         return rules is not None and any(g.allows(kind, verb) for g in rules.grants)
 
+    def operator_grant(self, scope: str, kind: str, verb: str) -> str:
+        """What an operator must add to this policy for ``verb`` on ``kind`` in ``scope`` to be allowed at all ('' when
+        nothing): the grant, and the guard to waive for a kind refused outright. Said in a diagnosis whose fix needs
+        it, so that the operator knows what to grant rather than that something was refused."""
+        rules = self.rules_for(scope)
+        needs = []
+        if not self.grants(scope, kind, verb):
+            needs.append(f"a grant of '{verb}' on {kind} in scope '{scope}'")
+        control = _CONTROL_KINDS.get(kind)
+        if control is not None and control[0] not in (rules.waive if rules else []):
+            needs.append(f"a waiver of the '{control[0]}' guard there ({control[1]})")
+        return " and ".join(needs)
+
     def check(self, action: Action, pre: Obj | None, after: Any, ran_before: Collection[str] = ()) -> None:
         """Raise ``PolicyRefusal`` unless ``action`` may turn ``pre`` (None: absent) into ``after`` (the dry run's
         result): ``check_request`` and then ``check_result``."""

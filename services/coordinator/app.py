@@ -34,6 +34,7 @@ from stratus.dependencies import kube_probe, redis_probe
 from stratus.fence import JetStreamTokens
 from stratus.gateway import ReadGateway
 from stratus.kubeapi import kube_api
+from stratus.latency import from_settings as latency_from_settings
 from stratus.memory.store import MemoryStore
 from stratus.metrics import set_incident_ages, set_open_incidents
 from stratus.observer import ClusterObserver
@@ -111,7 +112,7 @@ def build(settings: CoordinatorSettings, observer: Observer | None = None) -> Se
         if cluster is None:
             api = kube_api(settings)
             runtime.depends_on("kubernetes", kube_probe(api))
-            cluster = ClusterObserver.from_settings(settings, ReadGateway(api))
+            cluster = ClusterObserver.from_settings(settings, ReadGateway(api), latency_from_settings(settings, bus.js))
         alock = ALock(redis, prefix=settings.redis_prefix, tokens=JetStreamTokens(bus))
         engine = Engine(bus, redis, alock, cluster, settings, prefix=settings.redis_prefix)
         engine.owns = lambda incident_id: partitions.owns(topology.partition(incident_id))

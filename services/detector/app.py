@@ -14,6 +14,7 @@ from stratus.embedding.hooks import from_settings as embedding_from_settings
 from stratus.gateway import ReadGateway
 from stratus.kubeapi import kube_api
 from stratus.lastgood import HealthyClock, LastGoodRecorder, store_from_settings
+from stratus.latency import from_settings as latency_from_settings
 from stratus.observer import ClusterObserver
 from stratus.registry import Registry
 from stratus.runtime import Deferred, ServiceRuntime, configure_logging
@@ -39,7 +40,7 @@ def build(settings: DetectorSettings) -> ServiceRuntime:
         await redis.ping()
         api = kube_api(settings)
         runtime.depends_on("kubernetes", kube_probe(api))
-        observer = ClusterObserver.from_settings(settings, ReadGateway(api))
+        observer = ClusterObserver.from_settings(settings, ReadGateway(api), latency_from_settings(settings, bus.js))
         embedding = embedding_from_settings(settings, api) if settings.embedding_enabled else None
         lastgood = None
         if settings.lastgood_enabled:

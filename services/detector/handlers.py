@@ -63,8 +63,10 @@ class Detector:
             )
         if self.confirm.observe(scope, await self.deciding(scope, severity)):
             await self.open(scope, severity, "probe")
-        elif self.lastgood is not None:
-            await self.lastgood.observe(scope, severity)
+        else:
+            await self.observer.meter.learn(scope, severity)
+            if self.lastgood is not None:
+                await self.lastgood.observe(scope, severity)
 
     async def deciding(self, scope: str, severity: Severity) -> Severity:
         """The severity an incident is decided on: without the pods of serving Deployments that are only starting

@@ -12,17 +12,22 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from arena.apps import APPS
 from arena.scenarios.engine import Engine, Registry
 from arena.telemetry.plane import AppsArena
 from stratus.bus import Bus
 from stratus.lastgood import LastGoodStore, bucket_name
+from stratus.latency import SampleStore
+from stratus.latency import bucket_name as latency_bucket
 from stratus.localinfra import LocalServer
+from stratus.promstack import REPO_ROOT, ensure_installed, start_prometheus
 from stratus.supervisor import wait_healthy
 from tests.e2e.apps import healthy, slo_probes
 from tests.e2e.harness import Timeline, baseline, running_system
@@ -36,6 +41,31 @@ ONLY = {p.strip() for p in os.environ.get("STRATUS_UNSEEN_ONLY", "").split(",") 
 SETTLE_S = float(os.environ.get("STRATUS_UNSEEN_LASTGOOD_SETTLE_S", "2"))
 """How long the scope must be healthy before a last-known-good is recorded (the product's default is 60 s; 2 s keeps
 a run short, but lets an intermittent fault's clean stretches be recorded as healthy: raise it for those)."""
+PROMETHEUS = os.environ.get("STRATUS_UNSEEN_PROMETHEUS") == "1"
+"""``STRATUS_UNSEEN_PROMETHEUS=1``: a real Prometheus scrapes the app plane, and the services get its URL and the SLO
+queries of ``STRATUS_SLO_QUERIES`` (default: the examples in deploy/prometheus/slo-queries.yml)."""
+SLO_QUERIES = os.environ.get("STRATUS_SLO_QUERIES") or json.dumps(
+    yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "slo-queries.yml").read_text())["queries"]
+)
+COORD_SETTLE_S = os.environ.get("STRATUS_UNSEEN_SETTLE_S", "")
+"""``STRATUS_UNSEEN_SETTLE_S``: the coordinator's wait before mu_post (the harness's 2 s by default; the product's 5 s
+lets a fix that reaches the program through a mounted file's sync show)."""
+LATENCY = os.environ.get("STRATUS_LATENCY_SLO_ENABLED", "").lower() in ("1", "true")
+"""With the latency term on, each scenario waits for the scope's healthy latency samples before its fault."""
+
+
+def _settings(text: str) -> dict[str, str]:
+    """``STRATUS_UNSEEN_SET``: a JSON object of ``STRATUS_*`` settings given to the services (an operator's grant:
+    ``{"STRATUS_WRITE_POLICY": "path/to/policy.yaml", "STRATUS_LEASE_WIDENING_SCOPES": ["cluster", "kube-system"]}``);
+    a list or object value is passed as JSON, as the settings read it."""
+    data = json.loads(text or "{}")
+    if not isinstance(data, dict) or not all(isinstance(k, str) and k.startswith("STRATUS_") for k in data):
+        raise ValueError("STRATUS_UNSEEN_SET must be a JSON object of STRATUS_* settings")
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+
+
+SETTINGS = _settings(os.environ.get("STRATUS_UNSEEN_SET", ""))
+"""Settings every run's services get on top of the harness's (the default: none, the built-in write policy)."""
 MITIGATION = sorted(
     pid for pid, (_, task) in REGISTRY.by_id.items() if task == "mitigation" and (not ONLY or pid in ONLY)
 )
@@ -47,6 +77,29 @@ pytestmark = [
 RESULTS: list[dict[str, Any]] = []
 
 engine = engine_fixture("module", time_scale=0.1)
+
+
+@pytest.fixture(scope="module")
+def prometheus_env(apps_arena: AppsArena) -> Iterator[dict[str, str]]:
+    if not PROMETHEUS:
+        yield {}
+        return
+    ensure_installed()
+    prom = start_prometheus([apps_arena.plane_url.split("://", 1)[1]], scrape_interval="1s")
+    try:
+        yield {"STRATUS_PROMETHEUS_URL": prom.url, "STRATUS_SLO_QUERIES": SLO_QUERIES}
+    finally:
+        prom.stop()
+
+
+async def wait_latency(bus: Bus, scope: str, timeout: float = 90.0) -> None:
+    store = SampleStore(bus.js, latency_bucket("STRATUS"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(len(v) >= 3 for v in (await store.get(scope)).values()):
+            return
+        await asyncio.sleep(1)
+    raise AssertionError(f"no healthy latency samples of {scope} within {timeout}s")
 
 
 async def wait_lastgood(bus: Bus, scope: str, after: float, timeout: float = 60.0) -> None:
@@ -70,13 +123,14 @@ async def test_unseen(
     redis_server: LocalServer,
     bus: Bus,
     uid: str,
+    prometheus_env: dict[str, str],
 ) -> None:
     scenario, _ = REGISTRY.get(pid)
     spec = APPS[scenario.app]
     healthy(engine, scenario.app, redeploy_after=60)
     engine.prepare(scenario)  # the app as the problem deploys it: part of the last-known-good state
     timeline = await Timeline(bus, spec.namespace).start(new_only=True)
-    record: dict[str, Any] = {"scenario": pid}
+    record: dict[str, Any] = {"scenario": pid, **({"settings": SETTINGS} if SETTINGS else {})}
     try:
         with running_system(
             nats_server.url,
@@ -92,10 +146,17 @@ async def test_unseen(
             STRATUS_MAX_RETRIES="5",
             STRATUS_LASTGOOD_SETTLE_S=str(SETTLE_S),
             STRATUS_LASTGOOD_REFRESH_S="600",
+            **{
+                **prometheus_env,
+                **({"STRATUS_SETTLE_S": COORD_SETTLE_S} if COORD_SETTLE_S else {}),
+                **SETTINGS,  # an operator's settings last: they win over the harness's
+            },
         ):
             started = time.time()
             await wait_healthy(nats_server.url, timeout=60)
             await wait_lastgood(bus, spec.namespace, started, timeout=60 + 3 * SETTLE_S)
+            if LATENCY:
+                await wait_latency(bus, spec.namespace)
             injected = time.monotonic()
             engine.inject(scenario)
             await timeline.wait_for("incident_opened", timeout=90)
@@ -116,6 +177,8 @@ async def test_unseen(
             diagnosis = timeline.of("diagnosis")
             record["localisation"] = diagnosis[0]["localisation"][:3] if diagnosis else []
             record["summary"] = diagnosis[0]["summary"][:300] if diagnosis else ""
+            evidence = diagnosis[0]["evidence"] if diagnosis else []
+            record["operator_grant"] = [e for e in evidence if "an operator must add" in e][:2]
             record["writes"] = [
                 f"{e['action']['verb']} {e['action'].get('kind')}/{e['action'].get('name')}"
                 for e in timeline.of("action_executed")

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import yaml
 
-from stratus.actions import Create, Delete, Patch
+from stratus.actions import Create, Delete, Patch, RolloutRestart
 from stratus.contracts import DiagnoseRequest
-from stratus.lastgood import LastGood, capture
+from stratus.lastgood import CLUSTER_DNS, LastGood, capture
 from stratus.reasoners.rulebook import RulebookDiagnosisReasoner, RulebookMitigationReasoner
-from stratus.reasoners.rulebook.changes import candidates, diff, findings, revert_actions
+from stratus.reasoners.rulebook.changes import candidates, change_findings, diff, findings, revert_actions
 from stratus.reasoners.rulebook.mitigate import MIN_CONFIDENCE
 from stratus.reasoners.rulebook.snapshot import collect
-from tests.unit.rulebook_cases.casetools import CaseTools
+from stratus.writepolicy import WritePolicy
+from tests.unit.rulebook_cases.casetools import CaseTools, namespace_lease
 from tests.unit.test_rulebook_cases import mitigate_request
 
 DATA = Path(__file__).parent.parent / "data" / "changes"
@@ -26,7 +27,11 @@ def healthy(case: str) -> LastGood:
 
     class Lister:
         async def list_objects(self, kind: str, namespace: str | None = None) -> list[dict[str, object]]:
-            return [o for o in objects if o["kind"] == kind]
+            return [
+                o
+                for o in objects
+                if o["kind"] == kind and (namespace is None or o["metadata"].get("namespace") in (None, namespace))
+            ]
 
     return asyncio.run(capture(Lister(), "shop", now=0.0))
 
@@ -267,7 +272,11 @@ def test_with_every_pod_ready_a_created_network_policy_is_a_candidate() -> None:
 def _captured(objects: list[dict[str, object]]) -> LastGood:
     class Lister:
         async def list_objects(self, kind: str, namespace: str | None = None) -> list[dict[str, object]]:
-            return [o for o in objects if o["kind"] == kind]
+            return [
+                o
+                for o in objects
+                if o["kind"] == kind and (namespace is None or o["metadata"].get("namespace") in (None, namespace))
+            ]
 
     return asyncio.run(capture(Lister(), "shop", now=0.0))
 
@@ -414,3 +423,136 @@ def test_taints_set_on_every_node_since_the_healthy_state_are_removed_from_all_o
         RulebookMitigationReasoner(lastgood=source).mitigate(mitigate_request("shop", reflections=[reflection]), second)
     )
     assert [a.target for a in second.executed] == ["Deployment/shop/web"]
+
+
+def test_the_cluster_dns_configuration_is_remembered_and_nothing_else_of_the_system_namespace() -> None:
+    before = healthy("dns-corefile-silent")
+    assert CLUSTER_DNS in before.kinds
+    system = sorted(k for k in before.objects if "/kube-system/" in k)
+    # The ConfigMap holding a Corefile and the server mounting it; not another ConfigMap or Deployment there.
+    assert system == ["ConfigMap/kube-system/coredns", "Deployment/kube-system/coredns"]
+
+
+def test_a_changed_corefile_is_reverted_when_names_do_not_resolve_and_every_pod_is_ready() -> None:
+    tools, after = now("dns-corefile-silent")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    before = healthy("dns-corefile-silent")
+    tied, loose = candidates(before, after, snap)
+    assert [(c.change.key, c.change.pointer) for c in tied] == [("ConfigMap/kube-system/coredns", "/data")]
+    assert tied[0].score >= 0.9 and "no such host" in tied[0].why[0] and tied[0].mechanism == "recent_change"
+    (patch,) = tied[0].actions
+    assert isinstance(patch, Patch) and patch.scope == "kube-system"
+    assert patch.patch == [
+        {"op": "replace", "path": "/data", "value": before.objects["ConfigMap/kube-system/coredns"]["data"]}
+    ]
+    assert "NXDOMAIN" not in patch.patch[0]["value"]["Corefile"]
+    assert not any(c.key.startswith("Deployment/kube-system/metrics-server") for c in loose)
+
+
+def test_a_changed_corefile_is_no_suspect_without_names_that_do_not_resolve() -> None:
+    tools, after = now("dns-corefile-silent")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    snap.logs = {k: "GetAds failed: rpc error: code = DeadlineExceeded" for k in snap.logs}
+    tied, loose = candidates(healthy("dns-corefile-silent"), after, snap)
+    assert tied == [] and "ConfigMap/kube-system/coredns" in {c.key for c in loose}
+
+
+def test_a_snapshot_that_did_not_read_the_cluster_dns_sees_no_change_there() -> None:
+    _, after = now("dns-corefile-silent")
+    before = healthy("dns-corefile-silent")
+    before.kinds.remove(CLUSTER_DNS)
+    for key in [k for k in before.objects if "/kube-system/" in k]:
+        del before.objects[key]
+    assert not [c for c in diff(before, after) if c.namespace == "kube-system"]
+
+
+def test_the_diagnosis_of_a_dns_change_says_what_an_operator_must_grant() -> None:
+    before = healthy("dns-corefile-silent")
+
+    async def source(scope: str) -> LastGood | None:
+        return before
+
+    request = DiagnoseRequest(incident_id="i", scope="shop")
+    builtin = asyncio.run(
+        RulebookDiagnosisReasoner(lastgood=source, policy=WritePolicy()).diagnose(
+            request, CaseTools(DATA / "dns-corefile-silent")
+        )
+    )
+    assert "changed since the last healthy state: ConfigMap/kube-system/coredns" in builtin.summary
+    assert "needs an operator's grant" in builtin.summary
+    assert any(
+        "an operator must add to STRATUS_WRITE_POLICY a grant of 'patch' on ConfigMap in scope 'kube-system'" in e
+        and "STRATUS_LEASE_WIDENING_SCOPES" in e
+        for e in builtin.evidence
+    )
+    granted = WritePolicy.parse("{scopes: {kube-system: {grants: [{kinds: [ConfigMap], verbs: [patch]}]}}}")
+    with_grant = asyncio.run(
+        RulebookDiagnosisReasoner(lastgood=source, policy=granted).diagnose(
+            request, CaseTools(DATA / "dns-corefile-silent")
+        )
+    )
+    assert "needs an operator's grant" not in with_grant.summary
+    assert any("needs a writer on scope 'kube-system'" in e for e in with_grant.evidence)
+
+
+def test_the_mitigation_asks_for_the_system_namespace_lease_for_a_dns_revert() -> None:
+    before = healthy("dns-corefile-silent")
+
+    async def source(scope: str) -> LastGood | None:
+        return before
+
+    tools = CaseTools(DATA / "dns-corefile-silent", refuse=namespace_lease("shop"))
+    result = asyncio.run(RulebookMitigationReasoner(lastgood=source).mitigate(mitigate_request("shop"), tools))
+    assert [a.target for a in tools.refused] == ["ConfigMap/kube-system/coredns"] and not tools.executed
+    assert "needs a writer on scope kube-system" in result.reason
+    widened = CaseTools(DATA / "dns-corefile-silent", refuse=namespace_lease("kube-system"))
+    asyncio.run(
+        RulebookMitigationReasoner(lastgood=source).mitigate(mitigate_request("shop", scope="kube-system"), widened)
+    )
+    assert [a.target for a in widened.executed] == ["ConfigMap/kube-system/coredns"]
+
+
+def test_deleting_a_mutating_webhook_restarts_the_workloads_whose_pods_it_rewrote() -> None:
+    tools, after = now("webhook-mutating")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    tied, _ = candidates(healthy("webhook-mutating"), after, snap)
+    assert tied[0].change.key == "MutatingWebhookConfiguration/resource-policy"
+    delete, *restarts = tied[0].actions
+    assert isinstance(delete, Delete) and delete.kind == "MutatingWebhookConfiguration"
+    # Only the proxy's pod differs from its template; api's pod predates the webhook.
+    assert [(type(a), a.target) for a in restarts] == [(RolloutRestart, "Deployment/shop/proxy")]
+    assert "keep the mutation until they are replaced" in tied[0].why[-1]
+    decoy = [c for c in tied if c.change.key == "MutatingWebhookConfiguration/sidecar-injector"]
+    assert all(len(c.actions) == 1 for c in decoy)  # it intercepts no pod here: nothing to restart
+
+
+def test_a_corefile_without_the_reload_plugin_is_followed_by_a_restart_of_the_server_that_mounts_it() -> None:
+    tools, after = now("dns-corefile-silent")
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    before = healthy("dns-corefile-silent")
+    tied, _ = candidates(before, after, snap)
+    assert len(tied[0].actions) == 1  # the healthy Corefile reloads itself
+    for snapshot in (before, after):
+        cm = snapshot.objects["ConfigMap/kube-system/coredns"]
+        cm["data"] = {"Corefile": cm["data"]["Corefile"].replace("    reload\n", "")}
+    tied, _ = candidates(before, after, snap)
+    patch, restart = tied[0].actions
+    assert isinstance(patch, Patch) and isinstance(restart, RolloutRestart)
+    assert restart.target == "Deployment/kube-system/coredns"
+
+
+def test_a_client_that_logs_nothing_is_heard_through_its_failed_spans() -> None:
+    before = healthy("dns-corefile-silent")
+
+    async def source(scope: str) -> LastGood | None:
+        return before
+
+    tools = CaseTools(DATA / "dns-corefile-silent")
+    tools.log_texts = {}
+    lookup = "dial tcp: lookup ad on 10.96.0.10:53: no such host"
+    tools.trace_list = [
+        {"spans": [{"logs": [{"fields": [{"key": "event", "value": "error"}, {"key": "message", "value": lookup}]}]}]}
+    ]
+    snap = asyncio.run(collect(tools, "shop", with_traces=False))
+    found = asyncio.run(change_findings(source, tools, snap))
+    assert [f.target for f in found] == ["ConfigMap/kube-system/coredns"] and snap.traces

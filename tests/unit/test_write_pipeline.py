@@ -6,6 +6,7 @@ exec is journaled only once it is judged."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any, cast
 
@@ -243,3 +244,27 @@ async def test_an_update_journaled_beside_a_failing_dry_run_or_a_refusal_is_void
     with_conflict = await gw.write(Create(manifest={**CM, "metadata": {"name": "new", "namespace": "shop"}}))
     gone = await gw.write(Delete(kind="ConfigMap", namespace="shop", name="conf"))
     assert not with_conflict.ok and not gone.ok and records == []
+
+
+async def test_a_write_cancelled_while_its_intent_is_unacknowledged_is_never_sent() -> None:
+    api = FakeApi({("ConfigMap", "shop", "conf"): CM})
+    api.log = log = []
+    gw = gateway(api, log)
+    unblock = asyncio.Event()
+
+    async def slow_intent(record: JournalRecord) -> None:
+        log.append("intent")
+        await unblock.wait()
+
+    gw.journal_intent = slow_intent
+    task = asyncio.create_task(gw.write(Patch(kind="ConfigMap", namespace="shop", name="conf", patch={"data": {}})))
+    for _ in range(200):
+        if "dry" in log and "intent" in log:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    unblock.set()  # an append that went on after the cancellation would open the gate now
+    await asyncio.sleep(0.2)
+    assert "dry" in log and "write" not in log and gw.writes == 0

@@ -387,3 +387,19 @@ def test_every_patch_form_of_an_escalation_is_refused(guard: str, form: str) -> 
         body = {"spec": {"template": {"spec": {field: value}}}}
         after = (strategic_merge if form == "strategic" else merge_patch)(BASE, body)
     assert refused(PATCH, BASE, after).guard == guard
+
+
+def test_operator_grant_says_what_a_fix_outside_the_policy_needs_and_nothing_once_granted() -> None:
+    builtin = WritePolicy()
+    assert builtin.operator_grant("kube-system", "ConfigMap", "patch") == (
+        "a grant of 'patch' on ConfigMap in scope 'kube-system'"
+    )
+    webhook = builtin.operator_grant("cluster", "ValidatingWebhookConfiguration", "delete")
+    assert "a grant of 'delete'" in webhook and "a waiver of the 'cluster_control' guard" in webhook
+    assert builtin.operator_grant("shop", "Deployment", "patch") == ""
+    granted = WritePolicy.parse(
+        "{scopes: {cluster: {grants: [{kinds: [ValidatingWebhookConfiguration], verbs: [delete]}],"
+        " waive: [cluster_control]}, kube-system: {grants: [{kinds: [ConfigMap], verbs: [patch]}]}}}"
+    )
+    assert granted.operator_grant("cluster", "ValidatingWebhookConfiguration", "delete") == ""
+    assert granted.operator_grant("kube-system", "ConfigMap", "patch") == ""

@@ -10,8 +10,9 @@ A unit is a candidate only when it is tied to something unhealthy now, through K
 owns an unhealthy pod, a Service without endpoints and the pods its selector picked, the ConfigMaps and Secrets an
 unhealthy pod's env and volumes reference, its claims, their volumes and StorageClass, the NetworkPolicies that select
 it, the node it runs on (or every node, while pods wait to be scheduled), the namespace's quotas and the admission
-webhooks (while workloads are short of pods). Units tied to nothing are reported but never reverted. Ties are broken
-by the unit's path, never by a name: the ranking knows relations, not faults.
+webhooks (while workloads are short of pods), and the cluster DNS configuration (while clients report names that do
+not resolve: every lookup goes through it, so no selector ties it closer). Units tied to nothing are reported but
+never reverted. Ties are broken by the unit's path, never by a name: the ranking knows relations, not faults.
 """
 
 from __future__ import annotations
@@ -22,10 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from stratus.actions import ACTION_ADAPTER, KINDS, Action, Create, Delete, Patch, RolloutRestart, Scale
-from stratus.lastgood import LastGood, LastGoodSource, ObjectLister, capture
+from stratus.lastgood import (
+    CLUSTER_DNS,
+    DNS_NAMESPACE,
+    LastGood,
+    LastGoodSource,
+    capture,
+    dns_configs_mounted,
+)
 from stratus.reasoners.rulebook.analyzers import Finding
 from stratus.reasoners.rulebook.relations import foreign_pods
-from stratus.reasoners.rulebook.snapshot import Snapshot, labels_match, meta, name_of, spec, status
+from stratus.reasoners.rulebook.snapshot import Snapshot, labels_match, meta, name_of, read_traces, spec, status
+from stratus.reasoning import ClusterTools
 from stratus.severity import autoscaler_problem, pod_problems
 
 Obj = dict[str, Any]
@@ -63,7 +72,26 @@ class Change:
         if self.op != "changed":
             return f"{self.key} {self.op}"
         with_ = "".join(f" (with {p.rsplit('/', 1)[-1]})" for p, _, _ in self.also)
+        lines = _line_delta(self.old, self.new)
+        if lines:
+            return f"{self.key} {self.pointer}{with_}: {_short(lines, limit)}"
         return f"{self.key} {self.pointer}{with_}: {_short(self.old, limit // 2)} -> {_short(self.new, limit // 2)}"
+
+
+def _line_delta(old: Any, new: Any) -> str:
+    """For configuration files (a ConfigMap's multi-line values): the lines removed and added, key by key."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return ""
+    parts = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b or not isinstance(a, str) or not isinstance(b, str) or "\n" not in a + b:
+            continue
+        before, after = [x.strip() for x in a.splitlines()], [x.strip() for x in b.splitlines()]
+        gone = [x for x in before if x and x not in after]
+        added = [x for x in after if x and x not in before]
+        parts.append(f"{key}: " + " ".join([*(f"-{x!r}" for x in gone), *(f"+{x!r}" for x in added)]))
+    return "; ".join(parts)
 
 
 def _short(value: Any, limit: int) -> str:
@@ -161,8 +189,12 @@ def diff(before: LastGood, after: LastGood) -> list[Change]:
         ref = new or old or {}
         m = ref.get("metadata") or {}
         ns, name = m.get("namespace"), str(m.get("name", ""))
+        dns = _is_dns(ns, before.scope)
+        if dns and CLUSTER_DNS not in kinds:
+            continue  # one of the snapshots did not read the cluster DNS: an absence there is no change
         if old is None:
-            out.append(Change(kind, ns, name, "created", new=new, revertable=kind in KINDS))
+            # The DNS server's configuration is the cluster's: never deleted because it is new to Stratus.
+            out.append(Change(kind, ns, name, "created", new=new, revertable=kind in KINDS and not dns))
         elif new is None:
             creatable = kind in KINDS and kind != "Secret" and (kind != "ConfigMap" or "data" in old)
             out.append(Change(kind, ns, name, "deleted", old=old, revertable=creatable))
@@ -171,6 +203,11 @@ def diff(before: LastGood, after: LastGood) -> list[Change]:
                 ok = _revertable(kind, pointer, old, new)
                 out.append(Change(kind, ns, name, "changed", pointer, a, b, ok, also))
     return out
+
+
+def _is_dns(namespace: str | None, scope: str) -> bool:
+    """Whether an object of a snapshot of ``scope`` is one of the cluster DNS objects it records."""
+    return namespace == DNS_NAMESPACE and scope != DNS_NAMESPACE
 
 
 # -- what is unhealthy, and how a change is tied to it -------------------------------------------------------------
@@ -277,6 +314,8 @@ class _Context:
     refs: tuple[set[str], set[str], set[str]]
     upstream_cms: dict[str, str] = field(default_factory=dict)
     """ConfigMaps read by the pods of a Service an unhealthy pod's env addresses -> that Service."""
+    unresolved: list[str] = field(default_factory=list)
+    """What the scope's logs, events and traces say about names that did not resolve (``resolution_failures``)."""
 
     @classmethod
     def build(cls, snap: Snapshot, bad: Unhealthy, before: LastGood, after: LastGood) -> _Context:
@@ -288,7 +327,7 @@ class _Context:
             sel = spec(old or snap.get("Service", svc_name) or {}).get("selector")
             for kind in WORKLOADS:
                 for w in before.of(kind):
-                    if labels_match(sel, _template_labels(w)):
+                    if meta(w).get("namespace") in (None, snap.namespace) and labels_match(sel, _template_labels(w)):
                         labels.append(_template_labels(w))
         cms: set[str] = set()
         secrets: set[str] = set()
@@ -303,7 +342,47 @@ class _Context:
             cms |= a
             secrets |= b
             claims |= c
-        return cls(snap, bad, before, after, pods, labels, (cms, secrets, claims), _upstream_configs(snap, specs))
+        refs = (cms, secrets, claims)
+        return cls(
+            snap, bad, before, after, pods, labels, refs, _upstream_configs(snap, specs), resolution_failures(snap)
+        )
+
+
+_RESOLUTION_FAILURE = re.compile(
+    r"no such host|NXDOMAIN|could not resolve|can't resolve|cannot resolve|server can't find|name or service not known"
+    r"|temporary failure in name resolution|name does not resolve|nodename nor servname|getaddrinfo|UnknownHost"
+    r"|DNS resolution failed|failed to resolve (?:host|address)|unable to resolve",
+    re.IGNORECASE,
+)
+"""How resolvers and their callers report a name that did not resolve: Go's resolver, glibc's and musl's getaddrinfo,
+busybox's nslookup, curl and Thrift clients, Java, Node, gRPC's resolver."""
+_IMAGE_PULL = re.compile(r"pull|image|registry|manifest", re.IGNORECASE)
+"""A lookup failing while an image is pulled is the node's resolver (the runtime's), not the cluster DNS."""
+MAX_RESOLUTION_EXAMPLES = 3
+
+
+def resolution_failures(snap: Snapshot) -> list[str]:
+    """Lines of the scope's pod logs, events and traces that report a name that did not resolve (a few examples)."""
+    out: list[str] = []
+
+    def scan(text: str) -> None:
+        for line in text.splitlines():
+            if len(out) >= MAX_RESOLUTION_EXAMPLES:
+                return
+            m = _RESOLUTION_FAILURE.search(line)
+            excerpt = line[max(0, m.start() - 100) : m.end() + 40].strip() if m else ""
+            if m and not _IMAGE_PULL.search(line) and excerpt not in out:
+                out.append(excerpt)
+
+    for text in snap.logs.values():
+        scan(text)
+    for e in snap.events:
+        scan(str(e.get("message", "")))
+    for trace in snap.traces:
+        for sp in trace.get("spans") or []:
+            for entry in sp.get("logs") or []:
+                scan(" ".join(str(f.get("value", "")) for f in entry.get("fields") or [] if isinstance(f, dict)))
+    return out
 
 
 _ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?P<host>[a-z0-9]([a-z0-9-]*[a-z0-9])?)(?::\d{1,5})?(?:/.*)?$")
@@ -332,7 +411,9 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
     kind, name = change.kind, change.name
     objs = [o for o in (ctx.before.objects.get(change.key), ctx.after.objects.get(change.key)) if o]
     why: list[tuple[float, str]] = []
-    if kind in WORKLOADS:
+    if _is_dns(change.namespace, snap.namespace):
+        why += _dns_ties(change, ctx.unresolved)
+    elif kind in WORKLOADS:
         # A workload created since the last healthy state is blamed only for harm to others (a Service whose
         # endpoints it took): deleting a new workload because its own pods fail would hide the symptom, not fix it.
         own = change.op != "created"
@@ -461,6 +542,15 @@ def _webhook_ties(kind: str, objs: list[Obj], ctx: _Context) -> list[tuple[float
     return out
 
 
+def _dns_ties(change: Change, unresolved: list[str]) -> list[tuple[float, str]]:
+    """The cluster DNS configuration (or the server that reads it) changed since the healthy state is tied when the
+    scope's clients report names that do not resolve: every in-cluster lookup goes through it."""
+    if not unresolved:
+        return []
+    what = "the cluster DNS configuration" if change.kind == "ConfigMap" else "the cluster DNS server"
+    return [(0.9, f"names do not resolve in the scope ({unresolved[0]}), and every lookup goes through {what}")]
+
+
 def _intercepts_pods(hook: Obj, namespace: str) -> bool:
     """Whether a webhook's rules cover pod CREATE and its namespaceSelector can match the namespace (only the label
     every namespace carries, ``kubernetes.io/metadata.name``, is known here; other required labels count as unknown,
@@ -585,6 +675,8 @@ class Candidate:
 
     @property
     def mechanism(self) -> str:
+        if self.change.namespace == DNS_NAMESPACE:
+            return "recent_change"  # the cluster's DNS: the platform's configuration, not the application's
         field_name = self.change.pointer.rsplit("/", 1)[-1]
         program = "/containers/" in self.change.pointer and field_name in APP_FIELDS
         return "recent_app_change" if program or self.change.kind in ("ConfigMap", "Secret") else "recent_change"
@@ -596,8 +688,14 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
     changes = diff(before, after)
     if not bad:
         read, labels = _configs_read(snap), [meta(p).get("labels") or {} for p in snap.live_pods()]
-        suspects = _silent_candidates(changes, read, labels)
-        return suspects, [c for c in changes if not _silent_suspect(c, read, labels)]
+        dns = _dns_candidates(changes, snap, after)
+        # The cluster's DNS objects are suspects only on evidence that names do not resolve.
+        own = [c for c in changes if not _is_dns(c.namespace, snap.namespace)]
+        suspects = sorted(dns + _silent_candidates(own, read, labels), key=lambda c: -c.score)[:MAX_CANDIDATES]
+        chosen = {id(c.change) for c in dns}
+        return suspects, [
+            c for c in changes if id(c) not in chosen and (c not in own or not _silent_suspect(c, read, labels))
+        ]
     ctx = _Context.build(snap, bad, before, after)
     tied: list[Candidate] = []
     loose: list[Change] = []
@@ -612,6 +710,17 @@ def candidates(before: LastGood, after: LastGood, snap: Snapshot) -> tuple[list[
             if restarts:
                 names = ", ".join(str(r.name) for r in restarts)
                 why.append(f"pods read it as env, fixed when they start: restart {names}")
+            actions += restarts
+        if _is_dns(ch.namespace, snap.namespace) and actions:
+            reloads = _dns_reloads(ch, after)
+            if reloads:
+                why.append("the restored Corefile has no reload plugin: restart the server")
+            actions += reloads
+        if ch.kind == "MutatingWebhookConfiguration" and ch.op in ("created", "changed") and actions:
+            restarts = _mutated_workloads(ch, ctx)
+            if restarts:
+                names = ", ".join(str(r.name) for r in restarts)
+                why.append(f"pods it rewrote keep the mutation until they are replaced: restart {names}")
             actions += restarts
         if ch.kind == "Service" and ch.op == "deleted" and actions:
             restarts = _crashed_clients(ch, ctx)
@@ -641,6 +750,41 @@ def _node_taints_together(tied: list[Candidate]) -> list[Candidate]:
             why = [*c.why, f"the same taints were set on {others}: reverted with it"] if others else c.why
             out.append(Candidate(c.change, c.score, why, [a for o in group for a in o.actions], c.hides))
     return out
+
+
+def _dns_candidates(changes: list[Change], snap: Snapshot, after: LastGood) -> list[Candidate]:
+    """With nothing unhealthy in Kubernetes terms, the cluster DNS changes, when clients report names that do not
+    resolve (pods stay Ready while every call by name fails)."""
+    unresolved = resolution_failures(snap)
+    out = []
+    for c in changes:
+        why = _dns_ties(c, unresolved) if c.revertable and _is_dns(c.namespace, snap.namespace) else []
+        if why:
+            restarts = _dns_reloads(c, after)
+            texts = [
+                why[0][1],
+                *(["the restored Corefile has no reload plugin: restart the server"] if restarts else []),
+            ]
+            out.append(Candidate(c, why[0][0], texts, revert_actions(c) + restarts))
+    return out
+
+
+_RELOAD = re.compile(r"^\s*reload\b", re.MULTILINE)
+
+
+def _dns_reloads(change: Change, after: LastGood) -> list[Action]:
+    """Restarts of the DNS server Deployments that mount a reverted Corefile without the ``reload`` plugin: CoreDNS
+    reads its configuration at start only, unless that plugin watches it."""
+    if change.kind != "ConfigMap" or change.pointer != "/data" or not isinstance(change.old, dict):
+        return []
+    corefile = change.old.get("Corefile")
+    if not isinstance(corefile, str) or _RELOAD.search(corefile):
+        return []
+    return [
+        RolloutRestart(kind="Deployment", namespace=change.namespace, name=str(meta(d).get("name")))
+        for d in after.of("Deployment")
+        if meta(d).get("namespace") == change.namespace and dns_configs_mounted(d, {change.name})
+    ]
 
 
 def _configs_read(snap: Snapshot) -> set[str]:
@@ -697,6 +841,44 @@ def _env_consumers(change: Change, ctx: _Context) -> list[Action]:
         restart = RolloutRestart(
             kind=str(owner.get("kind", "Deployment")), namespace=ctx.snap.namespace, name=name_of(owner)
         )
+        if all(a.target != restart.target for a in out):
+            out.append(restart)
+    return out
+
+
+_TEMPLATE_FIELDS = ("image", "command", "args", "env", "envFrom", "resources", "securityContext")
+"""Container fields an admission mutation may rewrite: a pod that differs from its template there was rewritten
+(not ``volumeMounts``: the API server adds the service account token's mount to every pod)."""
+
+
+def _rewritten(pod: Obj, template: Obj) -> bool:
+    """Whether a pod's containers differ from its workload's template (a mutation at admission)."""
+    want = {c.get("name"): c for c in (template.get("spec") or {}).get("containers") or []}
+    have = {c.get("name"): c for c in spec(pod).get("containers") or []}
+    if set(want) != set(have):
+        return True
+    return any(want[n].get(f) != have[n].get(f) for n in want for f in _TEMPLATE_FIELDS if f in want[n] or f in have[n])
+
+
+def _mutated_workloads(change: Change, ctx: _Context) -> list[Action]:
+    """Restarts of the workloads whose pods a mutating webhook created or changed since the healthy state rewrote:
+    removing the webhook changes no pod that exists, so they keep the mutation until they are replaced. A pod was
+    rewritten when the webhook intercepts it (rules, namespace and object selectors) and it differs from its
+    workload's template; without such a pod, the unhealthy pods it intercepts."""
+    hooks = [h for h in (change.new or {}).get("webhooks") or [] if _intercepts_pods(h, ctx.snap.namespace)]
+    intercepted = [
+        p
+        for p in ctx.snap.live_pods()
+        if any(_selects(h.get("objectSelector") or {}, meta(p).get("labels") or {}) for h in hooks)
+    ]
+    owned = [(p, w) for p in intercepted if (w := ctx.snap.owner_workload(p)) is not None]
+    rewritten = [(p, w) for p, w in owned if _rewritten(p, spec(w).get("template") or {})]
+    chosen = rewritten or [(p, w) for p, w in owned if name_of(p) in ctx.bad.pods]
+    out: list[Action] = []
+    for _, w in chosen:
+        if str(w.get("kind", "Deployment")) not in WORKLOADS:
+            continue
+        restart = RolloutRestart(kind=str(w.get("kind", "Deployment")), namespace=ctx.snap.namespace, name=name_of(w))
         if all(a.target != restart.target for a in out):
             out.append(restart)
     return out
@@ -786,7 +968,7 @@ def revert_plan_actions(finding: Finding) -> list[Action]:
     return [ACTION_ADAPTER.validate_python(a) for a in finding.facts.get("revert") or []]
 
 
-async def change_findings(source: LastGoodSource | None, tools: ObjectLister, snap: Snapshot) -> list[Finding]:
+async def change_findings(source: LastGoodSource | None, tools: ClusterTools, snap: Snapshot) -> list[Finding]:
     """The change candidates of a scope, when a last healthy snapshot exists (none otherwise, or on a read error)."""
     if source is None:
         return []
@@ -798,4 +980,7 @@ async def change_findings(source: LastGoodSource | None, tools: ObjectLister, sn
     except Exception as exc:  # the memory is an aid: without it the analyzers still run
         snap.read_errors.append(f"last-good: {exc}")
         return []
+    dns_changed = any(_is_dns(c.namespace, snap.namespace) and c.revertable for c in diff(before, after))
+    if dns_changed and not snap.traces and not resolution_failures(snap):
+        await read_traces(tools, snap)  # a client that logs nothing still records its failed lookups in its spans
     return findings(before, after, snap)

@@ -15,6 +15,7 @@ from stratus.reasoners.rulebook.changes import change_findings
 from stratus.reasoners.rulebook.recipes import plan_for
 from stratus.reasoners.rulebook.snapshot import Snapshot, collect, name_of
 from stratus.reasoning import ClusterTools
+from stratus.writepolicy import WritePolicy
 
 MAX_LOCALISATION = 3
 MAX_EVIDENCE = 12
@@ -51,32 +52,55 @@ def rank(snap: Snapshot, findings: list[Finding], graph: CallGraph) -> list[str]
     return out
 
 
-def describe(finding: Finding, namespace: str, scope: str) -> tuple[str, list[str]]:
-    """A one-line summary of a finding with its recommended fix, and notes on that fix."""
+def describe(finding: Finding, namespace: str, scope: str, policy: WritePolicy | None = None) -> tuple[str, list[str]]:
+    """A one-line summary of a finding with its recommended fix, and notes on that fix: a write outside the
+    incident's scope needs a wider lease, and one the write policy does not allow needs an operator's grant first."""
     plan = plan_for(finding, namespace)
     rc = finding.root_cause
     line = f"{finding.evidence[0] if finding.evidence else finding.mechanism} ({rc.system_level}/{rc.fault_type})"
     notes: list[str] = []
     if plan is not None:
         line += f"; fix: {plan.signature}" + (f" ({plan.note})" if plan.note else "")
-        for action in plan.actions:
-            if action.scope != scope:
-                notes.append(f"the fix writes {action.target}, which needs a writer on scope '{action.scope}'")
+        for action in [*plan.actions, *plan.then]:
+            if action.scope == scope:
+                continue
+            grant = (policy or WritePolicy()).operator_grant(action.scope, action.kind, action.verb)
+            if grant:
+                notes.append(
+                    f"the fix writes {action.target}, which the write policy refuses: an operator must add to "
+                    f"STRATUS_WRITE_POLICY {grant}, and list '{action.scope}' in STRATUS_LEASE_WIDENING_SCOPES "
+                    "if it is not there"
+                )
+            else:
+                notes.append(
+                    f"the fix writes {action.target}, which needs a writer on scope '{action.scope}' (the lease "
+                    f"widens there when STRATUS_LEASE_WIDENING_SCOPES lists it)"
+                )
+        if any("an operator must add" in n for n in notes):
+            line += "; needs an operator's grant (see the evidence)"
     return line, notes
 
 
 class RulebookDiagnosisReasoner:
     """Generic Kubernetes analyzers plus trace bootstrapping; the default diagnosis reasoner without an LLM."""
 
-    def __init__(self, lastgood: LastGoodSource | None = None) -> None:
+    def __init__(self, lastgood: LastGoodSource | None = None, policy: WritePolicy | None = None) -> None:
         self.lastgood = lastgood
+        self.policy = policy
+        """The write policy the fixes are judged by (default: this process's ``STRATUS_WRITE_POLICY``)."""
 
     async def diagnose(self, request: DiagnoseRequest, tools: ClusterTools) -> DiagnosisReady:
         snap = await collect(tools, request.scope)
-        return diagnose_snapshot(request, snap, await change_findings(self.lastgood, tools, snap))
+        policy = self.policy or WritePolicy.configured()
+        return diagnose_snapshot(request, snap, await change_findings(self.lastgood, tools, snap), policy)
 
 
-def diagnose_snapshot(request: DiagnoseRequest, snap: Snapshot, changes: list[Finding] | None = None) -> DiagnosisReady:
+def diagnose_snapshot(
+    request: DiagnoseRequest,
+    snap: Snapshot,
+    changes: list[Finding] | None = None,
+    policy: WritePolicy | None = None,
+) -> DiagnosisReady:
     findings = sorted(analyze(snap) + (changes or []), key=lambda f: (f.caused_by is not None, -f.confidence))
     graph = build_call_graph(snap.traces)
     localisation = rank(snap, findings, graph)[:MAX_LOCALISATION]
@@ -84,7 +108,7 @@ def diagnose_snapshot(request: DiagnoseRequest, snap: Snapshot, changes: list[Fi
     summary_lines: list[str] = []
     roots = [f for f in findings if f.caused_by is None and f.confidence >= 0.5]
     for f in roots[:3]:
-        line, notes = describe(f, snap.namespace, request.scope)
+        line, notes = describe(f, snap.namespace, request.scope, policy)
         summary_lines.append(line)
         evidence += [*f.evidence, *notes]
     for h in graph.hypotheses[:3]:
@@ -99,7 +123,7 @@ def diagnose_snapshot(request: DiagnoseRequest, snap: Snapshot, changes: list[Fi
     deduped = list(dict.fromkeys(evidence))[:MAX_EVIDENCE]
     top = roots[0] if roots else (findings[0] if findings else None)
     if top is not None:
-        summary = "; ".join(summary_lines) or describe(top, snap.namespace, request.scope)[0]
+        summary = "; ".join(summary_lines) or describe(top, snap.namespace, request.scope, policy)[0]
     elif graph.hypotheses:
         what = "calls slowing down" if graph.hypotheses[0].signal == "latency" else "failures starting"
         summary = f"no Kubernetes-level cause found; traces show {what} at {localisation[0]}"

@@ -244,8 +244,13 @@ async def collect(
     pods.sort(key=lambda p: (not troubled(p), name_of(p)))
     await asyncio.gather(*(read_logs(p) for p in pods[:MAX_LOGGED_PODS]))
     if with_traces:
-        try:
-            snap.traces = [t for t in await tools.traces(namespace, None, 50) if _in_namespace(t, namespace)]
-        except Exception as exc:
-            snap.read_errors.append(f"traces: {exc}")
+        await read_traces(tools, snap)
     return snap
+
+
+async def read_traces(tools: ClusterTools, snap: Snapshot) -> None:
+    """Add the scope's recent traces to a snapshot (a failed read is noted, as every read of ``collect``)."""
+    try:
+        snap.traces = [t for t in await tools.traces(snap.namespace, None, 50) if _in_namespace(t, snap.namespace)]
+    except Exception as exc:
+        snap.read_errors.append(f"traces: {exc}")
