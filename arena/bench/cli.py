@@ -66,6 +66,16 @@ def bench(
     embedding: Annotated[
         bool, typer.Option(help="Detector and diagnoser with the state embedding (starts a Prometheus for it).")
     ] = False,
+    slo_queries: Annotated[
+        bool,
+        typer.Option(
+            help="Operator SLO queries: start a Prometheus scraping the arena's app plane and give the services its "
+            "URL and STRATUS_SLO_QUERIES (from --set, else the examples in deploy/prometheus/slo-queries.yml). "
+            "Implied by --set STRATUS_SLO_QUERIES=... without STRATUS_PROMETHEUS_URL. The other detection terms are "
+            "settings: --set STRATUS_LATENCY_SLO_ENABLED=1 (each scenario then waits for the scope's healthy latency "
+            "samples before its fault), --set STRATUS_STUCK_DELETION_S=N."
+        ),
+    ] = False,
     noise: Annotated[
         bool,
         typer.Option(
@@ -167,6 +177,7 @@ def bench(
         noise=noise_spec,
         jobs=jobs,
         env=_settings(set_),
+        slo_queries=slo_queries,
         command="stratus bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
     )
     t0 = datetime.now(UTC)

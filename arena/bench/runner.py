@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 
 from arena.apps import APPS, AppSpec
+from arena.bench.detection_terms import latency_enabled, slo_query_env, start_slo_prometheus, wait_latency
 from arena.bench.embedding.system import embedding_env, embedding_warmup_s, start_embedding_prometheus
 from arena.bench.llm_log import LogSlice
 from arena.bench.noise import NoiseGenerator, NoiseSpec, blamed, fault_names, wrong_attribution
@@ -111,6 +112,23 @@ class BenchOptions:
     """Benign changes during each scenario (``arena.bench.noise``): false positives and wrong attributions count."""
     jobs: int = 1
     """Scenarios run by this many worker processes, each with its own arena, NATS, Redis and services."""
+    slo_queries: bool = False
+    """Operator SLO queries: a real Prometheus scrapes the app plane, and the services get its URL and the queries
+    (``STRATUS_SLO_QUERIES`` from ``env``, else the examples). Also on when ``env`` has queries but no Prometheus
+    URL."""
+
+    @property
+    def slo_prometheus(self) -> bool:
+        """Whether the bench starts a Prometheus for the SLO queries (``--slo-queries``, or queries without a URL)."""
+        return self.slo_queries or ("STRATUS_SLO_QUERIES" in self.env and "STRATUS_PROMETHEUS_URL" not in self.env)
+
+    def record_settings(self) -> dict[str, str]:
+        """The bench's own settings as its record shows them (servers it starts as placeholders)."""
+        return {
+            **FAST,
+            **(embedding_env("<prometheus>", "<plane>") if self.embedding else {}),
+            **(slo_query_env("<prometheus>", self.env.get("STRATUS_SLO_QUERIES")) if self.slo_prometheus else {}),
+        }
 
 
 def select(registry: Registry, suite: str, only: list[str]) -> list[str]:
@@ -406,6 +424,7 @@ class Bench:
         self.systems_started = 0
         self.ids: list[str] = []
         self.prometheus: LocalServer | None = None
+        self.slo_prometheus: LocalServer | None = None  # the SLO queries' Prometheus (--slo-queries)
         self.claims: Claims | None = None  # a --jobs worker: the scenarios it runs are claimed one at a time
         self.worker: int = 0
         self.prefer: str | None = None
@@ -432,7 +451,7 @@ class Bench:
             command=opts.command,
             started=datetime.now(UTC),
             oracle=opts.oracle,
-            settings={**FAST, **(embedding_env("<prometheus>", "<plane>") if opts.embedding else {})},
+            settings=opts.record_settings(),
             noise=dataclasses.asdict(opts.noise) if opts.noise is not None else None,
         )
         opts.out.mkdir(parents=True, exist_ok=True)
@@ -494,7 +513,7 @@ class Bench:
             command=opts.command,
             started=datetime.now(UTC),
             oracle=opts.oracle,
-            settings={**FAST, **(embedding_env("<prometheus>", "<plane>") if opts.embedding else {})},
+            settings=opts.record_settings(),
             noise=dataclasses.asdict(opts.noise) if opts.noise is not None else None,
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -504,6 +523,7 @@ class Bench:
         redis: LocalServer | None = None
         probes = ProbeGateway(arena.plane_url).start()
         self.prometheus = start_embedding_prometheus(arena.plane_url) if opts.embedding else None
+        self.slo_prometheus = start_slo_prometheus(arena.plane_url) if opts.slo_prometheus else None
         kube = Kube.from_kubeconfig(str(arena.write_kubeconfig(tmp / "kubeconfig")))
         plane = PlaneClient(arena.plane_url)
         self.engine = Engine(kube, plane, time_scale=TIME_SCALE)
@@ -531,7 +551,7 @@ class Bench:
             plane.close()
             kube.close()
             probes.stop()
-            for server in (nats, redis, self.prometheus):
+            for server in (nats, redis, self.prometheus, self.slo_prometheus):
                 if server is not None:
                     server.stop()
             arena.stop()
@@ -568,7 +588,12 @@ class Bench:
             **FAST,
             # incident memory would carry fixes from one scenario to the next: off unless --set turns it on
             "STRATUS_MEMORY_ENABLED": "false",
-            **self.opts.env,
+            **(
+                slo_query_env(self.slo_prometheus.url, self.opts.env.get("STRATUS_SLO_QUERIES"))
+                if self.slo_prometheus is not None
+                else {}
+            ),
+            **self.opts.env,  # the operator's settings win over the bench's
             "STRATUS_KUBECONFIG": str(self.kubeconfig),
             "STRATUS_SCOPES": json.dumps([app.namespace]),
             "STRATUS_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:10]}",
@@ -681,6 +706,8 @@ class Bench:
             self._pause_detector(False)
             if self.prometheus is not None:  # the embedding learns the healthy app (again after the pause) first
                 await asyncio.sleep(embedding_warmup_s(fresh=self.systems_started != started))
+            if latency_enabled(env):  # the latency term judges against the scope's healthy samples: they come first
+                await wait_latency(self.bus.js, app.namespace)
             rec.services_log = system.log.name
             t_inject = datetime.now(UTC)
             server_log = LogSlice(self.opts.llm_log) if self.opts.llm_log and policy in ("llm", "hybrid") else None

@@ -17,17 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from arena.apps import APPS
+from arena.bench.detection_terms import example_slo_queries, slo_query_env, start_slo_prometheus, wait_latency
 from arena.scenarios.engine import Engine, Registry
 from arena.telemetry.plane import AppsArena
 from stratus.bus import Bus
 from stratus.lastgood import LastGoodStore, bucket_name
-from stratus.latency import SampleStore
-from stratus.latency import bucket_name as latency_bucket
 from stratus.localinfra import LocalServer
-from stratus.promstack import REPO_ROOT, ensure_installed, start_prometheus
 from stratus.supervisor import wait_healthy
 from tests.e2e.apps import healthy, slo_probes
 from tests.e2e.harness import Timeline, baseline, running_system
@@ -44,9 +41,7 @@ a run short, but lets an intermittent fault's clean stretches be recorded as hea
 PROMETHEUS = os.environ.get("STRATUS_UNSEEN_PROMETHEUS") == "1"
 """``STRATUS_UNSEEN_PROMETHEUS=1``: a real Prometheus scrapes the app plane, and the services get its URL and the SLO
 queries of ``STRATUS_SLO_QUERIES`` (default: the examples in deploy/prometheus/slo-queries.yml)."""
-SLO_QUERIES = os.environ.get("STRATUS_SLO_QUERIES") or json.dumps(
-    yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "slo-queries.yml").read_text())["queries"]
-)
+SLO_QUERIES = os.environ.get("STRATUS_SLO_QUERIES") or example_slo_queries()
 COORD_SETTLE_S = os.environ.get("STRATUS_UNSEEN_SETTLE_S", "")
 """``STRATUS_UNSEEN_SETTLE_S``: the coordinator's wait before mu_post (the harness's 2 s by default; the product's 5 s
 lets a fix that reaches the program through a mounted file's sync show)."""
@@ -84,22 +79,11 @@ def prometheus_env(apps_arena: AppsArena) -> Iterator[dict[str, str]]:
     if not PROMETHEUS:
         yield {}
         return
-    ensure_installed()
-    prom = start_prometheus([apps_arena.plane_url.split("://", 1)[1]], scrape_interval="1s")
+    prom = start_slo_prometheus(apps_arena.plane_url)
     try:
-        yield {"STRATUS_PROMETHEUS_URL": prom.url, "STRATUS_SLO_QUERIES": SLO_QUERIES}
+        yield slo_query_env(prom.url, SLO_QUERIES)
     finally:
         prom.stop()
-
-
-async def wait_latency(bus: Bus, scope: str, timeout: float = 90.0) -> None:
-    store = SampleStore(bus.js, latency_bucket("STRATUS"))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(len(v) >= 3 for v in (await store.get(scope)).values()):
-            return
-        await asyncio.sleep(1)
-    raise AssertionError(f"no healthy latency samples of {scope} within {timeout}s")
 
 
 async def wait_lastgood(bus: Bus, scope: str, after: float, timeout: float = 60.0) -> None:
@@ -156,7 +140,7 @@ async def test_unseen(
             await wait_healthy(nats_server.url, timeout=60)
             await wait_lastgood(bus, spec.namespace, started, timeout=60 + 3 * SETTLE_S)
             if LATENCY:
-                await wait_latency(bus, spec.namespace)
+                await wait_latency(bus.js, spec.namespace)
             injected = time.monotonic()
             engine.inject(scenario)
             await timeline.wait_for("incident_opened", timeout=90)
