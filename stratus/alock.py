@@ -877,8 +877,12 @@ class LeaseKeeper:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         interval = self.ttl_s / 3
-        valid_until = loop.time() + self.ttl_s  # conservative: the lease was granted before the keeper started
-        pause = interval
+        # The lease may have been granted well before the keeper started (a coordinator hands it to a mitigator after
+        # checkpointing): what is left of it is at most its TTL and at most what its expiry says. So the first renewal
+        # is at once, and a lease already gone is reported at once rather than at the first interval.
+        left = (self.lease.expires_at - datetime.now(UTC)).total_seconds()
+        valid_until = loop.time() + max(0.0, min(self.ttl_s, left))
+        pause = 0.0
         while not self._closing:
             await asyncio.sleep(pause)
             if self._closing:

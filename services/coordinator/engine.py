@@ -444,16 +444,22 @@ class Engine:
             return
         record.attempt_pending = False
         try:
-            pre = await self.observer.measure(record.scope)
-            if healthy(pre) and self.settings.resolve_quiet_s > 0:
-                async with lease_keeper(self.alock, lease, self.settings.lease_ttl_s, release_on_exit=False) as keeper:
+            # The lease is kept alive from its grant until the request carries it to a mitigator: measuring, the quiet
+            # wait and the checkpoint's snapshot (a whole namespace, and the cluster under a cluster lease) can take
+            # longer than its TTL on a busy machine, and a mitigator that got a lease about to lapse lost it at its
+            # first renewal.
+            async with lease_keeper(self.alock, lease, self.settings.lease_ttl_s, release_on_exit=False) as keeper:
+                pre = await self.observer.measure(record.scope)
+                if healthy(pre) and self.settings.resolve_quiet_s > 0:
                     pre = await self._quiet(record.scope, pre)
-                lease = keeper.lease
-                if keeper.lost.is_set():  # renewing failed while waiting: the watchdog starts the attempt again
-                    log.info("%s: attempt %d lost its write lease while waiting", record.incident_id, n)
-                    record.attempt_pending = True
-                    await self._commit(record)
-                    return
+                if not healthy(pre):
+                    digest, snapshot = await self.observer.snapshot(record.scope, lease_scope)
+            lease = keeper.lease
+            if keeper.lost.is_set():  # renewing failed meanwhile: the watchdog starts the attempt again
+                log.info("%s: attempt %d lost its write lease before it started", record.incident_id, n)
+                record.attempt_pending = True
+                await self._commit(record)
+                return
             if healthy(pre):
                 await self.alock.release(lease)
                 record.visible_mu.append(pre.mu)
@@ -462,7 +468,6 @@ class Engine:
                 await self._commit(record)
                 await self.registry.release_scope(record.scope, record.incident_id)
                 return
-            digest, snapshot = await self.observer.snapshot(record.scope, lease_scope)
             # R1 is kept in the transaction's journal, before any write: the undoer reads one store.
             checkpoint = TransactionCheckpoint(
                 id=f"{tx_id}:checkpoint:{lease.token}",

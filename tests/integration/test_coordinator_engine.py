@@ -446,3 +446,35 @@ async def test_an_attempt_waiting_for_another_incidents_lease_is_parked_not_bloc
     assert record is not None and not record.attempt_pending and record.state == "mitigating"
     await sub_a.unsubscribe()
     await sub_b.unsubscribe()
+
+
+class SlowSnapshotObserver(ScriptedObserver):
+    """A checkpoint snapshot that takes longer than the lease's TTL (a big namespace on a busy machine)."""
+
+    def __init__(self, mus: list[float], snapshot_s: float) -> None:
+        super().__init__(mus)
+        self.snapshot_s = snapshot_s
+
+    async def snapshot(self, scope: str, lease_scope: str) -> tuple[str, dict[str, Any]]:
+        await asyncio.sleep(self.snapshot_s)
+        return await super().snapshot(scope, lease_scope)
+
+
+async def test_the_lease_outlives_a_checkpoint_slower_than_its_ttl(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    """From its grant until the request carries it, the coordinator keeps the lease alive: a mitigator used to get a
+    lease about to lapse and lose it at its first renewal."""
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    observer = SlowSnapshotObserver([3], snapshot_s=1.5)
+    engine = Engine(bus, redis, alock, observer, settings(lease_ttl_s=0.6), prefix=f"t{uid}", sleep=no_sleep)
+    await engine.handle(opened(incident, scope))
+    await engine.handle(diagnosis(incident))
+    request = (await box.wait_kind("mitigate"))[0]
+    lease = c.Lease.model_validate(request["lease"])
+    assert await alock.check_fence(scope, lease.token)  # 2.5 TTLs after the grant, still the scope's writer
+    async with alock.keep(lease, 0.6, release_on_exit=False) as keeper:  # the mitigator's keeper takes over
+        await asyncio.sleep(1.0)
+        assert not keeper.lost.is_set() and keeper.renewals >= 2
+    await sub.unsubscribe()
