@@ -67,6 +67,7 @@ KINDS: dict[str, KindInfo] = {
             True,
             ("hpa", "horizontalpodautoscaler", "horizontalpodautoscalers"),
         ),
+        KindInfo("ClusterRole", "rbac.authorization.k8s.io/v1", "clusterroles", False, ("clusterrole", "clusterroles")),
         KindInfo(
             "ValidatingWebhookConfiguration",
             "admissionregistration.k8s.io/v1",

@@ -403,3 +403,19 @@ def test_operator_grant_says_what_a_fix_outside_the_policy_needs_and_nothing_onc
     )
     assert granted.operator_grant("cluster", "ValidatingWebhookConfiguration", "delete") == ""
     assert granted.operator_grant("kube-system", "ConfigMap", "patch") == ""
+
+
+def test_a_clusterrole_is_a_cluster_kind_the_builtin_policy_refuses_and_an_operator_may_grant() -> None:
+    rules = {"rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "patch"]}]}
+    patch = Patch(kind="clusterrole", name="cleanup-controller", patch_type="merge", patch=rules)
+    assert (patch.kind, patch.namespace, patch.scope) == ("ClusterRole", None, "cluster")
+    pre = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "cleanup-controller"},
+    }
+    assert refused(patch, pre, {**pre, **rules}, WritePolicy()).guard == "cluster_control"
+    granted = WritePolicy.parse(
+        "{scopes: {cluster: {grants: [{kinds: [ClusterRole], verbs: [patch]}], waive: [cluster_control]}}}"
+    )
+    granted.check(patch, pre, {**pre, **rules})
