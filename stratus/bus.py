@@ -43,7 +43,8 @@ from faststream.nats import JStream, NatsBroker, PullSub
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js import api as js_api
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 from pydantic import BaseModel, ValidationError
 
 from stratus.contracts import DEFAULT_TOPOLOGY, ConsumerSpec, DeadLetter, StreamSpec, Topology
@@ -442,6 +443,24 @@ class DeliveryMiddleware(BaseMiddleware):
                 # be skipped. The message comes back and is dropped again, hook included, until the hook works.
                 log.exception("%s: the on_dropped hook failed for %s; retrying", consumer.service, raw.subject)
                 raise NackMessage(delay=2.0) from exc
+
+
+async def key_value(js: JetStreamContext, config: js_api.KeyValueConfig) -> KeyValue:
+    """The key-value bucket ``config.bucket``, created with ``config`` when it is missing (when another process creates
+    it at the same moment, the one it made is opened)."""
+    bucket = str(config.bucket)
+    try:
+        return await js.key_value(bucket)
+    except (BucketNotFoundError, NotFoundError):
+        try:
+            return await js.create_key_value(config=config)
+        except BadRequestError:
+            return await js.key_value(bucket)
+
+
+def kv_key(scope: str) -> str:
+    """A scope name as a key-value key (letters, digits, '-' and '_'; others become '_'; at most 200 characters)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in scope[:200]) or "_"
 
 
 async def _keep_in_progress(raw: Any, ack_wait_s: float) -> None:

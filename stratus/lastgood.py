@@ -340,22 +340,20 @@ class LastGoodStore:
 
     async def kv(self) -> Any:
         from nats.js import api as js_api
-        from nats.js.errors import BucketNotFoundError, NotFoundError
+
+        from stratus.bus import key_value
 
         async with self._lock:
             if self._kv is None:
-                try:
-                    self._kv = await self.js.key_value(self.bucket)
-                except (BucketNotFoundError, NotFoundError):
-                    config = js_api.KeyValueConfig(
-                        bucket=self.bucket, history=self.history, max_value_size=self.max_bytes
-                    )
-                    self._kv = await self.js.create_key_value(config=config)
+                config = js_api.KeyValueConfig(bucket=self.bucket, history=self.history, max_value_size=self.max_bytes)
+                self._kv = await key_value(self.js, config)
             return self._kv
 
     @staticmethod
     def key(scope: str) -> str:
-        return "".join(c if c.isalnum() or c in "-_" else "_" for c in scope) or "_"
+        from stratus.bus import kv_key
+
+        return kv_key(scope)
 
     async def put(self, snap: LastGood) -> bool:
         data = bounded(snap, self.max_bytes)

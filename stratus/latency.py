@@ -184,20 +184,20 @@ class SampleStore:
 
     async def kv(self) -> Any:
         from nats.js import api as js_api
-        from nats.js.errors import BucketNotFoundError, NotFoundError
+
+        from stratus.bus import key_value
 
         async with self._lock:
             if self._kv is None:
-                try:
-                    self._kv = await self.js.key_value(self.bucket)
-                except (BucketNotFoundError, NotFoundError):
-                    config = js_api.KeyValueConfig(bucket=self.bucket, history=1, max_value_size=MAX_STORED_BYTES)
-                    self._kv = await self.js.create_key_value(config=config)
+                config = js_api.KeyValueConfig(bucket=self.bucket, history=1, max_value_size=MAX_STORED_BYTES)
+                self._kv = await key_value(self.js, config)
             return self._kv
 
     @staticmethod
     def key(scope: str) -> str:
-        return "".join(c if c.isalnum() or c in "-_" else "_" for c in scope[:200]) or "_"
+        from stratus.bus import kv_key
+
+        return kv_key(scope)
 
     async def get(self, scope: str) -> dict[str, list[float]]:
         from nats.js.errors import KeyNotFoundError, NotFoundError

@@ -13,24 +13,17 @@ import contextlib
 
 import redis.asyncio as aioredis
 from nats.js import api as js_api
-from nats.js.errors import BadRequestError, BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from stratus.bus import Bus
+from stratus.bus import Bus, key_value
 from stratus.contracts import token
 
 
 async def incidents_bucket(bus: Bus) -> KeyValue:
     """The ``<stream_prefix>_INCIDENTS`` key-value bucket (incident records and scope claims), created if missing."""
     bucket = f"{bus.topology.stream_prefix}_INCIDENTS"
-    try:
-        return await bus.js.key_value(bucket)
-    except BucketNotFoundError:
-        config = js_api.KeyValueConfig(bucket=bucket, history=1, storage=js_api.StorageType.FILE)
-        try:
-            return await bus.js.create_key_value(config)
-        except BadRequestError:  # created concurrently by another process
-            return await bus.js.key_value(bucket)
+    return await key_value(bus.js, js_api.KeyValueConfig(bucket=bucket, history=1, storage=js_api.StorageType.FILE))
 
 
 class Registry:

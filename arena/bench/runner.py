@@ -255,6 +255,18 @@ def _plan_step(step: Any, app: AppSpec) -> list[Any]:
     return []
 
 
+def _new_record(opts: BenchOptions) -> BenchRecord:
+    """The run's record, before any scenario: what ran, with which settings."""
+    return BenchRecord(
+        suite=opts.suite,
+        command=opts.command,
+        started=datetime.now(UTC),
+        oracle=opts.oracle,
+        settings=opts.record_settings(),
+        noise=dataclasses.asdict(opts.noise) if opts.noise is not None else None,
+    )
+
+
 class Claims:
     """Which worker of a ``--jobs`` run takes which scenario: a file of claimed keys under a lock shared by the
     workers. A worker takes the next unclaimed scenario of the app it ran last (its services stay), else the first
@@ -446,14 +458,7 @@ class Bench:
         if not ids:
             raise ValueError(f"no {SUITES[opts.suite]} scenario in the suite {opts.suite} (filter {opts.only})")
         jobs = min(opts.jobs, len(ids))
-        record = BenchRecord(
-            suite=opts.suite,
-            command=opts.command,
-            started=datetime.now(UTC),
-            oracle=opts.oracle,
-            settings=opts.record_settings(),
-            noise=dataclasses.asdict(opts.noise) if opts.noise is not None else None,
-        )
+        record = _new_record(opts)
         opts.out.mkdir(parents=True, exist_ok=True)
         ctx = multiprocessing.get_context("spawn")
         claims = Claims(opts.out / "claims.txt", ctx.Lock())
@@ -508,14 +513,7 @@ class Bench:
         ids = select(self.registry, opts.suite, opts.only)
         if not ids:
             raise ValueError(f"no {SUITES[opts.suite]} scenario in the suite {opts.suite} (filter {opts.only})")
-        record = BenchRecord(
-            suite=opts.suite,
-            command=opts.command,
-            started=datetime.now(UTC),
-            oracle=opts.oracle,
-            settings=opts.record_settings(),
-            noise=dataclasses.asdict(opts.noise) if opts.noise is not None else None,
-        )
+        record = _new_record(opts)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="stratus-bench-"))
         arena = AppsArena(timing=Timing.fast()).start()

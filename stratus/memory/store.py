@@ -15,9 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from pydantic import ValidationError
 
+from stratus.bus import key_value
 from stratus.memory.records import IncidentMemory
 
 log = logging.getLogger(__name__)
@@ -33,18 +34,14 @@ class MemoryStore:
 
     async def kv(self) -> Any:
         if self._kv is None:
-            try:
-                self._kv = await self.js.key_value(self.bucket)
-            except BucketNotFoundError:
-                self._kv = await self.js.create_key_value(
-                    KeyValueConfig(
-                        bucket=self.bucket,
-                        description="Stratus incident memory: closed incidents, their signatures and fixes.",
-                        history=1,
-                        max_bytes=self.max_bytes,
-                        storage=StorageType.FILE,
-                    )
-                )
+            config = KeyValueConfig(
+                bucket=self.bucket,
+                description="Stratus incident memory: closed incidents, their signatures and fixes.",
+                history=1,
+                max_bytes=self.max_bytes,
+                storage=StorageType.FILE,
+            )
+            self._kv = await key_value(self.js, config)
         return self._kv
 
     async def put(self, memory: IncidentMemory) -> None:
