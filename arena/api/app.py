@@ -424,15 +424,22 @@ class ApiApp:
         }
 
     async def _scale(self, request: web.Request, rt: ResourceType, ns: str | None, name: str) -> web.Response:
+        # The body is read before the object: nothing else may run between reading the object and writing it back.
+        # A patch carries the object's resourceVersion only when it says so, and a controller's status update landing
+        # while the body was read used to turn a plain `kubectl scale` into a 409 (the API server retries a patch
+        # against the current object instead).
+        if request.method == "PUT":
+            put_body = await self._body(request)
+        elif request.method == "PATCH":
+            raw = await request.read()
         obj = self.rest.get(rt, ns, name)
         scale = self._scale_obj(obj)
         if request.method == "GET":
             return _json(scale)
         if request.method == "PUT":
-            new_scale = await self._body(request)
+            new_scale = put_body
         elif request.method == "PATCH":
             ptype = PATCH_TYPES.get(request.content_type, "merge")
-            raw = await request.read()
             try:
                 body = json.loads(raw or b"null")
             except ValueError as exc:
