@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import random
 import shutil
 import signal
 import socket
@@ -49,7 +50,34 @@ def _preexec(wanted: bool) -> Any:
     return die_with_parent if wanted and sys.platform.startswith("linux") else None
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOW_PORT = 20000
+"""Ports for local servers are drawn from ``LOW_PORT`` up to the start of the kernel's ephemeral range."""
+
+
 def free_port() -> int:
+    """A port nothing listens on now, for a server started next.
+
+    The kernel's own choice (bind to port 0) comes from the ephemeral range, which every outgoing connection on the
+    machine draws from too: between this check and the server's bind, a busy test run (two sessions starting arenas,
+    NATS and services at once) took such a port and a server died with "address already in use". So the port is drawn
+    at random below that range (Linux's ``ip_local_port_range``, 32768 when unreadable), where only listeners take
+    ports, and the kernel's choice is the fallback.
+    """
+    try:
+        ephemeral_low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    rng = random.SystemRandom()
+    if ephemeral_low - LOW_PORT >= 1000:
+        for _ in range(64):
+            port = rng.randrange(LOW_PORT, ephemeral_low)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
