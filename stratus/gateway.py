@@ -783,10 +783,11 @@ class WriteGateway(ReadGateway):
         self.writes += 1
         self._written.pop(_key(action), None)
         try:
-            if judged.sent and (judged.error is None or not _is_conflict(judged.error)):
-                if judged.error is not None:
-                    raise judged.error
+            error = judged.error
+            if judged.sent and error is None:
                 after = judged.after
+            elif judged.sent and error is not None and not _is_conflict(error):
+                raise error
             else:
                 # Not sent yet, or refused on a resourceVersion that status churn moved: ``_send`` reads the object
                 # again and sends the write when its spec is still the pre-image's (fenced again).
@@ -800,28 +801,13 @@ class WriteGateway(ReadGateway):
             recorded_ok = None if isinstance(exc, ExecFailed) else False
         else:
             recorded_ok = True
-        outcome = intent.model_copy(
-            update={
-                "phase": "outcome",
-                "ok": recorded_ok,
-                "message": message,
-                "id": new_id("msg"),
-                "ts": _now(),
-                "pre_image": None,
-                "undo": [],
-                "dry_run": None,
-            }
-        )
+        outcome = _outcome_of(intent, recorded_ok, message)
         if recorded_ok is True and self.journal_batch is not None:
             # The API accepted the write: its outcome changes nothing the undoer does (an intent without an outcome
             # is undone too), so it goes out with the next intent, as one message (or alone at ``flush``).
             self._held = outcome
         else:
-            # Sent now, acknowledged before the next intent or at ``flush``: an intent without its outcome is undone
-            # anyway (stratus.journal), so the outcome's round trip need not hold the caller up.
-            pending = asyncio.ensure_future(self.journal_outcome(outcome))
-            pending.add_done_callback(_log_lost_outcome)
-            self._outcome = pending
+            self._send_outcome(outcome)
         # Every field is typed here, and the action and the undo passed the intent record's validation just now.
         return WriteResult.model_construct(
             ok=ok,
@@ -1004,18 +990,12 @@ class WriteGateway(ReadGateway):
             await journaled
         except Exception:  # the write is refused for another reason already: no void needed
             return
-        void = intent.model_copy(
-            update={
-                "phase": "outcome",
-                "ok": False,
-                "message": f"Not sent: {why}",
-                "id": new_id("msg"),
-                "ts": _now(),
-                "pre_image": None,
-                "undo": [],
-            }
-        )
-        pending = asyncio.ensure_future(cast(JournalCallback, self.journal_outcome)(void))
+        self._send_outcome(_outcome_of(intent, False, f"Not sent: {why}"))
+
+    def _send_outcome(self, outcome: JournalRecord) -> None:
+        """Append ``outcome`` now, acknowledged before the next intent or at ``flush``: an intent without its outcome
+        is undone anyway (stratus.journal), so the outcome's round trip need not hold the caller up."""
+        pending = asyncio.ensure_future(cast(JournalCallback, self.journal_outcome)(outcome))
         pending.add_done_callback(_log_lost_outcome)
         self._outcome = pending
 
@@ -1375,6 +1355,23 @@ class _Step:
     sent: bool = False
     after: Any = None
     error: KubeApiError | None = None
+
+
+def _outcome_of(intent: JournalRecord, ok: bool | None, message: str) -> JournalRecord:
+    """The outcome record of ``intent``: ``ok`` True (accepted), False (refused or never sent: the undoer skips it) or
+    None (a command that may have run)."""
+    return intent.model_copy(
+        update={
+            "phase": "outcome",
+            "ok": ok,
+            "message": message,
+            "id": new_id("msg"),
+            "ts": _now(),
+            "pre_image": None,
+            "undo": [],
+            "dry_run": None,
+        }
+    )
 
 
 def _open_gate(gate: concurrent.futures.Future[None], journaled: asyncio.Future[None]) -> None:
