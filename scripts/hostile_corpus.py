@@ -311,7 +311,8 @@ for text in [
     "kubectl create namespace evil",
     "kubectl create clusterrolebinding pwn --clusterrole=cluster-admin --user=me",
     "kubectl delete clusterrole admin",
-    'kubectl patch clusterrole view --type=json -p \'[{"op":"add","path":"/rules/-","value":{"apiGroups":["*"],"resources":["*"],"verbs":["*"]}}]\'',
+    "kubectl patch clusterrole view --type=json -p "
+    '\'[{"op":"add","path":"/rules/-","value":{"apiGroups":["*"],"resources":["*"],"verbs":["*"]}}]\'',
     "kubectl delete crd widgets.example.com",
     "kubectl delete validatingwebhookconfiguration all",
     "kubectl delete mutatingwebhookconfigurations x",
