@@ -308,3 +308,73 @@ def test_the_schema_bounds_the_embedding_settings() -> None:
     ):
         with pytest.raises(helm.HelmError):
             chart.validate_schema(bad)
+
+
+# --- detection terms, incident memory and step checks -------------------------------------------------------------
+
+
+def settings_of(docs: list[dict[str, Any]], service: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The service's settings as the service itself parses them from the rendered environment."""
+    from stratus.settings import SETTINGS_BY_SERVICE
+
+    with monkeypatch.context() as m:
+        for name, e in env_of(docs, service).items():
+            if name.startswith("STRATUS_") and "value" in e:
+                m.setenv(name, str(e["value"]))
+        return SETTINGS_BY_SERVICE[service]()
+
+
+def test_detection_terms_reach_the_services_that_measure_mu(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = render(ALL)
+    for service in ("detector", "coordinator", "mitigator"):
+        s = settings_of(docs, service, monkeypatch)
+        assert (s.mu_w_alerts, s.mu_w_violations, s.mu_w_unhealthy) == (2.0, 1.5, 1.0)
+        assert s.slo_probes == {"shop": ["http://web.shop:8080/"]} and s.slo_max_latency_s == 1.5
+        assert s.slo_queries == {"consumer-lag": 'min_over_time(kafka_consumergroup_lag{namespace="$scope"}[1m]) > 10'}
+        assert s.stuck_deletion_s == 120
+        assert s.latency_slo_enabled and s.latency_factor == 4 and s.latency_min_delta_s == 0.05
+        assert (s.latency_window_s, s.latency_burst_s, s.latency_learn_interval_s) == (60, 5, 20)
+        assert (s.latency_min_samples, s.latency_max_samples) == (5, 30)
+    assert "STRATUS_SLO_QUERIES" not in env_of(docs, "diagnoser")
+    # By default: the settings' own defaults, the latency term off and no queries or probes.
+    default = settings_of(render({}), "detector", monkeypatch)
+    assert default.stuck_deletion_s == 60 and not default.latency_slo_enabled
+    assert default.slo_queries == {} and default.slo_probes == {}
+    assert "STRATUS_LATENCY_FACTOR" not in env_of(render({}), "detector")
+
+
+def test_memory_and_step_checks_can_each_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = render(ALL)
+    for service in ("coordinator", "diagnoser", "mitigator"):
+        s = settings_of(docs, service, monkeypatch)
+        assert s.memory_enabled and (s.memory_k, s.memory_min_similarity, s.memory_propose_at) == (7, 0.4, 0.8)
+        assert s.memory_max_entries == 300
+    for service in ("diagnoser", "mitigator"):
+        s = settings_of(docs, service, monkeypatch)
+        assert s.step_check_enabled and s.step_check_threshold == 0.6
+    off = render({**ALL, "memory": {"enabled": False}, "stepCheck": {"enabled": False}})
+    for service in ("coordinator", "diagnoser", "mitigator"):
+        assert not settings_of(off, service, monkeypatch).memory_enabled
+    assert not settings_of(off, "mitigator", monkeypatch).step_check_enabled
+    # Step checks need an LLM: without one the chart sets nothing (the rulebook has no steps to check).
+    assert "STRATUS_STEP_CHECK_ENABLED" not in env_of(render({"stepCheck": {"enabled": True}}), "mitigator")
+
+
+def test_the_schema_bounds_the_detection_terms() -> None:
+    chart = helm.Chart.load(str(CHART))
+    chart.validate_schema({"severity": {"sloQueries": {"lag": "up == 0"}, "latency": {"enabled": True}}})
+    for bad in (
+        {"severity": {"stuckDeletionSeconds": -1}},
+        {"severity": {"latency": {"factor": 1}}},
+        {"severity": {"sloQueries": {"q": "x" * 2001}}},
+        {"severity": {"sloQueries": {f"q{i}": "up" for i in range(21)}}},
+        {"severity": {"sloProbes": {"Bad_NS": ["http://x/"]}}},
+        {"severity": {"sloProbes": {"shop": ["file:///etc/passwd"]}}},
+        {"severity": {"weights": {"alerts": -1}}},
+        {"memory": {"k": 0}},
+        {"memory": {"proposeAt": 1.5}},
+        {"stepCheck": {"threshold": 2}},
+        {"stepCheck": {"enabeld": True}},
+    ):
+        with pytest.raises(helm.HelmError):
+            chart.validate_schema(bad)

@@ -191,6 +191,50 @@ settings class defines (stratus/settings.py); tests/unit/test_chart.py checks it
   value: {{ . | quote }}
 {{- end }}
 {{- end }}
+{{- if $severity }}
+{{- $sev := $root.Values.severity }}
+- name: STRATUS_MU_W_ALERTS
+  value: {{ $sev.weights.alerts | quote }}
+- name: STRATUS_MU_W_VIOLATIONS
+  value: {{ $sev.weights.violations | quote }}
+- name: STRATUS_MU_W_UNHEALTHY
+  value: {{ $sev.weights.unhealthy | quote }}
+{{- with $sev.sloProbes }}
+- name: STRATUS_SLO_PROBES
+  value: {{ . | toJson | quote }}
+{{- end }}
+- name: STRATUS_SLO_MAX_LATENCY_S
+  value: {{ $sev.sloMaxLatencySeconds | quote }}
+{{- with $sev.sloQueries }}
+- name: STRATUS_SLO_QUERIES
+  value: {{ . | toJson | quote }}
+{{- end }}
+- name: STRATUS_STUCK_DELETION_S
+  value: {{ $sev.stuckDeletionSeconds | quote }}
+{{- if $sev.latency.enabled }}
+- name: STRATUS_LATENCY_SLO_ENABLED
+  value: "true"
+{{- range $key, $var := dict "factor" "STRATUS_LATENCY_FACTOR" "minDeltaSeconds" "STRATUS_LATENCY_MIN_DELTA_S" "windowSeconds" "STRATUS_LATENCY_WINDOW_S" "burstSeconds" "STRATUS_LATENCY_BURST_S" "minSamples" "STRATUS_LATENCY_MIN_SAMPLES" "maxSamples" "STRATUS_LATENCY_MAX_SAMPLES" "learnIntervalSeconds" "STRATUS_LATENCY_LEARN_INTERVAL_S" }}
+- name: {{ $var }}
+  value: {{ get $sev.latency $key | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if has $name (list "coordinator" "diagnoser" "mitigator") }}
+{{- $mem := $root.Values.memory }}
+- name: STRATUS_MEMORY_ENABLED
+  value: {{ $mem.enabled | quote }}
+{{- if $mem.enabled }}
+- name: STRATUS_MEMORY_K
+  value: {{ $mem.k | quote }}
+- name: STRATUS_MEMORY_MIN_SIMILARITY
+  value: {{ $mem.minSimilarity | quote }}
+- name: STRATUS_MEMORY_PROPOSE_AT
+  value: {{ $mem.proposeAt | quote }}
+- name: STRATUS_MEMORY_MAX_ENTRIES
+  value: {{ $mem.maxEntries | quote }}
+{{- end }}
+{{- end }}
 {{- if or $severity (eq $name "diagnoser") }}
 {{- with $root.Values.observability.prometheusUrl }}
 - name: STRATUS_PROMETHEUS_URL
@@ -239,6 +283,12 @@ settings class defines (stratus/settings.py); tests/unit/test_chart.py checks it
 {{- end }}
 - name: STRATUS_LLM_MODEL
   value: {{ $root.Values.llm.model | quote }}
+{{- if and $root.Values.stepCheck.enabled $root.Values.llm.baseUrl }}
+- name: STRATUS_STEP_CHECK_ENABLED
+  value: "true"
+- name: STRATUS_STEP_CHECK_THRESHOLD
+  value: {{ $root.Values.stepCheck.threshold | quote }}
+{{- end }}
 {{- if include "stratus.hasLlmKey" $root }}
 - name: STRATUS_LLM_API_KEY
   valueFrom:
