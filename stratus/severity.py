@@ -294,11 +294,12 @@ class SeverityMeter:
         if ns is None:
             nodes = await self.lister.list_objects("Node", None)
             return Snapshot(nodes=nodes)
-        results, hpas = await asyncio.gather(
-            asyncio.gather(*(self.lister.list_objects(k, ns) for k in kinds)), self._autoscalers(ns)
+        results, hpas, others = await asyncio.gather(
+            asyncio.gather(*(self.lister.list_objects(k, ns) for k in kinds)),
+            self._autoscalers(ns),
+            self._finalized(ns),
         )
         pods, deps, sts, svcs, eps, pvcs = results
-        others = await self._finalized(ns) if self.stuck_deletion_s > 0 else []
         return Snapshot(
             pods=pods,
             deployments=deps,
@@ -312,7 +313,10 @@ class SeverityMeter:
 
     async def _finalized(self, ns: str) -> list[tuple[str, Obj]]:
         """The scope's objects of ``FINALIZED_KINDS`` that are being deleted; a kind that cannot be read is skipped
-        (stuck deletions add evidence, they never make the API look unreadable)."""
+        (stuck deletions add evidence, they never make the API look unreadable). Read beside the other kinds, not
+        after them; none when the term is off."""
+        if self.stuck_deletion_s <= 0:
+            return []
 
         async def one(kind: str) -> list[tuple[str, Obj]]:
             try:
