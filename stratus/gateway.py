@@ -379,7 +379,7 @@ class KubeApi:
         try:
             return self._exec_on(own, stream, namespace, pod, kwargs)
         finally:
-            own.close()
+            cast(Any, own).close()
 
     def _exec_on(
         self, own: k8s.ApiClient, stream: Callable[..., Any], namespace: str, pod: str, kwargs: dict[str, Any]
