@@ -1170,7 +1170,9 @@ class WriteGateway(ReadGateway):
                 operation=inverse_op[0],
                 args=inverse_op[1],
             )
-            return [inverse], f"undo: the catalogue inverse {inverse_op[0]}"
+            recorded = {k: v for k, v in inverse_op[1].items() if action.args.get(k) != v}
+            read = f", recorded before the write: {json.dumps(recorded, sort_keys=True)}" if recorded else ""
+            return [inverse], f"undo: the catalogue inverse {inverse_op[0]}{read}"
         if isinstance(action, (Create, Apply, Replace)) and pre is None:
             undo = Delete(kind=action.kind, namespace=action.namespace, name=str(action.name))
             return [undo], f"undo: delete the new {action.target}"

@@ -101,6 +101,7 @@ def test_offset_reset_and_its_undo_round_trip(engine: Engine, kubeconfig: Path) 
             (undo,) = intent.undo
             assert isinstance(undo, Exec) and undo.operation == OP
             assert undo.args == {**args, "offset": 20, "replicas": {CONSUMER: 1}}
+            assert 'recorded before the write: {"offset": 20, "replicas": {"orders-validator": 1}}' in intent.message
             # the consumer is back with its Ready pod, and it moves on past the skipped record
             assert _ready_consumer(engine, ns)
             wait_for("the consumer to commit past 21", lambda: (_offset(engine, ns, broker) or 0) > 21, 20)
