@@ -32,9 +32,10 @@ Why it is shaped this way:
 - **Undo records are data.** update/patch/scale/set_*/rollout_*/cordon -> ``replace`` with the pre-image (server
   fields stripped); create (or apply of a new object) -> ``delete``; delete -> ``create`` from the pre-image; delete of
   a pod (or ReplicaSet) whose controller exists -> no undo, recorded as "controller-owned, verified"; exec -> the
-  declared inverse. ``apply_undo`` executes them idempotently (a replay after a crash must converge): ``replace``
-  uses the *current* resourceVersion and creates a missing object, ``delete`` of an absent object is done, ``create``
-  of a present object becomes a replace. Undo writes are fenced like any other write.
+  data-plane catalogue's inverse, with the state it overwrites read first when its inverse needs it (a consumer
+  group's committed offset; ``stratus.dataplane``). ``apply_undo`` executes them idempotently (a replay after a crash
+  must converge): ``replace`` uses the *current* resourceVersion and creates a missing object, ``delete`` of an absent
+  object is done, ``create`` of a present object becomes a replace. Undo writes are fenced like any other write.
 - **Fencing is the A-Lock's.** The gateway takes ``check_fence(scope, token)`` as a callable (``ALock.ensure_fence``
   fits; a callable returning ``False`` also counts as a refusal) and calls it immediately before each request that
   changes the cluster; it never imports the lock.
