@@ -677,6 +677,43 @@ for call in [
 ]:
     tool("oversized_recursive", call)
 
+# --- 10. exec: the Kafka offset reset (it stops Deployments and overwrites a group's offset) ------------------------
+# Appended last so the ids of the cases above stay as they were.
+KAFKA = {"group": "g", "topic": "t", "partition": 0, "offset": 0, "consumers": ["web"]}
+for change in [
+    {},  # a well-formed reset on a pod that is no broker: its offset cannot be read, so no inverse: refused
+    {"replicas": {"web": 1000}},  # only an undo record carries the replicas to restore
+    {"replicas": {"web": 0}},
+    {"group": "g;rm -rf /"},
+    {"group": "g\n--delete"},
+    {"group": "x" * 250},
+    {"topic": "$(reboot)"},
+    {"topic": ".."},
+    {"topic": "t:0,1,2"},
+    {"partition": -1},
+    {"partition": 10**9},
+    {"partition": "0 --execute"},
+    {"offset": -5},
+    {"offset": 2**64},
+    {"offset": "21; rm -rf /"},
+    {"consumers": ["../kube-system/coredns"]},
+    {"consumers": ["web", "web"]},
+    {"consumers": [f"d{i}" for i in range(20)]},
+    {"consumers": []},
+]:
+    for namespace in ("{ns}", "{victim}"):
+        args = {**KAFKA, **change}
+        tool(
+            "exec",
+            {
+                "verb": "exec",
+                "namespace": namespace,
+                "name": "{pod}",
+                "operation": "kafka.reset_group_offset",
+                "args": args,
+            },
+        )
+
 
 def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -456,7 +456,9 @@ class Exec(_Named):
     container: str | None = Field(default=None, description="Container name; the first container when None.")
     operation: str = Field(
         description="A data-plane catalogue operation: mongodb.grant_roles (db, user, roles), mongodb.revoke_roles "
-        "(db, user, roles), mongodb.create_declared_user (db, user: recreated as the init scripts declare it)."
+        "(db, user, roles), mongodb.create_declared_user (db, user: recreated as the init scripts declare it), "
+        "kafka.reset_group_offset (group, topic, partition, offset, consumers: the consumer Deployments, stopped "
+        "while the offset is reset and restored after; run in the broker's pod)."
     )
     args: dict[str, Any] = Field(default_factory=dict, description="The operation's arguments.")
 

@@ -32,9 +32,10 @@ Why it is shaped this way:
 - **Undo records are data.** update/patch/scale/set_*/rollout_*/cordon -> ``replace`` with the pre-image (server
   fields stripped); create (or apply of a new object) -> ``delete``; delete -> ``create`` from the pre-image; delete of
   a pod (or ReplicaSet) whose controller exists -> no undo, recorded as "controller-owned, verified"; exec -> the
-  declared inverse. ``apply_undo`` executes them idempotently (a replay after a crash must converge): ``replace``
-  uses the *current* resourceVersion and creates a missing object, ``delete`` of an absent object is done, ``create``
-  of a present object becomes a replace. Undo writes are fenced like any other write.
+  data-plane catalogue's inverse, with the state it overwrites read first when its inverse needs it (a consumer
+  group's committed offset; ``stratus.dataplane``). ``apply_undo`` executes them idempotently (a replay after a crash
+  must converge): ``replace`` uses the *current* resourceVersion and creates a missing object, ``delete`` of an absent
+  object is done, ``create`` of a present object becomes a replace. Undo writes are fenced like any other write.
 - **Fencing is the A-Lock's.** The gateway takes ``check_fence(scope, token)`` as a callable (``ALock.ensure_fence``
   fits; a callable returning ``False`` also counts as a refusal) and calls it immediately before each request that
   changes the cluster; it never imports the lock.
@@ -52,6 +53,7 @@ import dataclasses
 import functools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +82,7 @@ from stratus.actions import (
     RolloutRestart,
     RolloutStatus,
     RolloutUndo,
+    Scale,
     SetEnv,
     SetImage,
     resolve_kind,
@@ -119,6 +122,11 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 REVISION = "deployment.kubernetes.io/revision"
 CONFLICT_RETRIES = 5
 INTENT_WAIT_S = 10.0
+STOP_WAIT_S = 90.0
+"""How long a data-plane operation that stops Deployments waits for their pods to be gone."""
+READY_WAIT_S = 120.0
+"""How long it waits, after restoring them, for their Ready pods to be back."""
+POLL_S = 0.5
 """How long a worker that has judged a write waits for its intent's acknowledgement before giving up unsent."""
 WRITTEN_CACHE = 64
 """How many of its own write responses a gateway keeps as candidate pre-images (see ``WriteGateway._write``)."""
@@ -366,8 +374,20 @@ class KubeApi:
         kwargs: dict[str, Any] = {"command": command, "stdout": True, "stderr": True, "stdin": False, "tty": False}
         if container:
             kwargs["container"] = container
-        core = k8s.CoreV1Api(self.client)
-        ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, _preload_content=False, **kwargs)
+        # ``stream`` swaps the request method of the ApiClient it is given while it opens the websocket: on the shared
+        # client, a request of another thread in that window would go over a websocket too. So each exec has its own.
+        own = k8s.ApiClient(self.client.configuration)
+        try:
+            return self._exec_on(own, stream, namespace, pod, kwargs)
+        finally:
+            cast(Any, own).close()
+
+    def _exec_on(
+        self, own: k8s.ApiClient, stream: Callable[..., Any], namespace: str, pod: str, kwargs: dict[str, Any]
+    ) -> tuple[int, str, str]:
+        ws = stream(
+            k8s.CoreV1Api(own).connect_get_namespaced_pod_exec, pod, namespace, _preload_content=False, **kwargs
+        )
         try:
             ws.run_forever(timeout=self.timeout_s)
             out, err = ws.read_stdout() or "", ws.read_stderr() or ""
@@ -754,6 +774,8 @@ class WriteGateway(ReadGateway):
         # pre-image instead of a GET: the request carries its resourceVersion as a precondition, so the server's dry
         # run proves it is the current object (a conflict falls back to a fresh read). Same guarantee, one read less.
         self.policy.check_request(action)
+        if isinstance(action, Exec):
+            self._check_exec_forward(action)
         pre = None if isinstance(action, (Create, Exec)) else self._written.get(_key(action))
         reused = pre is not None
         if pre is None:
@@ -818,6 +840,18 @@ class WriteGateway(ReadGateway):
             seq=intent.seq,
             undo=intent.undo,
         )
+
+    def _check_exec_forward(self, action: Exec) -> None:
+        """An operation's arguments only an undo may carry are refused, and the Deployments it stops must be ones the
+        write policy lets this transaction scale (the scaling is the operation's, restored before it returns)."""
+        try:
+            dataplane.check_forward(action.operation, action.args)
+        except dataplane.DataPlaneError as exc:
+            raise Refusal(str(exc), rule="dataplane") from exc
+        for name in dataplane.stopped_deployments(action.operation, action.args):
+            stop = Scale(kind="Deployment", namespace=action.namespace, name=name, replicas=0)
+            self._check_scope(stop)
+            self.policy.check_request(stop)
 
     async def _checked(self, action: Action, pre: Obj | None, reused: bool) -> _Judged | WriteResult | None:
         """Dry-run ``action`` against ``pre``, judge the result, then journal the intent with the fence beside it.
@@ -1124,7 +1158,10 @@ class WriteGateway(ReadGateway):
 
     def _undo_for_sync(self, action: Action, pre: Obj | None) -> tuple[list[Action] | None, str]:
         if isinstance(action, Exec):
-            inverse_op = dataplane.inverse_of(action.operation, action.args)
+            try:
+                inverse_op = self._exec_inverse_sync(action)
+            except (dataplane.DataPlaneError, KubeApiError) as exc:
+                return None, f"the inverse of {action.operation} cannot be recorded: {exc}."
             if inverse_op is None:
                 return None, f"{action.operation} has no inverse in the data-plane catalogue, so it never runs forward."
             inverse = Exec(
@@ -1134,7 +1171,9 @@ class WriteGateway(ReadGateway):
                 operation=inverse_op[0],
                 args=inverse_op[1],
             )
-            return [inverse], f"undo: the catalogue inverse {inverse_op[0]}"
+            recorded = {k: v for k, v in inverse_op[1].items() if action.args.get(k) != v}
+            read = f", recorded before the write: {json.dumps(recorded, sort_keys=True)}" if recorded else ""
+            return [inverse], f"undo: the catalogue inverse {inverse_op[0]}{read}"
         if isinstance(action, (Create, Apply, Replace)) and pre is None:
             undo = Delete(kind=action.kind, namespace=action.namespace, name=str(action.name))
             return [undo], f"undo: delete the new {action.target}"
@@ -1149,6 +1188,34 @@ class WriteGateway(ReadGateway):
         replicasets = self._replicasets_of(pre) if action.kind == "Deployment" else None
         restore = Replace(manifest=strip_for_restore(pre), replicasets=replicasets)
         return [restore], f"undo: restore {action.target} to its pre-image"
+
+    def _exec_inverse_sync(self, action: Exec) -> tuple[str, Obj] | None:
+        """The catalogue inverse of ``action``: for an operation whose inverse depends on the state it overwrites,
+        that state is read now (the operation's read-only command in the same container), and the replicas of the
+        Deployments it stops are recorded, so the undo restores both."""
+        name = action.operation
+        if not dataplane.has_inverse(name):
+            return None
+        _pod, container = self._exec_target_sync(action)
+        argv = dataplane.read_argv(name, action.args, container)
+        observed = None
+        if argv is not None:
+            code, out, _err = self.api.exec(str(action.namespace), action.name, action.container, argv)
+            if code != 0:
+                raise dataplane.DataPlaneError(f"its read of the current state ({argv[0]}) exited with code {code}")
+            observed = out
+        inverse = dataplane.inverse_of(name, action.args, observed)
+        stopped = dataplane.stopped_deployments(name, action.args)
+        if inverse is None or not stopped:
+            return inverse
+        replicas = {}
+        for deployment in stopped:
+            obj = self.api.get("Deployment", action.namespace, deployment)
+            if obj is None:
+                raise KubeApiError(404, "NotFound", f'deployments.apps "{deployment}" not found')
+            replicas[deployment] = int((obj.get("spec") or {}).get("replicas", 1))
+        recorded = action.args.get("replicas") or replicas
+        return inverse[0], dataplane.check_args(inverse[0], {**inverse[1], "replicas": recorded})
 
     def _history_images_sync(self, pre: Obj) -> set[str]:
         """Images the revisions ``pre`` controls ran, listed from the API (``writepolicy.history_images``)."""
@@ -1195,6 +1262,8 @@ class WriteGateway(ReadGateway):
         the write is retried on the fresh resourceVersion (fenced again); otherwise the write fails and nothing changed.
         With ``refresh=False`` a conflict is raised to the caller instead.
         """
+        if isinstance(action, Exec) and not dry_run and dataplane.stopped_deployments(action.operation, action.args):
+            return await self._exec_stopped(action)
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
                 if request is None or attempt > 0:
@@ -1292,7 +1361,8 @@ class WriteGateway(ReadGateway):
         labels.pop("pod-template-hash", None)
         return [{"op": "replace", "path": "/spec/template", "value": new_template}]
 
-    def _exec_sync(self, action: Exec, dry_run: bool) -> Obj:
+    def _exec_target_sync(self, action: Exec) -> tuple[Obj, Obj]:
+        """The running pod and the container ``action`` runs in; ``KubeApiError`` otherwise."""
         pod = self.api.get("Pod", action.namespace, action.name)
         if pod is None:
             raise KubeApiError(404, "NotFound", f'pods "{action.name}" not found')
@@ -1308,6 +1378,10 @@ class WriteGateway(ReadGateway):
         container = next(
             (c for c in containers if c.get("name") == action.container), containers[0] if containers else {}
         )
+        return pod, container
+
+    def _exec_sync(self, action: Exec, dry_run: bool) -> Obj:
+        pod, container = self._exec_target_sync(action)
         try:
             argv = dataplane.render(
                 action.operation, action.args, pod, container, lambda ns, name: self.api.get("ConfigMap", ns, name)
@@ -1315,6 +1389,9 @@ class WriteGateway(ReadGateway):
         except dataplane.DataPlaneError as exc:
             raise KubeApiError(0, "", f"error: {exc}") from exc
         if dry_run:
+            for name in dataplane.stopped_deployments(action.operation, action.args):
+                if self.api.get("Deployment", action.namespace, name) is None:
+                    raise KubeApiError(404, "NotFound", f'deployments.apps "{name}" not found')
             return {"dryRun": f"exec {action.operation}: pod and container are running, the operation renders"}
         code, out, err = self.api.exec(str(action.namespace), action.name, action.container, argv)
         if code != 0:
@@ -1322,6 +1399,84 @@ class WriteGateway(ReadGateway):
             raise ExecFailed(0, "", f"{action.operation} terminated with exit code {code}")
         del out, err
         return {"exitCode": code}
+
+    async def _exec_stopped(self, action: Exec) -> Obj:
+        """Run an operation that needs its clients stopped: scale the Deployments it names to 0, wait until their
+        pods are gone, run it, and scale them back (to the replicas the undo record carries, else to those of the
+        moment), then wait until they have as many Ready pods as before. Each scaling is fenced; when the fence is
+        lost midway the new writer's undo (which records the replicas) restores them. Any failure is an
+        ``ExecFailed``: the command may have run, so its undo is due."""
+        ns = str(action.namespace)
+        names = dataplane.stopped_deployments(action.operation, action.args)
+        recorded: dict[str, int] = action.args.get("replicas") or {}
+        restore: dict[str, int] = {}
+        ready: dict[str, int] = {}
+        for name in names:
+            obj = await self._call(self.api.get, "Deployment", ns, name)
+            if obj is None:
+                raise ExecFailed(404, "NotFound", f'deployments.apps "{name}" not found')
+            restore[name] = int(recorded.get(name, (obj.get("spec") or {}).get("replicas", 1)))
+            ready[name] = min(restore[name], int((obj.get("status") or {}).get("readyReplicas") or 0))
+        stopped: list[str] = []
+        try:
+            for name in names:
+                await self._fence()
+                await self._call(self.api.patch, "Deployment", ns, name, {"spec": {"replicas": 0}}, "merge")
+                stopped.append(name)
+            if not await self._call(self._wait_sync, STOP_WAIT_S, self._no_pods_sync, ns, names):
+                raise ExecFailed(0, "", f"the pods of {', '.join(names)} were not gone within {STOP_WAIT_S:.0f}s")
+            result: Obj = await self._call(self._exec_sync, action, False)
+        except KubeApiError as exc:
+            if not isinstance(exc, ExecFailed):
+                exc = ExecFailed(exc.status, exc.reason, exc.api_message)
+            raise exc
+        finally:
+            for name in stopped:
+                await self._fence()
+                await self._call(self.api.patch, "Deployment", ns, name, {"spec": {"replicas": restore[name]}}, "merge")
+                log.info("exec %s: deployment %s/%s back to %d replicas", action.operation, ns, name, restore[name])
+        if not await self._call(self._wait_sync, READY_WAIT_S, self._ready_sync, ns, ready):
+            raise ExecFailed(
+                0,
+                "",
+                f"{action.operation} ran, but {', '.join(names)} did not get back their Ready pods "
+                f"({ready}) within {READY_WAIT_S:.0f}s",
+            )
+        return result
+
+    @staticmethod
+    def _wait_sync(timeout_s: float, done: Callable[..., bool], *args: Any) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not done(*args):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(POLL_S)
+        return True
+
+    def _pods_of_sync(self, namespace: str, name: str) -> list[Obj]:
+        """The pods a Deployment's ReplicaSets own, terminating ones included."""
+        obj = self.api.get("Deployment", namespace, name)
+        if obj is None:
+            return []
+        owners = {str(rs["metadata"].get("uid")) for rs in self._replicasets_sync(obj)}
+        return [pod for pod in self.api.items("Pod", namespace) if any(_controlled_by(pod, uid) for uid in owners)]
+
+    def _no_pods_sync(self, namespace: str, deployments: list[str]) -> bool:
+        return not any(self._pods_of_sync(namespace, name) for name in deployments)
+
+    def _ready_sync(self, namespace: str, ready: dict[str, int]) -> bool:
+        """Whether each Deployment has at least ``ready[name]`` Ready pods that are not terminating (counted from the
+        pods, not from a status the controller may not have updated yet)."""
+        return all(
+            sum(_pod_ready(p) for p in self._pods_of_sync(namespace, name)) >= want for name, want in ready.items()
+        )
+
+
+def _pod_ready(pod: Obj) -> bool:
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _is_conflict(exc: KubeApiError) -> bool:
@@ -1401,7 +1556,10 @@ def _restores_pre_image(action: Action) -> bool:
 
 
 def _undo_reads(action: Action) -> bool:
-    """Whether the undo record of ``action`` reads the cluster (a Deployment's ReplicaSets, a deleted pod's owner)."""
+    """Whether the undo record of ``action`` reads the cluster (a Deployment's ReplicaSets, a deleted pod's owner, the
+    state a data-plane operation overwrites)."""
+    if isinstance(action, Exec):
+        return dataplane.operation(action.operation).invert is not None
     return action.kind == "Deployment" or (isinstance(action, Delete) and action.kind in RECREATING_OWNERS)
 
 

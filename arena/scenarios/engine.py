@@ -342,8 +342,13 @@ class Engine:
         elif isinstance(step, s.ReplaceStep):
             self._replace(app, step)
         elif isinstance(step, s.ExecStep):
-            pod = self._pod_for(ns, step.selector)
-            out, err, code = k.exec(ns, pod, step.command, step.container)
+            replicas = self._stop(ns, step.stops)
+            try:
+                pod = self._pod_for(ns, step.selector)
+                out, err, code = k.exec(ns, pod, step.command, step.container)
+            finally:
+                for name, n in replicas.items():
+                    k.patch("Deployment", ns, name, {"spec": {"replicas": n}}, "merge")
             if step.expect_exit is not None and code != step.expect_exit:
                 raise StepError(f"exec in {pod} exited {code}: {err.strip() or out.strip()}")
         elif isinstance(step, s.ApplyStep):
@@ -439,6 +444,24 @@ class Engine:
             return None
 
         return str(wait_for(f"a Running pod with labels {selector}", running, 30))
+
+    def _stop(self, ns: str, deployments: list[str]) -> dict[str, int]:
+        """Scale ``deployments`` to 0 and wait until their pods are gone; their replicas before."""
+        replicas: dict[str, int] = {}
+        selectors: list[dict[str, str]] = []
+        for name in deployments:
+            d = self.kube.get("Deployment", ns, name)
+            if d is None:
+                raise StepError(f"deployment {name} does not exist")
+            replicas[name] = int((d.get("spec") or {}).get("replicas", 1))
+            selectors.append(((d.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+            self.kube.patch("Deployment", ns, name, {"spec": {"replicas": 0}}, "merge")
+        wait_for(
+            f"the pods of {deployments} to be gone",
+            lambda: not any(self.pods(ns, sel) for sel in selectors),
+            60 * max(self.time_scale, 0.2),
+        )
+        return replicas
 
     def _rolled_out(self, ns: str, name: str) -> bool:
         d = self.kube.get("Deployment", ns, name)

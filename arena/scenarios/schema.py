@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from arena.workload.generator import WorkloadSpec
-from stratus.dataplane import DataPlaneError, check_args, inverse_of
+from stratus.dataplane import DataPlaneError, check_args, check_forward, has_inverse, stopped_deployments
 
 TASKS = ("detection", "localization", "analysis", "mitigation")
 Task = Literal["detection", "localization", "analysis", "mitigation"]
@@ -100,8 +100,9 @@ class DataPlaneOp(_M):
     def _catalogue(self) -> DataPlaneOp:
         try:
             object.__setattr__(self, "args", check_args(self.operation, self.args))
-            if inverse_of(self.operation, self.args) is None:
+            if not has_inverse(self.operation):
                 raise DataPlaneError(f"{self.operation} has no inverse, so it never runs forward")
+            check_forward(self.operation, self.args)
         except DataPlaneError as exc:
             raise ValueError(str(exc)) from exc
         return self
@@ -113,12 +114,24 @@ class ExecStep(_M):
     container: str | None = Field(None, description="Container (default: the first).")
     command: list[str] = Field(min_length=1, description="argv, as kubectl exec -- takes it.")
     expect_exit: int | None = Field(0, description="Fail the step unless the command exits with this (None: any).")
+    stops: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Deployments scaled to 0 (their pods gone) before the command runs and back to their replicas "
+        "after it: a command the server refuses while clients are connected (a consumer group's offset reset).",
+    )
     op: DataPlaneOp | None = Field(
         None,
         description="The same change as a data-plane catalogue operation: what a gateway that runs no free argv "
         "sends (the bench's scripted plan carries it as a typed exec action on the selected pod). The arena runs "
         "``command``; a test checks that the operation restores the scenario too.",
     )
+
+    @model_validator(mode="after")
+    def _same_stops(self) -> ExecStep:
+        if self.op is not None and sorted(stopped_deployments(self.op.operation, self.op.args)) != sorted(self.stops):
+            raise ValueError("the step's stops and the Deployments its operation stops differ")
+        return self
 
 
 class ApplyStep(_M):

@@ -1,8 +1,10 @@
-"""A documented fix that execs a database shell, run as the scripted plan carries it: the scenario's typed data-plane
+"""A documented fix that execs a data store's client (a database shell, Kafka's consumer-group tool), run as the
+scripted plan carries it: the scenario's typed data-plane
 operation (``op``) through the product's write gateway under the built-in write policy (the gateway renders the argv,
 journals the catalogue inverse), then the plan's other steps; the strict oracle must pass.
 
-``SAMPLE`` (one grant, one recreated user) runs in ``make test``; ``STRATUS_TEST_SREGYM_ALL=1`` runs all four.
+``SAMPLE`` (one grant, one recreated user, one offset reset) runs in ``make test``; ``STRATUS_TEST_SREGYM_ALL=1`` runs
+all five.
 """
 
 from __future__ import annotations
@@ -30,13 +32,24 @@ pytestmark = [pytest.mark.integration]
 
 SREGYM = Registry([CATALOGUE_DIR / "sregym"])
 TYPED = [pid for sc, pid in SREGYM.scenarios() if any(isinstance(x, s.ExecStep) and x.op for x in sc.mitigation)]
-SAMPLE = ["revoke_auth_mongodb-1", "storage_user_unregistered-2"]
+SAMPLE = ["revoke_auth_mongodb-1", "storage_user_unregistered-2", "kafka_poison_pill_hol_block"]
+INVERSES = {
+    "mongodb.grant_roles": "mongodb.revoke_roles",
+    "mongodb.create_declared_user": "mongodb.drop_user",
+    "kafka.reset_group_offset": "kafka.reset_group_offset",
+}
 PARAMS = TYPED if os.environ.get("STRATUS_TEST_SREGYM_ALL") == "1" else [p for p in TYPED if p in SAMPLE]
 
 
-def test_the_typed_scenarios_are_the_database_auth_ones() -> None:
+def test_the_typed_scenarios_are_the_data_store_ones() -> None:
     assert sorted(TYPED) == sorted(
-        ["revoke_auth_mongodb-1", "revoke_auth_mongodb-2", "storage_user_unregistered-1", "storage_user_unregistered-2"]
+        [
+            "revoke_auth_mongodb-1",
+            "revoke_auth_mongodb-2",
+            "storage_user_unregistered-1",
+            "storage_user_unregistered-2",
+            "kafka_poison_pill_hol_block",
+        ]
     )
 
 
@@ -89,11 +102,11 @@ def test_typed_dataplane_fix_restores(pid: str, engine: Engine, kubeconfig: Path
         assert not missing, missing
         plan = scripted_plan(scenario, app, pods_of=functools.partial(_pod_names, engine, app.namespace))
         actions = TypeAdapter(list[Action]).validate_python(plan["attempts"][0])
-        assert isinstance(actions[0], Exec) and actions[0].operation.startswith("mongodb.")
+        assert isinstance(actions[0], Exec) and actions[0].operation in INVERSES
         records = asyncio.run(_run(kubeconfig, app.namespace, actions))
         intent = next(r for r in records if r.phase == "intent" and r.action.verb == "exec")
         undo = intent.undo[0]
-        assert isinstance(undo, Exec) and undo.operation in ("mongodb.revoke_roles", "mongodb.drop_user")
+        assert isinstance(undo, Exec) and undo.operation == INVERSES[actions[0].operation]
         verdict = engine.wait_check(scenario, "strict", timeout=30)
         assert verdict.passed, f"strict oracle after the typed fix: {verdict.reasons}"
     finally:
