@@ -122,12 +122,13 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 REVISION = "deployment.kubernetes.io/revision"
 CONFLICT_RETRIES = 5
 INTENT_WAIT_S = 10.0
+"""How long a worker that has judged a write waits for its intent's acknowledgement before giving up unsent."""
 STOP_WAIT_S = 90.0
 """How long a data-plane operation that stops Deployments waits for their pods to be gone."""
 READY_WAIT_S = 120.0
 """How long it waits, after restoring them, for their Ready pods to be back."""
 POLL_S = 0.5
-"""How long a worker that has judged a write waits for its intent's acknowledgement before giving up unsent."""
+"""How often those two waits look at the pods."""
 WRITTEN_CACHE = 64
 """How many of its own write responses a gateway keeps as candidate pre-images (see ``WriteGateway._write``)."""
 RECREATING_OWNERS = {"Pod": {"ReplicaSet", "StatefulSet", "DaemonSet", "Job"}, "ReplicaSet": {"Deployment"}}
