@@ -6,6 +6,7 @@ each service class adds its own. ``stratus settings SERVICE`` prints the variabl
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -468,8 +469,19 @@ class CoordinatorSettings(CommonSettings, SeveritySettings, MemorySettings):
         ge=0,
         description="An incident whose oracles pass when its next attempt would start closes as resolved only after "
         "they have passed for this long (read every second); a violation meanwhile starts the attempt. An "
-        "intermittent failure (one request in ten) passes a single read. 0: one read.",
+        "intermittent failure (one request in ten) passes a single read. 0: one read. The wait is longer when "
+        "resolve_min_failure_rate needs more reads.",
     )
+    resolve_min_failure_rate: float = Field(
+        default=0.1,
+        ge=0.01,
+        le=1,
+        description="The smallest share of failing reads a fault may show and still count: an incident whose "
+        "oracles pass closes only after so many clean reads in a row that a fault still failing this share of reads "
+        "would have shown one with probability resolve_confidence (0.1, 0.99: 44 reads). 1: only a fault failing "
+        "every read.",
+    )
+    resolve_confidence: float = Field(default=0.99, ge=0.5, lt=1, description="See resolve_min_failure_rate.")
     lease_ttl_s: float = Field(default=30.0, gt=0, description="Writer lease time-to-live (renewed while alive).")
     lease_widening_scopes: list[str] = Field(
         default=["cluster"],
@@ -525,6 +537,14 @@ class CoordinatorSettings(CommonSettings, SeveritySettings, MemorySettings):
         description="Roll an aborted transaction back before the next attempt. false is the benchmark's naive-retry "
         "ablation only (the next attempt starts from the state the last one left): it gives up TNR.",
     )
+
+    def resolve_reads(self) -> int:
+        """Clean reads in a row before an incident whose oracles pass closes as resolved (0: resolve_quiet_s off)."""
+        if self.resolve_quiet_s <= 0:
+            return 0
+        rate = self.resolve_min_failure_rate
+        needed = 0 if rate >= 1 else math.ceil(math.log(1 - self.resolve_confidence) / math.log(1 - rate))
+        return max(math.ceil(self.resolve_quiet_s), needed)
 
 
 class DiagnoserSettings(CommonSettings, ReasonerSettings, EmbeddingSettings, LastGoodSettings, MemorySettings):

@@ -450,7 +450,7 @@ class Engine:
             # first renewal.
             async with lease_keeper(self.alock, lease, self.settings.lease_ttl_s, release_on_exit=False) as keeper:
                 pre = await self.observer.measure(record.scope)
-                if healthy(pre) and self.settings.resolve_quiet_s > 0:
+                if healthy(pre) and self.settings.resolve_reads() > 0:
                     pre = await self._quiet(record.scope, pre)
                 if not healthy(pre):
                     digest, snapshot = await self.observer.snapshot(record.scope, lease_scope)
@@ -597,11 +597,13 @@ class Engine:
         await self._begin_undo(record, attempt, lost)
 
     async def _quiet(self, scope: str, reading: Severity) -> Severity:
-        """While the oracles pass, keep reading every second for ``resolve_quiet_s``; the first violation seen is
-        the state the attempt starts from, else the last clean reading closes the incident. One clean read would
-        take an intermittent failure (a share of requests failing) for a recovery: this is the hysteresis a
-        detector applies before opening, applied before closing."""
-        reads = math.ceil(self.settings.resolve_quiet_s)
+        """While the oracles pass, keep reading every second (``resolve_reads``: at least ``resolve_quiet_s``); the
+        first violation seen is the state the attempt starts from, else the last clean reading closes the incident.
+        One clean read would take an intermittent failure (a share of requests failing) for a recovery: this is the
+        hysteresis a detector applies before opening, applied before closing, and its length is a test: a fault that
+        still fails ``resolve_min_failure_rate`` of reads shows within that many reads with ``resolve_confidence``
+        (one request in ten passes 15 reads in a row one time in five, 44 one time in a hundred)."""
+        reads = self.settings.resolve_reads()
         while healthy(reading) and reads > 0:
             await self.sleep(1.0)
             reads -= 1

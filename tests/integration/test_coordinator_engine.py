@@ -197,12 +197,32 @@ async def test_a_recovery_that_holds_through_the_quiet_window_closes_without_a_t
     incident, scope = f"inc-{uid}", f"ns-{uid}"
     box, sub = await start(bus, incident)
     observer = ScriptedObserver([])  # every read passes
-    engine = Engine(bus, redis, alock, observer, settings(resolve_quiet_s=5.0), prefix=f"t{uid}", sleep=no_sleep)
+    # Only a fault failing every read need be ruled out: resolve_quiet_s decides.
+    quiet = settings(resolve_quiet_s=5.0, resolve_min_failure_rate=1.0)
+    engine = Engine(bus, redis, alock, observer, quiet, prefix=f"t{uid}", sleep=no_sleep)
     await engine.handle(opened(incident, scope, b=1.0))
     await engine.handle(diagnosis(incident))
     closed = (await box.wait_kind("incident_closed"))[0]
     assert closed["outcome"] == "resolved" and not box.of_kind("mitigate")
     assert observer.calls == 6  # one read, then five more a second apart
+    await sub.unsubscribe()
+
+
+async def test_a_recovery_closes_only_after_enough_clean_reads_to_rule_out_one_failure_in_ten(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    # By default: a fault failing one read in ten passes 44 reads in a row less than one time in a hundred. Here the
+    # 30th read after the first clean one fails (15 reads would have closed it): the attempt starts from that read.
+    observer = ScriptedObserver([0] * 30 + [1, 1])
+    engine = Engine(bus, redis, alock, observer, settings(), prefix=f"t{uid}", sleep=no_sleep)
+    assert settings().resolve_reads() == 44
+    await engine.handle(opened(incident, scope, b=1.0))
+    await engine.handle(diagnosis(incident))
+    await box.wait_kind("mitigate")
+    assert (await box.wait_kind("checkpointed"))[0]["severity"]["mu"] == 1.0
+    assert not box.of_kind("incident_closed")
     await sub.unsubscribe()
 
 
