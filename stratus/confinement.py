@@ -90,6 +90,8 @@ WRITE_COMMANDS = frozenset(
     {"delete", "scale", "patch", "set", "rollout", "apply", "create", "replace", "cordon", "uncordon", "label"}
 )
 WRITE_COMMANDS |= {"annotate", "taint", "drain", "exec", "autoscale", "expose", "run"}
+_SHELL_BLANKS = " \t\n\r\f\v"
+"""The characters that separate words on a command line (POSIX blank and newline; shlex's whitespace)."""
 _GLOBAL_VALUE_FLAGS = frozenset({"-n", "--namespace", "-o", "--output", "-l", "--selector", *IDENTITY_FLAGS})
 
 
@@ -198,7 +200,9 @@ def confine_command(line: str, role: Role = "read") -> list[str]:
     from stratus.bounds import check_command_line
 
     check_command_line(line)
-    stripped = line.strip()
+    # Only the whitespace a shell (and shlex) separates words with: str.strip() would also drop U+00A0 and other
+    # Unicode spaces, which shlex keeps inside a word, so "-n scope\u00a0" would name a namespace it does not.
+    stripped = line.strip(_SHELL_BLANKS)
     if not stripped:
         raise Refusal(
             "Empty command refused: give one kubectl command, e.g. kubectl get pods -n NAMESPACE.", rule="empty"

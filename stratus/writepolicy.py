@@ -12,10 +12,13 @@ Why it is shaped this way:
   with the pre-image, so every form of write is covered by one comparison. Only what a write *introduces* is refused:
   a DaemonSet that already runs with ``hostNetwork`` can still get a new image.
 - **Refused by default, each with a reason and a way forward.** Privilege escalation (privileged containers, host
-  namespaces and ports, hostPath volumes, added capabilities, ServiceAccount swaps), ownership and finalizer edits (the
-  garbage collector acts on them later, outside the transaction), data destruction (PVC/PV deletion, reclaim policies
-  that delete), exposure (NodePort, LoadBalancer, external IPs), images from registries the operator did not allow,
-  scaling past a bound, and the objects that control the cluster itself (RBAC, admission webhooks, CRDs). A scope
+  namespaces and ports, Windows HostProcess, hostPath and every other volume the node mounts by itself (nfs, iscsi,
+  gitRepo, flexVolume...), added capabilities, sysctls outside the safe set, SELinux labels and unconfined
+  seccomp/AppArmor profiles (fields or the older annotations), ServiceAccount swaps and token mounts, a PriorityClass
+  that preempts other namespaces' pods), ownership and finalizer edits (the garbage collector acts on them later,
+  outside the transaction), data destruction (PVC/PV deletion, reclaim policies that delete), exposure (NodePort,
+  LoadBalancer, external IPs, ExternalName aliases), images from registries the operator did not allow, scaling past a
+  bound, and the objects that control the cluster itself (RBAC, admission webhooks, CRDs). A scope
   may ``waive`` a guard by name; nothing else relaxes one.
 - **A rollback introduces no registry.** The registries a workload "already runs images from" are those of its pre-image
   and of its own revision history: the ReplicaSets (Deployment) or ControllerRevisions (StatefulSet, DaemonSet) the
@@ -61,6 +64,7 @@ Guard = Literal[
     "exposure",
     "registry",
     "scale_bound",
+    "priority",
 ]
 """The named guards of the policy; a scope may waive one explicitly (``waive``)."""
 
@@ -125,6 +129,49 @@ _CONTROL_KINDS: dict[str, tuple[Guard, str, str]] = {
 """Kinds refused outright (whatever the grants say), the guard, why, and what to do instead."""
 
 _FEATURE_GUARDS = ("privileged", "capabilities", "host_namespaces", "host_path", "exposure")
+
+SAFE_SYSCTLS = frozenset(
+    {
+        "kernel.shm_rmid_forced",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_local_reserved_ports",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes",
+    }
+)
+"""The sysctls the kubelet calls safe (namespaced, isolated per pod); the Pod Security Standards' baseline allows only
+these. Any other (kernel.core_pattern, net.ipv4.ip_forward...) reaches the node or its network."""
+CONTAINER_SELINUX_TYPES = ("container_t", "container_init_t", "container_kvm_t", "container_engine_t")
+"""SELinux types a container may run as under the baseline standard; any other label (spc_t) lifts confinement."""
+_CLUSTER_VOLUME_SOURCES = frozenset(
+    {
+        "configMap",
+        "secret",
+        "emptyDir",
+        "downwardAPI",
+        "projected",
+        "persistentVolumeClaim",
+        "ephemeral",
+        "csi",
+        "image",
+    }
+)
+"""Volume sources whose content the cluster's API controls (the restricted standard's list, plus image volumes).
+Any other (hostPath, nfs, iscsi, gitRepo, flexVolume, rbd...) is mounted by the node itself from a place no object
+of the cluster records: a host directory, a remote server, a driver binary, a git hook run as root."""
+_PROFILE_ANNOTATIONS = frozenset(
+    {
+        "container.apparmor.security.beta.kubernetes.io",
+        "seccomp.security.alpha.kubernetes.io",
+        "container.seccomp.security.alpha.kubernetes.io",
+    }
+)
+"""Annotation prefixes that set AppArmor/seccomp profiles (before the securityContext fields existed)."""
 
 
 class Grant(BaseModel):
@@ -327,6 +374,14 @@ class WritePolicy(BaseModel):
                 "the server's dry run returned no object to judge the write by",
                 "Retry the write; if it keeps failing, report it.",
             )
+        meta = after["metadata"] if isinstance(after["metadata"], dict) else {}
+        if meta.get("name") not in (None, action.name) or meta.get("namespace") not in (None, action.namespace):
+            raise refuse(
+                "dry_run",
+                f"the server's dry run answered for {meta.get('namespace') or '-'}/{meta.get('name')}, not for the "
+                "object the write names; a write acts only on the object it names (a patch never renames or moves one)",
+                "Leave metadata.name and metadata.namespace out of the patch; create the object you want instead.",
+            )
         for name, why, instead in _violations(kind, pre, after, action, rules, frozenset(ran_before)):
             if name not in waived:
                 raise refuse(name, why, instead)
@@ -406,14 +461,27 @@ def _features(spec: Obj) -> dict[str, set[str]]:
     for vol in spec.get("volumes") or []:
         if isinstance(vol, dict) and isinstance(vol.get("hostPath"), dict):
             out["host_path"].add(f"hostPath {vol['hostPath'].get('path')!r}")
+    for vol in spec.get("volumes") or []:
+        if isinstance(vol, dict):
+            for source in sorted(set(vol) - _CLUSTER_VOLUME_SOURCES - {"name", "hostPath"}):
+                out["host_path"].add(
+                    f"the {source} volume {vol.get('name')!r}, which the node mounts itself from outside the cluster"
+                )
     pod_sc = spec.get("securityContext") or {}
-    if isinstance(pod_sc, dict) and _unconfined(pod_sc):
-        out["privileged"].add("an unconfined seccomp/AppArmor profile for the pod")
+    if isinstance(pod_sc, dict):
+        if _unconfined(pod_sc):
+            out["privileged"].add("an unconfined seccomp/AppArmor profile for the pod")
+        for sysctl in pod_sc.get("sysctls") or []:
+            sysctl_name = sysctl.get("name") if isinstance(sysctl, dict) else sysctl
+            if sysctl_name not in SAFE_SYSCTLS:
+                out["privileged"].add(f"the sysctl {sysctl_name!r}, outside the namespaced safe set")
+        _context_features(pod_sc, "the pod", out)
     for c in _containers(spec):
         name = c.get("name")
         sc = c.get("securityContext") or {}
         if not isinstance(sc, dict):
             sc = {}
+        _context_features(sc, f"container {name!r}", out)
         if sc.get("privileged") is True:
             out["privileged"].add(f"privileged container {name!r}")
         if sc.get("allowPrivilegeEscalation") is True:
@@ -436,6 +504,41 @@ def _features(spec: Obj) -> dict[str, set[str]]:
     return out
 
 
+def _context_features(sc: Obj, who: str, out: dict[str, set[str]]) -> None:
+    """Features a pod's or a container's securityContext shares: Windows HostProcess and SELinux labels."""
+    windows = sc.get("windowsOptions")
+    if isinstance(windows, dict) and windows.get("hostProcess") is True:
+        out["host_namespaces"].add(f"a Windows HostProcess for {who}, which runs on the host")
+    selinux = sc.get("seLinuxOptions")
+    if isinstance(selinux, dict):
+        if selinux.get("type") not in (None, "", *CONTAINER_SELINUX_TYPES):
+            out["privileged"].add(f"the SELinux type {selinux.get('type')!r} for {who}")
+        for field in ("user", "role"):
+            if selinux.get(field):
+                out["privileged"].add(f"the SELinux {field} {selinux.get(field)!r} for {who}")
+
+
+def _annotation_features(meta: Obj | None) -> dict[str, set[str]]:
+    """Profiles a pod template's annotations turn off (the annotations that preceded the securityContext fields,
+    which kubelets still honour)."""
+    out: dict[str, set[str]] = {g: set() for g in _FEATURE_GUARDS}
+    annotations = (meta or {}).get("annotations") if isinstance(meta, dict) else None
+    for key, value in (annotations or {}).items() if isinstance(annotations, dict) else ():
+        prefix = str(key).partition("/")[0]
+        if prefix in _PROFILE_ANNOTATIONS and str(value).lower() in ("unconfined", "runtime/default:unconfined"):
+            out["privileged"].add(f"the annotation {key}: {value}")
+    return out
+
+
+def _template_meta(obj: Obj | None, path: str) -> Obj | None:
+    """The metadata beside the pod spec at ``path`` (the template's, or the Pod's own)."""
+    node: Any = obj
+    for part in [p for p in path.split("/") if p][:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    meta = node.get("metadata") if isinstance(node, dict) else None
+    return meta if isinstance(meta, dict) else None
+
+
 def _unconfined(sc: Obj) -> bool:
     seccomp = sc.get("seccompProfile") or {}
     apparmor = sc.get("appArmorProfile") or {}
@@ -451,7 +554,17 @@ def _service_account(spec: Obj | None) -> tuple[frozenset[str], bool]:
     names = frozenset(str(spec[k]) for k in ("serviceAccountName", "serviceAccount") if spec.get(k)) or frozenset(
         {"default"}
     )
-    return names, spec.get("automountServiceAccountToken") is not False
+    return names, spec.get("automountServiceAccountToken") is not False or _projects_token(spec)
+
+
+def _projects_token(spec: Obj) -> bool:
+    """Whether a projected volume mounts a ServiceAccount token (whatever automountServiceAccountToken says)."""
+    for vol in spec.get("volumes") or []:
+        projected = vol.get("projected") if isinstance(vol, dict) else None
+        sources = projected.get("sources") if isinstance(projected, dict) else None
+        if any(isinstance(src, dict) and "serviceAccountToken" in src for src in sources or []):
+            return True
+    return False
 
 
 def _images(spec: Obj) -> set[str]:
@@ -514,10 +627,21 @@ def _violations(
     for path, spec in after_specs.items():
         old = before_specs.get(path)
         old_features = _features(old) if old is not None else {g: set() for g in _FEATURE_GUARDS}
+        old_notes = _annotation_features(_template_meta(pre, path)) if old is not None else {}
+        new_notes = _annotation_features(_template_meta(after, path))
         for guard, found in _features(spec).items():
-            new = sorted(found - old_features[guard])
+            new = sorted((found | new_notes[guard]) - old_features[guard] - old_notes.get(guard, set()))
             if new:
                 yield guard, f"it would add {', '.join(new)}", _INSTEAD[guard]
+        old_priority = (old or {}).get("priorityClassName") or None
+        if (spec.get("priorityClassName") or None) not in (None, old_priority):
+            yield (
+                "priority",
+                f"it would give the pods the PriorityClass {spec.get('priorityClassName')!r} "
+                f"({'instead of ' + repr(old_priority) if old_priority else 'they had none'}); "
+                "a higher priority lets the scheduler preempt (evict) pods of other namespaces to make room",
+                "Keep the workload's priority; if it must be scheduled first, an operator can grant it.",
+            )
         before_sa, after_sa = _service_account(old), _service_account(spec)
         if after_sa[0] != before_sa[0]:
             yield (
@@ -595,6 +719,14 @@ def _object_violations(kind: str, pre: Obj | None, after: Obj, rules: ScopeRules
             yield (
                 "exposure",
                 f"it would make the Service type {new_type}, reachable from outside the cluster",
+                _INSTEAD["exposure"],
+            )
+        target = spec.get("externalName")
+        if new_type == "ExternalName" and (old_type != "ExternalName" or target != pre_spec.get("externalName")):
+            yield (
+                "exposure",
+                f"it would make the Service an alias (DNS CNAME) of {target!r}: its clients' traffic, credentials "
+                "included, would go to that name, outside the cluster's Services",
                 _INSTEAD["exposure"],
             )
         new_ips = set(spec.get("externalIPs") or []) - set(pre_spec.get("externalIPs") or [])

@@ -293,3 +293,45 @@ def test_files_outside_the_workdir_and_non_field_patch_keys_are_refused(tmp_path
         )
     with pytest.raises(Refusal, match="not one"):
         parse_command("kubectl patch deploy web --patch-file p.yaml", role="write", namespace="s", workdir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("data: {k: !!binary aGVsbG8=}\n", "!!binary"),
+        ("data: !!set {a, b}\n", "!!set"),
+        ("data: !!omap [{a: 1}]\n", "!!omap"),
+        ("data: !!pairs [{a: 1}]\n", "!!pairs"),
+        ("spec: {replicas: .nan}\n", "'.nan'"),
+        ("spec: {replicas: -.inf}\n", "'-.inf'"),
+    ],
+)
+def test_yaml_values_without_a_json_form_are_refused(text: str, said: str) -> None:
+    """A Kubernetes object is JSON: a YAML type with no JSON form would either crash the request's encoder or reach the
+    server as something other than what the document shows."""
+    with pytest.raises(Refusal) as info:
+        bounds.load_yaml_all(text, "Manifest file m.yaml")
+    assert info.value.rule == "bounds" and said in str(info.value) and "Manifest file m.yaml refused" in str(info.value)
+
+
+def test_an_unquoted_date_stays_the_string_it_was_written_as() -> None:
+    doc = bounds.load_yaml("metadata: {annotations: {at: 2001-12-14t21:59:43.10-05:00, day: 2002-12-14}}\n", "m")
+    assert doc["metadata"]["annotations"] == {"at": "2001-12-14t21:59:43.10-05:00", "day": "2002-12-14"}
+    assert bounds.load_yaml("spec: {replicas: 2, ratio: 0.5}\n", "m") == {"spec": {"replicas": 2, "ratio": 0.5}}
+
+
+@pytest.mark.parametrize("metadata", [["conf", "victim"], "conf", 7])
+def test_a_manifest_whose_metadata_is_not_a_mapping_is_an_invalid_action(metadata: Any) -> None:
+    with pytest.raises(ValidationError, match="metadata is a"):
+        ACTION_ADAPTER.validate_python(
+            {"verb": "apply", "manifest": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}}
+        )
+
+
+@pytest.mark.parametrize("blank", ["\u00a0", "\u2003", "\u3000", "\u200b"])
+def test_unicode_spaces_are_never_trimmed_off_a_word(blank: str) -> None:
+    """shlex splits on ASCII blanks only; trimming a trailing U+00A0 off the line would turn the namespace 'scope\\xa0'
+    (which no object has) into 'scope'."""
+    with pytest.raises(Refusal, match="namespace"):
+        parse_command(f"kubectl delete cm conf -n scope{blank}", role="write", namespace="scope")
+    assert parse_command("kubectl get cm conf -n scope \t\r\n", namespace="x")[0].namespace == "scope"

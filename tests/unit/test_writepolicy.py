@@ -419,3 +419,121 @@ def test_a_clusterrole_is_a_cluster_kind_the_builtin_policy_refuses_and_an_opera
         "{scopes: {cluster: {grants: [{kinds: [ClusterRole], verbs: [patch]}], waive: [cluster_control]}}}"
     )
     granted.check(patch, pre, {**pre, **rules})
+
+
+# --- what the pod security standards name beyond the fields above (hostile corpus, round 2) ------------------------
+
+POD = "spec.template.spec"
+TEMPLATE_META = "spec.template.metadata"
+
+
+@pytest.mark.parametrize(
+    ("after", "guard", "said"),
+    [
+        (
+            with_(BASE, f"{POD}.securityContext", {"sysctls": [{"name": "kernel.core_pattern", "value": "|/x"}]}),
+            "privileged",
+            "sysctl 'kernel.core_pattern'",
+        ),
+        (
+            with_(BASE, f"{POD}.securityContext", {"sysctls": [{"name": "net.ipv4.ip_forward", "value": "1"}]}),
+            "privileged",
+            "sysctl 'net.ipv4.ip_forward'",
+        ),
+        (
+            with_(BASE, f"{POD}.securityContext", {"windowsOptions": {"hostProcess": True}}),
+            "host_namespaces",
+            "HostProcess",
+        ),
+        (
+            with_(BASE, f"{C0}.securityContext", {"windowsOptions": {"hostProcess": True}}),
+            "host_namespaces",
+            "HostProcess",
+        ),
+        (with_(BASE, f"{POD}.securityContext", {"seLinuxOptions": {"type": "spc_t"}}), "privileged", "'spc_t'"),
+        (with_(BASE, f"{C0}.securityContext", {"seLinuxOptions": {"user": "system_u"}}), "privileged", "user"),
+        (
+            with_(BASE, f"{POD}.volumes", [{"name": "g", "gitRepo": {"repository": "https://x/y.git"}}]),
+            "host_path",
+            "gitRepo",
+        ),
+        (
+            with_(BASE, f"{POD}.volumes", [{"name": "n", "nfs": {"server": "10.0.0.1", "path": "/"}}]),
+            "host_path",
+            "nfs",
+        ),
+        (with_(BASE, f"{POD}.volumes", [{"name": "f", "flexVolume": {"driver": "x/y"}}]), "host_path", "flexVolume"),
+        (
+            with_(
+                BASE,
+                TEMPLATE_META,
+                {"annotations": {"container.apparmor.security.beta.kubernetes.io/app": "unconfined"}},
+            ),
+            "privileged",
+            "apparmor",
+        ),
+        (
+            with_(BASE, TEMPLATE_META, {"annotations": {"seccomp.security.alpha.kubernetes.io/pod": "unconfined"}}),
+            "privileged",
+            "seccomp",
+        ),
+        (with_(BASE, f"{POD}.priorityClassName", "system-node-critical"), "priority", "preempt"),
+    ],
+)
+def test_pod_security_features_beyond_the_basic_fields_are_refused(
+    after: dict[str, Any], guard: str, said: str
+) -> None:
+    refusal = refused(PATCH, BASE, after)
+    assert refusal.guard == guard and said in str(refusal), str(refusal)
+
+
+def test_safe_sysctls_cluster_volumes_and_container_selinux_types_pass() -> None:
+    safe = with_(BASE, f"{POD}.securityContext", {"sysctls": [{"name": "net.ipv4.tcp_syncookies", "value": "1"}]})
+    POLICY.check(PATCH, BASE, safe)
+    volumes = [
+        {"name": "c", "configMap": {"name": "conf"}},
+        {"name": "e", "emptyDir": {}},
+        {"name": "p", "persistentVolumeClaim": {"claimName": "data"}},
+        {"name": "s", "secret": {"secretName": "creds"}},
+        {"name": "i", "csi": {"driver": "secrets-store.csi.k8s.io"}},
+    ]
+    POLICY.check(PATCH, BASE, with_(BASE, f"{POD}.volumes", volumes))
+    POLICY.check(PATCH, BASE, with_(BASE, f"{POD}.securityContext", {"seLinuxOptions": {"type": "container_t"}}))
+    annotated = with_(BASE, TEMPLATE_META, {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}})
+    POLICY.check(PATCH, BASE, annotated)
+    # a feature the workload already had is not introduced by a later fix (here: an nfs volume and a priority)
+    had = with_(
+        with_(BASE, f"{POD}.volumes", [{"name": "n", "nfs": {"server": "s", "path": "/"}}]),
+        f"{POD}.priorityClassName",
+        "high",
+    )
+    POLICY.check(PATCH, had, with_(had, f"{C0}.image", "docker.io/acme/web:2"))
+    POLICY.check(PATCH, had, with_(had, f"{POD}.priorityClassName", None))  # lowering a priority is allowed
+
+
+def test_a_projected_service_account_token_counts_as_mounting_the_token() -> None:
+    no_token = with_(BASE, f"{POD}.automountServiceAccountToken", False)
+    projected = [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]
+    refusal = refused(PATCH, no_token, with_(no_token, f"{POD}.volumes", projected))
+    assert refusal.guard == "service_account" and "token" in str(refusal)
+
+
+def test_an_external_name_service_is_exposure() -> None:
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {"type": "ClusterIP", "selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }
+    patch = Patch(kind="Service", namespace=NS, name="web", patch={"spec": {}})
+    alias = with_(with_(svc, "spec.type", "ExternalName"), "spec.externalName", "evil.example")
+    assert refused(patch, svc, alias).guard == "exposure"
+    assert refused(patch, alias, with_(alias, "spec.externalName", "other.example")).guard == "exposure"
+    POLICY.check(patch, alias, with_(alias, "metadata.labels", {"x": "y"}))  # an alias that stays where it points
+
+
+def test_a_dry_run_answering_for_another_object_is_refused() -> None:
+    moved = with_(BASE, "metadata.namespace", "victim")
+    assert "dry run answered for victim/web" in str(refused(PATCH, BASE, moved))
+    renamed = with_(BASE, "metadata.name", "other")
+    assert refused(PATCH, BASE, renamed).guard == "dry_run"
