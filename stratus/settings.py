@@ -436,7 +436,18 @@ class DetectorSettings(CommonSettings, SeveritySettings, EmbeddingSettings, Last
     probe_interval_s: float = Field(default=5.0, gt=0, description="Period of the health probes of each scope.")
     open_threshold: float = Field(default=1.0, ge=0, description="mu at or above which an incident is opened.")
     confirm_probes: int = Field(
-        default=2, ge=1, description="Consecutive probes over the threshold before an incident opens (no flapping)."
+        default=2,
+        ge=1,
+        le=100,
+        description="Probes over the threshold, among the last confirm_window, before an incident opens (one blip "
+        "opens nothing).",
+    )
+    confirm_window: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="The probes confirm_probes are counted in (the latest must be over the threshold too); "
+        "confirm_probes itself: only consecutive probes count, which misses a failure hitting one request in ten.",
     )
     startup_grace_s: float = Field(
         default=60.0,

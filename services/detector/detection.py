@@ -1,7 +1,8 @@
-"""Deciding when a scope has an incident: pure bookkeeping of consecutive bad probes (no I/O here)."""
+"""Deciding when a scope has an incident: pure bookkeeping of recent bad probes (no I/O here)."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from stratus.contracts import Severity
@@ -11,21 +12,36 @@ SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 @dataclass
 class Confirmation:
-    """A scope opens an incident only after ``needed`` consecutive probes at or over the threshold."""
+    """A scope opens an incident once ``needed`` of its last ``window`` probes were at or over the threshold, the
+    latest one included.
+
+    ``needed`` consecutive probes (``window == needed``) would miss an intermittent failure: one request in ten
+    failing shows two bad probes in a row about once in a hundred probes, so it was detected minutes late or not at
+    all. Counting them within a window keeps what the streak was for (one blip opens nothing) and sees a failure that
+    recurs.
+    """
 
     threshold: float
     needed: int
-    streaks: dict[str, int] = field(default_factory=dict)
+    window: int = 0  # 0: ``needed`` (consecutive probes)
+    recent: dict[str, deque[bool]] = field(default_factory=dict)
 
     def observe(self, scope: str, severity: Severity) -> bool:
-        if severity.crashed or severity.mu >= self.threshold:
-            self.streaks[scope] = self.streaks.get(scope, 0) + 1
-        else:
-            self.streaks.pop(scope, None)
-        return self.streaks.get(scope, 0) >= self.needed
+        bad = severity.crashed or severity.mu >= self.threshold
+        size = max(self.window, self.needed)
+        seen = self.recent.get(scope)
+        if seen is None:
+            if not bad:
+                return False  # nothing kept for a healthy scope
+            seen = self.recent[scope] = deque(maxlen=size)
+        seen.append(bad)
+        if not any(seen):
+            del self.recent[scope]
+            return False
+        return bad and sum(seen) >= self.needed
 
     def reset(self, scope: str) -> None:
-        self.streaks.pop(scope, None)
+        self.recent.pop(scope, None)
 
 
 def evidence(severity: Severity, limit: int = 20) -> list[str]:

@@ -38,7 +38,7 @@ class Detector:
         self.settings = settings
         self.embedding = embedding
         self.lastgood = lastgood
-        self.confirm = Confirmation(settings.open_threshold, settings.confirm_probes)
+        self.confirm = Confirmation(settings.open_threshold, settings.confirm_probes, settings.confirm_window)
 
     async def scopes(self) -> list[str]:
         if self.settings.scopes:
