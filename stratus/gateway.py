@@ -52,7 +52,7 @@ import dataclasses
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, Self, cast
@@ -107,6 +107,7 @@ from stratus.writepolicy import (
     history_programs,
     introduced_images,
     introduced_programs,
+    recorded_programs,
 )
 from stratus.writerequest import (
     WireRequest,
@@ -667,9 +668,13 @@ class WriteGateway(ReadGateway):
         default_namespace: str = "default",
         workdir: Path | None = None,
         policy: WritePolicy | None = None,
+        recorded: Mapping[str, Obj] | None = None,
     ) -> None:
         super().__init__(api, default_namespace=default_namespace, workdir=workdir)
         self.policy = policy if policy is not None else WritePolicy.configured()
+        self.recorded = recorded
+        """The scope's last-known-good objects (``stratus.lastgood``), by ``Kind/namespace/name``: what a workload ran
+        while the scope was healthy counts as run before (``writepolicy.recorded_programs``)."""
         self.lease = lease
         self.check_fence = check_fence
         self.journal_intent = journal_intent
@@ -937,6 +942,7 @@ class WriteGateway(ReadGateway):
         ran_before, programs_before = (
             self._history_sync(pre) if pre is not None and _needs_history(pre, dry) else (set(), set())
         )
+        programs_before |= recorded_programs(pre, self.recorded)
         self.policy.check_result(action, pre, dry, ran_before, programs_before)
         loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
         if loss:

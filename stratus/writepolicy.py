@@ -30,8 +30,11 @@ Why it is shaped this way:
   ``$(VAR)`` from the container's env): changing them is a free argv, which the exec rule forbids. So after a write
   every container's program (``program_of``: command, args and the env entries they expand) must be one the workload
   ran before: in its pre-image (any container, so moving a sidecar into ``initContainers`` keeps its argv) or in its own
-  revision history, read as for images (``history_programs``). Dropping both (the image's own entrypoint) is allowed;
-  a new object whose containers set command or args has no history and is refused (guard ``program``).
+  revision history, read as for images (``history_programs``), or in the object Stratus itself recorded under the same
+  kind, namespace and name while the scope was healthy (the last-known-good memory, ``recorded_programs``: a workload
+  deleted and re-created with another command has lost its revisions, and putting back what it ran when healthy is
+  no new program). Dropping both (the image's own entrypoint) is allowed; a new object whose containers set command
+  or args has no history and is refused (guard ``program``).
 - **Leases widen only where the policy grants.** A write outside the lease's scope is refused; the next attempt's
   lease covers that scope only when ``grants`` allows the write there (``stratus.agent_tools``).
 - **Secrets are never written.** A Secret write would need the Secret's pre-image in the journal (its undo), and
@@ -43,7 +46,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -684,6 +687,19 @@ def program_of(container: Obj) -> Program | None:
 
 def _programs(obj: Obj | None) -> set[Program]:
     return {p for spec in pod_specs(obj).values() for c in _containers(spec) if (p := program_of(c)) is not None}
+
+
+def recorded_programs(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> set[Program]:
+    """Programs of the object Stratus recorded for ``obj``'s kind, namespace and name while its scope was healthy
+    (``recorded``: the last-known-good snapshot's objects, keyed ``Kind/namespace/name``; ``stratus.lastgood``).
+    Only the detector writes that memory, from the cluster while it was healthy; no write of an agent reaches it."""
+    if not obj or not recorded:
+        return set()
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    key = f"{obj.get('kind')}/{ns}/{meta.get('name')}" if ns else f"{obj.get('kind')}/{meta.get('name')}"
+    snap = recorded.get(key)
+    return _programs(snap) if isinstance(snap, dict) else set()
 
 
 def history_programs(owner: Obj, revisions: Iterable[Obj]) -> set[Program]:

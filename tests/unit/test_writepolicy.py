@@ -20,6 +20,7 @@ from stratus.writepolicy import (
     introduced_images,
     introduced_programs,
     program_of,
+    recorded_programs,
 )
 
 NS = "shop"
@@ -681,3 +682,18 @@ def test_job_pod_counts_are_bounded_like_replicas(kind: str, path: str) -> None:
     refused(Apply(manifest=with_(obj, path, 11)), None, with_(obj, path, 11), ALL)  # a create too
     ALL.check(patch, obj, with_(obj, path, 10))
     ALL.check(patch, with_(obj, path, 40), with_(obj, path, 30))  # lowering from above the bound
+
+
+def test_a_program_the_workload_ran_while_healthy_is_no_new_program() -> None:
+    # the fault deleted the Deployment and re-created it with another command: its revisions are gone, but the
+    # last-known-good memory (stratus.lastgood, normalised) recorded what it ran while the scope was healthy
+    wrong = with_(RUNS, f"{C0}.command", ["geo"])
+    healthy = {"kind": "Deployment", "metadata": {"name": "web", "namespace": NS}, "spec": RUNS["spec"]}
+    recorded = recorded_programs(wrong, {f"Deployment/{NS}/web": healthy})
+    assert recorded == introduced_programs(wrong, RUNS)
+    POLICY.check(PATCH, wrong, RUNS, (), recorded)
+    # another object's record, or none, counts for nothing
+    assert recorded_programs(wrong, {f"Deployment/{NS}/other": healthy}) == set()
+    assert recorded_programs(wrong, {f"StatefulSet/{NS}/web": healthy}) == set()
+    assert recorded_programs(wrong, None) == set()
+    assert refused(PATCH, wrong, RUNS).guard == "program"
