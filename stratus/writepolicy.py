@@ -28,8 +28,8 @@ Why it is shaped this way:
   the image a workload ran before a bad change is allowed, and no write can forge a history to launder a registry.
 - **No new program through a pod template.** The kubelet runs a container's ``command``/``args`` (after expanding
   ``$(VAR)`` from the container's env): changing them is a free argv, which the exec rule forbids. So after a write
-  every container's program (``program_of``: command, args and the env entries they expand) must be one the workload
-  ran before: in its pre-image (any container, so moving a sidecar into ``initContainers`` keeps its argv) or in its own
+  every program the kubelet runs in a container (``container_programs``: command and args with the env entries they
+  expand, and the exec command of each lifecycle hook and probe) must be one the workload ran before: in its pre-image (any container, so moving a sidecar into ``initContainers`` keeps its argv) or in its own
   revision history, read as for images (``history_programs``), or in the object Stratus itself recorded under the same
   kind, namespace and name while the scope was healthy (the last-known-good memory, ``recorded_programs``: a workload
   deleted and re-created with another command has lost its revisions, and putting back what it ran when healthy is
@@ -685,8 +685,34 @@ def program_of(container: Obj) -> Program | None:
     return command, args, tuple(bindings)
 
 
+_HANDLERS = (
+    ("lifecycle", "postStart"),
+    ("lifecycle", "preStop"),
+    ("livenessProbe",),
+    ("readinessProbe",),
+    ("startupProbe",),
+)
+"""Where a container holds exec handlers: commands the kubelet itself runs in the container (hooks and probes)."""
+
+
+def container_programs(container: Obj) -> Iterator[tuple[str, Program]]:
+    """Every program the kubelet runs in ``container``, with where it is set: its command/args (``program_of``) and
+    the exec command of each lifecycle hook and probe (an argv as free as a command)."""
+    main = program_of(container)
+    if main is not None:
+        yield "command/args", main
+    for path in _HANDLERS:
+        handler: Any = container
+        for key in path:
+            handler = handler.get(key) if isinstance(handler, dict) else None
+        run = handler.get("exec") if isinstance(handler, dict) else None
+        argv = run.get("command") if isinstance(run, dict) else None
+        if isinstance(argv, list) and argv:
+            yield f"{'.'.join(path)}.exec", (tuple(str(w) for w in argv), (), ())
+
+
 def _programs(obj: Obj | None) -> set[Program]:
-    return {p for spec in pod_specs(obj).values() for c in _containers(spec) if (p := program_of(c)) is not None}
+    return {p for spec in pod_specs(obj).values() for c in _containers(spec) for _, p in container_programs(c)}
 
 
 def recorded_programs(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> set[Program]:
@@ -724,15 +750,14 @@ def _program_violations(
 ) -> Iterator[tuple[str, str, str]]:
     ran = _programs(pre) | programs_before
     for spec in pod_specs(after).values():
-        for c in _containers(spec):
-            program = program_of(c)
-            if program is None or program in ran:
+        for c, (where, program) in ((c, wp) for c in _containers(spec) for wp in container_programs(c)):
+            if program in ran:
                 continue
-            name = c.get("name")
+            name = f"{c.get('name')!r} ({where})"
             if pre is None:
                 yield (
                     "program",
-                    f"the new object's container {name!r} would run {_argv_text(program)}: a command that no "
+                    f"the new object's container {name} would run {_argv_text(program)}: a command that no "
                     "revision of it ran, which the kubelet runs as given (a free command, as an exec would be)",
                     "Create it without command and args (the image's own entrypoint runs), or restore the workload "
                     "that ran this command from its history.",
@@ -741,7 +766,7 @@ def _program_violations(
                 expands = f" with $(VAR) from env {[b[0] for b in program[2]]}" if program[2] else ""
                 yield (
                     "program",
-                    f"container {name!r} would run {_argv_text(program)}{expands}, a command the workload never ran "
+                    f"container {name} would run {_argv_text(program)}{expands}, a command the workload never ran "
                     "(neither its pre-image nor its revision history has it); the kubelet would run it as given, "
                     "a free command as an exec would be",
                     "Put back a command the workload ran before (rollout undo to that revision, or the exact command "

