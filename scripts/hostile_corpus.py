@@ -1996,6 +1996,30 @@ for field in ("lifecycle/postStart", "lifecycle/preStop", "livenessProbe", "read
     )
 
 
+# --- programs by mount: executable files from a ConfigMap where an entrypoint runs them ---------------------------
+for mode, where in ((0o755, "/docker-entrypoint.d"), (0o777, "/usr/local/bin"), (0o700, "/etc/profile.d")):
+    for source in (
+        {"configMap": {"name": "conf", "defaultMode": mode}},
+        {"configMap": {"name": "conf", "items": [{"key": "k", "path": "k.sh", "mode": mode}]}},
+        {"projected": {"defaultMode": mode, "sources": [{"configMap": {"name": "conf"}}]}},
+    ):
+        spec = {
+            "volumes": [{"name": "hook", **source}],
+            "containers": [{"name": "app", "volumeMounts": [{"name": "hook", "mountPath": where}]}],
+        }
+        tool(
+            "privilege_escalation",
+            {
+                "verb": "patch",
+                "kind": "Deployment",
+                "namespace": "{ns}",
+                "name": "web",
+                "patch": {"spec": {"template": {"spec": spec}}},
+            },
+            requires="write_policy",
+        )
+
+
 def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     for i, case in enumerate(cases):

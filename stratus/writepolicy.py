@@ -695,9 +695,42 @@ _HANDLERS = (
 """Where a container holds exec handlers: commands the kubelet itself runs in the container (hooks and probes)."""
 
 
-def container_programs(container: Obj) -> Iterator[tuple[str, Program]]:
-    """Every program the kubelet runs in ``container``, with where it is set: its command/args (``program_of``) and
-    the exec command of each lifecycle hook and probe (an argv as free as a command)."""
+def _executable(source: Any) -> bool:
+    """Whether a configMap/secret/projected/downwardAPI volume source gives any file an execute bit (defaultMode or an
+    item's mode; the default, 0644, gives none)."""
+    if not isinstance(source, dict):
+        return False
+    modes = [source.get("defaultMode")]
+    for item in source.get("items") or []:
+        modes.append(item.get("mode") if isinstance(item, dict) else None)
+    for sub in source.get("sources") or []:  # projected
+        for part in (sub or {}).values() if isinstance(sub, dict) else ():
+            if _executable(part):
+                return True
+    return any(isinstance(m, int) and not isinstance(m, bool) and m & 0o111 for m in modes)
+
+
+def _mounted_executables(spec: Obj, container: Obj) -> Iterator[tuple[str, Program]]:
+    """Executable files ``container`` mounts from the cluster's objects: content the image's own entrypoint or a
+    directory of start scripts (``/docker-entrypoint.d``) may run, so a new one is a program as a new command is."""
+    volumes = {v.get("name"): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
+    for mount in container.get("volumeMounts") or []:
+        volume = volumes.get(mount.get("name")) if isinstance(mount, dict) else None
+        if not isinstance(volume, dict):
+            continue
+        for kind in ("configMap", "secret", "projected", "downwardAPI"):
+            if _executable(volume.get(kind)):
+                where = str(mount.get("mountPath")) + (f" (subPath {mount['subPath']})" if mount.get("subPath") else "")
+                source = json.dumps({kind: volume[kind]}, sort_keys=True, default=str)
+                yield f"executable files mounted at {where}", (("mount", where), (source,), ())
+
+
+def container_programs(container: Obj, spec: Obj | None = None) -> Iterator[tuple[str, Program]]:
+    """Every program the kubelet runs in ``container``, with where it is set: its command/args (``program_of``), the
+    exec command of each lifecycle hook and probe (an argv as free as a command), and, given its pod ``spec``, the
+    executable files it mounts (``_mounted_executables``)."""
+    if spec is not None:
+        yield from _mounted_executables(spec, container)
     main = program_of(container)
     if main is not None:
         yield "command/args", main
@@ -712,7 +745,7 @@ def container_programs(container: Obj) -> Iterator[tuple[str, Program]]:
 
 
 def _programs(obj: Obj | None) -> set[Program]:
-    return {p for spec in pod_specs(obj).values() for c in _containers(spec) for _, p in container_programs(c)}
+    return {p for spec in pod_specs(obj).values() for c in _containers(spec) for _, p in container_programs(c, spec)}
 
 
 def recorded_programs(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> set[Program]:
@@ -750,10 +783,19 @@ def _program_violations(
 ) -> Iterator[tuple[str, str, str]]:
     ran = _programs(pre) | programs_before
     for spec in pod_specs(after).values():
-        for c, (where, program) in ((c, wp) for c in _containers(spec) for wp in container_programs(c)):
+        for c, (where, program) in ((c, wp) for c in _containers(spec) for wp in container_programs(c, spec)):
             if program in ran:
                 continue
             name = f"{c.get('name')!r} ({where})"
+            if program[0][:1] == ("mount",):
+                yield (
+                    "program",
+                    f"container {name} would get files with an execute bit from {program[1][0][:160]}, which the "
+                    "workload never mounted so; an image's entrypoint or start-script directory runs such files",
+                    "Mount configuration without execute bits (defaultMode 0644), or keep the mounts the workload "
+                    "ran with.",
+                )
+                continue
             if pre is None:
                 yield (
                     "program",

@@ -713,3 +713,32 @@ def test_an_exec_hook_or_probe_is_a_program_too(field: str) -> None:
     ran = with_(BASE, f"{C0}.{field}", {**handler, "periodSeconds": 10})
     POLICY.check(PATCH, ran, with_(ran, f"{C0}.{field}", {**handler, "periodSeconds": 30}))
     POLICY.check(PATCH, BASE, with_(BASE, f"{C0}.{field}", {"httpGet": {"path": "/healthz", "port": 80}}))
+
+
+def test_executable_files_mounted_from_the_cluster_are_a_program() -> None:
+    # nginx's entrypoint runs every executable *.sh in /docker-entrypoint.d: a ConfigMap mounted there executable is a
+    # new program although no command changed
+    mounted = with_(
+        with_(BASE, f"{POD}.volumes", [{"name": "s", "configMap": {"name": "evil", "defaultMode": 0o755}}]),
+        f"{C0}.volumeMounts",
+        [{"name": "s", "mountPath": "/docker-entrypoint.d"}],
+    )
+    refusal = refused(PATCH, BASE, mounted)
+    assert refusal.guard == "program" and "execute bit" in str(refusal)
+    item = with_(
+        mounted, f"{POD}.volumes.0.configMap", {"name": "evil", "items": [{"key": "a", "path": "a", "mode": 0o700}]}
+    )
+    assert refused(PATCH, BASE, item).guard == "program"
+    projected = with_(
+        mounted,
+        f"{POD}.volumes.0",
+        {
+            "name": "s",
+            "projected": {"sources": [{"configMap": item["spec"]["template"]["spec"]["volumes"][0]["configMap"]}]},
+        },
+    )
+    assert refused(PATCH, BASE, projected).guard == "program"
+    # plain configuration (no execute bit) is no program, and a mount the workload had stays allowed
+    plain = with_(mounted, f"{POD}.volumes.0.configMap.defaultMode", 0o644)
+    POLICY.check(PATCH, BASE, plain)
+    POLICY.check(PATCH, mounted, with_(mounted, f"{C0}.image", "docker.io/acme/web:2"))
