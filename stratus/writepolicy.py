@@ -27,14 +27,15 @@ Why it is shaped this way:
   (``ownership``), a new ReplicaSet's images must pass this same guard, and deletes never orphan. So putting back
   the image a workload ran before a bad change is allowed, and no write can forge a history to launder a registry.
 - **No new program through a pod template.** The kubelet runs a container's ``command``/``args`` (after expanding
-  ``$(VAR)`` from the container's env): changing them is a free argv, which the exec rule forbids. So after a write
-  every program the kubelet runs in a container (``container_programs``: command and args with the env entries they
-  expand, and the exec command of each lifecycle hook and probe) must be one the workload ran before: in its pre-image (any container, so moving a sidecar into ``initContainers`` keeps its argv) or in its own
-  revision history, read as for images (``history_programs``), or in the object Stratus itself recorded under the same
-  kind, namespace and name while the scope was healthy (the last-known-good memory, ``recorded_programs``: a workload
-  deleted and re-created with another command has lost its revisions, and putting back what it ran when healthy is
-  no new program). Dropping both (the image's own entrypoint) is allowed; a new object whose containers set command
-  or args has no history and is refused (guard ``program``).
+  ``$(VAR)`` from the container's env), its exec hooks and exec probes; an image's entrypoint runs the executable
+  files mounted into it. Changing any of them is a free argv, which the exec rule forbids. So after a write every
+  such program (``container_programs``) must be one the workload ran before: in its pre-image (any container, so
+  moving a sidecar into ``initContainers`` keeps its argv), in its own revision history, read as for images
+  (``history_programs``), or in the object Stratus itself recorded under the same kind, namespace and name while the
+  scope was healthy (the last-known-good memory, ``recorded_programs``: a workload deleted and re-created with another
+  command has lost its revisions, and putting back what it ran when healthy is no new program). Dropping command and
+  args (the image's own entrypoint) is allowed; a new object whose containers set command or args has no history and
+  is refused (guard ``program``).
 - **Leases widen only where the policy grants.** A write outside the lease's scope is refused; the next attempt's
   lease covers that scope only when ``grants`` allows the write there (``stratus.agent_tools``).
 - **Secrets are never written.** A Secret write would need the Secret's pre-image in the journal (its undo), and
@@ -783,10 +784,10 @@ def _program_violations(
 ) -> Iterator[tuple[str, str, str]]:
     ran = _programs(pre) | programs_before
     for spec in pod_specs(after).values():
-        for c, (where, program) in ((c, wp) for c in _containers(spec) for wp in container_programs(c, spec)):
+        for container, (where, program) in ((c, wp) for c in _containers(spec) for wp in container_programs(c, spec)):
             if program in ran:
                 continue
-            name = f"{c.get('name')!r} ({where})"
+            name = f"{container.get('name')!r} ({where})"
             if program[0][:1] == ("mount",):
                 yield (
                     "program",
