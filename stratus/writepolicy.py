@@ -661,11 +661,18 @@ _EXPANSION = re.compile(r"\$\$|\$\(([^)]*)\)")
 """The kubelet's expansion syntax in command/args: ``$$`` is a literal ``$``, ``$(NAME)`` the variable's value."""
 
 
+_SHELLS = frozenset({"sh", "bash", "dash", "ash", "ksh", "mksh", "zsh", "busybox"})
+"""Programs that run their ``-c`` argument as a POSIX shell script (``busybox sh``: the applet's first word)."""
+_SHELL_PARAMETER = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{#?([A-Za-z_][A-Za-z0-9_]*))")
+"""A shell parameter expansion of a variable: ``$NAME``, ``${NAME}``, ``${NAME:-x}``, ``${#NAME}``."""
+
+
 def program_of(container: Obj) -> Program | None:
     """The program ``container`` runs, or None when it sets neither command nor args (the image's own entrypoint).
 
-    A ``$(NAME)`` in command or args is expanded by the kubelet from the container's env, so the env entries such
-    references resolve to (their value or valueFrom, else the envFrom sources) are part of the program."""
+    A ``$(NAME)`` in command or args is expanded by the kubelet from the container's env, and a POSIX shell run with
+    ``-c`` expands ``$NAME``/``${NAME}`` in its script from the same env: the env entries such references resolve to
+    (their value or valueFrom, else the envFrom sources) are part of the program."""
     words: list[tuple[str, ...]] = []
     for field in ("command", "args"):
         value = container.get(field)
@@ -676,10 +683,14 @@ def program_of(container: Obj) -> Program | None:
     command, args = words
     if not command and not args:
         return None
-    names = sorted({m.group(1) for w in (*command, *args) for m in _EXPANSION.finditer(w) if m.group(1) is not None})
+    names = {m.group(1) for w in (*command, *args) for m in _EXPANSION.finditer(w) if m.group(1) is not None}
+    argv = [*command, *args]
+    if argv and argv[0].rsplit("/", 1)[-1] in _SHELLS and "-c" in argv[1:]:
+        script = argv[argv.index("-c", 1) + 1 :][:1]
+        names |= {m.group(1) or m.group(2) for w in script for m in _SHELL_PARAMETER.finditer(w)}
     env = [e for e in container.get("env") or [] if isinstance(e, dict)]
     bindings = []
-    for name in names:
+    for name in sorted(names):
         entries = [e for e in env if e.get("name") == name]
         source = entries or [{"envFrom": container.get("envFrom")}]
         bindings.append((name, json.dumps(source, sort_keys=True, default=str)))
@@ -806,7 +817,7 @@ def _program_violations(
                     "that ran this command from its history.",
                 )
             else:
-                expands = f" with $(VAR) from env {[b[0] for b in program[2]]}" if program[2] else ""
+                expands = f" with the env it expands ({[b[0] for b in program[2]]})" if program[2] else ""
                 yield (
                     "program",
                     f"container {name} would run {_argv_text(program)}{expands}, a command the workload never ran "

@@ -234,7 +234,14 @@ def cronjob(name: str, ns: str) -> dict[str, Any]:
                     "template": {
                         "spec": {
                             "restartPolicy": "Never",
-                            "containers": [{"name": "tick", "image": "nginx:1.25", "command": ["nginx", "-t"]}],
+                            "containers": [
+                                {
+                                    "name": "tick",
+                                    "image": "nginx:1.25",
+                                    "command": ["sh", "-c", "nginx -t $FLAGS"],
+                                    "env": [{"name": "FLAGS", "value": "-q"}],
+                                }
+                            ],
                         }
                     }
                 }

