@@ -22,6 +22,9 @@ therefore do anything and record that nothing needs undoing. So the argv is neve
   be gone, runs the command and scales them back to their replicas before the operation returns, so no workload
   ends the action with less Ready capacity (``stratus.disruption``'s intent). The replicas to restore are recorded in
   the undo's arguments, so an undo after a crash in between brings them back too.
+- privilege stays what the application declared: roles are granted (and revoked, since a revoke's inverse is a grant)
+  only as the database's init scripts declare them for that user, so no operation can grant ``root``, ``__system``
+  or ``userAdminAnyDatabase`` the application never declared.
 
 Output is not returned to the agent beyond the exit status: a database shell echoes what it did, users included.
 """
@@ -218,11 +221,34 @@ def _mongo(script: Callable[[Any, ConfigMapReader, Obj], str]) -> Callable[[Any,
     return argv
 
 
-def _grant(args: MongoUserRoles, _read: Any, _pod: Obj) -> str:
+def _declared_roles(args: MongoUserRoles, read: Callable[[str, str], Obj | None], pod: Obj, verb: str) -> None:
+    """Refuse unless every role of ``args`` is one the database's init scripts declare for the user: a grant gives
+    back only privileges the application declared (never root, __system, userAdminAnyDatabase it never had), and a
+    revoke takes only such a role, so that its inverse (a grant) stays within them too."""
+    declared = declared_user(pod, read, args.db, args.user)
+    if declared is None:
+        raise DataPlaneError(
+            f"the init scripts of pod {pod.get('metadata', {}).get('name')} ({INIT_DIR}) declare no user "
+            f"{args.user!r} in database {args.db!r}; roles are {verb} only as the database's own scripts declare them"
+        )
+    undeclared = [r for r in _roles(args) if r not in declared["roles"]]
+    if undeclared:
+        names = ", ".join(f"{r['role']}@{r['db']}" for r in undeclared)
+        held = ", ".join(f"{r['role']}@{r['db']}" for r in declared["roles"]) or "none"
+        raise DataPlaneError(
+            f"the init scripts declare no role {names} for {args.user!r} in database {args.db!r} (they declare: "
+            f"{held}); roles are {verb} only as the application declares them, so no operation (or its undo) "
+            "grants a privilege the application never had"
+        )
+
+
+def _grant(args: MongoUserRoles, read: Callable[[str, str], Obj | None], pod: Obj) -> str:
+    _declared_roles(args, read, pod, "granted")
     return f"{_sibling(args.db)}.grantRolesToUser({_js(args.user)},{_js(_roles(args))})"
 
 
-def _revoke(args: MongoUserRoles, _read: Any, _pod: Obj) -> str:
+def _revoke(args: MongoUserRoles, read: Callable[[str, str], Obj | None], pod: Obj) -> str:
+    _declared_roles(args, read, pod, "revoked")
     return f"{_sibling(args.db)}.revokeRolesFromUser({_js(args.user)},{_js(_roles(args))})"
 
 
@@ -317,14 +343,14 @@ CATALOGUE: dict[str, Operation] = {
     for op in (
         Operation(
             "mongodb.grant_roles",
-            "Grant roles to an existing MongoDB user.",
+            "Grant an existing MongoDB user roles its init scripts declare for it.",
             MongoUserRoles,
             "mongodb.revoke_roles",
             _mongo(_grant),
         ),
         Operation(
             "mongodb.revoke_roles",
-            "Revoke roles from a MongoDB user.",
+            "Revoke from a MongoDB user roles its init scripts declare for it.",
             MongoUserRoles,
             "mongodb.grant_roles",
             _mongo(_revoke),

@@ -54,7 +54,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, Self, cast
@@ -102,7 +102,16 @@ from stratus.errors import PermanentError, StratusError
 from stratus.identity import InvalidIdentity
 from stratus.kubectl import parse_command, render_describe, render_events, render_object, render_table
 from stratus.scrub import redact_secret
-from stratus.writepolicy import REVISION_KINDS, WritePolicy, history_images, introduced_images
+from stratus.writepolicy import (
+    REVISION_KINDS,
+    Program,
+    WritePolicy,
+    history_images,
+    history_programs,
+    introduced_images,
+    introduced_programs,
+    recorded_programs,
+)
 from stratus.writerequest import (
     WireRequest,
     build_write,
@@ -680,9 +689,13 @@ class WriteGateway(ReadGateway):
         default_namespace: str = "default",
         workdir: Path | None = None,
         policy: WritePolicy | None = None,
+        recorded: Mapping[str, Obj] | None = None,
     ) -> None:
         super().__init__(api, default_namespace=default_namespace, workdir=workdir)
         self.policy = policy if policy is not None else WritePolicy.configured()
+        self.recorded = recorded
+        """The scope's last-known-good objects (``stratus.lastgood``), by ``Kind/namespace/name``: what a workload ran
+        while the scope was healthy counts as run before (``writepolicy.recorded_programs``)."""
         self.lease = lease
         self.check_fence = check_fence
         self.journal_intent = journal_intent
@@ -958,10 +971,14 @@ class WriteGateway(ReadGateway):
 
     def _judge_sync(self, action: Action, pre: Obj | None, dry: Any) -> None:
         """The write policy's result rules on the dry run's object, then the ready-capacity guard; raises ``Refusal``.
-        When a workload gets an image it does not run now, the images its own revisions ran are read (a rollback
-        brings no new registry): call it in a thread then (``_needs_history``)."""
-        ran_before = self._history_images_sync(pre) if pre is not None and _needs_history(pre, dry) else set()
-        self.policy.check_result(action, pre, dry, ran_before)
+        When a workload gets an image or a program it does not run now, the images and programs its own revisions ran
+        are read (a rollback brings no new registry and no new command): call it in a thread then
+        (``_needs_history``)."""
+        ran_before, programs_before = (
+            self._history_sync(pre) if pre is not None and _needs_history(pre, dry) else (set(), set())
+        )
+        programs_before |= recorded_programs(pre, self.recorded)
+        self.policy.check_result(action, pre, dry, ran_before, programs_before)
         loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
         if loss:
             raise Refusal(f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity")
@@ -1218,10 +1235,12 @@ class WriteGateway(ReadGateway):
         recorded = action.args.get("replicas") or replicas
         return inverse[0], dataplane.check_args(inverse[0], {**inverse[1], "replicas": recorded})
 
-    def _history_images_sync(self, pre: Obj) -> set[str]:
-        """Images the revisions ``pre`` controls ran, listed from the API (``writepolicy.history_images``)."""
+    def _history_sync(self, pre: Obj) -> tuple[set[str], set[Program]]:
+        """Images and programs the revisions ``pre`` controls ran, listed from the API once
+        (``writepolicy.history_images``, ``writepolicy.history_programs``)."""
         kind = REVISION_KINDS[str(pre.get("kind"))]
-        return history_images(pre, self.api.items(kind, (pre.get("metadata") or {}).get("namespace")))
+        revisions = self.api.items(kind, (pre.get("metadata") or {}).get("namespace"))
+        return history_images(pre, revisions), history_programs(pre, revisions)
 
     def _replicasets_of(self, deployment: Obj) -> dict[str, int]:
         """The ReplicaSets a Deployment controls and their replicas (the derived state a rollout changes)."""
@@ -1546,8 +1565,13 @@ def _stale(request: WireRequest | None, pre: Obj | None) -> bool:
 
 
 def _needs_history(pre: Obj | None, dry: Any) -> bool:
-    """Whether judging ``dry`` needs the images that the revisions of ``pre`` ran (``dry`` brings a new image)."""
-    return pre is not None and str(pre.get("kind")) in REVISION_KINDS and bool(introduced_images(pre, dry))
+    """Whether judging ``dry`` needs the images and programs that the revisions of ``pre`` ran (``dry`` brings a new
+    image or a new program)."""
+    return (
+        pre is not None
+        and str(pre.get("kind")) in REVISION_KINDS
+        and bool(introduced_images(pre, dry) or introduced_programs(pre, dry))
+    )
 
 
 def _restores_pre_image(action: Action) -> bool:

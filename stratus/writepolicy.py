@@ -26,6 +26,16 @@ Why it is shaped this way:
   controllers write those: a write that creates or re-parents an object with an owner reference is refused
   (``ownership``), a new ReplicaSet's images must pass this same guard, and deletes never orphan. So putting back
   the image a workload ran before a bad change is allowed, and no write can forge a history to launder a registry.
+- **No new program through a pod template.** The kubelet runs a container's ``command``/``args`` (after expanding
+  ``$(VAR)`` from the container's env), its exec hooks and exec probes; an image's entrypoint runs the executable
+  files mounted into it. Changing any of them is a free argv, which the exec rule forbids. So after a write every
+  such program (``container_programs``) must be one the workload ran before: in its pre-image (any container, so
+  moving a sidecar into ``initContainers`` keeps its argv), in its own revision history, read as for images
+  (``history_programs``), or in the object Stratus itself recorded under the same kind, namespace and name while the
+  scope was healthy (the last-known-good memory, ``recorded_programs``: a workload deleted and re-created with another
+  command has lost its revisions, and putting back what it ran when healthy is no new program). Dropping command and
+  args (the image's own entrypoint) is allowed; a new object whose containers set command or args has no history and
+  is refused (guard ``program``).
 - **Leases widen only where the policy grants.** A write outside the lease's scope is refused; the next attempt's
   lease covers that scope only when ``grants`` allows the write there (``stratus.agent_tools``).
 - **Secrets are never written.** A Secret write would need the Secret's pre-image in the journal (its undo), and
@@ -35,8 +45,9 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +76,7 @@ Guard = Literal[
     "registry",
     "scale_bound",
     "priority",
+    "program",
 ]
 """The named guards of the policy; a scope may waive one explicitly (``waive``)."""
 
@@ -217,7 +229,10 @@ class ScopeRules(BaseModel):
         "besides the registries the object already runs images from.",
     )
     max_replicas: int = Field(
-        default=10, ge=0, description="No write may set replicas above this (or above the current count if higher)."
+        default=10,
+        ge=0,
+        description="No write may set replicas (a Job's parallelism or completions, an autoscaler's bounds) above "
+        "this (or above the current value if higher).",
     )
     waive: list[Guard] = Field(default_factory=list, description="Guards this scope turns off, by name.")
 
@@ -323,11 +338,18 @@ class WritePolicy(BaseModel):
             needs.append(f"a waiver of the '{control[0]}' guard there ({control[1]})")
         return " and ".join(needs)
 
-    def check(self, action: Action, pre: Obj | None, after: Any, ran_before: Collection[str] = ()) -> None:
+    def check(
+        self,
+        action: Action,
+        pre: Obj | None,
+        after: Any,
+        ran_before: Collection[str] = (),
+        programs_before: Collection[Program] = (),
+    ) -> None:
         """Raise ``PolicyRefusal`` unless ``action`` may turn ``pre`` (None: absent) into ``after`` (the dry run's
         result): ``check_request`` and then ``check_result``."""
         self.check_request(action)
-        self.check_result(action, pre, after, ran_before)
+        self.check_result(action, pre, after, ran_before, programs_before)
 
     def check_request(self, action: Action) -> None:
         """The rules the action alone decides (kind, verb and scope: control kinds, volume deletion, the grants).
@@ -358,10 +380,17 @@ class WritePolicy(BaseModel):
                 "report that the fix needs this write so an operator can grant it.",
             )
 
-    def check_result(self, action: Action, pre: Obj | None, after: Any, ran_before: Collection[str] = ()) -> None:
+    def check_result(
+        self,
+        action: Action,
+        pre: Obj | None,
+        after: Any,
+        ran_before: Collection[str] = (),
+        programs_before: Collection[Program] = (),
+    ) -> None:
         """The rules judged on what the write would do: ``after`` (the server's dry-run result) against ``pre``.
         ``ran_before``: images the object's own revisions ran (``history_images``); their registries count as the
-        object's own."""
+        object's own. ``programs_before``: the programs they ran (``history_programs``)."""
         if isinstance(action, (Delete, Exec)):
             return
         kind = action.kind
@@ -382,7 +411,8 @@ class WritePolicy(BaseModel):
                 "object the write names; a write acts only on the object it names (a patch never renames or moves one)",
                 "Leave metadata.name and metadata.namespace out of the patch; create the object you want instead.",
             )
-        for name, why, instead in _violations(kind, pre, after, action, rules, frozenset(ran_before)):
+        history = frozenset(ran_before), frozenset(programs_before)
+        for name, why, instead in _violations(kind, pre, after, action, rules, history):
             if name not in waived:
                 raise refuse(name, why, instead)
 
@@ -596,14 +626,13 @@ def introduced_images(pre: Obj | None, after: Any) -> set[str]:
     return {img for spec in pod_specs(after).values() for img in _images(spec)} - old
 
 
-def history_images(owner: Obj, revisions: Iterable[Obj]) -> set[str]:
-    """Images the revisions of ``owner`` ran: of ``revisions`` (as listed from the API), only those of the owner's
-    revision kind, in its namespace, whose controller reference carries the owner's uid."""
+def _revision_bodies(owner: Obj, revisions: Iterable[Obj]) -> Iterator[Obj]:
+    """The revisions of ``owner`` (as listed from the API): only those of the owner's revision kind, in its namespace,
+    whose controller reference carries the owner's uid; each as the object holding its pod template."""
     meta = owner.get("metadata") or {}
     uid, kind = meta.get("uid"), REVISION_KINDS.get(str(owner.get("kind")))
     if not uid or kind is None:
-        return set()
-    out: set[str] = set()
+        return
     for rev in revisions:
         rmeta = rev.get("metadata") or {}
         if rev.get("kind") not in (kind, None) or rmeta.get("namespace") != meta.get("namespace"):
@@ -614,13 +643,200 @@ def history_images(owner: Obj, revisions: Iterable[Obj]) -> set[str]:
         # a ControllerRevision keeps the template as a patch under data (apps/v1 ControllerRevision.data)
         body = rev.get("data") if kind == "ControllerRevision" else rev
         if isinstance(body, dict):
-            out |= {img for spec in pod_specs(body).values() for img in _images(spec)}
-    return out
+            yield body
+
+
+def history_images(owner: Obj, revisions: Iterable[Obj]) -> set[str]:
+    """Images the revisions of ``owner`` ran (``_revision_bodies``)."""
+    return {
+        img for body in _revision_bodies(owner, revisions) for spec in pod_specs(body).values() for img in _images(spec)
+    }
+
+
+Program = tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]
+"""What the kubelet runs in a container: its command, its args, and the env entries the ``$(VAR)`` references in
+them expand to."""
+
+_EXPANSION = re.compile(r"\$\$|\$\(([^)]*)\)")
+"""The kubelet's expansion syntax in command/args: ``$$`` is a literal ``$``, ``$(NAME)`` the variable's value."""
+
+
+_SHELLS = frozenset({"sh", "bash", "dash", "ash", "ksh", "mksh", "zsh", "busybox"})
+"""Programs that run their ``-c`` argument as a POSIX shell script (``busybox sh``: the applet's first word)."""
+_SHELL_PARAMETER = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{#?([A-Za-z_][A-Za-z0-9_]*))")
+"""A shell parameter expansion of a variable: ``$NAME``, ``${NAME}``, ``${NAME:-x}``, ``${#NAME}``."""
+
+
+def program_of(container: Obj) -> Program | None:
+    """The program ``container`` runs, or None when it sets neither command nor args (the image's own entrypoint).
+
+    A ``$(NAME)`` in command or args is expanded by the kubelet from the container's env, and a POSIX shell run with
+    ``-c`` expands ``$NAME``/``${NAME}`` in its script from the same env: the env entries such references resolve to
+    (their value or valueFrom, else the envFrom sources) are part of the program."""
+    words: list[tuple[str, ...]] = []
+    for field in ("command", "args"):
+        value = container.get(field)
+        if isinstance(value, list):
+            words.append(tuple(str(w) for w in value))
+        else:
+            words.append(() if value in (None, "") else (str(value),))
+    command, args = words
+    if not command and not args:
+        return None
+    names = {m.group(1) for w in (*command, *args) for m in _EXPANSION.finditer(w) if m.group(1) is not None}
+    argv = [*command, *args]
+    if argv and argv[0].rsplit("/", 1)[-1] in _SHELLS and "-c" in argv[1:]:
+        script = argv[argv.index("-c", 1) + 1 :][:1]
+        names |= {m.group(1) or m.group(2) for w in script for m in _SHELL_PARAMETER.finditer(w)}
+    env = [e for e in container.get("env") or [] if isinstance(e, dict)]
+    bindings = []
+    for name in sorted(names):
+        entries = [e for e in env if e.get("name") == name]
+        source = entries or [{"envFrom": container.get("envFrom")}]
+        bindings.append((name, json.dumps(source, sort_keys=True, default=str)))
+    return command, args, tuple(bindings)
+
+
+_HANDLERS = (
+    ("lifecycle", "postStart"),
+    ("lifecycle", "preStop"),
+    ("livenessProbe",),
+    ("readinessProbe",),
+    ("startupProbe",),
+)
+"""Where a container holds exec handlers: commands the kubelet itself runs in the container (hooks and probes)."""
+
+
+def _executable(source: Any) -> bool:
+    """Whether a configMap/secret/projected/downwardAPI volume source gives any file an execute bit (defaultMode or an
+    item's mode; the default, 0644, gives none)."""
+    if not isinstance(source, dict):
+        return False
+    modes = [source.get("defaultMode")]
+    for item in source.get("items") or []:
+        modes.append(item.get("mode") if isinstance(item, dict) else None)
+    for sub in source.get("sources") or []:  # projected
+        for part in (sub or {}).values() if isinstance(sub, dict) else ():
+            if _executable(part):
+                return True
+    return any(isinstance(m, int) and not isinstance(m, bool) and m & 0o111 for m in modes)
+
+
+def _mounted_executables(spec: Obj, container: Obj) -> Iterator[tuple[str, Program]]:
+    """Executable files ``container`` mounts from the cluster's objects: content the image's own entrypoint or a
+    directory of start scripts (``/docker-entrypoint.d``) may run, so a new one is a program as a new command is."""
+    volumes = {v.get("name"): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
+    for mount in container.get("volumeMounts") or []:
+        volume = volumes.get(mount.get("name")) if isinstance(mount, dict) else None
+        if not isinstance(volume, dict):
+            continue
+        for kind in ("configMap", "secret", "projected", "downwardAPI"):
+            if _executable(volume.get(kind)):
+                where = str(mount.get("mountPath")) + (f" (subPath {mount['subPath']})" if mount.get("subPath") else "")
+                source = json.dumps({kind: volume[kind]}, sort_keys=True, default=str)
+                yield f"executable files mounted at {where}", (("mount", where), (source,), ())
+
+
+def container_programs(container: Obj, spec: Obj | None = None) -> Iterator[tuple[str, Program]]:
+    """Every program the kubelet runs in ``container``, with where it is set: its command/args (``program_of``), the
+    exec command of each lifecycle hook and probe (an argv as free as a command), and, given its pod ``spec``, the
+    executable files it mounts (``_mounted_executables``)."""
+    if spec is not None:
+        yield from _mounted_executables(spec, container)
+    main = program_of(container)
+    if main is not None:
+        yield "command/args", main
+    for path in _HANDLERS:
+        handler: Any = container
+        for key in path:
+            handler = handler.get(key) if isinstance(handler, dict) else None
+        run = handler.get("exec") if isinstance(handler, dict) else None
+        argv = run.get("command") if isinstance(run, dict) else None
+        if isinstance(argv, list) and argv:
+            yield f"{'.'.join(path)}.exec", (tuple(str(w) for w in argv), (), ())
+
+
+def _programs(obj: Obj | None) -> set[Program]:
+    return {p for spec in pod_specs(obj).values() for c in _containers(spec) for _, p in container_programs(c, spec)}
+
+
+def recorded_programs(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> set[Program]:
+    """Programs of the object Stratus recorded for ``obj``'s kind, namespace and name while its scope was healthy
+    (``recorded``: the last-known-good snapshot's objects, keyed ``Kind/namespace/name``; ``stratus.lastgood``).
+    Only the detector writes that memory, from the cluster while it was healthy; no write of an agent reaches it."""
+    if not obj or not recorded:
+        return set()
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    key = f"{obj.get('kind')}/{ns}/{meta.get('name')}" if ns else f"{obj.get('kind')}/{meta.get('name')}"
+    snap = recorded.get(key)
+    return _programs(snap) if isinstance(snap, dict) else set()
+
+
+def history_programs(owner: Obj, revisions: Iterable[Obj]) -> set[Program]:
+    """Programs the revisions of ``owner`` ran (``_revision_bodies``)."""
+    return {p for body in _revision_bodies(owner, revisions) for p in _programs(body)}
+
+
+def introduced_programs(pre: Obj | None, after: Any) -> set[Program]:
+    """Programs ``after``'s containers run that no container of ``pre`` runs (what the program guard judges)."""
+    if not isinstance(after, dict):
+        return set()
+    return _programs(after) - _programs(pre)
+
+
+def _argv_text(program: Program) -> str:
+    text = json.dumps([*program[0], *program[1]])
+    return text if len(text) <= 200 else text[:200] + "...]"
+
+
+def _program_violations(
+    pre: Obj | None, after: Obj, programs_before: frozenset[Program]
+) -> Iterator[tuple[str, str, str]]:
+    ran = _programs(pre) | programs_before
+    for spec in pod_specs(after).values():
+        for container, (where, program) in ((c, wp) for c in _containers(spec) for wp in container_programs(c, spec)):
+            if program in ran:
+                continue
+            name = f"{container.get('name')!r} ({where})"
+            if program[0][:1] == ("mount",):
+                yield (
+                    "program",
+                    f"container {name} would get files with an execute bit from {program[1][0][:160]}, which the "
+                    "workload never mounted so; an image's entrypoint or start-script directory runs such files",
+                    "Mount configuration without execute bits (defaultMode 0644), or keep the mounts the workload "
+                    "ran with.",
+                )
+                continue
+            if pre is None:
+                yield (
+                    "program",
+                    f"the new object's container {name} would run {_argv_text(program)}: a command that no "
+                    "revision of it ran, which the kubelet runs as given (a free command, as an exec would be)",
+                    "Create it without command and args (the image's own entrypoint runs), or restore the workload "
+                    "that ran this command from its history.",
+                )
+            else:
+                expands = f" with the env it expands ({[b[0] for b in program[2]]})" if program[2] else ""
+                yield (
+                    "program",
+                    f"container {name} would run {_argv_text(program)}{expands}, a command the workload never ran "
+                    "(neither its pre-image nor its revision history has it); the kubelet would run it as given, "
+                    "a free command as an exec would be",
+                    "Put back a command the workload ran before (rollout undo to that revision, or the exact command "
+                    "of its history), or remove command and args so that the image's own entrypoint runs.",
+                )
 
 
 def _violations(
-    kind: str, pre: Obj | None, after: Obj, action: Action, rules: ScopeRules, ran_before: frozenset[str]
+    kind: str,
+    pre: Obj | None,
+    after: Obj,
+    action: Action,
+    rules: ScopeRules,
+    history: tuple[frozenset[str], frozenset[Program]],
 ) -> Iterator[tuple[str, str, str]]:
+    ran_before, programs_before = history
     before_specs, after_specs = pod_specs(pre), pod_specs(after)
     pre_images = {img for spec in before_specs.values() for img in _images(spec)}
     pre_registries = {loc.split("/", 1)[0] for loc in map(image_location, pre_images | ran_before) if loc}
@@ -668,6 +884,7 @@ def _violations(
                     "Use an image from a registry the workload already uses (or ran in its revision history) or the "
                     "policy allows.",
                 )
+    yield from _program_violations(pre, after, programs_before)
     yield from _metadata_violations(pre, after, action)
     yield from _object_violations(kind, pre, after, rules)
 
@@ -751,16 +968,38 @@ def _object_violations(kind: str, pre: Obj | None, after: Obj, rules: ScopeRules
                         f"PVC retention {when}: Delete deletes the pods' volumes",
                         "Keep the claims retained.",
                     )
-    replicas, before = spec.get("replicas"), pre_spec.get("replicas")
-    if isinstance(replicas, int) and not isinstance(replicas, bool):
-        bound = max(rules.max_replicas, before if isinstance(before, int) else 0)
-        if replicas > bound:
+    for field, count, before in _scale_counts(kind, pre, after):
+        bound = max(rules.max_replicas, before if isinstance(before, int) and not isinstance(before, bool) else 0)
+        if count > bound:
             yield (
                 "scale_bound",
-                f"{replicas} replicas is above the bound of {bound} (the policy's max_replicas "
-                f"{rules.max_replicas}, or the current count if higher)",
-                "Scale to at most the bound; an operator can raise max_replicas for this scope.",
+                f"{field} {count} is above the bound of {bound} (the policy's max_replicas {rules.max_replicas}, or "
+                "the current value if higher); each counts pods run at once or in all",
+                "Stay within the bound; an operator can raise max_replicas for this scope.",
             )
+
+
+_SCALE_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Job": (("spec", "parallelism"), ("spec", "completions")),
+    "CronJob": (("spec", "jobTemplate", "spec", "parallelism"), ("spec", "jobTemplate", "spec", "completions")),
+    "HorizontalPodAutoscaler": (("spec", "minReplicas"), ("spec", "maxReplicas")),
+}
+"""Fields that set how many pods a kind runs, besides ``spec.replicas``: a Job runs ``parallelism`` pods at once and
+``completions`` in all (a CronJob each time it fires); an autoscaler scales its target between its bounds."""
+
+
+def _scale_counts(kind: str, pre: Obj | None, after: Obj) -> Iterator[tuple[str, int, Any]]:
+    """(field, value after, value before) of every pod-count field of ``after`` (an int, not a bool)."""
+    for path in (("spec", "replicas"), *_SCALE_FIELDS.get(kind, ())):
+        value, before = _at(after, path), _at(pre, path)
+        if isinstance(value, int) and not isinstance(value, bool):
+            yield ".".join(path), value, before
+
+
+def _at(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
 
 
 # --- image references -------------------------------------------------------------------------------------------

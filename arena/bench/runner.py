@@ -74,6 +74,9 @@ FAST: dict[str, str] = {
     "STRATUS_PROBE_INTERVAL_S": "0.5",
     "STRATUS_CONFIRM_PROBES": "2",
     "STRATUS_SETTLE_S": "2",
+    # the app is healthy before each fault (checked): recorded at once, as a long-running deployment has it; what a
+    # workload ran while healthy counts as run before (writepolicy.recorded_programs: wrong_bin_usage's fix)
+    "STRATUS_LASTGOOD_SETTLE_S": "0",
     "STRATUS_LEASE_TTL_S": "6",
     "STRATUS_SLO_MAX_LATENCY_S": "2",
     "STRATUS_ESCALATION_COOLDOWN_S": "0",

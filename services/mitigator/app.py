@@ -64,8 +64,9 @@ def build(settings: MitigatorSettings) -> ServiceRuntime:
 
     async def start(bus: Bus) -> None:
         publish_steps(reasoner, bus)  # each LLM tool call on the incident's timeline
-        if settings.lastgood_enabled:
-            attach(reasoner, store_from_settings(bus.js, settings).latest)
+        last_good = store_from_settings(bus.js, settings).latest if settings.lastgood_enabled else None
+        if last_good is not None:
+            attach(reasoner, last_good)
         await redis.ping()
         api = kube_api(settings)
         runtime.depends_on("kubernetes", kube_probe(api))
@@ -78,6 +79,7 @@ def build(settings: MitigatorSettings) -> ServiceRuntime:
             lease_ttl_s=settings.lease_ttl_s,
             jaeger_url=str(settings.jaeger_url) if settings.jaeger_url else None,
             instance=runtime.instance,
+            last_good=last_good,
         )
         handler.bind(MitigateHandler(deps))
 

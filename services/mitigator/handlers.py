@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from services.mitigator.proposal import propose_plan
@@ -13,6 +14,7 @@ from stratus.contracts import ActionExecuted, MitigateRequest, TransactionStarte
 from stratus.errors import PermanentError
 from stratus.gateway import KubeApi
 from stratus.journal import Journal
+from stratus.lastgood import LastGood
 from stratus.metrics import record_llm_usage
 from stratus.planning import ApprovedPlanReasoner
 from stratus.reasoning import MitigationReasoner
@@ -31,6 +33,8 @@ class MitigatorDeps:
     lease_ttl_s: float
     jaeger_url: str | None = None
     instance: str = ""
+    last_good: Callable[[str], Awaitable[LastGood | None]] | None = None
+    """The scope's last-known-good snapshot, when the memory is on (``stratus.lastgood``)."""
 
 
 class MitigateHandler:
@@ -92,6 +96,7 @@ class MitigateHandler:
             report=report,
             lease_ttl_s=deps.lease_ttl_s,
             jaeger_url=deps.jaeger_url,
+            last_good=deps.last_good,
         )
         await deps.bus.publish(events(ended.incident_id, ended.kind), ended)
         log.info(

@@ -18,6 +18,7 @@ from stratus.alock import ALock, lease_keeper
 from stratus.contracts import ActionExecuted, MitigateRequest, Severity, TransactionEnded
 from stratus.gateway import KubeApi, WriteGateway, WriteResult
 from stratus.journal import Journal
+from stratus.lastgood import LastGood
 from stratus.reasoning import MitigationReasoner, MitigationResult
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ async def run_transaction(
     report: Callable[[ActionExecuted], Awaitable[None]],
     lease_ttl_s: float,
     jaeger_url: str | None = None,
+    last_good: Callable[[str], Awaitable[LastGood | None]] | None = None,
 ) -> TransactionEnded:
     lease = request.lease
     existing = await journal.read(request.tx_id)
@@ -57,6 +59,13 @@ async def run_transaction(
             )
         )
 
+    recorded = None
+    if last_good is not None:
+        try:  # what the scope's workloads ran while healthy counts as run before (writepolicy.recorded_programs)
+            snap = await last_good(request.scope)
+            recorded = snap.objects if snap is not None else None
+        except Exception as exc:  # no memory: the revision history alone decides
+            log.warning("the last-known-good memory of %s was not read: %r", request.scope, exc)
     async with lease_keeper(alock, lease, lease_ttl_s, release_on_exit=False) as keeper:
         gateway = WriteGateway(
             api,
@@ -71,6 +80,7 @@ async def run_transaction(
             first_seq=first_seq,
             max_writes=request.max_actions - len([r for r in existing if r.phase == "intent"]),
             default_namespace=request.scope,
+            recorded=recorded,
         )
         tools = TransactionTools(gateway, namespace=request.scope, jaeger_url=jaeger_url, after_write=after_write)
         work = asyncio.create_task(reasoner.mitigate(request, tools))

@@ -91,6 +91,9 @@ async def test_rulebook_mitigates_the_scenario(
             STRATUS_JAEGER_URL=apps_arena.plane_url,
             STRATUS_ESCALATION_COOLDOWN_S="0",
             STRATUS_MAX_RETRIES="4",
+            # the app is healthy before the fault: recorded at once, as a long-running deployment would have it
+            # (what a workload ran while healthy counts as run before: writepolicy.recorded_programs)
+            STRATUS_LASTGOOD_SETTLE_S="0",
         ):
             replies = await wait_healthy(nats_server.url, timeout=60)
             assert all(any(r.ok for r in rs) for rs in replies.values()), replies

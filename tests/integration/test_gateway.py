@@ -501,10 +501,31 @@ async def test_cluster_scope_cordon_and_undo(kubeconfig: Path, reader: ReadGatew
 
 
 async def test_exec_runs_catalogue_operations(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
+    api = KubeApi.from_kubeconfig(kubeconfig)
+    init = (
+        "db = db.getSiblingDB('admin');\n"
+        "db.createUser({user: 'app', pwd: 'pw', roles: [{role: 'readWrite', db: 'geo-db'}]});\n"
+    )
+    await asyncio.to_thread(
+        api.create,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "initdb", "namespace": ns},
+            "data": {"u.js": init},
+        },
+    )
+    db = deployment("db", ns, replicas=1)
+    pod_spec = db["spec"]["template"]["spec"]
+    pod_spec["volumes"] = [{"name": "init", "configMap": {"name": "initdb"}}]
+    pod_spec["containers"][0]["volumeMounts"] = [{"name": "init", "mountPath": "/docker-entrypoint-initdb.d"}]
+    await asyncio.to_thread(api.create, db)
+    api.close()
+
     async def running() -> list[str]:
         return [
             p["metadata"]["name"]
-            for p in await reader.list_objects("Pod", ns, label_selector="app=web")
+            for p in await reader.list_objects("Pod", ns, label_selector="app=db")
             if (p.get("status") or {}).get("phase") == "Running"
         ]
 
@@ -518,6 +539,10 @@ async def test_exec_runs_catalogue_operations(kubeconfig: Path, reader: ReadGate
     user = {"db": "admin", "user": "app"}
     with pytest.raises(Refusal, match="no inverse in the data-plane catalogue"):
         await gw.write(Exec(namespace=ns, name=pod, operation="mongodb.drop_user", args=user))
+    # a role the init scripts do not declare for the user is never granted
+    root = {**user, "roles": [{"role": "root", "db": "admin"}]}
+    refused = await gw.write(Exec(namespace=ns, name=pod, operation="mongodb.grant_roles", args=root))
+    assert not refused.ok and not refused.executed and "declare no role root@admin" in refused.message
     roles = {**user, "roles": [{"role": "readWrite", "db": "geo-db"}]}
     result = await gw.write(Exec(namespace=ns, name=pod, operation="mongodb.grant_roles", args=roles))
     assert result.ok, result.message

@@ -30,9 +30,10 @@ from stratus.actions import ACTION_ADAPTER, CLUSTER_SCOPE
 from stratus.agent_tools import TransactionTools
 from stratus.confinement import Refusal
 from stratus.contracts import Lease, utcnow
-from stratus.digest import diff_snapshots
+from stratus.digest import diff_snapshots, digest_of, normalise
 from stratus.errors import PermanentError
 from stratus.gateway import KubeApi, KubeApiError, ReadGateway, WriteGateway
+from stratus.writepolicy import DEFAULT_SCOPES, WritePolicy
 from tests.integration.test_gateway import Fence, Journal, configmap, deployment, settled
 
 pytestmark = pytest.mark.integration
@@ -45,6 +46,17 @@ CAPABILITIES = {
     "write_policy": importlib.util.find_spec("stratus.writepolicy") is not None,
     "secret_redaction": importlib.util.find_spec("stratus.scrub") is not None,
 }
+MORE_KINDS = (
+    "Pod",
+    "Job",
+    "CronJob",
+    "ResourceQuota",
+    "LimitRange",
+    "Ingress",
+    "Endpoints",
+    "HorizontalPodAutoscaler",
+)
+"""Kinds the checkpoint digest leaves out (derived or not journaled) that a granted write could still harm."""
 FAMILIES = {
     "shell_metacharacters",
     "unicode_lookalikes",
@@ -93,11 +105,17 @@ class World:
     pod: str
     node: str
     tmp: Path
+    dbpod: str = ""
     baseline: dict[str, str] = field(default_factory=dict)
 
     def fill(self, value: Any) -> Any:
         if isinstance(value, str):
-            for key, sub in (("{ns}", self.ns), ("{victim}", self.victim), ("{pod}", self.pod)):
+            for key, sub in (
+                ("{ns}", self.ns),
+                ("{victim}", self.victim),
+                ("{pod}", self.pod),
+                ("{dbpod}", self.dbpod),
+            ):
                 value = value.replace(key, sub)
             return value.replace("{node}", self.node).replace("{tmp}", str(self.tmp))
         if isinstance(value, dict):
@@ -107,7 +125,42 @@ class World:
         return value
 
     async def digests(self, reader: ReadGateway) -> dict[str, str]:
-        return {s: (await reader.state_digest(s)).digest for s in (self.ns, self.victim, CLUSTER_SCOPE)}
+        out = {}
+        for s in (self.ns, self.victim, CLUSTER_SCOPE):
+            declared = (await reader.state_digest(s)).digest
+            out[s] = declared if s == CLUSTER_SCOPE else declared + ":" + await asyncio.to_thread(self.more, s)
+        return out
+
+    def more(self, namespace: str) -> str:
+        """The digest of what the checkpoint digest leaves out and a granted write can still harm (``MORE_KINDS``):
+        every object of those kinds except derived ones, those a controller made (a controller owner reference: pods
+        of ReplicaSets, Jobs of CronJobs) and the Endpoints the endpoints controller keeps for a Service's selector."""
+        objects: list[dict[str, Any]] = []
+        for kind in MORE_KINDS:
+            try:
+                objects.extend(self.api.items(kind, namespace))
+            except KubeApiError as exc:
+                if exc.status != 404:  # a kind the arena does not serve has no object to harm
+                    raise
+        selected = {
+            s["metadata"]["name"] for s in self.api.items("Service", namespace) if (s.get("spec") or {}).get("selector")
+        }
+
+        def derived(obj: dict[str, Any]) -> bool:
+            meta = obj.get("metadata") or {}
+            if any(isinstance(r, dict) and r.get("controller") for r in meta.get("ownerReferences") or []):
+                return True
+            return obj.get("kind") == "Endpoints" and meta.get("name") in selected
+
+        kept = []
+        for obj in objects:
+            if derived(obj):
+                continue
+            norm = normalise(obj)
+            if obj.get("kind") == "Pod" and isinstance(norm.get("spec"), dict):
+                norm["spec"].pop("nodeName", None)  # the scheduler's binding, not a writer's intent
+            kept.append(norm)
+        return digest_of(namespace, kept).digest
 
     def writes_since(self, mark: int) -> list[RequestRecord]:
         return [
@@ -141,6 +194,62 @@ def pvc(name: str, ns: str) -> dict[str, Any]:
     }
 
 
+INIT_JS = (
+    "db = db.getSiblingDB('admin');\n"
+    "db.createUser({user: 'admin', pwd: 'admin', roles: [{role: 'readWrite', db: 'geo-db'}]});\n"
+)
+
+
+def init_scripts(ns: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "initdb", "namespace": ns},
+        "data": {"u.js": INIT_JS},
+    }
+
+
+def database(ns: str) -> dict[str, Any]:
+    """A database Deployment whose init scripts declare one user (admin, readWrite on geo-db): the target of the
+    catalogue's grants, which may give only what those scripts declare."""
+    db = deployment("db", ns)
+    db["spec"]["replicas"] = 1
+    spec = db["spec"]["template"]["spec"]
+    spec["volumes"] = [{"name": "init", "configMap": {"name": "initdb"}}]
+    spec["containers"][0]["volumeMounts"] = [{"name": "init", "mountPath": "/docker-entrypoint-initdb.d"}]
+    return db
+
+
+def cronjob(name: str, ns: str) -> dict[str, Any]:
+    """A suspended CronJob (it never fires): a pod template whose argv and pod counts the corpus tries to change."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "schedule": "* * * * *",
+            "suspend": True,
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [
+                                {
+                                    "name": "tick",
+                                    "image": "nginx:1.25",
+                                    "command": ["sh", "-c", "nginx -t $FLAGS"],
+                                    "env": [{"name": "FLAGS", "value": "-q"}],
+                                }
+                            ],
+                        }
+                    }
+                }
+            },
+        },
+    }
+
+
 @pytest.fixture(scope="module")
 async def world(
     arena: ArenaServer, tmp_path_factory: pytest.TempPathFactory, arena_kubeconfig: Path
@@ -160,11 +269,18 @@ async def world(
             "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]},
         }
         await asyncio.to_thread(api.create, svc)
+        await asyncio.to_thread(api.create, cronjob("tick", name))
         await settled(api, name, "web")
     pods = await asyncio.to_thread(api.items, "Pod", ns, label_selector="app=web")
     nodes = await asyncio.to_thread(api.items, "Node", None)
     tmp = tmp_path_factory.mktemp("hostile")
-    yield World(arena, api, ns, victim, pods[0]["metadata"]["name"], nodes[0]["metadata"]["name"], tmp)
+    await asyncio.to_thread(api.create, init_scripts(ns))
+    await asyncio.to_thread(api.create, database(ns))
+    await settled(api, ns, "db")
+    db_pods = await asyncio.to_thread(api.items, "Pod", ns, label_selector="app=db")
+    world = World(arena, api, ns, victim, pods[0]["metadata"]["name"], nodes[0]["metadata"]["name"], tmp)
+    world.dbpod = db_pods[0]["metadata"]["name"]
+    yield world
     api.close()
 
 
@@ -209,7 +325,14 @@ async def run_case(case: dict[str, Any], world: World, tools: TransactionTools, 
         return str(exc)
 
 
-def make_tools(world: World, arena_kubeconfig: Path) -> tuple[TransactionTools, WriteGateway, Journal]:
+DOCKER_IO = WritePolicy(scopes={"*": DEFAULT_SCOPES["*"].model_copy(update={"allowed_registries": ["docker.io"]})})
+"""The built-in policy with Docker Hub allowed for new images: cases marked ``"policy": "docker_io"`` run under it, so
+that a new workload's other guards (its program, its pod counts) are what refuses it, not its registry."""
+
+
+def make_tools(
+    world: World, arena_kubeconfig: Path, policy: WritePolicy | None = None
+) -> tuple[TransactionTools, WriteGateway, Journal]:
     journal, fence = Journal(), Fence()
     fence.current[world.ns] = 7
     lease = Lease(scope=world.ns, holder="hostile", token=7, expires_at=utcnow())
@@ -224,6 +347,7 @@ def make_tools(world: World, arena_kubeconfig: Path) -> tuple[TransactionTools, 
         attempt=1,
         default_namespace=world.ns,
         workdir=world.tmp,
+        policy=policy,
     )
     return TransactionTools(gateway, namespace=world.ns), gateway, journal
 
@@ -238,7 +362,10 @@ async def test_corpus_shape() -> None:
 
 async def test_every_hostile_case_is_refused_or_harmless(world: World, arena_kubeconfig: Path) -> None:
     reader = ReadGateway.from_kubeconfig(arena_kubeconfig)
-    tools, gateway, journal = make_tools(world, arena_kubeconfig)
+    toolsets = {
+        "default": make_tools(world, arena_kubeconfig),
+        "docker_io": make_tools(world, arena_kubeconfig, DOCKER_IO),
+    }
     world.baseline = await world.digests(reader)
     snapshots = {s: (await reader.state_digest(s)).objects for s in world.baseline}
     failures: list[str] = []
@@ -248,6 +375,7 @@ async def test_every_hostile_case_is_refused_or_harmless(world: World, arena_kub
         if case.get("requires") and not CAPABILITIES[case["requires"]]:
             counts["skipped"] += 1
             continue
+        tools, gateway, journal = toolsets[case.get("policy", "default")]
         mark = len(world.arena.api.request_log)
         before = len(journal.records)
         text = await run_case(case, world, tools, reader)
@@ -279,7 +407,8 @@ async def test_every_hostile_case_is_refused_or_harmless(world: World, arena_kub
                 "changed without a write the corpus sent:",
                 diff_snapshots(snapshots[scope], (await reader.state_digest(scope)).objects),
             )
-    gateway.close()
+    for _, gateway, _ in toolsets.values():
+        gateway.close()
     reader.close()
     print(f"hostile corpus: {counts} (skipped: capabilities {CAPABILITIES}); executed harmlessly: {harmless}")
     assert not failures, "\n".join(failures[:40])

