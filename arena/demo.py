@@ -194,6 +194,9 @@ async def run(args: argparse.Namespace, console: Console) -> bool:
             "STRATUS_JAEGER_URL": arena.plane_url,
             "STRATUS_PROBE_INTERVAL_S": "0.5",
             "STRATUS_SETTLE_S": "2",
+            # the app was checked healthy just now: its state is recorded as last good at once, as a long-running
+            # deployment has it (change analysis and the write policy's "ran before" read it), not after 60 s
+            "STRATUS_LASTGOOD_SETTLE_S": "0",
             "STRATUS_PORT": "0",
         }
         sup.start_services()

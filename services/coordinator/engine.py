@@ -252,6 +252,7 @@ class Engine:
             if event.outcome == "failed":
                 attempt.failure = event.reason
             attempt.recalled_from = event.recalled_from
+            attempt.writes = event.actions
             if event.needs_scope and event.needs_scope != (record.write_scope or record.scope):
                 if event.needs_scope in self.settings.lease_widening_scopes:
                     record.write_scope = event.needs_scope
@@ -575,6 +576,10 @@ class Engine:
             record.visible_mu.append(post.mu)
             self._move(record, "committed", reason)
             await self._release_lease(record)
+            if healthy(post) and attempt.writes == 0 and self.settings.resolve_reads() > 0:
+                # A transaction that wrote nothing is not what made the oracles pass: its one clean read is no more
+                # evidence of a recovery than a read without a transaction, so it needs the same run of clean reads.
+                post = await self._quiet(record.scope, post)
             if healthy(post):
                 self._move(record, "resolved", "the oracles pass")
                 self._close(record, "resolved", reason)

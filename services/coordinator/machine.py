@@ -89,6 +89,7 @@ class Attempt(BaseModel):
         default=0, description="Undo requests re-issued with a fresh lease (the undoer refused)."
     )
     recalled_from: str | None = Field(default=None, description="The incident memory whose fix it replayed.")
+    writes: int | None = Field(default=None, description="Writes its mitigator reported (TransactionEnded).")
     planning: bool = Field(default=False, description="The request only makes the plan (approve, shadow): no write.")
 
 

@@ -100,9 +100,13 @@ def diagnosis(incident: str) -> c.DiagnosisReady:
     return c.DiagnosisReady(incident_id=incident, localisation=["geo"], summary="geo crash-loops")
 
 
-def ended(incident: str, req: dict[str, Any], hidden: list[float]) -> c.TransactionEnded:
+def ended(incident: str, req: dict[str, Any], hidden: list[float], writes: int | None = None) -> c.TransactionEnded:
     return c.TransactionEnded(
-        incident_id=incident, tx_id=req["tx_id"], attempt=req["attempt"], actions=len(hidden), hidden_mu=hidden
+        incident_id=incident,
+        tx_id=req["tx_id"],
+        attempt=req["attempt"],
+        actions=len(hidden) if writes is None else writes,
+        hidden_mu=hidden,
     )
 
 
@@ -497,4 +501,23 @@ async def test_the_lease_outlives_a_checkpoint_slower_than_its_ttl(
     async with alock.keep(lease, 0.6, release_on_exit=False) as keeper:  # the mitigator's keeper takes over
         await asyncio.sleep(1.0)
         assert not keeper.lost.is_set() and keeper.renewals >= 2
+    await sub.unsubscribe()
+
+
+async def test_a_transaction_that_wrote_nothing_resolves_only_after_the_run_of_clean_reads(
+    bus: Bus, redis: aioredis.Redis, alock: ALock, uid: str
+) -> None:
+    incident, scope = f"inc-{uid}", f"ns-{uid}"
+    box, sub = await start(bus, incident)
+    # pre 1 -> the mitigator writes nothing -> post 0 (one request in ten failing passes a read) -> 20 clean reads,
+    # then the failure shows again: not resolved, the next attempt starts from it.
+    observer = ScriptedObserver([1, 0] + [0] * 20 + [1, 1])
+    engine = Engine(bus, redis, alock, observer, settings(), prefix=f"t{uid}", sleep=no_sleep)
+    await engine.handle(opened(incident, scope, b=1.0))
+    await engine.handle(diagnosis(incident))
+    first = (await box.wait_kind("mitigate"))[0]
+    await engine.handle(ended(incident, first, [], writes=0))
+    assert (await box.wait_kind("transaction_decided"))[0]["decision"] == "commit"
+    second = await box.wait_kind("mitigate", count=2)
+    assert second[1]["attempt"] == 2 and not box.of_kind("incident_closed")
     await sub.unsubscribe()
