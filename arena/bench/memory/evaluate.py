@@ -15,11 +15,14 @@ import re
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from arena.bench.memory.dataset import load
+from arena.bench.memory.traces import TRACES_FILE, summary
+from arena.bench.memory.traces import load as load_recorded
 from arena.bench.memory.train import text_of
 from stratus.memory.signature import signature_of, similarity
 from stratus.reasoners.rulebook.snapshot import Snapshot
@@ -99,26 +102,28 @@ def _vector_rank(q: np.ndarray, kb: np.ndarray, exclude_self: bool = False) -> l
     return out
 
 
-def evaluate_steps(echo: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    data = load("steps")
-    test = [s for s in data if s["split"] == "test"]
-    truth = [s["label"] for s in test]
-    texts = [text_of(s) for s in test]
-    model = np.load(MODEL_FILE, allow_pickle=False)
+def _checkers(model: Any) -> dict[str, StepChecker]:
     kb_texts, kb_labels = [str(t) for t in model["texts"]], [str(x) for x in model["labels"]]
-    train_templates = {text_of(s): s["template"] for s in data if s["split"] == "train"}
-    kb_templates = [train_templates.get(t, "") for t in kb_texts]
-    test_templates = [s["template"] for s in test]
-    relevant = [{j for j, kt in enumerate(kb_templates) if kt == t} if t.split("/")[0] != "ok" else set()
-                for t in test_templates]  # fmt: skip
-    out: dict[str, Any] = {"test_steps": len(test), "failing": sum(t != "ok" for t in truth), "kb": len(kb_texts)}
-    methods = {
+    return {
         "step check (MiniLM + n-grams, contrastive projection)": StepChecker(
             np.asarray(model["w"]), kb_texts, kb_labels, BaseEncoder(True)
         ),
         "plain MiniLM (no training)": StepChecker(None, kb_texts, kb_labels, BaseEncoder(True, ngrams=False)),
     }
-    for name, checker in methods.items():
+
+
+def score_steps(
+    test: list[Step],
+    checkers: dict[str, StepChecker],
+    kb_texts: list[str],
+    relevant: list[set[int]] | None,
+    echo: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Each method's detection and diagnosis scores and latency on ``test``; Recall@10 when ``relevant`` is given."""
+    truth = [s["label"] for s in test]
+    texts = [text_of(s) for s in test]
+    out: dict[str, Any] = {"test_steps": len(test), "failing": sum(t != "ok" for t in truth), "kb": len(kb_texts)}
+    for name, checker in checkers.items():
         echo(f"steps: {name}")
         preds, lat = [], []
         for t in texts:
@@ -126,24 +131,52 @@ def evaluate_steps(echo: Callable[[str], None] = lambda _: None) -> dict[str, An
             label, sim, _ = checker.classify_text(t)
             lat.append((time.perf_counter() - t0) * 1000)
             preds.append(label if (label == "ok" or sim >= checker.threshold) else "ok")
-        q = checker._embed(texts)
+        recall = None
+        if relevant is not None:
+            recall = recall_at(_vector_rank(checker._embed(texts), checker.kb), relevant)
         out[name] = {
             **scores(truth, preds),
-            "recall_at_10": recall_at(_vector_rank(q, checker.kb), relevant),
-            "latency_ms_median": statistics.median(lat),
-            "latency_ms_p95": sorted(lat)[int(0.95 * (len(lat) - 1))],
+            "recall_at_10": recall,
+            "latency_ms_median": statistics.median(lat) if lat else None,
+            "latency_ms_p95": sorted(lat)[int(0.95 * (len(lat) - 1))] if lat else None,
         }
     echo("steps: string heuristics")
     t0 = time.perf_counter()
     preds = [heuristic(s) for s in test]
-    per = (time.perf_counter() - t0) * 1000 / len(test)
+    per = (time.perf_counter() - t0) * 1000 / max(1, len(test))
     out["string heuristics"] = {
         **scores(truth, preds),
-        "recall_at_10": recall_at(_jaccard_rank(texts, kb_texts), relevant),
+        "recall_at_10": recall_at(_jaccard_rank(texts, kb_texts), relevant) if relevant is not None else None,
         "latency_ms_median": per,
         "latency_ms_p95": per,
     }
     return out
+
+
+def evaluate_steps(echo: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    data = load("steps")
+    test = [s for s in data if s["split"] == "test"]
+    model = np.load(MODEL_FILE, allow_pickle=False)
+    kb_texts = [str(t) for t in model["texts"]]
+    train_templates = {text_of(s): s["template"] for s in data if s["split"] == "train"}
+    kb_templates = [train_templates.get(t, "") for t in kb_texts]
+    test_templates = [s["template"] for s in test]
+    relevant = [{j for j, kt in enumerate(kb_templates) if kt == t} if t.split("/")[0] != "ok" else set()
+                for t in test_templates]  # fmt: skip
+    return score_steps(test, _checkers(model), kb_texts, relevant, echo)
+
+
+def evaluate_recorded(
+    echo: Callable[[str], None] = lambda _: None, path: Path = TRACES_FILE, model_file: Path = MODEL_FILE
+) -> dict[str, Any] | None:
+    """The same methods on the recorded local-model traces (all held out: nothing of them is in the knowledge base
+    or the training pairs). None when no recorded trace is there. No Recall@10: real steps have no template."""
+    test = load_recorded(path)
+    if not test:
+        return None
+    model = np.load(model_file, allow_pickle=False)
+    out = score_steps(test, _checkers(model), [str(t) for t in model["texts"]], None, echo)
+    return {**summary(test), **out}
 
 
 def _snapshot(inc: dict[str, Any]) -> Snapshot:
