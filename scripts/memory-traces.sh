@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Record the memory suite's real agent traces with the local model (make llm-local), then rebuild
-# arena/bench/memory/data/local-traces-v1.jsonl from them.
+# Record the memory suite's real agent traces, then rebuild arena/bench/memory/data/local-traces-v1.jsonl from them:
+# the local model (make llm-local) on a sample of catalogue scenarios, and the scripted failure-injecting model
+# (arena/bench/memory/injector.py, no LLM needed) on six catalogue scenarios with two seeds.
 #
-#   scripts/memory-traces.sh            every scenario of the sample below, one bench run each, then the file
+#   scripts/memory-traces.sh            both, then the file (runs already in $OUT are kept)
+#   scripts/memory-traces.sh injected   only the failure-injecting model's runs, then the file
 #   scripts/memory-traces.sh build      only rebuild the file from the runs already in $OUT
 #
 # Each incident is capped (6 model calls per piece of work, 2 attempts, a time limit per scenario) and the rulebook
@@ -28,10 +30,18 @@ build() {
   .venv/bin/python -m arena.bench.memory.traces "$OUT"/*/ --commit "$(git rev-parse --short HEAD)"
 }
 
-if [ "${1:-}" = build ]; then
-  build
-  exit 0
-fi
+injected() {
+  for seed in 0 1; do
+    if [ ! -f "$OUT/injected-seed$seed/bench.json" ]; then
+      nice -n "$NICE" .venv/bin/python -m arena.bench.memory.injector "$OUT/injected-seed$seed" --seed "$seed"
+    fi
+  done
+}
+
+case "${1:-}" in
+  build) build; exit 0 ;;
+  injected) mkdir -p "$OUT"; injected; build; exit 0 ;;
+esac
 
 bash scripts/llm-local.sh start
 eval "$(bash scripts/llm-local.sh env)"
@@ -49,4 +59,5 @@ for item in $SAMPLE; do
   nice -n "$NICE" .venv/bin/stratus bench --suite "$suite" --policy llm --only "$id" --timeout "$TIMEOUT" \
     --llm-log "$HOME/.cache/stratus/llm/server.log" --out "$OUT/$id" || echo "memory-traces: $id failed"
 done
+injected
 build

@@ -115,16 +115,57 @@ def test_the_suite_scores_the_recorded_traces_and_prints_their_table(tmp_path: P
     keep = [labels.index(lab) for lab in dict.fromkeys(labels)][:8]
     small = tmp_path / "stepcheck.npz"
     save(small, model["w"], [str(model["texts"][i]) for i in keep], [labels[i] for i in keep], version="test")
-    recorded = evaluate_recorded(path=path, model_file=small)
-    assert recorded is not None
+    tables_of = evaluate_recorded(path=path, model_file=small)
+    assert len(tables_of) == 1
+    recorded = tables_of[0]
     assert recorded["steps"] == len(EXPECTED) and recorded["failing"] == sum(e != "ok" for e in EXPECTED)
     for name in ("step check (MiniLM + n-grams, contrastive projection)", "plain MiniLM (no training)",
                  "string heuristics"):  # fmt: skip
         m = recorded[name]
         assert 0 <= m["detection_f1"] <= 1 and 0 <= m["diagnosis_f1"] <= 1 and m["latency_ms_median"] >= 0
         assert m["recall_at_10"] is None
-    assert evaluate_recorded(path=tmp_path / "absent.jsonl") is None
+    assert evaluate_recorded(path=tmp_path / "absent.jsonl") == []
     empty = {"test_steps": 0, "failing": 0, "kb": 0}
-    text = tables({"steps": empty, "incidents": {"incidents": 0, "fault_kinds": 0}, "recorded": recorded})
-    assert "recorded local-model traces (11 steps in 3 traces of 1 scenarios" in text
-    assert "| string heuristics |" in text and "model local-model" in text
+    text = tables({"steps": empty, "incidents": {"incidents": 0, "fault_kinds": 0}, "recorded": tables_of})
+    assert "recorded traces of local-model (11 steps in 3 traces of 1 scenarios, 7 failing" in text
+    assert "| string heuristics |" in text
+
+
+_DIAGNOSER = ("list_objects", "get_logs", "get_events", "get_object", "kubectl", "submit_diagnosis")
+DIAGNOSIS_TOOLS = [{"type": "function", "function": {"name": n}} for n in _DIAGNOSER]
+WRITER_TOOLS = [{"type": "function", "function": {"name": n}} for n in ("kubectl", "get_object", "end_transaction")]
+
+
+def _call(reply: dict[str, Any]) -> tuple[str, str]:
+    f = reply["choices"][0]["message"]["tool_calls"][0]["function"]
+    return str(f["name"]), str(f["arguments"])
+
+
+def test_the_failure_injecting_model_is_seeded_and_harms_only_its_first_transaction() -> None:
+    from arena.bench.memory.injector import FailureInjectingModel, _names
+
+    def model(seed: int) -> FailureInjectingModel:
+        m = FailureInjectingModel(seed=seed, rate=0.5)
+        m.reset("p-1", ["kubectl scale deployment web --replicas=1"], ["kubectl patch deployment web"], "shop")
+        return m
+
+    body = {"tools": DIAGNOSIS_TOOLS, "messages": [{"role": "user", "content": "diagnose"}]}
+    assert [_call(model(3).decide(body)) for _ in range(3)] == [_call(model(3).decide(body)) for _ in range(3)]
+    seen = {_call(model(s).decide(body))[0] for s in range(40)}
+    assert "list_objects" in seen and seen - {"list_objects"}  # useful calls and mistakes
+    calm = FailureInjectingModel(rate=0.0)
+    calm.reset("p-1", ["fix"], ["harm"], "shop")
+    first = {"tools": WRITER_TOOLS, "messages": [{"role": "user", "content": "Incident i; attempt 1; at most 20"}]}
+    later = {"tools": WRITER_TOOLS, "messages": [{"role": "user", "content": "Incident i; attempt 2; at most 20"}]}
+    assert _call(calm.decide(first)) == ("kubectl", json.dumps({"command": "harm"}))
+    assert _call(calm.decide(later)) == ("kubectl", json.dumps({"command": "fix"}))
+    table = {"role": "tool", "content": "NAME READY STATUS\nweb-5d9c 1/1 Running\n"}
+    events = {"role": "tool", "content": "LAST SEEN TYPE REASON\n14s Normal Pulled\n"}
+    assert _names([table, events]) == ["web-5d9c"]
+
+
+def test_a_run_names_its_own_model(tmp_path: Path) -> None:
+    out = _bench_out(tmp_path)
+    (out / "model.txt").write_text("scripted failure-injecting model\n")
+    steps = traces.collect([out, tmp_path / "no-such-run"], model="local", commit="abc")
+    assert {s["model"] for s in steps} == {"scripted failure-injecting model"}

@@ -168,15 +168,22 @@ def evaluate_steps(echo: Callable[[str], None] = lambda _: None) -> dict[str, An
 
 def evaluate_recorded(
     echo: Callable[[str], None] = lambda _: None, path: Path = TRACES_FILE, model_file: Path = MODEL_FILE
-) -> dict[str, Any] | None:
-    """The same methods on the recorded local-model traces (all held out: nothing of them is in the knowledge base
-    or the training pairs). None when no recorded trace is there. No Recall@10: real steps have no template."""
-    test = load_recorded(path)
-    if not test:
-        return None
+) -> list[dict[str, Any]]:
+    """The same methods on the recorded traces, one table per model that made them (the local LLM, the scripted
+    failure-injecting model). All held out: nothing of them is in the knowledge base or the training pairs. Empty
+    when no recorded trace is there. No Recall@10: real steps have no template to say which are the same step."""
+    steps = load_recorded(path)
+    if not steps:
+        return []
     model = np.load(model_file, allow_pickle=False)
-    out = score_steps(test, _checkers(model), [str(t) for t in model["texts"]], None, echo)
-    return {**summary(test), **out}
+    checkers = _checkers(model)
+    kb_texts = [str(t) for t in model["texts"]]
+    out = []
+    for source in sorted({str(s.get("model", "")) for s in steps}):
+        test = [s for s in steps if str(s.get("model", "")) == source]
+        echo(f"recorded traces: {source}")
+        out.append({**summary(test), **score_steps(test, checkers, kb_texts, None, echo)})
+    return out
 
 
 def _snapshot(inc: dict[str, Any]) -> Snapshot:

@@ -2,8 +2,8 @@
 
 1. Agent-step failure detection on held-out synthetic traces: detection F1, diagnosis F1, Recall@10, latency per
    step; the step check against the plain MiniLM embedding and string heuristics. The same on the recorded traces
-   of the local model (``data/local-traces-v1.jsonl``, real steps labelled from what happened), when that file is
-   there.
+   (``data/local-traces-v1.jsonl``: real steps of the local model and of the scripted failure-injecting model on
+   the arena, labelled from what happened), one table per model, when that file is there.
 2. Incident retrieval: Recall@10 of equivalent incidents; the memory's signature against the plain MiniLM embedding
    of the raw scope text and raw token overlap.
 3. Recurring incidents (the real system on the arena, the model simulated): TTM and LLM calls, first vs second.
@@ -42,14 +42,13 @@ def tables(result: dict[str, Any]) -> str:
                 f"{_f(m['detection_f1'])} | {_f(m['diagnosis_f1'])} | {_f(m['recall_at_10'])} | "
                 f"{_f(m['latency_ms_median'], 3)} | {_f(m['latency_ms_p95'], 3)} |"
             )
-    recorded = result.get("recorded")
-    if recorded:
+    for recorded in result.get("recorded") or []:
         labels = ", ".join(f"{k} {v}" for k, v in recorded["labels"].items())
         lines += [
             "",
-            f"### Agent-step failure detection on recorded local-model traces ({recorded['steps']} steps in "
-            f"{recorded['traces']} traces of {recorded['scenarios']} scenarios, {recorded['failing']} failing: "
-            f"{labels}; model {', '.join(recorded['model'])})",
+            f"### Agent-step failure detection on recorded traces of {', '.join(recorded['model'])} "
+            f"({recorded['steps']} steps in {recorded['traces']} traces of {recorded['scenarios']} scenarios, "
+            f"{recorded['failing']} failing: {labels})",
             "",
             "| method | detection P | detection R | detection F1 | diagnosis F1 | latency/step median (ms) "
             "| p95 (ms) |",
@@ -126,7 +125,7 @@ def run_suite(
         "incidents": evaluate.evaluate_incidents(echo),
     }
     recorded = evaluate.evaluate_recorded(echo)
-    if recorded is not None:
+    if recorded:
         result["recorded"] = recorded
     if recurring:
         from arena.bench.memory.recurring import run

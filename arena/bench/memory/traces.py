@@ -136,7 +136,11 @@ def collect(bench_dirs: Iterable[Path], *, model: str, commit: str) -> list[Step
     """Every labelled step of the LLM runs recorded in these bench output folders."""
     out: list[Step] = []
     for d in bench_dirs:
+        if not (d / "bench.json").is_file():
+            continue
         record = json.loads((d / "bench.json").read_text())
+        named = d / "model.txt"  # a run's own model name (the failure-injecting model writes one)
+        run_model = named.read_text().strip()[:200] if named.is_file() else model
         for run in record.get("runs", []):
             name = run.get("timeline_file")
             if run.get("policy") not in ("llm", "hybrid") or not name:
@@ -145,7 +149,7 @@ def collect(bench_dirs: Iterable[Path], *, model: str, commit: str) -> list[Step
             if not path.is_file():
                 continue
             events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            out += steps_of_run(run, events, model=model, commit=commit)
+            out += steps_of_run(run, events, model=run_model, commit=commit)
     return out
 
 
