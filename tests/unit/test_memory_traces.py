@@ -44,6 +44,10 @@ EVENTS: list[dict[str, Any]] = [
           "Pipe detected: '|'. Such commands are not supported.", False),
     _step(8, "list_objects", '{"kind": "Pod"}',
           "You already called list_objects with these arguments at step 1; nothing you did since changes its answer."),
+    _step(9, "get_events", "{}", "LAST SEEN TYPE REASON\n1s Warning BackOff pod/web"),
+    _step(10, "kubectl", '{"command": "kubectl get pods"}', "NAME READY\nweb-1 0/1"),
+    _step(11, "get_events", "{}", "LAST SEEN TYPE REASON\n1s Warning BackOff pod/web"),  # the same answer again
+    _step(12, "get_events", "{}", "LAST SEEN TYPE REASON\n1s Warning BackOff pod/web\n0s Normal Pulled pod/web"),
     _step(1, "scale", '{"name": "db", "replicas": 0}', WRITE.replace("web", "db"), service="mitigator",
           tx_id="tx-1", attempt=1),
     _step(2, "end_transaction", '{"fixed": true}', "Transaction ended.", service="mitigator", tx_id="tx-1", attempt=1),
@@ -62,6 +66,10 @@ EXPECTED = [
     "refused_command",
     "loop",
     "loop",
+    "ok",
+    "ok",
+    "loop",
+    "ok",
     "preceded_abort",
     "ok",
     "ok",
@@ -127,7 +135,7 @@ def test_the_suite_scores_the_recorded_traces_and_prints_their_table(tmp_path: P
     assert evaluate_recorded(path=tmp_path / "absent.jsonl") == []
     empty = {"test_steps": 0, "failing": 0, "kb": 0}
     text = tables({"steps": empty, "incidents": {"incidents": 0, "fault_kinds": 0}, "recorded": tables_of})
-    assert "recorded traces of local-model (11 steps in 3 traces of 1 scenarios, 7 failing" in text
+    assert "recorded traces of local-model (15 steps in 3 traces of 1 scenarios, 8 failing" in text
     assert "| string heuristics |" in text
 
 

@@ -8,7 +8,8 @@ piece of work (the diagnosis, or one transaction of the mitigator).
 Labels come from what happened to the step, never from the scenario's name:
 - the tool loop's own answers: an unknown tool or a write from a read-only role (``wrong_tool``), arguments it could
   not run (``malformed_call``), a repeated read it refused to run again, or the same refused call sent again
-  (``loop``);
+  (``loop``), and also the same call answered exactly as before in the same piece of work (``loop``: the loop's
+  own guard lets a read through again after any write-capable call);
 - a refusal by the confinement rules or the tools (``refused_command``), an object the API does not have
   (``hallucinated_name``);
 - a write the gateway executed in a transaction the coordinator then aborted and undid (``preceded_abort``);
@@ -45,6 +46,9 @@ _NOT_FOUND = re.compile(
     re.IGNORECASE,
 )
 _NO_POD = re.compile(r"^No pod or workload named")
+_FAILED_CALLS = frozenset({"wrong_tool", "malformed_call", "refused_command", "hallucinated_name"})
+"""Labels of a call that failed: sending the same call again is a loop, whatever it is answered."""
+_TERMINAL = frozenset({"submit_diagnosis", "end_transaction"})
 _CONTENT_TOOLS = frozenset({"get_logs", "get_traces", "get_events"})
 """Their answers are the system's own text (log lines, spans): a "not found" there is data, not the tool's answer."""
 
@@ -65,8 +69,11 @@ def _is_refusal(result: str) -> bool:
     return bool(re.search(r"\brefused\b|\bnot supported\b|was not done", head, re.IGNORECASE))
 
 
-def label_of(step: Step, earlier_refused: set[str], decision: str | None) -> Label:
-    """The failure kind of one step, from the answer it got and what its transaction became."""
+def label_of(
+    step: Step, earlier_refused: set[str], decision: str | None, earlier: dict[str, str] | None = None
+) -> Label:
+    """The failure kind of one step, from the answer it got and what its transaction became. ``earlier_refused``:
+    the calls of this piece of work that failed before; ``earlier``: every earlier call's last answer."""
     result, head = step["result"], _first_line(step["result"])
     if head.startswith("Unknown tool") or "read-only role" in head:
         return "wrong_tool"
@@ -75,6 +82,8 @@ def label_of(step: Step, earlier_refused: set[str], decision: str | None) -> Lab
     key = f"{step['tool']}:{step['arguments']}"
     if head.startswith("You already called") or key in earlier_refused:
         return "loop"
+    if earlier is not None and earlier.get(key) == result and step["tool"] not in _TERMINAL:
+        return "loop"  # the same call again, answered exactly as before: nothing was learnt from it
     if _names_missing(step, head):
         return "hallucinated_name"
     if not step["ok"] or _is_refusal(result):
@@ -94,6 +103,7 @@ def steps_of_run(run: Step, events: list[Step], *, model: str, commit: str) -> l
     undone = {e.get("tx_id") for e in events if e.get("kind") == "undo_completed"}
     out: list[Step] = []
     earlier_refused: dict[tuple[str, str], set[str]] = {}
+    answers: dict[tuple[str, str], dict[str, str]] = {}
     for e in events:
         if e.get("kind") != "reasoning_step" or e.get("tool") == "step_check":
             continue
@@ -107,9 +117,12 @@ def steps_of_run(run: Step, events: list[Step], *, model: str, commit: str) -> l
         }
         seen = earlier_refused.setdefault((service, piece), set())
         decision = decisions.get(e.get("tx_id")) if e.get("tx_id") else None
-        label = label_of(step, seen, decision)
-        if label != "ok" and label != "preceded_abort":
-            seen.add(f"{step['tool']}:{step['arguments']}")
+        earlier = answers.setdefault((service, piece), {})
+        label = label_of(step, seen, decision, earlier)
+        key = f"{step['tool']}:{step['arguments']}"
+        if label in _FAILED_CALLS:
+            seen.add(key)
+        earlier[key] = step["result"]
         out.append(
             {
                 **step,
