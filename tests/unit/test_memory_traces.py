@@ -38,6 +38,8 @@ EVENTS: list[dict[str, Any]] = [
     _step(4, "get_object", '{"kind": "Deployment", "name": "web-svc"}',
           "Deployment web-svc not found in namespace shop. List the objects of this kind to see what exists."),
     _step(5, "get_logs", '{"pod": "web"}', 'ERROR user "bob" not found\nexit 1'),  # data, not the tool's answer
+    _step(5, "get_logs", '{"pod": "web", "container": "db"}',
+          "(no logs: Error from server (BadRequest): container db is not valid for pod web-1)"),
     _step(6, "kubectl", '{"command": "kubectl logs web | grep x"}',
           "Pipe detected: '|'. Such commands are not supported.", False),
     _step(7, "kubectl", '{"command": "kubectl logs web | grep x"}',
@@ -63,6 +65,7 @@ EXPECTED = [
     "malformed_call",
     "hallucinated_name",
     "ok",
+    "hallucinated_name",
     "refused_command",
     "loop",
     "loop",
@@ -135,7 +138,7 @@ def test_the_suite_scores_the_recorded_traces_and_prints_their_table(tmp_path: P
     assert evaluate_recorded(path=tmp_path / "absent.jsonl") == []
     empty = {"test_steps": 0, "failing": 0, "kb": 0}
     text = tables({"steps": empty, "incidents": {"incidents": 0, "fault_kinds": 0}, "recorded": tables_of})
-    assert "recorded traces of local-model (15 steps in 3 traces of 1 scenarios, 8 failing" in text
+    assert "recorded traces of local-model (16 steps in 3 traces of 1 scenarios, 9 failing" in text
     assert "| string heuristics |" in text
 
 

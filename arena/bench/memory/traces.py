@@ -46,6 +46,8 @@ _NOT_FOUND = re.compile(
     re.IGNORECASE,
 )
 _NO_POD = re.compile(r"^No pod or workload named")
+_NO_CONTAINER = re.compile(r"^\(no logs: Error from server .{0,40}container \S+ is not valid for pod")
+"""The API's answer to a log read naming a container the pod does not have (not a log line)."""
 _FAILED_CALLS = frozenset({"wrong_tool", "malformed_call", "refused_command", "hallucinated_name"})
 """Labels of a call that failed: sending the same call again is a loop, whatever it is answered."""
 _TERMINAL = frozenset({"submit_diagnosis", "end_transaction"})
@@ -54,7 +56,7 @@ _CONTENT_TOOLS = frozenset({"get_logs", "get_traces", "get_events"})
 
 
 def _names_missing(step: Step, head: str) -> bool:
-    if _NO_POD.search(head):
+    if _NO_POD.search(head) or _NO_CONTAINER.search(head):
         return True
     content = step["tool"] in _CONTENT_TOOLS or re.search(r"\blogs\b", step["arguments"][:200]) is not None
     return not content and _NOT_FOUND.search(head) is not None
