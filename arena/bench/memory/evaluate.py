@@ -60,7 +60,9 @@ def scores(truth: list[str], pred: list[str]) -> dict[str, float]:
     fp = sum(t == "ok" and p != "ok" for t, p in zip(truth, pred, strict=True))
     fn = sum(t != "ok" and p == "ok" for t, p in zip(truth, pred, strict=True))
     per_kind = []
-    for kind in FAILURES:
+    # macro over the kinds that occur (in the truth or the predictions): a small recorded set lacks some kinds, and
+    # a kind nobody has nor predicts would count as an F1 of 0
+    for kind in [k for k in FAILURES if k in truth or k in pred]:
         ktp = sum(t == kind and p == kind for t, p in zip(truth, pred, strict=True))
         kfp = sum(t != kind and t != "ok" and p == kind for t, p in zip(truth, pred, strict=True))
         kfn = sum(t == kind and p != kind for t, p in zip(truth, pred, strict=True))
@@ -69,7 +71,7 @@ def scores(truth: list[str], pred: list[str]) -> dict[str, float]:
         "detection_precision": tp / (tp + fp) if tp + fp else 0.0,
         "detection_recall": tp / (tp + fn) if tp + fn else 0.0,
         "detection_f1": f1(tp, fp, fn),
-        "diagnosis_f1": sum(per_kind) / len(per_kind),
+        "diagnosis_f1": sum(per_kind) / len(per_kind) if per_kind else 0.0,
     }
 
 
