@@ -71,6 +71,9 @@ class ScenarioRecord(_Model):
     wall_s: float = Field(default=0.0, description="Wall time of the scenario, set-up and recovery included.")
     error: str | None = Field(default=None, description="What went wrong in the harness, if anything.")
     services_log: str | None = Field(default=None, description="Log file of the services that ran the scenario.")
+    timeline_file: str | None = Field(
+        default=None, description="The incident's timeline events, one JSON object a line, in the logs folder."
+    )
     noise: list[NoiseEvent] = Field(
         default_factory=list, description="The benign changes the noise made during the run (--noise), in order."
     )

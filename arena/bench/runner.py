@@ -336,6 +336,13 @@ def judge_noise(rec: ScenarioRecord, sc: s.Scenario, timeline: Timeline) -> None
         rec.wrong_attribution = wrong_attribution(diagnoses[0], rec.noise, fault_names(sc))
 
 
+def _write_timeline(path: Path, events: list[dict[str, Any]]) -> str | None:
+    if not events:
+        return None
+    path.write_text("".join(json.dumps(e, sort_keys=True, default=str) + "\n" for e in events))
+    return path.name
+
+
 def build_record(rec: ScenarioRecord, timeline: Timeline, t_inject: datetime) -> None:
     """Fill the incident part of ``rec`` from the events of its (first) incident."""
     opened = timeline.of("incident_opened")
@@ -760,6 +767,11 @@ class Bench:
                 await self._stop_system()
             if timeline is not None:
                 await timeline.stop()
+                # the incident's events as they were (reasoning steps, decisions, undos): the memory suite's
+                # recorded traces are built from these (arena/bench/memory/traces.py)
+                rec.timeline_file = _write_timeline(
+                    self.log_dir / f"{pid}.{policy}.{ablation}.{rep}.timeline.jsonl", timeline.events
+                )
             if noise is not None:
                 self._pause_detector(True)
                 rec.noise = await asyncio.to_thread(noise.stop)

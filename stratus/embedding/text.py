@@ -71,6 +71,9 @@ class _Cache:
         while len(self.items) > self.capacity:
             self.items.popitem(last=False)
 
+    def clear(self) -> None:
+        self.items.clear()
+
 
 class MiniLMEmbedder:
     name = "minilm-l6-v2-int8"

@@ -33,6 +33,7 @@ def test_metrics() -> None:
     s = scores(truth, pred)
     assert s["detection_precision"] == 2 / 3 and s["detection_recall"] == 1.0
     assert 0 < s["diagnosis_f1"] < 1
+    assert scores(["ok", "loop"], ["ok", "loop"])["diagnosis_f1"] == 1.0  # kinds that never occur do not count
     assert recall_at([[1, 2, 3]], [{2, 9}], k=2) == 0.5
     assert heuristic({"result": "Unknown tool 'x'.", "arguments": "{}"}) == "wrong_tool"
     assert heuristic({"result": "ERROR connection refused", "arguments": "{}"}) == "refused_command"  # its weakness

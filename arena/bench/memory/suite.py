@@ -1,7 +1,9 @@
 """``stratus bench --suite memory``: the tables of the failure-memory issue, in one run.
 
 1. Agent-step failure detection on held-out synthetic traces: detection F1, diagnosis F1, Recall@10, latency per
-   step; the step check against the plain MiniLM embedding and string heuristics.
+   step; the step check against the plain MiniLM embedding and string heuristics. The same on the recorded traces
+   (``data/local-traces-v1.jsonl``: real steps of the local model and of the scripted failure-injecting model on
+   the arena, labelled from what happened), one table per model, when that file is there.
 2. Incident retrieval: Recall@10 of equivalent incidents; the memory's signature against the plain MiniLM embedding
    of the raw scope text and raw token overlap.
 3. Recurring incidents (the real system on the arena, the model simulated): TTM and LLM calls, first vs second.
@@ -34,12 +36,31 @@ def tables(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, m in steps.items():
-        if isinstance(m, dict):
+        if isinstance(m, dict) and "detection_f1" in m:
             lines.append(
                 f"| {name} | {_f(m['detection_precision'])} | {_f(m['detection_recall'])} | "
                 f"{_f(m['detection_f1'])} | {_f(m['diagnosis_f1'])} | {_f(m['recall_at_10'])} | "
                 f"{_f(m['latency_ms_median'], 3)} | {_f(m['latency_ms_p95'], 3)} |"
             )
+    for recorded in result.get("recorded") or []:
+        labels = ", ".join(f"{k} {v}" for k, v in recorded["labels"].items())
+        lines += [
+            "",
+            f"### Agent-step failure detection on recorded traces of {', '.join(recorded['model'])} "
+            f"({recorded['steps']} steps in {recorded['traces']} traces of {recorded['scenarios']} scenarios, "
+            f"{recorded['failing']} failing: {labels})",
+            "",
+            "| method | detection P | detection R | detection F1 | diagnosis F1 | latency/step median (ms) "
+            "| p95 (ms) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, m in recorded.items():
+            if isinstance(m, dict) and "detection_f1" in m:
+                lines.append(
+                    f"| {name} | {_f(m['detection_precision'])} | {_f(m['detection_recall'])} | "
+                    f"{_f(m['detection_f1'])} | {_f(m['diagnosis_f1'])} | {_f(m['latency_ms_median'], 3)} | "
+                    f"{_f(m['latency_ms_p95'], 3)} |"
+                )
     lines += [
         "",
         f"### Incident retrieval ({incidents['incidents']} incidents, {incidents['fault_kinds']} fault kinds; "
@@ -103,6 +124,9 @@ def run_suite(
         "steps": evaluate.evaluate_steps(echo),
         "incidents": evaluate.evaluate_incidents(echo),
     }
+    recorded = evaluate.evaluate_recorded(echo)
+    if recorded:
+        result["recorded"] = recorded
     if recurring:
         from arena.bench.memory.recurring import run
 
