@@ -898,7 +898,7 @@ class LeaseKeeper:
                 return
             except Exception as exc:
                 if loop.time() >= valid_until:
-                    self._lose(exc)
+                    self._lose(await self._why_lost(exc))
                     return
                 log.warning("renewing lease %s/%s failed (%r); retrying", self.lease.scope, self.lease.token, exc)
                 pause = min(interval, max(valid_until - loop.time(), 0.0) / 2, 1.0)
@@ -906,6 +906,20 @@ class LeaseKeeper:
             self.renewals += 1
             valid_until = asked + self.ttl_s
             pause = interval
+
+    async def _why_lost(self, exc: BaseException) -> BaseException:
+        """What to report for a lease that ran out before a renewal answered (``exc``: the renewal's error, often a
+        timeout): the A-Lock's own account of the scope (who holds it now) when it answers within a second. The lease
+        is lost either way; this only makes the report say why."""
+        try:
+            await asyncio.wait_for(self.alock.ensure_fence(self.lease.scope, self.lease.token), 1.0)
+        except FencingError as fenced:
+            return fenced
+        except Exception:
+            return exc
+        return FencingError(
+            f"the lease on {self.lease.scope!r} (token {self.lease.token}) ran out before it could be renewed ({exc!r})"
+        )
 
     def _lose(self, exc: BaseException) -> None:
         self.error = exc

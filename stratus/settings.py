@@ -438,14 +438,14 @@ class DetectorSettings(CommonSettings, SeveritySettings, EmbeddingSettings, Last
     confirm_probes: int = Field(
         default=2,
         ge=1,
-        le=100,
+        le=1_000_000,
         description="Probes over the threshold, among the last confirm_window, before an incident opens (one blip "
-        "opens nothing).",
+        "opens nothing; a number no window reaches: the probes never open one, only alerts do).",
     )
     confirm_window: int = Field(
         default=10,
         ge=1,
-        le=1000,
+        le=10_000,
         description="The probes confirm_probes are counted in (the latest must be over the threshold too); "
         "confirm_probes itself: only consecutive probes count, which misses a failure hitting one request in ten.",
     )

@@ -28,6 +28,8 @@ class Confirmation:
 
     def observe(self, scope: str, severity: Severity) -> bool:
         bad = severity.crashed or severity.mu >= self.threshold
+        if self.needed > max(self.window, 1) and self.window:
+            return False  # more bad probes than the window holds: probes never open an incident (alerts do)
         size = max(self.window, self.needed)
         seen = self.recent.get(scope)
         if seen is None:

@@ -58,3 +58,8 @@ def test_scopes_are_counted_apart_and_healthy_scopes_keep_nothing() -> None:
     for _ in range(10):
         confirm.observe("b", GOOD)
     assert "b" not in confirm.recent  # the window emptied of bad probes: forgotten
+
+
+def test_more_bad_probes_than_the_window_holds_means_probes_never_open() -> None:
+    confirm = Confirmation(threshold=1.0, needed=1_000_000, window=10)  # alerts alone open incidents
+    assert not any(confirm.observe("s", BAD) for _ in range(50)) and not confirm.recent
