@@ -881,7 +881,16 @@ class LeaseKeeper:
         # checkpointing): what is left of it is at most its TTL and at most what its expiry says. So the first renewal
         # is at once, and a lease already gone is reported at once rather than at the first interval.
         left = (self.lease.expires_at - datetime.now(UTC)).total_seconds()
-        valid_until = loop.time() + max(0.0, min(self.ttl_s, left))
+        if left <= 0:  # no renewal answer could be trusted now: report why, rather than a renewal's timeout
+            self._lose(
+                FencingError(
+                    f"the lease on {self.lease.scope!r} (token {self.lease.token}) expired at "
+                    f"{self.lease.expires_at.isoformat()} before its keeper started; the scope may be another "
+                    "writer's now"
+                )
+            )
+            return
+        valid_until = loop.time() + min(self.ttl_s, left)
         pause = 0.0
         while not self._closing:
             await asyncio.sleep(pause)
@@ -898,7 +907,7 @@ class LeaseKeeper:
                 return
             except Exception as exc:
                 if loop.time() >= valid_until:
-                    self._lose(await self._why_lost(exc))
+                    self._lose(exc)
                     return
                 log.warning("renewing lease %s/%s failed (%r); retrying", self.lease.scope, self.lease.token, exc)
                 pause = min(interval, max(valid_until - loop.time(), 0.0) / 2, 1.0)
@@ -906,20 +915,6 @@ class LeaseKeeper:
             self.renewals += 1
             valid_until = asked + self.ttl_s
             pause = interval
-
-    async def _why_lost(self, exc: BaseException) -> BaseException:
-        """What to report for a lease that ran out before a renewal answered (``exc``: the renewal's error, often a
-        timeout): the A-Lock's own account of the scope (who holds it now) when it answers within a second. The lease
-        is lost either way; this only makes the report say why."""
-        try:
-            await asyncio.wait_for(self.alock.ensure_fence(self.lease.scope, self.lease.token), 1.0)
-        except FencingError as fenced:
-            return fenced
-        except Exception:
-            return exc
-        return FencingError(
-            f"the lease on {self.lease.scope!r} (token {self.lease.token}) ran out before it could be renewed ({exc!r})"
-        )
 
     def _lose(self, exc: BaseException) -> None:
         self.error = exc
