@@ -881,16 +881,7 @@ class LeaseKeeper:
         # checkpointing): what is left of it is at most its TTL and at most what its expiry says. So the first renewal
         # is at once, and a lease already gone is reported at once rather than at the first interval.
         left = (self.lease.expires_at - datetime.now(UTC)).total_seconds()
-        if left <= 0:  # no renewal answer could be trusted now: report why, rather than a renewal's timeout
-            self._lose(
-                FencingError(
-                    f"the lease on {self.lease.scope!r} (token {self.lease.token}) expired at "
-                    f"{self.lease.expires_at.isoformat()} before its keeper started; the scope may be another "
-                    "writer's now"
-                )
-            )
-            return
-        valid_until = loop.time() + min(self.ttl_s, left)
+        valid_until = loop.time() + max(0.0, min(self.ttl_s, left))
         pause = 0.0
         while not self._closing:
             await asyncio.sleep(pause)

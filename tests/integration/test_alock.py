@@ -399,8 +399,10 @@ async def test_lease_keeper_reports_a_lost_lease(lock: ALock) -> None:
     successor = await lock.acquire_write("shop", "successor", TTL, wait_s=3.0)
     async with lock.keep(stale, 0.15) as keeper:
         await asyncio.wait_for(keeper.lost.wait(), 3.0)
-        assert isinstance(keeper.error, FencingError)
-        assert "expired" in str(keeper.error)  # it ran out before the keeper started: lost at once, saying why
+        # Lost either way: the A-Lock says who holds the scope now, or, when its answer comes after the lease's last
+        # known expiry (a busy machine), the keeper cannot trust it and reports the renewal's timeout.
+        assert isinstance(keeper.error, (FencingError, TimeoutError)), keeper.error
+        assert isinstance(keeper.error, TimeoutError) or "successor" in str(keeper.error)
     assert await lock.check_fence("shop", successor.token)  # the lost lease's exit released nothing
 
 
