@@ -110,6 +110,7 @@ from stratus.writepolicy import (
     history_programs,
     introduced_images,
     introduced_programs,
+    recorded_images,
     recorded_programs,
 )
 from stratus.writerequest import (
@@ -978,6 +979,7 @@ class WriteGateway(ReadGateway):
             self._history_sync(pre) if pre is not None and _needs_history(pre, dry) else (set(), set())
         )
         programs_before |= recorded_programs(pre, self.recorded)
+        ran_before |= recorded_images(pre, self.recorded)
         self.policy.check_result(action, pre, dry, ran_before, programs_before)
         loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
         if loss:

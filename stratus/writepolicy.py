@@ -17,15 +17,21 @@ Why it is shaped this way:
   seccomp/AppArmor profiles (fields or the older annotations), ServiceAccount swaps and token mounts, a PriorityClass
   that preempts other namespaces' pods), ownership and finalizer edits (the garbage collector acts on them later,
   outside the transaction), data destruction (PVC/PV deletion, reclaim policies that delete), exposure (NodePort,
-  LoadBalancer, external IPs, ExternalName aliases), images from registries the operator did not allow, scaling past a
-  bound, and the objects that control the cluster itself (RBAC, admission webhooks, CRDs). A scope
-  may ``waive`` a guard by name; nothing else relaxes one.
-- **A rollback introduces no registry.** The registries a workload "already runs images from" are those of its pre-image
-  and of its own revision history: the ReplicaSets (Deployment) or ControllerRevisions (StatefulSet, DaemonSet) the
-  gateway lists from the API whose controller reference carries the object's uid (``history_images``). Only the
-  controllers write those: a write that creates or re-parents an object with an owner reference is refused
-  (``ownership``), a new ReplicaSet's images must pass this same guard, and deletes never orphan. So putting back
-  the image a workload ran before a bad change is allowed, and no write can forge a history to launder a registry.
+  LoadBalancer, external IPs, ExternalName aliases), images of repositories the workload never ran (outside the
+  registries the operator allows), scaling past a bound, and the objects that control the cluster itself (RBAC,
+  admission webhooks, CRDs). A scope may ``waive`` a guard by name; nothing else relaxes one.
+- **A new image is a known repository's.** An image is code its publisher ships: a write may move a container to
+  another tag or digest of a repository the workload runs or ran, but another repository is another publisher's code,
+  even on a registry the workload already uses (``docker.io/library/nginx`` does not vouch for
+  ``docker.io/attacker/x``).
+  So a new image must be of a repository in the workload's pre-image, in its own revision history (the ReplicaSets
+  (Deployment) or ControllerRevisions (StatefulSet, DaemonSet) the gateway lists from the API whose controller
+  reference carries the object's uid: ``history_images``), or in the object Stratus recorded while the scope was
+  healthy (``recorded_images``); or from a registry or registry path the operator allows (``allowed_registries``; the
+  only source for a new object). Only the controllers write those revisions: a write that creates or re-parents an
+  object with an owner reference is refused (``ownership``), a new ReplicaSet's images must pass this same guard, and
+  deletes never orphan. So putting back the image a workload ran before a bad change is allowed, and no write can
+  forge a history to launder a repository.
 - **No new program through a pod template.** The kubelet runs a container's ``command``/``args`` (after expanding
   ``$(VAR)`` from the container's env), its exec hooks and exec probes; an image's entrypoint runs the executable
   files mounted into it. Changing any of them is a free argv, which the exec rule forbids. So after a write every
@@ -226,7 +232,7 @@ class ScopeRules(BaseModel):
     allowed_registries: list[str] = Field(
         default_factory=list,
         description="Registries (docker.io, ghcr.io) or registry paths (ghcr.io/acme) new images may come from, "
-        "besides the registries the object already runs images from.",
+        "besides the repositories the object runs or ran (another tag of those is always allowed).",
     )
     max_replicas: int = Field(
         default=10,
@@ -389,8 +395,9 @@ class WritePolicy(BaseModel):
         programs_before: Collection[Program] = (),
     ) -> None:
         """The rules judged on what the write would do: ``after`` (the server's dry-run result) against ``pre``.
-        ``ran_before``: images the object's own revisions ran (``history_images``); their registries count as the
-        object's own. ``programs_before``: the programs they ran (``history_programs``)."""
+        ``ran_before``: images the object's own revisions ran (``history_images``) or Stratus recorded for it while
+        healthy (``recorded_images``); their repositories count as the object's own. ``programs_before``: the
+        programs they ran (``history_programs``)."""
         if isinstance(action, (Delete, Exec)):
             return
         kind = action.kind
@@ -760,17 +767,28 @@ def _programs(obj: Obj | None) -> set[Program]:
     return {p for spec in pod_specs(obj).values() for c in _containers(spec) for _, p in container_programs(c, spec)}
 
 
-def recorded_programs(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> set[Program]:
-    """Programs of the object Stratus recorded for ``obj``'s kind, namespace and name while its scope was healthy
-    (``recorded``: the last-known-good snapshot's objects, keyed ``Kind/namespace/name``; ``stratus.lastgood``).
-    Only the detector writes that memory, from the cluster while it was healthy; no write of an agent reaches it."""
+def _recorded(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> Obj | None:
     if not obj or not recorded:
-        return set()
+        return None
     meta = obj.get("metadata") or {}
     ns = meta.get("namespace")
     key = f"{obj.get('kind')}/{ns}/{meta.get('name')}" if ns else f"{obj.get('kind')}/{meta.get('name')}"
     snap = recorded.get(key)
-    return _programs(snap) if isinstance(snap, dict) else set()
+    return snap if isinstance(snap, dict) else None
+
+
+def recorded_programs(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> set[Program]:
+    """Programs of the object Stratus recorded for ``obj``'s kind, namespace and name while its scope was healthy
+    (``recorded``: the last-known-good snapshot's objects, keyed ``Kind/namespace/name``; ``stratus.lastgood``).
+    Only the detector writes that memory, from the cluster while it was healthy; no write of an agent reaches it."""
+    snap = _recorded(obj, recorded)
+    return _programs(snap) if snap is not None else set()
+
+
+def recorded_images(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> set[str]:
+    """Images of the object Stratus recorded for ``obj`` while its scope was healthy (as ``recorded_programs``)."""
+    snap = _recorded(obj, recorded)
+    return {img for spec in pod_specs(snap).values() for img in _images(spec)} if snap is not None else set()
 
 
 def history_programs(owner: Obj, revisions: Iterable[Obj]) -> set[Program]:
@@ -839,7 +857,7 @@ def _violations(
     ran_before, programs_before = history
     before_specs, after_specs = pod_specs(pre), pod_specs(after)
     pre_images = {img for spec in before_specs.values() for img in _images(spec)}
-    pre_registries = {loc.split("/", 1)[0] for loc in map(image_location, pre_images | ran_before) if loc}
+    ran_repositories = {loc for loc in map(image_location, pre_images | ran_before) if loc}
     for path, spec in after_specs.items():
         old = before_specs.get(path)
         old_features = _features(old) if old is not None else {g: set() for g in _FEATURE_GUARDS}
@@ -876,13 +894,16 @@ def _violations(
             loc = image_location(image)
             if loc is None:
                 yield "registry", f"{image!r} is not a valid image reference", "Use a well-formed image reference."
-            elif not _registry_allowed(loc, pre_registries, rules.allowed_registries):
-                allowed = sorted(pre_registries | set(rules.allowed_registries)) or ["none"]
+            elif not _image_allowed(loc, ran_repositories, rules.allowed_registries):
+                ran = sorted(ran_repositories) or ["none"]
+                allowed = sorted(rules.allowed_registries) or ["none"]
                 yield (
                     "registry",
-                    f"image {image!r} comes from {loc.rsplit('/', 1)[0]!r}, outside the allowed registries {allowed}",
-                    "Use an image from a registry the workload already uses (or ran in its revision history) or the "
-                    "policy allows.",
+                    f"image {image!r} comes from repository {loc!r}, which the workload never ran (it runs or ran "
+                    f"{ran[:6]}) and which the policy's allowed registries {allowed} do not cover; another "
+                    "repository is another publisher's code, even on a registry the workload uses",
+                    "Use a tag of a repository the workload runs, an image it ran before (its revision history or "
+                    "its last known good state), or one from a registry the policy allows.",
                 )
     yield from _program_violations(pre, after, programs_before)
     yield from _metadata_violations(pre, after, action)
@@ -1049,7 +1070,9 @@ def _normalise_registry_entry(entry: str) -> str:
     return f"{head}/{rest}" if rest else head
 
 
-def _registry_allowed(loc: str, pre_registries: set[str], allowed: list[str]) -> bool:
-    if loc.split("/", 1)[0] in pre_registries:
+def _image_allowed(loc: str, ran_repositories: set[str], allowed: list[str]) -> bool:
+    """A new image is trusted when it is another tag or digest of a repository the workload runs or ran (the same
+    publisher's code), or when the operator's policy allows its registry or registry path."""
+    if loc in ran_repositories:
         return True
     return any(loc == entry or loc.startswith(entry + "/") for entry in allowed)

@@ -20,6 +20,7 @@ from stratus.writepolicy import (
     introduced_images,
     introduced_programs,
     program_of,
+    recorded_images,
     recorded_programs,
 )
 
@@ -64,6 +65,12 @@ def refused(action: Action, pre: dict[str, Any] | None, after: Any, policy: Writ
     return info.value
 
 
+def refused_with(action: Action, pre: dict[str, Any], after: Any, ran: set[str]) -> PolicyRefusal:
+    with pytest.raises(PolicyRefusal) as info:
+        POLICY.check(action, pre, after, ran)
+    return info.value
+
+
 @pytest.mark.parametrize(
     ("after", "guard"),
     [
@@ -100,9 +107,11 @@ def test_features_the_object_already_had_do_not_block_other_fixes() -> None:
 
 def test_plain_fixes_pass() -> None:
     POLICY.check(Scale(kind="Deployment", namespace=NS, name="web", replicas=3), BASE, with_(BASE, "spec.replicas", 3))
-    # a rollout undo to another repository of a registry the workload already uses (misconfigured image)
+    # a rollout undo to the repository the workload ran before a misconfigured image (its revision history)
     undo = RolloutUndo(kind="Deployment", namespace=NS, name="web")
-    POLICY.check(undo, BASE, with_(BASE, f"{C0}.image", "acme/other:latest"))
+    POLICY.check(undo, BASE, with_(BASE, f"{C0}.image", "acme/other:latest"), {"docker.io/acme/other:3"})
+    # another tag of the repository it runs
+    POLICY.check(PATCH, BASE, with_(BASE, f"{C0}.image", "acme/web:2"))
     # an explicit default ServiceAccount is the same identity
     POLICY.check(PATCH, BASE, with_(BASE, "spec.template.spec.serviceAccountName", "default"))
     # an ordinary env fix (the wrong-env-value class of faults)
@@ -181,6 +190,51 @@ def revision(owner_uid: str, image: str, **meta: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize(
+    "image",
+    [
+        "docker.io/attacker/web:1",  # another publisher on the registry the workload uses
+        "attacker/web:1",  # the same, Docker-normalised
+        "docker.io/acme/web-evil:1",  # a sibling repository of the same account
+        "docker.io/acme/web/sub:1",  # a repository below the one it runs
+        "index.docker.io/library/busybox:1",  # an official image the workload never ran
+    ],
+)
+def test_a_new_repository_is_refused_even_on_a_registry_the_workload_uses(image: str) -> None:
+    message = str(refused(PATCH, BASE, with_(BASE, f"{C0}.image", image)))
+    assert "never ran" in message and "docker.io/acme/web" in message
+    set_image = SetImage(kind="Deployment", namespace=NS, name="web", images={"app": image})
+    assert refused(set_image, BASE, with_(BASE, f"{C0}.image", image)).guard == "registry"
+    # an operator who trusts the whole registry says so, and then it passes
+    docker = WritePolicy.parse(
+        '{"scopes": {"*": {"grants": [{"kinds": ["*"], "verbs": ["*"]}], "allowed_registries": ["docker.io"]}}}'
+    )
+    docker.check(PATCH, BASE, with_(BASE, f"{C0}.image", image))
+
+
+def test_a_new_tag_or_digest_of_a_repository_the_workload_runs_or_ran_passes() -> None:
+    for image in ("docker.io/acme/web:2", "acme/web", "registry-1.docker.io/acme/web@sha256:" + "a" * 64):
+        POLICY.check(PATCH, BASE, with_(BASE, f"{C0}.image", image))
+    # a repository only a revision (or the last known good record) ran: the caller passes it as ran before
+    after = with_(BASE, f"{C0}.image", "ghcr.io/acme/web:7")
+    assert refused(PATCH, BASE, after).guard == "registry"
+    POLICY.check(PATCH, BASE, after, {"ghcr.io/acme/web:1"})
+    # a second container: its repository vouches for no other container's new repository either way
+    two = with_(
+        BASE,
+        "spec.template.spec.containers",
+        [*BASE["spec"]["template"]["spec"]["containers"], {"name": "side", "image": "docker.io/acme/side:1"}],
+    )
+    POLICY.check(PATCH, two, with_(two, f"{C0}.image", "docker.io/acme/side:2"))
+
+
+def test_recorded_images_come_from_the_object_recorded_under_the_same_name() -> None:
+    recorded = {"Deployment/shop/web": with_(BASE, f"{C0}.image", "ghcr.io/acme/web:1")}
+    assert recorded_images(BASE, recorded) == {"ghcr.io/acme/web:1"}
+    assert recorded_images(with_(BASE, "metadata.name", "other"), recorded) == set()
+    assert recorded_images(BASE, None) == set() and recorded_images(None, recorded) == set()
+
+
 def test_a_rollback_to_an_image_of_the_revision_history_brings_no_new_registry() -> None:
     # the faulty change moved the workload to another registry; the fix puts back the image it ran before
     pre = with_(BASE, f"{C0}.image", "app-image:latest")
@@ -191,8 +245,9 @@ def test_a_rollback_to_an_image_of_the_revision_history_brings_no_new_registry()
     assert ran == {"ghcr.io/acme/web:2", "app-image:latest"}
     assert introduced_images(pre, after) == {"ghcr.io/acme/web:2"}
     POLICY.check(undo, pre, after, ran)
-    # any repository of a registry the history ran counts, as for the registries the object runs now
-    POLICY.check(PATCH, pre, with_(BASE, f"{C0}.image", "ghcr.io/acme/other:1"), ran)
+    # another tag of a repository the history ran counts; another repository of its registry does not
+    POLICY.check(PATCH, pre, with_(BASE, f"{C0}.image", "ghcr.io/acme/web:3"), ran)
+    assert refused_with(PATCH, pre, with_(BASE, f"{C0}.image", "ghcr.io/acme/other:1"), ran).guard == "registry"
     # a registry neither the object nor its history ran is still refused, and the message names both
     message = str(refused(PATCH, pre, with_(BASE, f"{C0}.image", "evil.example.com/miner:1"), POLICY))
     assert "revision history" in message
