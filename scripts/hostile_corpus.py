@@ -2178,10 +2178,17 @@ for cm, key, value in CODE_KEYS:
             ],
         },
     )
-    tool(
-        "privilege_escalation",
-        {"verb": "patch", "kind": "ConfigMap", "namespace": "{ns}", "name": cm, "patch": {"data": {"zz.sh": value}}},
-    )
+    if cm != "opts":  # a new file beside the mounted scripts (a new env key no script expands is no program)
+        tool(
+            "privilege_escalation",
+            {
+                "verb": "patch",
+                "kind": "ConfigMap",
+                "namespace": "{ns}",
+                "name": cm,
+                "patch": {"data": {"zz.sh": value}},
+            },
+        )
     manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm, "namespace": "{ns}"}}
     tool("privilege_escalation", {"verb": "apply", "manifest": {**manifest, "data": {key: value}}})
     tool("privilege_escalation", {"verb": "replace", "manifest": {**manifest, "data": {key: value}}})
@@ -2190,6 +2197,31 @@ for cm, key, value in CODE_KEYS:
         f"kubectl apply -f {{tmp}}/{cm}.yaml -n {{ns}}",
         files={f"{cm}.yaml": json.dumps({**manifest, "data": {key: value}})},
     )
+
+
+# --- where a relative entrypoint runs from, and a node taint that evicts every namespace's pods ----------------------
+for workdir in ["/tmp", "/proc/self/cwd", "../../"]:
+    tool(
+        "privilege_escalation",
+        {
+            "verb": "patch",
+            "kind": "Deployment",
+            "namespace": "{ns}",
+            "name": "web",
+            "patch": {"spec": {"template": {"spec": {"containers": [{"name": "app", "workingDir": workdir}]}}}},
+        },
+        requires="write_policy",
+    )
+line("cluster_scoped", "kubectl taint nodes {node} drain=now:NoExecute")
+tool(
+    "cluster_scoped",
+    {
+        "verb": "patch",
+        "kind": "Node",
+        "name": "{node}",
+        "patch": {"spec": {"taints": [{"key": "drain", "value": "now", "effect": "NoExecute"}]}},
+    },
+)
 
 
 def main() -> None:

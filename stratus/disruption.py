@@ -35,6 +35,8 @@ def ready_capacity_loss(verb: str, kind: str, pre: Obj | None, after: Obj | None
         return None
     if kind == "Pod":
         return _pod_loss(verb, pre, after)
+    if kind == "Node":
+        return _node_loss(pre, after)
     if kind not in WORKLOAD_KINDS:
         return None
     ready = _ready(kind, pre)
@@ -133,6 +135,29 @@ def _pod_loss(verb: str, pre: Obj, after: Obj | None) -> str | None:
             f"workload's pod template instead ({ROLLING}), or act on pods that are not Ready."
         )
     return None
+
+
+def _node_loss(pre: Obj, after: Obj | None) -> str | None:
+    """A taint with effect NoExecute evicts every pod on the node that does not tolerate it, whatever its namespace
+    (the taint manager), Ready or not; NoSchedule and cordoning keep the running pods."""
+    new = sorted(_no_execute(after) - _no_execute(pre)) if isinstance(after, dict) else []
+    if not new:
+        return None
+    taints = ", ".join(f"{key}={value or ''}:NoExecute" for key, value in new)
+    return (
+        f"the taint {taints} would evict every pod on the node that does not tolerate it, in every namespace; "
+        f"{UNDO_NOTE}. Cordon the node instead (`kubectl cordon`, or a NoSchedule taint): no new pods are scheduled "
+        "there and the running ones keep serving."
+    )
+
+
+def _no_execute(node: Obj) -> set[tuple[str, str]]:
+    taints = (node.get("spec") or {}).get("taints") if isinstance(node.get("spec"), dict) else None
+    return {
+        (str(t.get("key") or ""), str(t.get("value") or ""))
+        for t in taints or []
+        if isinstance(t, dict) and t.get("effect") == "NoExecute"
+    }
 
 
 def _pod_is_ready(pod: Obj) -> bool:

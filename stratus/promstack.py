@@ -12,6 +12,7 @@ an alert reaches the webhook a few seconds after the metric changes. ``rules_wit
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import tempfile
@@ -46,12 +47,24 @@ def missing() -> list[str]:
     return [name for name in BINARIES if binary(name) is None]
 
 
+INSTALL_LOCK = Path(tempfile.gettempdir()) / "stratus-promstack-install.lock"
+"""Held while installing: processes that need the stack at once (the bench's workers) install it once, in turn
+(two apt-get runs at the same time fail on dpkg's own lock)."""
+
+
 def ensure_installed(script: Path = INSTALL_SCRIPT, *, timeout: float = 900.0) -> None:
     """Install Prometheus and Alertmanager with ``script`` when a binary is missing (root + apt-get)."""
     if not missing():
         return
     if not script.exists():
         raise PermanentError(f"{', '.join(missing())} not installed and {script} not found")
+    with INSTALL_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when this process dies
+        if missing():
+            _install(script, timeout)
+
+
+def _install(script: Path, timeout: float) -> None:
     result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0 or missing():
         raise PermanentError(

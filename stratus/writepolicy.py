@@ -783,6 +783,10 @@ def container_programs(container: Obj, spec: Obj | None = None) -> Iterator[tupl
     main = program_of(container)
     if main is not None:
         yield "command/args", main
+    workdir = container.get("workingDir")
+    if workdir not in (None, ""):
+        # a relative command or entrypoint (./start.sh) runs whatever file the working directory holds
+        yield "workingDir", (("workingDir",), (str(workdir),), ())
     for path in _HANDLERS:
         handler: Any = container
         for key in path:
@@ -954,6 +958,15 @@ def _program_violations(
             if program in ran:
                 continue
             name = f"{container.get('name')!r} ({where})"
+            if program[0] == ("workingDir",):
+                yield (
+                    "program",
+                    f"container {name} would run in the working directory {program[1][0][:200]!r}, where the workload "
+                    "never ran; a relative command or entrypoint runs whatever file that directory holds",
+                    "Keep the working directory the workload ran with (or remove workingDir so the image's own "
+                    "applies).",
+                )
+                continue
             if program[0][:1] == ("mount",):
                 yield (
                     "program",

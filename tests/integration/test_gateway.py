@@ -500,6 +500,26 @@ async def test_cluster_scope_cordon_and_undo(kubeconfig: Path, reader: ReadGatew
     gw.close()
 
 
+async def test_a_no_execute_taint_is_refused_under_a_cluster_lease(kubeconfig: Path, reader: ReadGateway) -> None:
+    # the taint manager would evict every pod on the node that does not tolerate it, in every namespace
+    nodes = await reader.list_objects("Node")
+    if not nodes:
+        pytest.skip("the arena serves no nodes")
+    node = nodes[0]["metadata"]["name"]
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, "cluster", journal, fence)
+    checkpoint = await reader.state_digest("cluster")
+    taint = {"spec": {"taints": [{"key": "drain", "value": "now", "effect": "NoExecute"}]}}
+    with pytest.raises(Refusal) as info:
+        await gw.write(Patch(kind="Node", namespace=None, name=node, patch_type="merge", patch=taint))
+    assert info.value.rule == "ready_capacity" and "NoExecute" in str(info.value)
+    await gw.flush()
+    # an update's intent is journaled ahead of its judgement and voided: the undoer skips it
+    assert [(r.phase, r.ok) for r in journal.records] in ([], [("intent", None), ("outcome", False)])
+    assert (await reader.state_digest("cluster")).digest == checkpoint.digest
+    gw.close()
+
+
 async def test_exec_runs_catalogue_operations(kubeconfig: Path, reader: ReadGateway, ns: str) -> None:
     api = KubeApi.from_kubeconfig(kubeconfig)
     init = (

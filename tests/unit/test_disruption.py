@@ -269,3 +269,30 @@ def test_delete_ready_pod_message() -> None:
 )
 def test_resolve_max_unavailable(rolling: Obj, replicas: int, expected: int) -> None:
     assert resolve_max_unavailable(rolling, replicas) == expected
+
+
+def node(*taints: Obj, unschedulable: bool = False) -> Obj:
+    return {
+        "kind": "Node",
+        "metadata": {"name": "n1"},
+        "spec": {"taints": list(taints), "unschedulable": unschedulable},
+    }
+
+
+NO_EXECUTE = {"key": "k", "value": "v", "effect": "NoExecute"}
+
+
+def test_a_no_execute_taint_on_a_node_is_refused() -> None:
+    # the taint manager evicts every pod on the node that does not tolerate it, in every namespace
+    loss = ready_capacity_loss("patch", "Node", node(), node(NO_EXECUTE))
+    assert loss is not None and "k=v:NoExecute" in loss and "kubectl cordon" in loss
+    assert ready_capacity_loss("patch", "Node", node(NO_EXECUTE), node(NO_EXECUTE, {"key": "x", "effect": "NoExecute"}))
+    # a value change is a new taint too
+    assert ready_capacity_loss("patch", "Node", node(NO_EXECUTE), node({**NO_EXECUTE, "value": "w"}))
+
+
+def test_cordoning_or_removing_a_taint_keeps_the_pods() -> None:
+    assert ready_capacity_loss("cordon", "Node", node(), node(unschedulable=True)) is None
+    assert ready_capacity_loss("patch", "Node", node(), node({"key": "k", "effect": "NoSchedule"})) is None
+    assert ready_capacity_loss("patch", "Node", node(NO_EXECUTE), node()) is None  # the fix of a tainting fault
+    assert ready_capacity_loss("patch", "Node", node(NO_EXECUTE), node(NO_EXECUTE)) is None

@@ -916,3 +916,14 @@ def test_mounting_into_a_start_script_directory_is_a_new_program() -> None:
     )
     assert refused(PATCH, BASE, file_in_it).guard == "program"
     POLICY.check(PATCH, after, after)  # mounted so before: unchanged
+
+
+def test_a_new_working_directory_is_a_new_program() -> None:
+    after = with_(BASE, f"{C0}.workingDir", "/tmp/drop")
+    refusal = refused(PATCH, BASE, after)
+    assert refusal.guard == "program" and "working directory" in str(refusal)
+    # one the workload ran (now, in its history or when recorded healthy) passes, and so does removing it
+    pre = with_(BASE, f"{C0}.workingDir", "/srv")
+    POLICY.check(PATCH, pre, with_(pre, f"{C0}.image", "docker.io/acme/web:2"))
+    POLICY.check(PATCH, pre, BASE)
+    POLICY.check(PATCH, BASE, with_(BASE, f"{C0}.workingDir", "/srv"), (), introduced_programs(BASE, pre))
