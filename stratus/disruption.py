@@ -52,6 +52,12 @@ def ready_capacity_loss(verb: str, kind: str, pre: Obj | None, after: Obj | None
     if after is None:
         return None
     spec_after = after.get("spec") or {}
+    deadline = _deadline(after)
+    if deadline is not None and (_deadline(pre) is None or deadline < (_deadline(pre) or 0)):
+        return (
+            f"activeDeadlineSeconds {deadline} makes the kubelet kill each of its pods that long after it starts, "
+            f"the {pods} included; {UNDO_NOTE}. Leave the pods' deadline as it is."
+        )
     if kind in SCALED_KINDS:
         replicas = int(spec_after.get("replicas", 1))
         if replicas < ready:
@@ -135,6 +141,12 @@ def _pod_loss(verb: str, pre: Obj, after: Obj | None) -> str | None:
             f"workload's pod template instead ({ROLLING}), or act on pods that are not Ready."
         )
     return None
+
+
+def _deadline(obj: Obj) -> int | None:
+    spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    value = spec.get("activeDeadlineSeconds") if isinstance(spec, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _node_loss(pre: Obj, after: Obj | None) -> str | None:

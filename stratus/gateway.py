@@ -992,7 +992,9 @@ class WriteGateway(ReadGateway):
         ran_before |= recorded_images(pre, self.recorded)
         consumers: list[Obj] = []
         healthy = None
-        if action.kind == "ConfigMap" and configmap_content_changed(pre, dry):
+        if isinstance(action, Delete) and action.kind in ("ConfigMap", "Service"):
+            self.policy.check_delete(action, pre, self._consumers_sync(action.scope))
+        elif action.kind == "ConfigMap" and configmap_content_changed(pre, dry):
             consumers = self._consumers_sync(action.scope)
             healthy = recorded_object(dry if isinstance(dry, dict) else pre, self.recorded)
         self.policy.check_result(action, pre, dry, ran_before, programs_before, consumers, healthy)
@@ -1602,7 +1604,11 @@ def _stale(request: WireRequest | None, pre: Obj | None) -> bool:
 
 def _needs_reads(action: Action, pre: Obj | None, dry: Any) -> bool:
     """Whether judging ``dry`` reads the cluster (``_needs_history``, or a ConfigMap's content changes)."""
-    return _needs_history(pre, dry) or (action.kind == "ConfigMap" and configmap_content_changed(pre, dry))
+    return (
+        _needs_history(pre, dry)
+        or (action.kind == "ConfigMap" and configmap_content_changed(pre, dry))
+        or (isinstance(action, Delete) and action.kind in ("ConfigMap", "Service"))
+    )
 
 
 def _needs_history(pre: Obj | None, dry: Any) -> bool:

@@ -19,7 +19,15 @@ Why it is shaped this way:
   outside the transaction), data destruction (PVC/PV deletion, reclaim policies that delete), exposure (NodePort,
   LoadBalancer, external IPs, ExternalName aliases), images of repositories the workload never ran (outside the
   registries the operator allows), scaling past a bound, and the objects that control the cluster itself (RBAC,
-  admission webhooks, CRDs). A scope may ``waive`` a guard by name; nothing else relaxes one.
+  admission webhooks, CRDs). Also what a pod template brings without a privileged flag: root (``runAsUser: 0``),
+  another runtime class, the variables runtimes load code from (``LD_*``, ``CODE_LOADING_ENV``; their values count),
+  proxy variables, host aliases and DNS servers (traffic sent elsewhere: ``exposure``), and Secrets it did not get
+  before (env, envFrom, a mount at a new path: ``secrets``). Writes no undo takes back (``irreversible``: a history
+  limit lowered, so the controller deletes old ReplicaSets or Jobs; a Job's time to live; a claim grown; an object
+  made immutable); admission tightened (``limits``: a new or lowered quota or limit-range bound, a new NetworkPolicy,
+  each refusing pods or traffic the undo's own rollout needs); deleting a ConfigMap pods need to start
+  (``data_destruction``) or a Service that routes to running pods (``traffic``). A scope may ``waive`` a guard by
+  name; nothing else relaxes one.
 - **A new image is a known repository's.** An image is code its publisher ships: a write may move a container to
   another tag or digest of a repository the workload runs or ran, but another repository is another publisher's code,
   even on a registry the workload already uses (``docker.io/library/nginx`` does not vouch for
@@ -63,6 +71,7 @@ import json
 import posixpath
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -92,6 +101,9 @@ Guard = Literal[
     "scale_bound",
     "priority",
     "program",
+    "irreversible",
+    "limits",
+    "traffic",
 ]
 """The named guards of the policy; a scope may waive one explicitly (``waive``)."""
 
@@ -155,7 +167,7 @@ _CONTROL_KINDS: dict[str, tuple[Guard, str, str]] = {
 }
 """Kinds refused outright (whatever the grants say), the guard, why, and what to do instead."""
 
-_FEATURE_GUARDS = ("privileged", "capabilities", "host_namespaces", "host_path", "exposure")
+_FEATURE_GUARDS = ("privileged", "capabilities", "host_namespaces", "host_path", "exposure", "secrets")
 
 SAFE_SYSCTLS = frozenset(
     {
@@ -439,6 +451,34 @@ class WritePolicy(BaseModel):
             if name not in waived:
                 raise refuse(name, why, instead)
 
+    def check_delete(self, action: Action, pre: Obj | None, consumers: Iterable[Obj]) -> None:
+        """Refuse deleting a ConfigMap that a pod or pod template of ``consumers`` (the namespace's pods and pod
+        templates) needs to start (a volume, an env reference or envFrom, not marked optional): every such pod that
+        starts after it (a restart, a reschedule, a rollout, the undo's own) fails until it is back; and deleting a
+        Service (``pre``) whose selector matches running pods: their traffic stops."""
+        if not isinstance(action, Delete):
+            return
+        if action.kind == "Service":
+            served = serving_pods(pre, consumers)
+            if served and "traffic" not in self._waived(action.scope):
+                raise _refuser(action)(
+                    "traffic",
+                    f"it routes traffic to {len(served)} running pod(s) ({', '.join(served[:3])}); deleting it drops "
+                    "every connection to them and its address, which a re-created Service need not get back",
+                    "Fix the Service (its ports, its selector) with a patch instead.",
+                )
+            return
+        if action.kind != "ConfigMap":
+            return
+        users = configmap_users(action.name, consumers)
+        if users and "data_destruction" not in self._waived(action.scope):
+            raise _refuser(action)(
+                "data_destruction",
+                f"{', '.join(users[:5])}{' and more' if len(users) > 5 else ''} need it to start a pod: every pod "
+                "that starts without it (a restart, a reschedule, a rollout) fails until it is back",
+                "Fix the ConfigMap's content, or first change the workloads that use it.",
+            )
+
     def _waived(self, scope: str) -> set[str]:
         return set((self.rules_for(scope) or ScopeRules()).waive)
 
@@ -520,8 +560,20 @@ def _features(spec: Obj) -> dict[str, set[str]]:
                 out["host_path"].add(
                     f"the {source} volume {vol.get('name')!r}, which the node mounts itself from outside the cluster"
                 )
+    secret_volumes = _secret_volumes(spec)
+    if spec.get("runtimeClassName"):
+        out["privileged"].add(f"the runtime class {spec.get('runtimeClassName')!r} (another container runtime)")
+    for alias in spec.get("hostAliases") or []:
+        if isinstance(alias, dict):
+            for host in alias.get("hostnames") or []:
+                out["exposure"].add(f"a host alias sending {host!r} to {alias.get('ip')!r}")
+    dns = spec.get("dnsConfig") if isinstance(spec.get("dnsConfig"), dict) else {}
+    for server in (dns or {}).get("nameservers") or []:
+        out["exposure"].add(f"the DNS server {server!r} for every name the pod looks up")
     pod_sc = spec.get("securityContext") or {}
     if isinstance(pod_sc, dict):
+        if pod_sc.get("runAsUser") == 0 and not isinstance(pod_sc.get("runAsUser"), bool):
+            out["privileged"].add("root (runAsUser 0) for the pod")
         if _unconfined(pod_sc):
             out["privileged"].add("an unconfined seccomp/AppArmor profile for the pod")
         for sysctl in pod_sc.get("sysctls") or []:
@@ -548,12 +600,79 @@ def _features(spec: Obj) -> dict[str, set[str]]:
             out["capabilities"].add(f"capability {str(cap).upper()} in container {name!r}")
         for env in c.get("env") or []:
             # The dynamic linker reads every LD_* variable (ld.so(8)): LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH make
-            # the process load code its image does not run, which is as much a privilege change as a new image.
-            if isinstance(env, dict) and str(env.get("name", "")).startswith("LD_"):
-                out["privileged"].add(f"dynamic-linker variable {env.get('name')} in container {name!r}")
+            # the process load code its image does not run, which is as much a privilege change as a new image; the
+            # language runtimes and shells read their own (``CODE_LOADING_ENV``). Their value is part of the feature.
+            var = str(env.get("name", "")) if isinstance(env, dict) else ""
+            if var.startswith("LD_") or var in CODE_LOADING_ENV:
+                source = env.get("value") if "value" in env else json.dumps(env.get("valueFrom"), sort_keys=True)
+                out["privileged"].add(f"the code-loading variable {var}={str(source)[:120]!r} in container {name!r}")
+            if var.upper() in PROXY_ENV:
+                source = env.get("value") if "value" in env else json.dumps(env.get("valueFrom"), sort_keys=True)
+                out["exposure"].add(f"the proxy {var}={str(source)[:120]!r} for container {name!r}'s outbound traffic")
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef") if isinstance(env, dict) else None
+            if isinstance(ref, dict):
+                out["secrets"].add(f"key {ref.get('key')!r} of Secret {ref.get('name')!r} as env {var} in {name!r}")
+        for source in c.get("envFrom") or []:
+            ref = source.get("secretRef") if isinstance(source, dict) else None
+            if isinstance(ref, dict):
+                out["secrets"].add(f"every key of Secret {ref.get('name')!r} as env (envFrom) in {name!r}")
+        for mount in c.get("volumeMounts") or []:
+            volume = secret_volumes.get(mount.get("name")) if isinstance(mount, dict) else None
+            if volume:
+                where = str(mount.get("mountPath")) + (f" (subPath {mount['subPath']})" if mount.get("subPath") else "")
+                out["secrets"].add(f"Secret {volume} mounted at {where} in {name!r}")
+        if sc.get("runAsUser") == 0 and not isinstance(sc.get("runAsUser"), bool):
+            out["privileged"].add(f"root (runAsUser 0) for container {name!r}")
         for port in c.get("ports") or []:
             if isinstance(port, dict) and port.get("hostPort"):
                 out["exposure"].add(f"hostPort {port.get('hostPort')} in container {name!r}")
+    return out
+
+
+CODE_LOADING_ENV = frozenset(
+    {
+        "NODE_OPTIONS",  # node: --require/--import load modules first
+        "JAVA_TOOL_OPTIONS",  # every JVM: -javaagent
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "PYTHONSTARTUP",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PERL5OPT",
+        "PERL5LIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "BASH_ENV",  # bash sources it before a script
+        "ENV",  # sh does, when interactive
+        "DOTNET_STARTUP_HOOKS",
+        "GCONV_PATH",  # glibc loads conversion modules from it
+        "PATH",  # which file a command name runs
+    }
+)
+"""Environment variables the language runtimes and shells read as code to load, or as where to find the programs a
+command names: a new value runs code the image does not, as the dynamic linker's ``LD_*`` do."""
+
+
+PROXY_ENV = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "FTP_PROXY"})
+"""Variables (either case) that send a process's outbound traffic, credentials included, through another host (or,
+``NO_PROXY``, past the one it had): a new value redirects traffic as a host alias or a DNS server does."""
+
+
+def _secret_volumes(spec: Obj) -> dict[Any, str]:
+    """The pod's volumes that carry Secrets (``secret``, or a ``projected`` source), by name, with the Secrets."""
+    out: dict[Any, str] = {}
+    for vol in spec.get("volumes") or []:
+        if not isinstance(vol, dict):
+            continue
+        names = []
+        if isinstance(vol.get("secret"), dict):
+            names.append(str(vol["secret"].get("secretName")))
+        projected = vol.get("projected") if isinstance(vol.get("projected"), dict) else {}
+        for sub in (projected or {}).get("sources") or []:
+            if isinstance(sub, dict) and isinstance(sub.get("secret"), dict):
+                names.append(str(sub["secret"].get("name")))
+        if names:
+            out[vol.get("name")] = ", ".join(repr(n) for n in sorted(names))
     return out
 
 
@@ -629,7 +748,10 @@ _INSTEAD: dict[str, str] = {
     "host_namespaces": "Fix the workload inside its own namespaces; host access needs an operator.",
     "host_path": "Use a PersistentVolumeClaim, a ConfigMap or an emptyDir instead of a host directory.",
     "capabilities": "Fix the workload without adding Linux capabilities; an operator can grant one if needed.",
-    "exposure": "Keep the Service internal (ClusterIP) and fix the path inside the cluster.",
+    "exposure": "Keep the Service internal (ClusterIP) and the pods' name resolution the cluster's; fix the path "
+    "inside the cluster.",
+    "secrets": "Keep the credentials the workload has; giving it a Secret (env, envFrom, a mount) is its owner's "
+    "decision.",
 }
 
 
@@ -862,6 +984,52 @@ def configmap_code(name: str, consumers: Iterable[Obj]) -> dict[str, str]:
                 for key in _env_keys(container, name):
                     code.setdefault(key, f"{where} expands it in its command (env)")
     return code
+
+
+def serving_pods(service: Obj | None, consumers: Iterable[Obj]) -> list[str]:
+    """The running pods of ``consumers`` that Service ``service``'s selector matches (none without a selector)."""
+    selector = _at(service, ("spec", "selector"))
+    if not isinstance(selector, dict) or not selector:
+        return []
+    out = []
+    for pod in consumers:
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        phase = _at(pod, ("status", "phase"))
+        running = pod.get("kind") == "Pod" and phase in (None, "Running", "Pending") and isinstance(labels, dict)
+        if running and all(labels.get(k) == v for k, v in selector.items()):
+            out.append(str(meta.get("name")))
+    return out
+
+
+def configmap_users(name: str, consumers: Iterable[Obj]) -> list[str]:
+    """The pods and pod-template holders of ``consumers`` that cannot start a pod without ConfigMap ``name`` (a
+    volume, an env reference, envFrom; ``optional: true`` ones can)."""
+    users = []
+    for holder in consumers:
+        meta = holder.get("metadata") or {}
+        for spec in pod_specs(holder).values():
+            if _needs_configmap(spec, name):
+                users.append(f"{holder.get('kind')}/{meta.get('name')}")
+                break
+    return users
+
+
+def _needs_configmap(spec: Obj, name: str) -> bool:
+    for volume in spec.get("volumes") or []:
+        for source, _ in _configmap_sources(volume, name):
+            if source.get("optional") is not True:
+                return True
+    for container in _containers(spec):
+        for env in container.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("configMapKeyRef") if isinstance(env, dict) else None
+            if isinstance(ref, dict) and ref.get("name") == name and ref.get("optional") is not True:
+                return True
+        for source in container.get("envFrom") or []:
+            ref = source.get("configMapRef") if isinstance(source, dict) else None
+            if isinstance(ref, dict) and ref.get("name") == name and ref.get("optional") is not True:
+                return True
+    return False
 
 
 def _configmap_sources(volume: Any, name: str) -> Iterator[tuple[Obj, bool]]:
@@ -1139,6 +1307,8 @@ def _object_violations(kind: str, pre: Obj | None, after: Obj, rules: ScopeRules
                         f"PVC retention {when}: Delete deletes the pods' volumes",
                         "Keep the claims retained.",
                     )
+    yield from _irreversible(kind, pre, after)
+    yield from _limits(kind, pre, after)
     for field, count, before in _scale_counts(kind, pre, after):
         bound = max(rules.max_replicas, before if isinstance(before, int) and not isinstance(before, bool) else 0)
         if count > bound:
@@ -1148,6 +1318,148 @@ def _object_violations(kind: str, pre: Obj | None, after: Obj, rules: ScopeRules
                 "the current value if higher); each counts pods run at once or in all",
                 "Stay within the bound; an operator can raise max_replicas for this scope.",
             )
+
+
+_HISTORY_LIMITS: dict[str, tuple[tuple[tuple[str, ...], int, str], ...]] = {
+    "Deployment": ((("spec", "revisionHistoryLimit"), 10, "old ReplicaSets"),),
+    "StatefulSet": ((("spec", "revisionHistoryLimit"), 10, "ControllerRevisions"),),
+    "DaemonSet": ((("spec", "revisionHistoryLimit"), 10, "ControllerRevisions"),),
+    "CronJob": (
+        (("spec", "successfulJobsHistoryLimit"), 3, "finished Jobs and their pods"),
+        (("spec", "failedJobsHistoryLimit"), 1, "failed Jobs and their pods"),
+    ),
+}
+"""Fields that tell a controller how many old objects to keep (path, the API's default, what it deletes): lowering one
+makes the controller delete them after the write, outside the transaction; the revision history is also what a
+rollback and the image and program guards read."""
+
+
+def _irreversible(kind: str, pre: Obj | None, after: Obj) -> Iterator[tuple[str, str, str]]:
+    """Writes no undo takes back: controllers deleting objects later, a volume grown, an object made immutable."""
+    if pre is None:
+        return
+    for path, default, what in _HISTORY_LIMITS.get(kind, ()):
+        old, new = _int_or(_at(pre, path), default), _int_or(_at(after, path), default)
+        if new < old:
+            yield (
+                "irreversible",
+                f"{'.'.join(path)} {new} (was {old}) makes the controller delete {what} beyond it; no undo brings "
+                "them back",
+                "Keep the history limit.",
+            )
+    if kind == "Job":
+        old_ttl, new_ttl = (
+            _at(pre, ("spec", "ttlSecondsAfterFinished")),
+            _at(after, ("spec", "ttlSecondsAfterFinished")),
+        )
+        if isinstance(new_ttl, int) and (not isinstance(old_ttl, int) or new_ttl < old_ttl):
+            yield (
+                "irreversible",
+                f"ttlSecondsAfterFinished {new_ttl} makes the TTL controller delete the Job and its pods once finished",
+                "Keep the Job's time to live.",
+            )
+    if kind == "PersistentVolumeClaim":
+        old_size = quantity(_at(pre, ("spec", "resources", "requests", "storage")))
+        new_size = quantity(_at(after, ("spec", "resources", "requests", "storage")))
+        if old_size is not None and new_size is not None and new_size > old_size:
+            yield (
+                "irreversible",
+                "growing a PersistentVolumeClaim cannot be undone: the API refuses to shrink a claim",
+                "Free space on the volume, or report that it needs to grow so that an operator decides.",
+            )
+    if kind in ("ConfigMap", "Secret") and after.get("immutable") is True and pre.get("immutable") is not True:
+        yield (
+            "irreversible",
+            f"an immutable {kind} can never be changed again (nor made mutable): its undo could not restore it",
+            f"Leave the {kind} mutable.",
+        )
+
+
+def _limits(kind: str, pre: Obj | None, after: Obj) -> Iterator[tuple[str, str, str]]:
+    """A tighter ResourceQuota or LimitRange: the API refuses new pods past it (a restart, a rollout, the undo's own
+    replacements), so a write may only loosen one (raise or drop a bound), never add or tighten one."""
+    if kind == "ResourceQuota":
+        old_hard = _at(pre, ("spec", "hard")) if pre is not None else {}
+        new_hard = _at(after, ("spec", "hard"))
+        for key, value in sorted((new_hard if isinstance(new_hard, dict) else {}).items()):
+            before = (old_hard if isinstance(old_hard, dict) else {}).get(key)
+            if not _loosens(before, value, larger=True):
+                yield (
+                    "limits",
+                    f"hard {key}: {value} ({'was ' + str(before) if before is not None else 'a new bound'}) refuses "
+                    "new pods past it: restarts, rollouts and the undo's own replacements",
+                    "Raise or remove quota bounds only; fix what uses the resources instead.",
+                )
+    if kind == "NetworkPolicy" and pre is None:
+        yield (
+            "limits",
+            "a new NetworkPolicy isolates the pods it selects: from then on only what some policy allows reaches them "
+            "(or leaves them)",
+            "Remove or loosen the policy that blocks the traffic instead of adding one.",
+        )
+    if kind == "LimitRange":
+        old_items = _limit_items(pre)
+        for (kind_of, field, resource), value in sorted(_limit_items(after).items()):
+            before = old_items.get((kind_of, field, resource))
+            larger = field in ("max", "maxLimitRequestRatio")
+            if field in ("max", "min", "maxLimitRequestRatio") and not _loosens(before, value, larger=larger):
+                yield (
+                    "limits",
+                    f"{kind_of} {field} {resource}: {value} "
+                    f"({'was ' + str(before) if before is not None else 'a new bound'}) refuses new pods outside it",
+                    "Loosen limit ranges only (raise a max, lower a min, remove one); fix the pods' resources instead.",
+                )
+
+
+def _limit_items(obj: Obj | None) -> dict[tuple[str, str, str], Any]:
+    out: dict[tuple[str, str, str], Any] = {}
+    for item in _at(obj, ("spec", "limits")) or []:
+        if not isinstance(item, dict):
+            continue
+        for field in ("max", "min", "maxLimitRequestRatio", "default", "defaultRequest"):
+            values = item.get(field)
+            if isinstance(values, dict):
+                for resource, value in values.items():
+                    out[(str(item.get("type")), field, str(resource))] = value
+    return out
+
+
+def _loosens(before: Any, after: Any, *, larger: bool) -> bool:
+    """Whether bound ``after`` is no tighter than ``before`` (None: there was no bound, so any bound is tighter)."""
+    if before is None:
+        return False
+    old, new = quantity(before), quantity(after)
+    if old is None or new is None:
+        return str(before) == str(after)
+    return new >= old if larger else new <= old
+
+
+def _int_or(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d{1,3})|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$")
+_SUFFIX = {
+    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+    **{"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3")},
+    **{s: Decimal(1000) ** (i + 1) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))},
+}
+
+
+def quantity(value: Any) -> Decimal | None:
+    """A Kubernetes resource quantity (``1.5Gi``, ``500m``, ``1e3``, a number) as a number; None if it is not one."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return Decimal(str(value))
+    match = _QUANTITY.match(str(value).strip()) if len(str(value)) <= 64 else None
+    if match is None:
+        return None
+    number, exponent, suffix = match.groups()
+    base = Decimal(number)
+    if exponent:
+        return base * (Decimal(10) ** int(exponent[1:]))
+    return base * _SUFFIX[suffix] if suffix else base
 
 
 _SCALE_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {

@@ -296,3 +296,12 @@ def test_cordoning_or_removing_a_taint_keeps_the_pods() -> None:
     assert ready_capacity_loss("patch", "Node", node(), node({"key": "k", "effect": "NoSchedule"})) is None
     assert ready_capacity_loss("patch", "Node", node(NO_EXECUTE), node()) is None  # the fix of a tainting fault
     assert ready_capacity_loss("patch", "Node", node(NO_EXECUTE), node(NO_EXECUTE)) is None
+
+
+def test_a_pod_deadline_on_a_workload_is_refused() -> None:
+    pre = workload("Deployment", 2, 2, strategy={"rollingUpdate": {"maxUnavailable": 0}})
+    after = copy.deepcopy(pre)
+    after["spec"]["template"]["spec"]["activeDeadlineSeconds"] = 60
+    loss = ready_capacity_loss("patch", "Deployment", pre, after)
+    assert loss is not None and "activeDeadlineSeconds 60" in loss
+    assert ready_capacity_loss("patch", "Deployment", after, after) is None

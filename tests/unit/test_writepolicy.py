@@ -927,3 +927,143 @@ def test_a_new_working_directory_is_a_new_program() -> None:
     POLICY.check(PATCH, pre, with_(pre, f"{C0}.image", "docker.io/acme/web:2"))
     POLICY.check(PATCH, pre, BASE)
     POLICY.check(PATCH, BASE, with_(BASE, f"{C0}.workingDir", "/srv"), (), introduced_programs(BASE, pre))
+
+
+# --- more of what a pod template can introduce: code-loading and proxy variables, credentials, root, a runtime, name
+# resolution; and writes no undo takes back, tighter admission limits, deletions that stop pods or traffic
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "guard"),
+    [
+        (f"{C0}.env", [{"name": "NODE_OPTIONS", "value": "--require /tmp/x.js"}], "privileged"),
+        (f"{C0}.env", [{"name": "JAVA_TOOL_OPTIONS", "value": "-javaagent:/tmp/a.jar"}], "privileged"),
+        (f"{C0}.env", [{"name": "PATH", "value": "/tmp:/usr/bin"}], "privileged"),
+        (f"{C0}.env", [{"name": "https_proxy", "value": "http://evil.example:3128"}], "exposure"),
+        (f"{C0}.env", [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}}], "secrets"),
+        (f"{C0}.envFrom", [{"secretRef": {"name": "creds"}}], "secrets"),
+        (f"{C0}.securityContext", {"runAsUser": 0}, "privileged"),
+        ("spec.template.spec.securityContext", {"runAsUser": 0}, "privileged"),
+        ("spec.template.spec.runtimeClassName", "unsandboxed", "privileged"),
+        ("spec.template.spec.hostAliases", [{"ip": "6.6.6.6", "hostnames": ["db"]}], "exposure"),
+        ("spec.template.spec.dnsConfig", {"nameservers": ["6.6.6.6"]}, "exposure"),
+    ],
+)
+def test_what_a_pod_template_may_not_introduce(path: str, value: Any, guard: str) -> None:
+    after = with_(BASE, path, value)
+    assert refused(PATCH, BASE, after).guard == guard
+    POLICY.check(PATCH, after, with_(after, f"{C0}.image", "docker.io/acme/web:2"))  # there before: unchanged
+
+
+def test_a_new_value_of_a_code_loading_variable_is_new_code() -> None:
+    pre = with_(BASE, f"{C0}.env", [{"name": "LD_LIBRARY_PATH", "value": "/opt/lib"}])
+    after = with_(BASE, f"{C0}.env", [{"name": "LD_LIBRARY_PATH", "value": "/tmp"}])
+    assert refused(PATCH, pre, after).guard == "privileged"
+    POLICY.check(PATCH, pre, BASE)  # dropping it is fine
+
+
+def test_a_secret_mounted_at_a_new_place_is_a_new_credential() -> None:
+    volumes = [{"name": "s", "secret": {"secretName": "creds"}}]
+    pre = with_(with_(BASE, f"{POD}.volumes", volumes), f"{C0}.volumeMounts", [{"name": "s", "mountPath": "/etc/db"}])
+    moved = with_(pre, f"{C0}.volumeMounts", [{"name": "s", "mountPath": "/usr/share/nginx/html"}])
+    refusal = refused(PATCH, pre, moved)
+    assert refusal.guard == "secrets" and "/usr/share/nginx/html" in str(refusal)
+    POLICY.check(PATCH, pre, with_(pre, f"{C0}.image", "docker.io/acme/web:2"))
+
+
+@pytest.mark.parametrize(
+    ("pre", "after"),
+    [
+        (BASE, with_(BASE, "spec.revisionHistoryLimit", 0)),
+        (with_(BASE, "spec.revisionHistoryLimit", 5), with_(BASE, "spec.revisionHistoryLimit", 2)),
+        (
+            {"kind": "CronJob", "metadata": {"name": "c"}, "spec": {}},
+            {"kind": "CronJob", "metadata": {"name": "c"}, "spec": {"successfulJobsHistoryLimit": 0}},
+        ),
+        (
+            {"kind": "Job", "metadata": {"name": "j"}, "spec": {}},
+            {"kind": "Job", "metadata": {"name": "j"}, "spec": {"ttlSecondsAfterFinished": 0}},
+        ),
+        (
+            {
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "d"},
+                "spec": {"resources": {"requests": {"storage": "1Gi"}}},
+            },
+            {
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "d"},
+                "spec": {"resources": {"requests": {"storage": "1Ti"}}},
+            },
+        ),
+        (
+            {"kind": "ConfigMap", "metadata": {"name": "c"}},
+            {"kind": "ConfigMap", "metadata": {"name": "c"}, "immutable": True},
+        ),
+    ],
+)
+def test_writes_no_undo_takes_back_are_refused(pre: dict[str, Any], after: dict[str, Any]) -> None:
+    kind = str(after["kind"])
+    action = Patch(kind=kind, namespace=NS, name=after["metadata"]["name"], patch_type="merge", patch={})
+    assert refused(action, pre, after).guard == "irreversible"
+    POLICY.check(action, after, after)  # as it is: nothing new
+
+
+def test_history_limits_may_grow() -> None:
+    POLICY.check(PATCH, BASE, with_(BASE, "spec.revisionHistoryLimit", 20))
+
+
+def quota(**hard: str) -> dict[str, Any]:
+    meta = {"name": "q", "namespace": NS}
+    return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta, "spec": {"hard": hard}}
+
+
+def test_quotas_and_limit_ranges_may_only_loosen() -> None:
+    action = Patch(kind="ResourceQuota", namespace=NS, name="q", patch_type="merge", patch={})
+    assert refused(Create(manifest=quota(pods="0")), None, quota(pods="0")).guard == "limits"
+    assert refused(action, quota(pods="10"), quota(pods="9")).guard == "limits"
+    assert refused(action, quota(pods="10"), quota(pods="10", **{"requests.memory": "1Gi"})).guard == "limits"
+    POLICY.check(action, quota(pods="10", cpu="2"), quota(pods="20", cpu="2000m"))  # raised; 2 == 2000m
+    POLICY.check(action, quota(pods="10", cpu="2"), quota(pods="10"))  # a bound dropped
+    lr = {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "l", "namespace": NS}}
+    item = {"type": "Container", "max": {"memory": "1Gi"}, "min": {"cpu": "100m"}}
+    action = Patch(kind="LimitRange", namespace=NS, name="l", patch_type="merge", patch={})
+    pre = {**lr, "spec": {"limits": [item]}}
+    assert refused(Create(manifest=pre), None, pre).guard == "limits"
+    tighter = {**lr, "spec": {"limits": [{**item, "max": {"memory": "512Mi"}}]}}
+    assert refused(action, pre, tighter).guard == "limits"
+    looser = {**lr, "spec": {"limits": [{**item, "max": {"memory": "2Gi"}, "min": {"cpu": "10m"}}]}}
+    POLICY.check(action, pre, looser)
+
+
+def test_a_new_network_policy_is_refused_and_removing_one_is_not_judged_here() -> None:
+    netpol = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "deny", "namespace": NS},
+        "spec": {"podSelector": {}},
+    }
+    assert refused(Create(manifest=netpol), None, netpol).guard == "limits"
+    POLICY.check(Patch(kind="NetworkPolicy", namespace=NS, name="deny", patch_type="merge", patch={}), netpol, netpol)
+
+
+def test_deleting_a_configmap_pods_need_or_a_service_that_serves_pods_is_refused() -> None:
+    delete_cm = Delete(kind="ConfigMap", namespace=NS, name="conf")
+    user = consumer(volume={"configMap": {"name": "conf"}})
+    with pytest.raises(PolicyRefusal) as info:
+        POLICY.check_delete(delete_cm, configmap(), [user])
+    assert info.value.guard == "data_destruction" and "Deployment/web" in str(info.value)
+    POLICY.check_delete(delete_cm, configmap(), [consumer(volume={"configMap": {"name": "conf", "optional": True}})])
+    POLICY.check_delete(delete_cm, configmap(), [consumer(volume={"configMap": {"name": "other"}})])
+    service = {"kind": "Service", "metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}}}
+    pod = {
+        "kind": "Pod",
+        "metadata": {"name": "web-1", "labels": {"app": "web", "x": "y"}},
+        "status": {"phase": "Running"},
+    }
+    delete_svc = Delete(kind="Service", namespace=NS, name="web")
+    with pytest.raises(PolicyRefusal) as info:
+        POLICY.check_delete(delete_svc, service, [pod])
+    assert info.value.guard == "traffic" and "web-1" in str(info.value)
+    POLICY.check_delete(delete_svc, service, [{**pod, "status": {"phase": "Succeeded"}}])
+    POLICY.check_delete(delete_svc, {**service, "spec": {}}, [pod])  # no selector: it routes to no pod
