@@ -107,10 +107,13 @@ from stratus.writepolicy import (
     Program,
     WritePolicy,
     configmap_content_changed,
+    history_features,
     history_images,
     history_programs,
+    introduced_features,
     introduced_images,
     introduced_programs,
+    recorded_features,
     recorded_images,
     recorded_object,
     recorded_programs,
@@ -985,9 +988,10 @@ class WriteGateway(ReadGateway):
         are read (a rollback brings no new registry and no new command); when a ConfigMap's content changes, the pods
         and pod templates of its namespace (whose programs may read it as code): call it in a thread then
         (``_needs_reads``)."""
-        ran_before, programs_before = (
-            self._history_sync(pre) if pre is not None and _needs_history(pre, dry) else (set(), set())
+        ran_before, programs_before, features_before = (
+            self._history_sync(pre) if pre is not None and _needs_history(pre, dry) else (set(), set(), set())
         )
+        features_before |= recorded_features(pre, self.recorded)
         programs_before |= recorded_programs(pre, self.recorded)
         ran_before |= recorded_images(pre, self.recorded)
         consumers: list[Obj] = []
@@ -997,7 +1001,21 @@ class WriteGateway(ReadGateway):
         elif action.kind == "ConfigMap" and configmap_content_changed(pre, dry):
             consumers = self._consumers_sync(action.scope)
             healthy = recorded_object(dry if isinstance(dry, dict) else pre, self.recorded)
-        self.policy.check_result(action, pre, dry, ran_before, programs_before, consumers, healthy)
+        policies: list[Obj] = []
+        if action.kind == "NetworkPolicy" and not isinstance(action, Delete) and isinstance(dry, dict):
+            consumers = self._consumers_sync(action.scope)
+            policies = self._served_items("NetworkPolicy", action.scope)
+        self.policy.check_result(
+            action,
+            pre,
+            dry,
+            ran_before,
+            programs_before,
+            consumers,
+            healthy,
+            features_before=features_before,
+            policies=policies,
+        )
         loss = ready_capacity_loss(action.verb, action.kind, pre, dry if isinstance(dry, dict) else None)
         if loss:
             raise Refusal(f"Write operation '{action.verb}' on {action.target} refused: {loss}", rule="ready_capacity")
@@ -1256,12 +1274,16 @@ class WriteGateway(ReadGateway):
         recorded = action.args.get("replicas") or replicas
         return inverse[0], dataplane.check_args(inverse[0], {**inverse[1], "replicas": recorded})
 
-    def _history_sync(self, pre: Obj) -> tuple[set[str], set[Program]]:
-        """Images and programs the revisions ``pre`` controls ran, listed from the API once
-        (``writepolicy.history_images``, ``writepolicy.history_programs``)."""
+    def _history_sync(self, pre: Obj) -> tuple[set[str], set[Program], set[str]]:
+        """Images, programs and pod-template features the revisions ``pre`` controls had, listed from the API once
+        (``writepolicy.history_images``, ``history_programs``, ``history_features``)."""
         kind = REVISION_KINDS[str(pre.get("kind"))]
         revisions = self.api.items(kind, (pre.get("metadata") or {}).get("namespace"))
-        return history_images(pre, revisions), history_programs(pre, revisions)
+        return (
+            history_images(pre, revisions),
+            history_programs(pre, revisions),
+            history_features(pre, revisions),
+        )
 
     def _consumers_sync(self, namespace: str) -> list[Obj]:
         """The pods and pod-template holders of ``namespace`` (``CONSUMER_KINDS``): who may read a ConfigMap's content
@@ -1270,15 +1292,18 @@ class WriteGateway(ReadGateway):
         cached = self._consumers.get(namespace)
         if cached is not None and time.monotonic() - cached[0] < CONSUMERS_TTL_S:
             return cached[1]
-        items: list[Obj] = []
-        for kind in CONSUMER_KINDS:
-            try:
-                items += self.api.items(kind, namespace)
-            except KubeApiError as exc:
-                if exc.status != 404:  # a kind the server does not serve has no objects
-                    raise
+        items = [obj for kind in CONSUMER_KINDS for obj in self._served_items(kind, namespace)]
         self._consumers[namespace] = (time.monotonic(), items)
         return items
+
+    def _served_items(self, kind: str, namespace: str) -> list[Obj]:
+        """The objects of ``kind`` in ``namespace``; none when the server does not serve the kind (404)."""
+        try:
+            return self.api.items(kind, namespace)
+        except KubeApiError as exc:
+            if exc.status != 404:
+                raise
+            return []
 
     def _replicasets_of(self, deployment: Obj) -> dict[str, int]:
         """The ReplicaSets a Deployment controls and their replicas (the derived state a rollout changes)."""
@@ -1603,11 +1628,13 @@ def _stale(request: WireRequest | None, pre: Obj | None) -> bool:
 
 
 def _needs_reads(action: Action, pre: Obj | None, dry: Any) -> bool:
-    """Whether judging ``dry`` reads the cluster (``_needs_history``, or a ConfigMap's content changes)."""
+    """Whether judging ``dry`` reads the cluster (``_needs_history``; a ConfigMap's content changes, a ConfigMap or
+    a Service deleted: the namespace's pods and templates; a NetworkPolicy: those and the other policies)."""
     return (
         _needs_history(pre, dry)
         or (action.kind == "ConfigMap" and configmap_content_changed(pre, dry))
         or (isinstance(action, Delete) and action.kind in ("ConfigMap", "Service"))
+        or action.kind == "NetworkPolicy"
     )
 
 
@@ -1617,7 +1644,7 @@ def _needs_history(pre: Obj | None, dry: Any) -> bool:
     return (
         pre is not None
         and str(pre.get("kind")) in REVISION_KINDS
-        and bool(introduced_images(pre, dry) or introduced_programs(pre, dry))
+        and bool(introduced_images(pre, dry) or introduced_programs(pre, dry) or introduced_features(pre, dry))
     )
 
 

@@ -416,13 +416,18 @@ class WritePolicy(BaseModel):
         programs_before: Collection[Program] = (),
         consumers: Iterable[Obj] = (),
         recorded: Obj | None = None,
+        features_before: Collection[str] = (),
+        policies: Iterable[Obj] = (),
     ) -> None:
         """The rules judged on what the write would do: ``after`` (the server's dry-run result) against ``pre``.
         ``ran_before``: images the object's own revisions ran (``history_images``) or Stratus recorded for it while
         healthy (``recorded_images``); their repositories count as the object's own. ``programs_before``: the
         programs they ran (``history_programs``). For a ConfigMap: ``consumers``, the pods and pod-template holders
         of its namespace (whose programs may read its content, ``configmap_code``), and ``recorded``, the ConfigMap
-        as Stratus recorded it while the scope was healthy (its content may be put back)."""
+        as Stratus recorded it while the scope was healthy (its content may be put back). ``features_before``: the
+        pod-template features (``object_features``) the object's revisions had or Stratus recorded for it: putting
+        one back is no escalation (a rollback restores what the workload had). For a NetworkPolicy: ``consumers``
+        again, and ``policies``, the namespace's NetworkPolicies (``newly_isolated``)."""
         if isinstance(action, (Delete, Exec)):
             return
         kind = action.kind
@@ -443,10 +448,12 @@ class WritePolicy(BaseModel):
                 "object the write names; a write acts only on the object it names (a patch never renames or moves one)",
                 "Leave metadata.name and metadata.namespace out of the patch; create the object you want instead.",
             )
-        history = frozenset(ran_before), frozenset(programs_before)
+        history = frozenset(ran_before), frozenset(programs_before), frozenset(features_before)
         found = _violations(kind, pre, after, action, rules, history)
         if kind == "ConfigMap":
             found = itertools.chain(found, _content_violations(pre, after, consumers, recorded))
+        if kind == "NetworkPolicy":
+            found = itertools.chain(found, _isolation_violations(pre, after, consumers, policies))
         for name, why, instead in found:
             if name not in waived:
                 raise refuse(name, why, instead)
@@ -791,6 +798,30 @@ def _revision_bodies(owner: Obj, revisions: Iterable[Obj]) -> Iterator[Obj]:
             yield body
 
 
+def object_features(obj: Obj | None) -> set[str]:
+    """Every privilege-relevant feature (``_features``, the template annotations') of every pod spec of ``obj``."""
+    out: set[str] = set()
+    for path, spec in pod_specs(obj).items():
+        for found in (*_features(spec).values(), *_annotation_features(_template_meta(obj, path)).values()):
+            out |= found
+    return out
+
+
+def introduced_features(pre: Obj | None, after: Any) -> set[str]:
+    """Features ``after``'s pod specs have that ``pre``'s do not (judged against the history when any)."""
+    return object_features(after) - object_features(pre) if isinstance(after, dict) else set()
+
+
+def history_features(owner: Obj, revisions: Iterable[Obj]) -> set[str]:
+    """Features the revisions of ``owner`` had (``_revision_bodies``)."""
+    return {f for body in _revision_bodies(owner, revisions) for f in object_features(body)}
+
+
+def recorded_features(obj: Obj | None, recorded: Mapping[str, Obj] | None) -> set[str]:
+    """Features of the object Stratus recorded for ``obj`` while its scope was healthy (as ``recorded_programs``)."""
+    return object_features(recorded_object(obj, recorded))
+
+
 def history_images(owner: Obj, revisions: Iterable[Obj]) -> set[str]:
     """Images the revisions of ``owner`` ran (``_revision_bodies``)."""
     return {
@@ -986,6 +1017,76 @@ def configmap_code(name: str, consumers: Iterable[Obj]) -> dict[str, str]:
     return code
 
 
+def newly_isolated(
+    pre: Obj | None, after: Obj, consumers: Iterable[Obj], policies: Iterable[Obj]
+) -> dict[str, list[str]]:
+    """Pods and pod templates of ``consumers`` that NetworkPolicy ``after`` would isolate in a direction (Ingress,
+    Egress) where no other policy of ``policies`` (the namespace's, ``pre`` excluded) isolated them, nor ``pre``
+    itself: from then on only what some policy allows reaches them (or leaves them). A policy that only adds what
+    isolated pods may receive or send isolates nobody new."""
+    name = str((after.get("metadata") or {}).get("name"))
+    others = [p for p in policies if str((p.get("metadata") or {}).get("name")) != name]
+    if pre is not None:
+        others.append(pre)
+    out: dict[str, list[str]] = {}
+    for direction in _policy_types(after):
+        selector = _at(after, ("spec", "podSelector"))
+        covering = [_at(p, ("spec", "podSelector")) for p in others if direction in _policy_types(p)]
+        for who, labels in _pod_labels(consumers):
+            if selector_matches(selector, labels) and not any(selector_matches(c, labels) for c in covering):
+                out.setdefault(direction, []).append(who)
+    return out
+
+
+def _policy_types(policy: Obj) -> set[str]:
+    """The directions a NetworkPolicy isolates: its policyTypes, or by default Ingress, plus Egress with egress
+    rules (networking.k8s.io/v1)."""
+    declared = _at(policy, ("spec", "policyTypes"))
+    if isinstance(declared, list) and declared:
+        return {str(t) for t in declared}
+    return {"Ingress", "Egress"} if _at(policy, ("spec", "egress")) else {"Ingress"}
+
+
+def _pod_labels(consumers: Iterable[Obj]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(who, labels) of every pod and every pod template of ``consumers``."""
+    for holder in consumers:
+        meta = holder.get("metadata") or {}
+        who = f"{holder.get('kind')}/{meta.get('name')}"
+        if holder.get("kind") == "Pod":
+            labels = meta.get("labels")
+            yield who, labels if isinstance(labels, dict) else {}
+            continue
+        for path in pod_specs(holder):
+            labels = (_template_meta(holder, path) or {}).get("labels")
+            yield who, labels if isinstance(labels, dict) else {}
+
+
+def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
+    """Whether a LabelSelector (matchLabels, matchExpressions) matches ``labels``; an empty selector matches all,
+    a missing or malformed one none."""
+    if not isinstance(selector, dict):
+        return False
+    match = selector.get("matchLabels") or {}
+    if not isinstance(match, dict) or any(labels.get(k) != v for k, v in match.items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        if not isinstance(expr, dict):
+            return False
+        key, op, values = str(expr.get("key")), expr.get("operator"), expr.get("values") or []
+        present = key in labels
+        if op == "In" and not (present and labels[key] in values):
+            return False
+        if op == "NotIn" and present and labels[key] in values:
+            return False
+        if op == "Exists" and not present:
+            return False
+        if op == "DoesNotExist" and present:
+            return False
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            return False
+    return True
+
+
 def serving_pods(service: Obj | None, consumers: Iterable[Obj]) -> list[str]:
     """The running pods of ``consumers`` that Service ``service``'s selector matches (none without a selector)."""
     selector = _at(service, ("spec", "selector"))
@@ -1089,6 +1190,19 @@ def configmap_content_changed(pre: Obj | None, after: Any) -> bool:
     return isinstance(after, dict) and _configmap_content(pre) != _configmap_content(after)
 
 
+def _isolation_violations(
+    pre: Obj | None, after: Obj, consumers: Iterable[Obj], policies: Iterable[Obj]
+) -> Iterator[tuple[str, str, str]]:
+    for direction, who in sorted(newly_isolated(pre, after, list(consumers), policies).items()):
+        yield (
+            "limits",
+            f"it would isolate {', '.join(sorted(set(who))[:5])} for {direction} traffic, which no policy isolated: "
+            f"from then on only what some policy allows {'reaches' if direction == 'Ingress' else 'leaves'} them",
+            "Remove or loosen the policy that blocks the traffic; a new policy may only add what already isolated "
+            "pods may receive or send.",
+        )
+
+
 def _content_violations(
     pre: Obj | None, after: Obj, consumers: Iterable[Obj], recorded: Obj | None
 ) -> Iterator[tuple[str, str, str]]:
@@ -1170,9 +1284,9 @@ def _violations(
     after: Obj,
     action: Action,
     rules: ScopeRules,
-    history: tuple[frozenset[str], frozenset[Program]],
+    history: tuple[frozenset[str], frozenset[Program], frozenset[str]],
 ) -> Iterator[tuple[str, str, str]]:
-    ran_before, programs_before = history
+    ran_before, programs_before, features_before = history
     before_specs, after_specs = pod_specs(pre), pod_specs(after)
     pre_images = {img for spec in before_specs.values() for img in _images(spec)}
     ran_repositories = {loc for loc in map(image_location, pre_images | ran_before) if loc}
@@ -1182,7 +1296,9 @@ def _violations(
         old_notes = _annotation_features(_template_meta(pre, path)) if old is not None else {}
         new_notes = _annotation_features(_template_meta(after, path))
         for guard, found in _features(spec).items():
-            new = sorted((found | new_notes[guard]) - old_features[guard] - old_notes.get(guard, set()))
+            new = sorted(
+                (found | new_notes[guard]) - old_features[guard] - old_notes.get(guard, set()) - features_before
+            )
             if new:
                 yield guard, f"it would add {', '.join(new)}", _INSTEAD[guard]
         old_priority = (old or {}).get("priorityClassName") or None
@@ -1390,13 +1506,6 @@ def _limits(kind: str, pre: Obj | None, after: Obj) -> Iterator[tuple[str, str, 
                     "new pods past it: restarts, rollouts and the undo's own replacements",
                     "Raise or remove quota bounds only; fix what uses the resources instead.",
                 )
-    if kind == "NetworkPolicy" and pre is None:
-        yield (
-            "limits",
-            "a new NetworkPolicy isolates the pods it selects: from then on only what some policy allows reaches them "
-            "(or leaves them)",
-            "Remove or loosen the policy that blocks the traffic instead of adding one.",
-        )
     if kind == "LimitRange":
         old_items = _limit_items(pre)
         for (kind_of, field, resource), value in sorted(_limit_items(after).items()):

@@ -500,6 +500,30 @@ async def test_cluster_scope_cordon_and_undo(kubeconfig: Path, reader: ReadGatew
     gw.close()
 
 
+async def test_a_network_policy_may_only_add_to_what_isolated_pods_receive(
+    kubeconfig: Path, reader: ReadGateway, ns: str
+) -> None:
+    api = KubeApi.from_kubeconfig(kubeconfig)  # ns has a Deployment web
+
+    def policy(name: str, **spec: Any) -> dict[str, Any]:
+        meta = {"name": name, "namespace": ns}
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta, "spec": spec}
+
+    journal, fence = Journal(), Fence()
+    gw = writer(kubeconfig, ns, journal, fence)
+    allow = policy("allow-web", podSelector={"matchLabels": {"app": "web"}}, policyTypes=["Ingress"], ingress=[{}])
+    # nothing isolates web yet: this policy would (only what it allows would reach web)
+    with pytest.raises(Refusal, match="isolate"):
+        await gw.write(Create(manifest=allow))
+    # beside a default deny of ingress (the operator's), it only adds what web may receive
+    await asyncio.to_thread(api.create, policy("default-deny", podSelector={}, policyTypes=["Ingress"]))
+    assert (await gw.write(Create(manifest=allow))).ok
+    await undo_all(gw, journal)
+    assert await reader.get_object("NetworkPolicy", ns, "allow-web") is None
+    gw.close()
+    api.close()
+
+
 async def test_a_no_execute_taint_is_refused_under_a_cluster_lease(kubeconfig: Path, reader: ReadGateway) -> None:
     # the taint manager would evict every pod on the node that does not tolerate it, in every namespace
     nodes = await reader.list_objects("Node")

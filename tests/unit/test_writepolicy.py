@@ -16,12 +16,14 @@ from stratus.writepolicy import (
     PolicyRefusal,
     WritePolicy,
     configmap_code,
+    history_features,
     history_images,
     history_programs,
     image_location,
     introduced_images,
     introduced_programs,
     program_of,
+    recorded_features,
     recorded_images,
     recorded_programs,
 )
@@ -1036,15 +1038,61 @@ def test_quotas_and_limit_ranges_may_only_loosen() -> None:
     POLICY.check(action, pre, looser)
 
 
-def test_a_new_network_policy_is_refused_and_removing_one_is_not_judged_here() -> None:
-    netpol = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": "deny", "namespace": NS},
-        "spec": {"podSelector": {}},
-    }
-    assert refused(Create(manifest=netpol), None, netpol).guard == "limits"
-    POLICY.check(Patch(kind="NetworkPolicy", namespace=NS, name="deny", patch_type="merge", patch={}), netpol, netpol)
+def netpol(name: str, selector: dict[str, Any], *types: str, **rules: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"podSelector": selector, **rules}
+    if types:
+        spec["policyTypes"] = list(types)
+    meta = {"name": name, "namespace": NS}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta, "spec": spec}
+
+
+WEB_POD = {"kind": "Pod", "metadata": {"name": "web-1", "labels": {"app": "web", "tier": "front"}}}
+DB_POD = {"kind": "Pod", "metadata": {"name": "db-1", "labels": {"app": "db"}}}
+
+
+def test_a_network_policy_may_not_isolate_pods_no_policy_isolated() -> None:
+    deny = netpol("deny", {}, "Ingress", "Egress")
+    refusal = refused_policy(Create(manifest=deny), None, deny, [WEB_POD, DB_POD], [])
+    assert refusal.guard == "limits" and "Pod/web-1" in str(refusal) and "Egress" in str(refusal)
+    # a template counts as its future pods
+    assert refused_policy(Create(manifest=deny), None, deny, [BASE], []).guard == "limits"
+    # by default a policy isolates for Ingress only (Egress too when it has egress rules)
+    ingress_only = netpol("i", {"matchLabels": {"app": "db"}})
+    assert "Ingress" in str(refused_policy(Create(manifest=ingress_only), None, ingress_only, [DB_POD], []))
+    # matchExpressions
+    expr = netpol("e", {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}]}, "Ingress")
+    assert "web-1" in str(refused_policy(Create(manifest=expr), None, expr, [WEB_POD, DB_POD], []))
+
+
+def test_a_network_policy_that_only_allows_more_to_isolated_pods_passes() -> None:
+    # the fix of an admission webhook the API server cannot reach: allow it in, beside a default deny
+    default_deny = netpol("default-deny-ingress", {}, "Ingress")
+    allow = netpol(
+        "allow-apiserver",
+        {"matchLabels": {"app": "web"}},
+        "Ingress",
+        ingress=[{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}],
+    )
+    POLICY.check_result(Create(manifest=allow), None, allow, consumers=[WEB_POD, DB_POD], policies=[default_deny])
+    # a policy selecting no pod isolates nobody
+    none = netpol("n", {"matchLabels": {"app": "nothing"}}, "Ingress", "Egress")
+    POLICY.check_result(Create(manifest=none), None, none, consumers=[WEB_POD], policies=[])
+    # a patch that keeps what the policy itself isolated
+    patch = Patch(kind="NetworkPolicy", namespace=NS, name="deny", patch_type="merge", patch={})
+    deny = netpol("deny", {"matchLabels": {"app": "web"}}, "Ingress")
+    POLICY.check_result(patch, deny, deny, consumers=[WEB_POD], policies=[deny])
+    # widening its selector to pods nobody isolated is isolating them
+    wider = netpol("deny", {}, "Ingress")
+    with pytest.raises(PolicyRefusal):
+        POLICY.check_result(patch, deny, wider, consumers=[WEB_POD, DB_POD], policies=[deny])
+
+
+def refused_policy(
+    action: Action, pre: dict[str, Any] | None, after: dict[str, Any], consumers: list[Any], policies: list[Any]
+) -> PolicyRefusal:
+    with pytest.raises(PolicyRefusal) as info:
+        POLICY.check_result(action, pre, after, consumers=consumers, policies=policies)
+    return info.value
 
 
 def test_deleting_a_configmap_pods_need_or_a_service_that_serves_pods_is_refused() -> None:
@@ -1067,3 +1115,18 @@ def test_deleting_a_configmap_pods_need_or_a_service_that_serves_pods_is_refused
     assert info.value.guard == "traffic" and "web-1" in str(info.value)
     POLICY.check_delete(delete_svc, service, [{**pod, "status": {"phase": "Succeeded"}}])
     POLICY.check_delete(delete_svc, {**service, "spec": {}}, [pod])  # no selector: it routes to no pod
+
+
+def test_a_feature_the_workload_had_in_its_history_or_when_recorded_may_come_back() -> None:
+    # a fault removed the workload's Secret reference; the fix puts back what its previous revision had
+    env = [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
+    healthy = with_(BASE, f"{C0}.env", env)
+    assert refused(PATCH, BASE, healthy).guard == "secrets"
+    had = history_features(BASE, [{**revision("u1", "docker.io/acme/web:1"), "spec": healthy["spec"]}])
+    assert any("Secret 'db'" in f for f in had)
+    POLICY.check_result(PATCH, BASE, healthy, features_before=had)
+    POLICY.check_result(PATCH, BASE, healthy, features_before=recorded_features(BASE, {"Deployment/shop/web": healthy}))
+    # another Secret is still new
+    other = with_(BASE, f"{C0}.env", [{**env[0], "valueFrom": {"secretKeyRef": {"name": "admin", "key": "password"}}}])
+    with pytest.raises(PolicyRefusal):
+        POLICY.check_result(PATCH, BASE, other, features_before=had)
