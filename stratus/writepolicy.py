@@ -463,28 +463,10 @@ class WritePolicy(BaseModel):
         templates) needs to start (a volume, an env reference or envFrom, not marked optional): every such pod that
         starts after it (a restart, a reschedule, a rollout, the undo's own) fails until it is back; and deleting a
         Service (``pre``) whose selector matches running pods: their traffic stops."""
-        if not isinstance(action, Delete):
-            return
-        if action.kind == "Service":
-            served = serving_pods(pre, consumers)
-            if served and "traffic" not in self._waived(action.scope):
-                raise _refuser(action)(
-                    "traffic",
-                    f"it routes traffic to {len(served)} running pod(s) ({', '.join(served[:3])}); deleting it drops "
-                    "every connection to them and its address, which a re-created Service need not get back",
-                    "Fix the Service (its ports, its selector) with a patch instead.",
-                )
-            return
-        if action.kind != "ConfigMap":
-            return
-        users = configmap_users(action.name, consumers)
-        if users and "data_destruction" not in self._waived(action.scope):
-            raise _refuser(action)(
-                "data_destruction",
-                f"{', '.join(users[:5])}{' and more' if len(users) > 5 else ''} need it to start a pod: every pod "
-                "that starts without it (a restart, a reschedule, a rollout) fails until it is back",
-                "Fix the ConfigMap's content, or first change the workloads that use it.",
-            )
+        waived = self._waived(action.scope)
+        for guard, why, instead in _delete_violations(action, pre, consumers):
+            if guard not in waived:
+                raise _refuser(action)(guard, why, instead)
 
     def _waived(self, scope: str) -> set[str]:
         return set((self.rules_for(scope) or ScopeRules()).waive)
@@ -1085,6 +1067,25 @@ def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
         if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
             return False
     return True
+
+
+def _delete_violations(action: Action, pre: Obj | None, consumers: Iterable[Obj]) -> Iterator[tuple[str, str, str]]:
+    if not isinstance(action, Delete):
+        return
+    if action.kind == "Service" and (served := serving_pods(pre, consumers)):
+        yield (
+            "traffic",
+            f"it routes traffic to {len(served)} running pod(s) ({', '.join(served[:3])}); deleting it drops every "
+            "connection to them and its address, which a re-created Service need not get back",
+            "Fix the Service (its ports, its selector) with a patch instead.",
+        )
+    if action.kind == "ConfigMap" and (users := configmap_users(action.name, consumers)):
+        yield (
+            "data_destruction",
+            f"{', '.join(users[:5])}{' and more' if len(users) > 5 else ''} need it to start a pod: every pod that "
+            "starts without it (a restart, a reschedule, a rollout) fails until it is back",
+            "Fix the ConfigMap's content, or first change the workloads that use it.",
+        )
 
 
 def serving_pods(service: Obj | None, consumers: Iterable[Obj]) -> list[str]:
