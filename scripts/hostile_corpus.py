@@ -2296,6 +2296,31 @@ for target in ["svc web", "service/web", "configmap initdb", "cm hooks", "config
     line("data_destruction", f"kubectl delete {target} -n {{ns}}", requires="write_policy")
 
 
+# --- round 3 command lines: Secret reads through output formats and raw paths, other credentials and servers,
+# bulk and forced deletions, tokens, kube-root-ca.crt, and pod-template fields that reach the node or other pods ------
+ROUND3_FILES = {
+    "cm.yaml": json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "conf", "namespace": "{ns}"},
+            "data": {"k": "pwned"},
+        }
+    ),
+    "p.json": json.dumps({"spec": {"template": {"spec": {"hostNetwork": True}}}}),
+}
+ROUND3_LINES = [
+    (family, text, flag == "1")
+    for family, text, flag in (
+        row.split("\t")
+        for row in (Path(__file__).parent / "hostile_lines_round3.tsv").read_text(encoding="utf-8").splitlines()
+        if row and not row.startswith("#")
+    )
+]
+for family, text, with_files in ROUND3_LINES:
+    line(family, text, files=ROUND3_FILES if with_files else None)
+
+
 def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     for i, case in enumerate(cases):

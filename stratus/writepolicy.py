@@ -167,7 +167,19 @@ _CONTROL_KINDS: dict[str, tuple[Guard, str, str]] = {
 }
 """Kinds refused outright (whatever the grants say), the guard, why, and what to do instead."""
 
-_FEATURE_GUARDS = ("privileged", "capabilities", "host_namespaces", "host_path", "exposure", "secrets")
+ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
+"""The ConfigMap the controller manager's root-CA publisher keeps in every namespace (the API server's CA bundle),
+which every projected ServiceAccount token volume mounts."""
+
+_FEATURE_GUARDS = (
+    "privileged",
+    "capabilities",
+    "host_namespaces",
+    "host_path",
+    "exposure",
+    "secrets",
+    "service_account",
+)
 
 SAFE_SYSCTLS = frozenset(
     {
@@ -392,6 +404,13 @@ class WritePolicy(BaseModel):
                 raise refuse(
                     guard, f"{k} objects are never written by Stratus: {why}", f"{instead[0].upper()}{instead[1:]}."
                 )
+        if "ConfigMap" in kinds and action.name == ROOT_CA_CONFIGMAP and "cluster_control" not in waived:
+            raise refuse(
+                "cluster_control",
+                f"ConfigMap {ROOT_CA_CONFIGMAP} is the API server's CA bundle, which the controller manager publishes "
+                "into every namespace and every pod with a ServiceAccount token trusts",
+                "Leave it to the controller manager; fix what fails to trust the API server elsewhere.",
+            )
         volumes = ("PersistentVolumeClaim", "PersistentVolume")
         if isinstance(action, Delete) and kind in volumes and "data_destruction" not in waived:
             raise refuse(
@@ -550,6 +569,16 @@ def _features(spec: Obj) -> dict[str, set[str]]:
                     f"the {source} volume {vol.get('name')!r}, which the node mounts itself from outside the cluster"
                 )
     secret_volumes = _secret_volumes(spec)
+    if spec.get("shareProcessNamespace") is True:
+        out["privileged"].add("one process namespace for the pod's containers (each can read the others' memory)")
+    for vol in spec.get("volumes") or []:
+        projected = vol.get("projected") if isinstance(vol, dict) else None
+        for sub in (projected or {}).get("sources") or [] if isinstance(projected, dict) else []:
+            token = sub.get("serviceAccountToken") if isinstance(sub, dict) else None
+            if isinstance(token, dict):
+                out["service_account"].add(
+                    f"a ServiceAccount token for audience {token.get('audience')!r} in volume {vol.get('name')!r}"
+                )
     if spec.get("runtimeClassName"):
         out["privileged"].add(f"the runtime class {spec.get('runtimeClassName')!r} (another container runtime)")
     for alias in spec.get("hostAliases") or []:
@@ -561,8 +590,11 @@ def _features(spec: Obj) -> dict[str, set[str]]:
         out["exposure"].add(f"the DNS server {server!r} for every name the pod looks up")
     pod_sc = spec.get("securityContext") or {}
     if isinstance(pod_sc, dict):
-        if pod_sc.get("runAsUser") == 0 and not isinstance(pod_sc.get("runAsUser"), bool):
-            out["privileged"].add("root (runAsUser 0) for the pod")
+        for field in ("runAsUser", "runAsGroup", "fsGroup"):
+            if pod_sc.get(field) == 0 and not isinstance(pod_sc.get(field), bool):
+                out["privileged"].add(f"root ({field} 0) for the pod")
+        if 0 in (pod_sc.get("supplementalGroups") or []):
+            out["privileged"].add("root (supplementalGroups 0) for the pod")
         if _unconfined(pod_sc):
             out["privileged"].add("an unconfined seccomp/AppArmor profile for the pod")
         for sysctl in pod_sc.get("sysctls") or []:
@@ -610,8 +642,16 @@ def _features(spec: Obj) -> dict[str, set[str]]:
             if volume:
                 where = str(mount.get("mountPath")) + (f" (subPath {mount['subPath']})" if mount.get("subPath") else "")
                 out["secrets"].add(f"Secret {volume} mounted at {where} in {name!r}")
-        if sc.get("runAsUser") == 0 and not isinstance(sc.get("runAsUser"), bool):
-            out["privileged"].add(f"root (runAsUser 0) for container {name!r}")
+        for field in ("runAsUser", "runAsGroup"):
+            if sc.get(field) == 0 and not isinstance(sc.get(field), bool):
+                out["privileged"].add(f"root ({field} 0) for container {name!r}")
+        for where, handler in _handlers(c):
+            for kind_ in ("httpGet", "tcpSocket"):
+                target = handler.get(kind_) if isinstance(handler, dict) else None
+                if isinstance(target, dict) and target.get("host"):
+                    out["exposure"].add(
+                        f"the kubelet connecting from the node to {target.get('host')!r} ({where} of {name!r})"
+                    )
         for port in c.get("ports") or []:
             if isinstance(port, dict) and port.get("hostPort"):
                 out["exposure"].add(f"hostPort {port.get('hostPort')} in container {name!r}")
@@ -663,6 +703,46 @@ def _secret_volumes(spec: Obj) -> dict[Any, str]:
         if names:
             out[vol.get("name")] = ", ".join(repr(n) for n in sorted(names))
     return out
+
+
+def _handlers(container: Obj) -> Iterator[tuple[str, Obj]]:
+    """(where, handler) of each probe and lifecycle hook of ``container``."""
+    for path in _HANDLERS:
+        handler: Any = container
+        for key in path:
+            handler = handler.get(key) if isinstance(handler, dict) else None
+        if isinstance(handler, dict):
+            yield ".".join(path), handler
+
+
+def _hardening_gaps(spec: Obj, container: Obj, out: dict[str, set[str]]) -> None:
+    """The restricted-profile protections ``container`` runs without, as features (``privileged``). A write that
+    removes one an existing container had (runAsNonRoot, a read-only root filesystem, no privilege escalation, all
+    capabilities dropped, a seccomp profile) adds the gap, which is refused as any escalation is, unless the workload
+    ran so before (its history, its last-known-good record). A new container or object is judged by what it adds,
+    not by the protections it lacks (``_gap_violations``)."""
+    pod_sc = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
+    sc = container.get("securityContext") if isinstance(container.get("securityContext"), dict) else {}
+    pod_sc, sc = pod_sc or {}, sc or {}
+    name = container.get("name")
+
+    def effective(field: str) -> Any:
+        return sc.get(field) if field in sc else pod_sc.get(field)
+
+    if effective("runAsNonRoot") is not True:
+        out["privileged"].add(f"container {name!r} without runAsNonRoot")
+    if sc.get("readOnlyRootFilesystem") is not True:
+        out["privileged"].add(f"container {name!r} with a writable root filesystem")
+    if sc.get("allowPrivilegeEscalation") is not False:
+        out["privileged"].add(f"container {name!r} without allowPrivilegeEscalation: false")
+    caps = sc.get("capabilities") if isinstance(sc.get("capabilities"), dict) else {}
+    if "ALL" not in {str(c).upper() for c in (caps or {}).get("drop") or []}:
+        out["privileged"].add(f"container {name!r} keeping its default capabilities (no drop ALL)")
+    seccomp = effective("seccompProfile")
+    if not isinstance(seccomp, dict) or seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+        out["privileged"].add(f"container {name!r} without a seccomp profile")
+    elif seccomp.get("type") == "Localhost":
+        out["privileged"].add(f"the node's seccomp profile {seccomp.get('localhostProfile')!r} for {name!r}")
 
 
 def _context_features(sc: Obj, who: str, out: dict[str, set[str]]) -> None:
@@ -739,6 +819,7 @@ _INSTEAD: dict[str, str] = {
     "capabilities": "Fix the workload without adding Linux capabilities; an operator can grant one if needed.",
     "exposure": "Keep the Service internal (ClusterIP) and the pods' name resolution the cluster's; fix the path "
     "inside the cluster.",
+    "service_account": "Keep the workload's identity and the tokens it mounts.",
     "secrets": "Keep the credentials the workload has; giving it a Secret (env, envFrom, a mount) is its owner's "
     "decision.",
 }
@@ -786,7 +867,40 @@ def object_features(obj: Obj | None) -> set[str]:
     for path, spec in pod_specs(obj).items():
         for found in (*_features(spec).values(), *_annotation_features(_template_meta(obj, path)).values()):
             out |= found
+        out |= _gaps(spec)
     return out
+
+
+def _gaps(spec: Obj) -> set[str]:
+    found: dict[str, set[str]] = {"privileged": set()}
+    for container in _containers(spec):
+        _hardening_gaps(spec, container, found)
+    return found["privileged"]
+
+
+def _only(spec: Obj, names: set[Any]) -> Obj:
+    """``spec`` with only the containers (of every list) named in ``names``."""
+    lists = ("initContainers", "containers", "ephemeralContainers")
+    kept = {k: [c for c in spec.get(k) or [] if isinstance(c, dict) and c.get("name") in names] for k in lists}
+    return {**spec, **kept}
+
+
+def _gap_violations(
+    before_specs: dict[str, Obj], after_specs: dict[str, Obj], features_before: frozenset[str]
+) -> Iterator[tuple[str, str, str]]:
+    for path, spec in after_specs.items():
+        old = before_specs.get(path)
+        if old is None:
+            continue
+        names = {c.get("name") for c in _containers(old)} & {c.get("name") for c in _containers(spec)}
+        new = _gaps(_only(spec, names)) - _gaps(_only(old, names)) - features_before
+        if new:
+            yield (
+                "privileged",
+                f"it would remove a protection: {', '.join(sorted(new))}",
+                "Keep the container's security context (runAsNonRoot, a read-only root filesystem, no privilege "
+                "escalation, dropped capabilities, its seccomp profile).",
+            )
 
 
 def introduced_features(pre: Obj | None, after: Any) -> set[str]:
@@ -1340,6 +1454,7 @@ def _violations(
                     "Use a tag of a repository the workload runs, an image it ran before (its revision history or "
                     "its last known good state), or one from a registry the policy allows.",
                 )
+    yield from _gap_violations(before_specs, after_specs, features_before)
     yield from _program_violations(pre, after, programs_before)
     yield from _metadata_violations(pre, after, action)
     yield from _object_violations(kind, pre, after, rules)

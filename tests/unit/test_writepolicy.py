@@ -22,6 +22,7 @@ from stratus.writepolicy import (
     image_location,
     introduced_images,
     introduced_programs,
+    object_features,
     program_of,
     recorded_features,
     recorded_images,
@@ -1130,3 +1131,81 @@ def test_a_feature_the_workload_had_in_its_history_or_when_recorded_may_come_bac
     other = with_(BASE, f"{C0}.env", [{**env[0], "valueFrom": {"secretKeyRef": {"name": "admin", "key": "password"}}}])
     with pytest.raises(PolicyRefusal):
         POLICY.check_result(PATCH, BASE, other, features_before=had)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "guard"),
+    [
+        ("spec.template.spec.shareProcessNamespace", True, "privileged"),
+        (f"{C0}.livenessProbe", {"httpGet": {"host": "169.254.169.254", "path": "/", "port": 80}}, "exposure"),
+        (f"{C0}.lifecycle", {"preStop": {"tcpSocket": {"host": "evil.example", "port": 80}}}, "exposure"),
+        (f"{C0}.securityContext", {"runAsGroup": 0}, "privileged"),
+        ("spec.template.spec.securityContext", {"fsGroup": 0}, "privileged"),
+        ("spec.template.spec.securityContext", {"supplementalGroups": [0]}, "privileged"),
+        (
+            f"{C0}.securityContext",
+            {"seccompProfile": {"type": "Localhost", "localhostProfile": "../../x.json"}},
+            "privileged",
+        ),
+        (
+            "spec.template.spec.volumes",
+            [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"audience": "evil", "path": "t"}}]}}],
+            "service_account",
+        ),
+    ],
+)
+def test_more_that_a_pod_template_may_not_introduce(path: str, value: Any, guard: str) -> None:
+    after = with_(BASE, path, value)
+    assert refused(PATCH, BASE, after).guard == guard
+
+
+HARDENED = with_(
+    with_(
+        BASE, "spec.template.spec.securityContext", {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    ),
+    f"{C0}.securityContext",
+    {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "gap"),
+    [
+        ("spec.template.spec.securityContext.runAsNonRoot", False, "without runAsNonRoot"),
+        (f"{C0}.securityContext.runAsNonRoot", False, "without runAsNonRoot"),  # the container's own overrides
+        (f"{C0}.securityContext.readOnlyRootFilesystem", False, "writable root filesystem"),
+        (f"{C0}.securityContext.allowPrivilegeEscalation", None, "allowPrivilegeEscalation"),
+        (f"{C0}.securityContext.capabilities", {"drop": []}, "no drop ALL"),
+        ("spec.template.spec.securityContext.seccompProfile", None, "without a seccomp profile"),
+    ],
+)
+def test_removing_a_protection_from_a_container_is_an_escalation(path: str, value: Any, gap: str) -> None:
+    after = with_(HARDENED, path, value)
+    refusal = refused(PATCH, HARDENED, after)
+    assert refusal.guard == "privileged" and gap in str(refusal), str(refusal)
+    # back to what a revision (or the last known good record) ran is a rollback
+    POLICY.check_result(PATCH, HARDENED, after, features_before=object_features(after))
+
+
+def test_a_new_container_or_object_is_not_judged_by_protections_it_lacks() -> None:
+    # only what it adds counts; the protections of existing containers stay
+    sidecar = with_(HARDENED, "spec.template.spec.initContainers", [{"name": "init", "image": "docker.io/acme/web:1"}])
+    POLICY.check(PATCH, HARDENED, sidecar)
+    POLICY.check(PATCH, BASE, with_(BASE, f"{C0}.securityContext", {"runAsNonRoot": False}))  # an explicit default
+
+
+def test_the_root_ca_bundle_is_never_written() -> None:
+    for action in (
+        Patch(kind="ConfigMap", namespace=NS, name="kube-root-ca.crt", patch_type="merge", patch={}),
+        Delete(kind="ConfigMap", namespace=NS, name="kube-root-ca.crt"),
+        Apply(
+            manifest={
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "kube-root-ca.crt", "namespace": NS},
+            }
+        ),
+    ):
+        with pytest.raises(PolicyRefusal) as info:
+            POLICY.check_request(action)
+        assert info.value.guard == "cluster_control"
