@@ -65,15 +65,21 @@ async def redis(redis_server: LocalServer) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-BAD_IMAGE = "shop/web:does-not-exist"
-"""The one image the shop arena cannot pull; from the registry the shop's images come from (Docker Hub), so the write
-policy lets a harmful rollout to it through."""
+def bad_image(name: str) -> str:
+    """An image of the shop's Deployment ``name`` that the shop arena cannot pull: a tag of the repository it runs, so
+    the write policy (which trusts a repository the workload runs) lets a harmful rollout to it through."""
+    return f"shop/{name}:does-not-exist"
+
+
+BAD_IMAGE = bad_image("web")
+BAD_IMAGES = [bad_image(name) for name in ("web", "cart", "db")]
+"""The images the shop arena cannot pull (every other image runs)."""
 
 
 @pytest.fixture(scope="session")
 def shop_arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ArenaServer, Path]]:
-    """An arena with the default behaviour (every image runs except BAD_IMAGE) and its kubeconfig."""
-    server = ArenaServer(behaviour=DefaultBehaviour(unknown_images=[BAD_IMAGE]), timing=Timing.fast()).start()
+    """An arena with the default behaviour (every image runs except BAD_IMAGES) and its kubeconfig."""
+    server = ArenaServer(behaviour=DefaultBehaviour(unknown_images=BAD_IMAGES), timing=Timing.fast()).start()
     kubeconfig = server.write_kubeconfig(tmp_path_factory.mktemp("arena") / "kubeconfig")
     yield server, kubeconfig
     server.stop()

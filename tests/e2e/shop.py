@@ -7,7 +7,7 @@ from pathlib import Path
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from tests.conftest import BAD_IMAGE
+from tests.conftest import bad_image
 
 TIERS = ("web", "cart", "db")
 
@@ -64,4 +64,4 @@ def images(kubeconfig: Path, ns: str) -> dict[str, str]:
 def break_image(ns: str, name: str) -> str:
     """A harmful write the gateway permits: a rollout to an image that cannot run. The rolling update keeps the Ready
     pod until its replacement is Ready (never), so the harm is a failing new pod, and the undo restores it all."""
-    return f"kubectl -n {ns} set image deployment/{name} {name}={BAD_IMAGE}"
+    return f"kubectl -n {ns} set image deployment/{name} {name}={bad_image(name)}"

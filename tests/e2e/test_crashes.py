@@ -21,7 +21,7 @@ from arena.server import ArenaServer
 from stratus.bus import Bus
 from stratus.journal import Journal
 from stratus.localinfra import LocalServer
-from tests.conftest import BAD_IMAGE
+from tests.conftest import bad_image
 from tests.e2e.harness import Timeline, running_system
 from tests.e2e.shop import break_image, deploy_shop, images, scale
 
@@ -75,7 +75,7 @@ async def test_killed_mitigator_is_rolled_back_and_the_incident_continues(
     ) as system:
         scale(kubeconfig, ns, "web", 0)
         await timeline.wait_for("action_executed", timeout=60)
-        assert images(kubeconfig, ns)["cart"] == BAD_IMAGE
+        assert images(kubeconfig, ns)["cart"] == bad_image("cart")
         system.signal("mitigator", signal.SIGKILL)
         system.start_one("mitigator")  # restarted, as Kubernetes would; it knows nothing of the dead one's work
         decided = (await timeline.wait_for("transaction_decided", timeout=60))[0]

@@ -27,7 +27,7 @@ from arena.server import ArenaServer
 from stratus.bus import Bus
 from stratus.localinfra import LocalServer, start_redis
 from stratus.supervisor import Supervisor
-from tests.conftest import BAD_IMAGE
+from tests.conftest import bad_image
 from tests.e2e.harness import Timeline, running_system
 from tests.e2e.shop import break_image, deploy_shop, images, scale
 
@@ -164,7 +164,7 @@ async def test_redis_restarted_empty_mid_transaction(
     ):
         scale(kubeconfig, ns, "web", 0)
         await timeline.wait_for("action_executed", timeout=60)
-        assert images(kubeconfig, ns)["cart"] == BAD_IMAGE  # the harmful write is in place, its lease held
+        assert images(kubeconfig, ns)["cart"] == bad_image("cart")  # the harmful write is in place, its lease held
         before = set(leases.holders)
         await redis.flushall()  # what a restart without persistence, or a failover to an empty replica, leaves
         await redis.script_flush()
