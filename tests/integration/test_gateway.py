@@ -483,11 +483,15 @@ async def test_rollout_undo_and_its_undo(kubeconfig: Path, reader: ReadGateway, 
     gw.close()
 
 
-async def test_cluster_scope_cordon_and_undo(kubeconfig: Path, reader: ReadGateway) -> None:
+async def a_node(reader: ReadGateway) -> str:
     nodes = await reader.list_objects("Node")
     if not nodes:
         pytest.skip("the arena serves no nodes")
-    node = nodes[0]["metadata"]["name"]
+    return str(nodes[0]["metadata"]["name"])
+
+
+async def test_cluster_scope_cordon_and_undo(kubeconfig: Path, reader: ReadGateway) -> None:
+    node = await a_node(reader)
     journal, fence = Journal(), Fence()
     gw = writer(kubeconfig, "cluster", journal, fence)
     checkpoint = await reader.state_digest("cluster")
@@ -526,10 +530,7 @@ async def test_a_network_policy_may_only_add_to_what_isolated_pods_receive(
 
 async def test_a_no_execute_taint_is_refused_under_a_cluster_lease(kubeconfig: Path, reader: ReadGateway) -> None:
     # the taint manager would evict every pod on the node that does not tolerate it, in every namespace
-    nodes = await reader.list_objects("Node")
-    if not nodes:
-        pytest.skip("the arena serves no nodes")
-    node = nodes[0]["metadata"]["name"]
+    node = await a_node(reader)
     journal, fence = Journal(), Fence()
     gw = writer(kubeconfig, "cluster", journal, fence)
     checkpoint = await reader.state_digest("cluster")

@@ -25,6 +25,18 @@ def _f(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
+def _method_rows(methods: dict[str, Any], *, recall: bool) -> list[str]:
+    """One table row per method's metrics (the entries that have them), with Recall@10 when ``recall``."""
+    rows = []
+    for name, m in methods.items():
+        if isinstance(m, dict) and "detection_f1" in m:
+            cells = [m["detection_precision"], m["detection_recall"], m["detection_f1"], m["diagnosis_f1"]]
+            cells += [m["recall_at_10"]] if recall else []
+            timing = f"{_f(m['latency_ms_median'], 3)} | {_f(m['latency_ms_p95'], 3)}"
+            rows.append(f"| {name} | {' | '.join(_f(c) for c in cells)} | {timing} |")
+    return rows
+
+
 def tables(result: dict[str, Any]) -> str:
     steps, incidents = result["steps"], result["incidents"]
     lines = [
@@ -35,13 +47,7 @@ def tables(result: dict[str, Any]) -> str:
         "| p95 (ms) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, m in steps.items():
-        if isinstance(m, dict) and "detection_f1" in m:
-            lines.append(
-                f"| {name} | {_f(m['detection_precision'])} | {_f(m['detection_recall'])} | "
-                f"{_f(m['detection_f1'])} | {_f(m['diagnosis_f1'])} | {_f(m['recall_at_10'])} | "
-                f"{_f(m['latency_ms_median'], 3)} | {_f(m['latency_ms_p95'], 3)} |"
-            )
+    lines += _method_rows(steps, recall=True)
     for recorded in result.get("recorded") or []:
         labels = ", ".join(f"{k} {v}" for k, v in recorded["labels"].items())
         lines += [
@@ -54,13 +60,7 @@ def tables(result: dict[str, Any]) -> str:
             "| p95 (ms) |",
             "|---|---|---|---|---|---|---|",
         ]
-        for name, m in recorded.items():
-            if isinstance(m, dict) and "detection_f1" in m:
-                lines.append(
-                    f"| {name} | {_f(m['detection_precision'])} | {_f(m['detection_recall'])} | "
-                    f"{_f(m['detection_f1'])} | {_f(m['diagnosis_f1'])} | {_f(m['latency_ms_median'], 3)} | "
-                    f"{_f(m['latency_ms_p95'], 3)} |"
-                )
+        lines += _method_rows(recorded, recall=False)
     lines += [
         "",
         f"### Incident retrieval ({incidents['incidents']} incidents, {incidents['fault_kinds']} fault kinds; "

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from stratus.actions import ACTION_ADAPTER, KINDS, Action, Create, Delete, Patch, RolloutRestart, Scale
+from stratus.kubevalues import selector_matches
 from stratus.lastgood import (
     CLUSTER_DNS,
     DNS_NAMESPACE,
@@ -282,27 +283,6 @@ def _pod_refs(pod_spec: Obj) -> tuple[set[str], set[str], set[str]]:
     return cms, secrets, claims
 
 
-def _selects(selector: Obj | None, labels: dict[str, Any]) -> bool:
-    """A LabelSelector (matchLabels and matchExpressions); an empty selector selects everything."""
-    if selector is None:
-        return False
-    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
-        return True
-    if selector.get("matchLabels") and not labels_match(selector["matchLabels"], labels):
-        return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        ok = {
-            "In": labels.get(key) in values,
-            "NotIn": labels.get(key) not in values,
-            "Exists": key in labels,
-            "DoesNotExist": key not in labels,
-        }.get(str(op), False)
-        if not ok:
-            return False
-    return True
-
-
 @dataclass
 class _Context:
     snap: Snapshot
@@ -472,7 +452,7 @@ def ties(change: Change, ctx: _Context) -> tuple[float, list[str]]:
     elif kind == "NetworkPolicy":
         for o in objs:
             sel = spec(o).get("podSelector")
-            hit = next((lab for lab in ctx.bad_labels if _selects(sel, lab)), None)
+            hit = next((lab for lab in ctx.bad_labels if selector_matches(sel, lab)), None)
             if hit is not None:
                 why.append((0.8, f"it selects unhealthy pods ({', '.join(f'{k}={v}' for k, v in hit.items())})"))
     elif kind == "Node":
@@ -530,7 +510,7 @@ def _webhook_ties(kind: str, objs: list[Obj], ctx: _Context) -> list[tuple[float
             p
             for p in ctx.bad_pods
             for h in hooks
-            if _selects(h.get("objectSelector") or {}, meta(p).get("labels") or {})
+            if selector_matches(h.get("objectSelector") or {}, meta(p).get("labels") or {})
         ),
         None,
     )
@@ -560,7 +540,7 @@ def _intercepts_pods(hook: Obj, namespace: str) -> bool:
         and ({"CREATE", "*"} & set(r.get("operations") or []))
         for r in hook.get("rules") or []
     )
-    return covers and _selects(hook.get("namespaceSelector") or {}, {"kubernetes.io/metadata.name": namespace})
+    return covers and selector_matches(hook.get("namespaceSelector") or {}, {"kubernetes.io/metadata.name": namespace})
 
 
 def _deleted_service_ties(change: Change, ctx: _Context) -> list[tuple[float, str]]:
@@ -869,7 +849,7 @@ def _mutated_workloads(change: Change, ctx: _Context) -> list[Action]:
     intercepted = [
         p
         for p in ctx.snap.live_pods()
-        if any(_selects(h.get("objectSelector") or {}, meta(p).get("labels") or {}) for h in hooks)
+        if any(selector_matches(h.get("objectSelector") or {}, meta(p).get("labels") or {}) for h in hooks)
     ]
     owned = [(p, w) for p in intercepted if (w := ctx.snap.owner_workload(p)) is not None]
     rewritten = [(p, w) for p, w in owned if _rewritten(p, spec(w).get("template") or {})]

@@ -26,6 +26,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from stratus.kubevalues import quantity as kube_quantity
+from stratus.kubevalues import selector_matches
 from stratus.reasoners.rulebook.analyzers import (
     Analyzer,
     Finding,
@@ -272,26 +274,11 @@ def _words(pod: Obj) -> str:
 
 # -- scheduling -----------------------------------------------------------------------------------------------------
 
-_UNITS = {
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "Ki": 1024.0,
-    "Mi": 1024.0**2,
-    "Gi": 1024.0**3,
-    "Ti": 1024.0**4,
-}
-_QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
-
 
 def quantity(value: Any) -> float | None:
     """A Kubernetes resource quantity as a number (cores for cpu, bytes for memory); None when unreadable."""
-    m = _QUANTITY.match(str(value).strip())
-    if not m or (m.group(2) and m.group(2) not in _UNITS):
-        return None
-    return float(m.group(1)) * _UNITS.get(m.group(2), 1.0)
+    q = kube_quantity(value)
+    return float(q) if q is not None else None
 
 
 def _pod_requests(pod_spec: Obj) -> dict[str, float]:
@@ -501,26 +488,6 @@ def nodes_refuse_pods(snap: Snapshot) -> list[Finding]:
 # -- network policy -------------------------------------------------------------------------------------------------
 
 
-def _selects(selector: Obj | None, labels: dict[str, Any]) -> bool:
-    if selector is None:
-        return False
-    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
-        return True
-    if selector.get("matchLabels") and not labels_match(selector["matchLabels"], labels):
-        return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        ok = {
-            "In": labels.get(key) in values,
-            "NotIn": labels.get(key) not in values,
-            "Exists": key in labels,
-            "DoesNotExist": key not in labels,
-        }.get(str(op), False)
-        if not ok:
-            return False
-    return True
-
-
 def network_policy_denies(snap: Snapshot) -> list[Finding]:
     """A NetworkPolicy that admits no traffic to (or from) pods that Services route to, while callers fail."""
     out: list[Finding] = []
@@ -531,7 +498,9 @@ def network_policy_denies(snap: Snapshot) -> list[Finding]:
         deny_out = "Egress" in types and not pspec.get("egress")
         if not deny_in and not deny_out:
             continue
-        selected = [p for p in snap.live_pods() if _selects(pspec.get("podSelector"), meta(p).get("labels") or {})]
+        selected = [
+            p for p in snap.live_pods() if selector_matches(pspec.get("podSelector"), meta(p).get("labels") or {})
+        ]
         if not selected:
             continue
         services = sorted(
