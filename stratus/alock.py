@@ -365,6 +365,78 @@ return 1
 """
 
 
+class _FenceLine:
+    """A Redis connection of its own for the fence check that precedes every write (``ALock.ensure_fence``).
+
+    The check is one EVALSHA whose arguments stay the same for every write under a lease. Through the client it also
+    takes a connection from the pool, wraps the call in the retry policy and packs the command again each time, which
+    costs more than the round trip itself; on the write path it is paid once per write. So the line packs the command
+    once per (scope, token, margin), sends it on a connection no other command uses, and reads the reply directly.
+
+    It only ever answers "this token passes" (the script's bare 1). Anything else -- the line busy with a concurrent
+    check, a refusal (whose details the caller reads through the script), a connection error, NOSCRIPT after Redis
+    restarted, a cancellation between the command and its reply -- answers False, and the caller asks through the
+    client, which reconnects, retries and loads the script. A line that failed is closed and opened afresh on the next
+    check, so a reply is never read by a check it does not belong to.
+    """
+
+    PACKED_MAX = 64
+    """Commands kept packed (one per scope, token and margin in use); the cache is emptied when it grows past it."""
+
+    def __init__(self, pool: aioredis.ConnectionPool, sha: str) -> None:
+        self.pool = pool
+        self.sha = sha
+        self._conn: Any = None
+        self._busy = False
+        self._packed: dict[tuple[str, int, int], Any] = {}
+
+    @classmethod
+    def of(cls, redis: aioredis.Redis, sha: str) -> _FenceLine | None:
+        """A line beside ``redis``'s pool; None for a client without one (a cluster client): the script path only."""
+        pool = getattr(redis, "connection_pool", None)
+        return cls(pool, sha) if isinstance(pool, aioredis.ConnectionPool) else None
+
+    async def passes(self, key: str, token: int, margin_ms: int) -> bool:
+        if self._busy:
+            return False
+        self._busy = True
+        try:
+            if self._conn is None:
+                self._conn = self.pool.make_connection()  # type: ignore[no-untyped-call]
+            conn = self._conn
+            packed = self._packed.get((key, token, margin_ms))
+            if packed is None:
+                if len(self._packed) >= self.PACKED_MAX:
+                    self._packed.clear()
+                packed = self._packed[(key, token, margin_ms)] = conn.pack_command(
+                    "EVALSHA", self.sha, 1, key, token, margin_ms
+                )
+            await conn.send_packed_command(packed, check_health=False)
+            reply = await conn.read_response(disable_decoding=True)
+        except Exception as exc:  # every failure falls back to the client's path, which reports it
+            log.debug("fence line: %r; checking through the client", exc)
+            await self.aclose()
+            return False
+        except BaseException:  # cancelled between the command and its reply: that reply must not reach another check
+            self._drop()
+            raise
+        finally:
+            self._busy = False
+        return bool(reply == 1)
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        writer = getattr(conn, "_writer", None)
+        if writer is not None:
+            writer.close()
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.disconnect(nowait=True)
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -397,6 +469,7 @@ class ALock:
         self._renew_read = redis.register_script(_RENEW_READ)
         self._release_read = redis.register_script(_RELEASE_READ)
         self._check_fence = redis.register_script(_CHECK_FENCE)
+        self._fence_line = _FenceLine.of(redis, self._check_fence.sha)
         self._leave_queue = redis.register_script(_LEAVE_QUEUE)
         self._waiters: dict[str, dict[asyncio.Event, tuple[Mode, str]]] = {}  # scope -> (mode, waiter id), oldest first
         self._listener: asyncio.Task[None] | None = None
@@ -621,9 +694,10 @@ class ALock:
 
     async def _fence(self, scope: str, token: int, min_remaining_s: float) -> tuple[bool, str, str, int]:
         self._check_scope(scope)
-        reply = await self._check_fence(
-            keys=[self._key("w", scope)], args=[token, max(0, round(min_remaining_s * 1000))]
-        )
+        key, margin_ms = self._key("w", scope), max(0, round(min_remaining_s * 1000))
+        if self._fence_line is not None and await self._fence_line.passes(key, token, margin_ms):
+            return True, "", "", 0
+        reply = await self._check_fence(keys=[key], args=[token, margin_ms])
         if not isinstance(reply, list):  # the current writer: a bare 1 (the check before every write, kept short)
             return int(reply) == 1, "", "", 0
         return False, _s(reply[1]), _s(reply[2]), int(reply[3])
@@ -779,7 +853,10 @@ class ALock:
                     await pubsub.aclose()
 
     async def aclose(self) -> None:
-        """Stop the release subscriber, if a wait left one running (the Redis client stays the caller's)."""
+        """Stop the release subscriber, if a wait left one running, and close the fence line (the Redis client stays
+        the caller's)."""
+        if self._fence_line is not None:
+            await self._fence_line.aclose()
         task, self._listener = self._listener, None
         if task is not None:
             task.cancel()

@@ -352,6 +352,46 @@ async def test_fence_refuses_a_write_that_would_outlive_the_lease(lock: ALock) -
         await lock.ensure_fence("shop", lease.token, min_remaining_s=10.0)
 
 
+async def test_the_fence_line_survives_a_flushed_script_cache_and_a_killed_connection(
+    lock: ALock, redis: aioredis.Redis
+) -> None:
+    # The fence check every write makes goes over a connection of its own (``_FenceLine``); what Redis does to that
+    # connection or to its script cache costs a check through the client, never a wrong answer.
+    lease = await lock.acquire_write("shop", "w", TTL)
+    await lock.ensure_fence("shop", lease.token)
+    await redis.script_flush()  # as after a restart: EVALSHA answers NOSCRIPT
+    await lock.ensure_fence("shop", lease.token)
+    await lock.ensure_fence("shop", lease.token)
+    await redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # the line's connection too
+    await lock.ensure_fence("shop", lease.token)
+    await lock.release(lease)
+    with pytest.raises(FencingError, match="expired or was released"):
+        await lock.ensure_fence("shop", lease.token)
+    successor = await lock.acquire_write("shop", "w2", TTL)
+    await lock.ensure_fence("shop", successor.token)
+    assert not await lock.check_fence("shop", lease.token)
+
+
+async def test_a_fence_check_cancelled_before_its_reply_leaves_no_reply_for_the_next(
+    lock: ALock, redis: aioredis.Redis
+) -> None:
+    # A check cancelled after its command went out leaves that command's reply ("this token passes") on its connection;
+    # read by the next check, it would let a writer through after it lost the lease.
+    lease = await lock.acquire_write("shop", "w", TTL)
+    await lock.ensure_fence("shop", lease.token)
+    await redis.execute_command("CLIENT", "PAUSE", "400", "ALL")  # the reply comes after the cancellation
+    check = asyncio.ensure_future(lock.ensure_fence("shop", lease.token))
+    await asyncio.sleep(0.1)
+    check.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await check
+    await lock.release(lease)  # served once the pause ends
+    successor = await lock.acquire_write("shop", "w2", TTL)
+    with pytest.raises(FencingError, match="w2"):
+        await lock.ensure_fence("shop", lease.token)
+    await lock.ensure_fence("shop", successor.token)
+
+
 async def test_tokens_strictly_increase_across_acquisitions_and_expiries(lock: ALock) -> None:
     tokens = []
     for i in range(12):
