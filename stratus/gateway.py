@@ -58,6 +58,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, Self, cast
+from urllib.parse import urlencode
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -268,6 +269,17 @@ def summarise(obj: Obj | None) -> dict[str, Any] | None:
 # --- REST over the official client ------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class PreparedRequest:
+    """A ``WireRequest`` serialised by the official client (``KubeApi.prepare``), ready to send as is."""
+
+    request: WireRequest
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: Any
+
+
 class KubeApi:
     """Synchronous JSON REST calls through ``kubernetes.client.ApiClient`` (auth and TLS from its configuration)."""
 
@@ -302,6 +314,37 @@ class KubeApi:
         """Send one built request (``stratus.writerequest``)."""
         return self.request(req.method, req.path, query=list(req.query), body=req.body, content_type=req.content_type)
 
+    def prepare(self, req: WireRequest) -> PreparedRequest:
+        """``req`` serialised once for the wire (URL, headers with the credentials, body), to send as the write and
+        as its dry run (``send_prepared``): the two then differ in the ``dryRun`` query parameter and nothing else."""
+        m, url, hdrs, payload, _ = self.client.param_serialize(
+            req.method,
+            req.path,
+            query_params=list(req.query),
+            header_params={"Accept": "application/json", "Content-Type": req.content_type},
+            body=req.body,
+            auth_settings=["BearerToken"],
+        )
+        return PreparedRequest(req, m, url, hdrs, payload)
+
+    def send_prepared(self, prepared: PreparedRequest, *, dry_run: bool) -> Any:
+        """Send a prepared request, or its dry run: the same URL with ``dryRun=All`` appended. A request whose dry run
+        changes more than the query (a DELETE's options carry ``dryRun`` too) is serialised again for it."""
+        url = prepared.url
+        if dry_run and not prepared.request.is_dry_run:
+            dry = prepared.request.dry_run()
+            if dry.body is not prepared.request.body:
+                return self.send(dry)
+            url += ("&" if "?" in url else "?") + urlencode([dry.query[-1]])
+        response = self.client.call_api(
+            prepared.method,
+            url,
+            header_params=dict(prepared.headers),  # a copy: the client may rewrite them
+            body=prepared.body,
+            _request_timeout=self.timeout_s,
+        )
+        return self._answer(response, raw=False)
+
     def request(
         self,
         method: str,
@@ -317,7 +360,11 @@ class KubeApi:
             method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
         )
         response = self.client.call_api(m, url, header_params=hdrs, body=payload, _request_timeout=self.timeout_s)
-        data = cast(Any, response).read()
+        return self._answer(response, raw=raw)
+
+    @staticmethod
+    def _answer(response: Any, *, raw: bool) -> Any:
+        data = response.read()
         if not 200 <= response.status < 300:
             raise KubeApiError.from_response(response.status, data)
         if raw:
@@ -1024,9 +1071,11 @@ class WriteGateway(ReadGateway):
         self, action: Action, pre: Obj, request: WireRequest | None, gate: concurrent.futures.Future[None]
     ) -> _Step:
         """``_ahead``'s worker call: the dry run, its judgement, then the write once ``gate`` says the intent is
-        durable and the lease current (never when it fails, is cancelled or times out)."""
+        durable and the lease current (never when it fails, is cancelled or times out). The request is serialised
+        once for both (``KubeApi.prepare``)."""
+        prepared = self.api.prepare(request) if request is not None and not isinstance(action, Exec) else None
         try:
-            dry = self._execute_sync(action, request, True)
+            dry = self._execute_sync(action, request, True, prepared)
         except KubeApiError as exc:
             return _Step(dry_error=exc)
         try:
@@ -1038,7 +1087,7 @@ class WriteGateway(ReadGateway):
         except BaseException:  # the journal's or the fence's refusal, a cancellation, a timeout: nothing is sent
             return _Step()
         try:
-            return _Step(sent=True, after=self._execute_sync(action, request, False))
+            return _Step(sent=True, after=self._execute_sync(action, request, False, prepared))
         except KubeApiError as exc:
             return _Step(sent=True, error=exc)
 
@@ -1379,13 +1428,19 @@ class WriteGateway(ReadGateway):
         except InvalidIdentity as exc:
             raise KubeApiError(422, "Invalid", str(exc)) from exc
 
-    def _execute_sync(self, action: Action, request: WireRequest | None, dry_run: bool) -> Any:
-        """Send the built request (its dry-run form when ``dry_run``); exec runs over the exec channel."""
+    def _execute_sync(
+        self, action: Action, request: WireRequest | None, dry_run: bool, prepared: PreparedRequest | None = None
+    ) -> Any:
+        """Send the built request (its dry-run form when ``dry_run``), serialised already when ``prepared`` (the
+        same request); exec runs over the exec channel."""
         if isinstance(action, Exec):
             return self._exec_sync(action, dry_run)
         if request is None:
             raise Refusal(f"{action.verb} is not a write.", rule="unsupported")
-        result = self.api.send(request.dry_run() if dry_run else request)
+        if prepared is not None:
+            result = self.api.send_prepared(prepared, dry_run=dry_run)
+        else:
+            result = self.api.send(request.dry_run() if dry_run else request)
         return _with_type(action.kind, result) if isinstance(result, dict) and result.get("metadata") else result
 
     def _template_ops(self, action: SetImage | SetEnv | RolloutRestart | RolloutUndo, base: Obj) -> list[Obj]:

@@ -45,6 +45,12 @@ class FakeApi:
             raise KubeApiError(404, "NotFound", f'configmaps "{name}" not found')
         return copy.deepcopy(obj)
 
+    def prepare(self, req: WireRequest) -> WireRequest:
+        return req
+
+    def send_prepared(self, prepared: WireRequest, *, dry_run: bool) -> Obj:
+        return self.send(prepared.dry_run() if dry_run else prepared)
+
     def close(self) -> None:
         pass
 
