@@ -49,12 +49,14 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
+import redis.connection
 from prometheus_client import REGISTRY, Counter, Histogram
 from pydantic import Field
 
@@ -437,6 +439,87 @@ class _FenceLine:
                 await conn.disconnect(nowait=True)
 
 
+class BlockingFence:
+    """The fence check from a worker thread, around a write's dry run: ``send`` before it, ``passes`` after it.
+
+    The gateway's worker thread sends a write's dry run and the write itself; checking the fence there too (on a
+    blocking connection of its own, the command packed once per scope and token, as ``_FenceLine`` does on the event
+    loop) keeps the event loop idle while the worker runs, instead of both competing for the interpreter. ``passes``
+    answers True only for the script's bare 1; anything else -- a refusal, NOSCRIPT after a Redis restart, a
+    connection error, a timeout -- is False, and the caller asks ``ALock.ensure_fence`` for the verdict and its
+    reason. A failure closes the connection (a reply is never read by another check); the next ``send`` reconnects.
+    """
+
+    TIMEOUT_S = 5.0
+
+    def __init__(self, settings: dict[str, Any], sha: str, base: str) -> None:
+        self.settings = settings
+        self.sha = sha
+        self.base = base
+        self._lock = threading.Lock()
+        self._conn: Any = None  # a redis.connection.Connection (untyped)
+        self._packed: tuple[tuple[str, int], Any] | None = None
+        self._sent = False
+
+    def send(self, scope: str, token: int) -> bool:
+        """Send the check of ``token`` on ``scope``; True when it went out (``passes`` must follow, in this thread)."""
+        ALock._check_scope(scope)
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._conn is None:
+                self._conn = redis.connection.Connection(  # type: ignore[no-untyped-call]
+                    **self.settings, socket_timeout=self.TIMEOUT_S, socket_connect_timeout=self.TIMEOUT_S
+                )
+            if self._packed is None or self._packed[0] != (scope, token):
+                command = self._conn.pack_command("EVALSHA", self.sha, 1, f"{self.base}:w:{scope}", token, 0)
+                self._packed = ((scope, token), command)
+            self._conn.send_packed_command(self._packed[1], check_health=False)
+        except Exception as exc:  # every failure leaves the verdict to ``ensure_fence``
+            log.debug("blocking fence: %r", exc)
+            self._drop()
+            self._lock.release()
+            return False
+        self._sent = True
+        return True
+
+    def passes(self) -> bool:
+        """Read the reply of the check ``send`` sent: True only when the token is the scope's current writer's."""
+        if not self._sent:
+            return False
+        self._sent = False
+        try:
+            reply = self._conn.read_response(disable_decoding=True) if self._conn is not None else None
+        except Exception as exc:
+            log.debug("blocking fence: %r", exc)
+            self._drop()
+            return False
+        finally:
+            self._lock.release()
+        return bool(reply == 1)
+
+    def close(self) -> None:
+        """Close the connection (a check in flight keeps it until it is read or abandoned)."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drop()
+            finally:
+                self._lock.release()
+
+    def abandon(self) -> None:
+        """Forget a check ``send`` sent whose reply will not be read (its connection closes)."""
+        if self._sent:
+            self._sent = False
+            self._drop()
+            self._lock.release()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.disconnect()
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -470,6 +553,7 @@ class ALock:
         self._release_read = redis.register_script(_RELEASE_READ)
         self._check_fence = redis.register_script(_CHECK_FENCE)
         self._fence_line = _FenceLine.of(redis, self._check_fence.sha)
+        self._blocking: BlockingFence | None = None  # one per A-Lock, made on first use (``blocking_fence``)
         self._leave_queue = redis.register_script(_LEAVE_QUEUE)
         self._waiters: dict[str, dict[asyncio.Event, tuple[Mode, str]]] = {}  # scope -> (mode, waiter id), oldest first
         self._listener: asyncio.Task[None] | None = None
@@ -852,11 +936,25 @@ class ALock:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
+    def blocking_fence(self) -> BlockingFence | None:
+        """A fence check a worker thread can make (``BlockingFence``); None when the client's connections are not
+        plain TCP (TLS, a Unix socket, a cluster client): the async ``ensure_fence`` only then."""
+        pool = getattr(self.redis, "connection_pool", None)
+        if not isinstance(pool, aioredis.ConnectionPool) or pool.connection_class is not aioredis.Connection:
+            return None
+        if self._blocking is None:
+            settings = {k: pool.connection_kwargs.get(k) for k in ("host", "port", "db", "username", "password")}
+            known = {k: v for k, v in settings.items() if v is not None}
+            self._blocking = BlockingFence(known, self._check_fence.sha, self._base)
+        return self._blocking
+
     async def aclose(self) -> None:
         """Stop the release subscriber, if a wait left one running, and close the fence line (the Redis client stays
         the caller's)."""
         if self._fence_line is not None:
             await self._fence_line.aclose()
+        if self._blocking is not None:
+            self._blocking.close()
         task, self._listener = self._listener, None
         if task is not None:
             task.cancel()

@@ -53,6 +53,7 @@ import dataclasses
 import functools
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -197,6 +198,34 @@ class BatchCallback(Protocol):
     def __call__(self, records: list[JournalRecord], /) -> Awaitable[object]:
         """Append ``records`` (in order) durably as one unit; raise if they could not be appended."""
         ...
+
+
+class WiredAppend(Protocol):
+    def wait(self) -> int:
+        """The append's stream sequence once acknowledged; raise if it was refused or not acknowledged."""
+        ...
+
+    def abandon(self) -> None:
+        """Give up on the acknowledgement (it will not be read)."""
+        ...
+
+
+class WiredJournal(Protocol):
+    """The journal's appends from a worker thread (``stratus.journal.Journal``: ``wire_ready``, ``begin_wired``)."""
+
+    def wire_ready(self, tx_id: str) -> bool: ...
+
+    def begin_wired(self, records: list[JournalRecord]) -> WiredAppend: ...
+
+
+class WiredFence(Protocol):
+    """The fence check from a worker thread (``stratus.alock.BlockingFence``)."""
+
+    def send(self, scope: str, token: int) -> bool: ...
+
+    def passes(self) -> bool: ...
+
+    def abandon(self) -> None: ...
 
 
 class WriteResult(BaseModel):
@@ -747,9 +776,14 @@ class WriteGateway(ReadGateway):
         workdir: Path | None = None,
         policy: WritePolicy | None = None,
         recorded: Mapping[str, Obj] | None = None,
+        journal_wire: WiredJournal | None = None,
+        fence_wire: WiredFence | None = None,
     ) -> None:
         super().__init__(api, default_namespace=default_namespace, workdir=workdir)
         self.policy = policy if policy is not None else WritePolicy.configured()
+        self.journal_wire = journal_wire
+        self.fence_wire = fence_wire
+        """With both, an update journaled ahead is appended and fenced from the worker thread (``_ahead_wired``)."""
         self.recorded = recorded
         """The scope's last-known-good objects (``stratus.lastgood``), by ``Kind/namespace/name``: what a workload ran
         while the scope was healthy counts as run before (``writepolicy.recorded_programs``)."""
@@ -992,6 +1026,8 @@ class WriteGateway(ReadGateway):
         if reused and _stale(request, pre):
             return None
         intent = self._intent(action, pre, undo, note)
+        if self.journal_wire is not None and self.fence_wire is not None and self.journal_wire.wire_ready(self.tx_id):
+            return await self._ahead_wired(action, pre, request, intent)
         journaled = asyncio.ensure_future(self._journal_fenced(intent))
         gate: concurrent.futures.Future[None] = concurrent.futures.Future()
         journaled.add_done_callback(functools.partial(_open_gate, gate))
@@ -1023,6 +1059,100 @@ class WriteGateway(ReadGateway):
                 f"{INTENT_WAIT_S:.0f}s"
             )
         return _Judged(intent, request, sent=True, after=step.after, error=step.error)
+
+    async def _ahead_wired(
+        self, action: Action, pre: Obj, request: WireRequest | None, intent: JournalRecord
+    ) -> _Judged | WriteResult | None:
+        """``_ahead`` with the intent appended and the fence checked from the worker thread (``journal_wire``,
+        ``fence_wire``): one worker call sends the fence check and the intent, sends the dry run, reads both answers,
+        judges, and sends the write; the event loop waits meanwhile instead of competing for the interpreter. What
+        the worker could not settle -- a fence check without a clear yes -- is settled here by ``check_fence``."""
+        await self._acknowledged()
+        held, self._held = self._held, None
+        records = [held, intent] if held is not None else [intent]
+        stop = threading.Event()
+        try:
+            step = await self._call(self._wired_write_sync, action, pre, request, records, stop)
+        except BaseException:
+            stop.set()  # cancelled: the worker sends no write after this
+            self._held = held  # not known to be journaled: still due
+            raise
+        if step.journal_error is not None:
+            self._held = held
+            raise step.journal_error
+        if step.dry_error is not None:
+            self._send_outcome(_outcome_of(intent, False, f"Not sent: the dry run failed: {step.dry_error}"))
+            if _is_conflict(step.dry_error):
+                return None
+            return WriteResult(
+                ok=False,
+                action=action,
+                executed=False,
+                message=f"Dry run failed, nothing was changed: {step.dry_error}",
+            )
+        if step.refusal is not None or step.failure is not None:
+            stopped = step.refusal if step.refusal is not None else step.failure
+            self._send_outcome(_outcome_of(intent, False, f"Not sent: {stopped}"))
+            raise cast(BaseException, stopped)
+        if not step.sent:  # the fence had no clear answer on the worker's line: ask the A-Lock
+            try:
+                await self._fence()
+            except BaseException as exc:
+                self._send_outcome(_outcome_of(intent, False, f"Not sent: {exc}"))
+                raise
+            return _Judged(intent, request)  # judged, journaled and fenced: ``_write`` sends it
+        return _Judged(intent, request, sent=True, after=step.after, error=step.error)
+
+    def _wired_write_sync(
+        self,
+        action: Action,
+        pre: Obj,
+        request: WireRequest | None,
+        records: list[JournalRecord],
+        stop: threading.Event,
+    ) -> _Step:
+        """``_ahead_wired``'s worker call (see there). Never sends the write unless the intent was acknowledged, the
+        dry run judged and the fence answered yes, and never when ``stop`` is set."""
+        fence, journal = cast(WiredFence, self.fence_wire), cast(WiredJournal, self.journal_wire)
+        fence_sent = fence.send(self.lease.scope, self.lease.token)
+        pending: WiredAppend | None = None
+        try:
+            try:
+                pending = journal.begin_wired(records)
+            except PermanentError as exc:  # nothing was sent
+                return _Step(journal_error=exc)
+            prepared = self.api.prepare(request) if request is not None and not isinstance(action, Exec) else None
+            dry, dry_error = None, None
+            try:
+                dry = self._execute_sync(action, request, True, prepared)
+            except KubeApiError as exc:
+                dry_error = exc
+            fenced = fence.passes() if fence_sent else False
+            fence_sent = False
+            waiting, pending = pending, None
+            try:
+                waiting.wait()
+            except PermanentError as exc:
+                return _Step(journal_error=exc)
+            if dry_error is not None:
+                return _Step(dry_error=dry_error)
+            try:
+                self._judge_sync(action, pre, dry)
+            except Refusal as exc:
+                return _Step(refusal=exc)
+            except Exception as exc:
+                return _Step(failure=exc)
+            if not fenced or stop.is_set():
+                return _Step()
+            try:
+                return _Step(sent=True, after=self._execute_sync(action, request, False, prepared))
+            except KubeApiError as exc:
+                return _Step(sent=True, error=exc)
+        finally:
+            if fence_sent:
+                fence.abandon()
+            if pending is not None:
+                pending.abandon()
 
     async def _request(self, action: Action, pre: Obj | None) -> WireRequest | None:
         """The one request for ``action`` against ``pre`` (None for exec, which is not a REST write)."""
@@ -1648,6 +1778,8 @@ class _Step:
     sent: bool = False
     after: Any = None
     error: KubeApiError | None = None
+    journal_error: PermanentError | None = None  # the intent was not journaled (``_wired_write_sync``)
+    failure: Exception | None = None  # the judgement failed otherwise (``_wired_write_sync``: after the intent)
 
 
 def _outcome_of(intent: JournalRecord, ok: bool | None, message: str) -> JournalRecord:

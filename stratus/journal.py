@@ -47,6 +47,7 @@ from stratus.contracts import (
 from stratus.crashpoints import crash_point
 from stratus.errors import PermanentError, TemporaryError
 from stratus.scrub import scrub_model, scrub_obj, scrub_text
+from stratus.walwire import WalWire, WireError, WireRefused
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class Journal:
         self.bus = bus
         self._last_seq: dict[str, int] = {}
         self._scrubbed: tuple[Action, Action] | None = None  # the last action scrubbed, and its audit view
+        self._wire: WalWire | None = None  # the worker threads' blocking publisher (``begin_wired``)
+        self._wire_tried = False
 
     def _audit_view(self, record: JournalRecord) -> JournalRecord:
         """``audit_view``, scrubbing a write's action once for its intent and its outcome (see the docstring)."""
@@ -98,6 +101,53 @@ class Journal:
         if any(r.phase == "intent" for r in clean):
             crash_point("journal.after_intent")  # the write it announces has not run yet
         return seq
+
+    def close(self) -> None:
+        """Close the wire, if ``begin_wired`` opened one (the async client is the bus's)."""
+        if self._wire is not None:
+            self._wire.close()
+
+    def wire_ready(self, tx_id: str) -> bool:
+        """Whether ``begin_wired`` can append to ``tx_id`` now (call it on the event loop): the connection is one the
+        wire speaks (``WalWire.of``), and the subject's last sequence is known (a transaction's first append goes
+        through ``append``/``append_batch``, which read it)."""
+        if tx_id not in self._last_seq:
+            return False
+        if not self._wire_tried:
+            self._wire_tried = True
+            try:
+                self._wire = WalWire.of(self.bus.nc)
+            except Exception as exc:  # no connection state to read: the async client only
+                log.debug("journal: no wire (%r)", exc)
+        return self._wire is not None and self._wire.available
+
+    def begin_wired(self, records: list[JournalRecord]) -> WiredAppend:
+        """Send ``records`` (one transaction's, in order) as one message over the journal's wire, from a worker
+        thread, after ``wire_ready`` said yes; ``WiredAppend.wait`` returns its sequence once JetStream acknowledged it.
+        The same message, headers and checks as ``append_batch``; raises ``JournalError`` when nothing was sent."""
+        if not records or len({r.tx_id for r in records}) != 1 or len(records) > JOURNAL_BATCH_MAX:
+            raise JournalError(
+                f"a journal batch holds one transaction's records, at least one and at most {JOURNAL_BATCH_MAX} "
+                f"(got {len(records)}); append more as several batches"
+            )
+        clean = [self._audit_view(r) for r in records]
+        last = clean[-1]
+        entry: JournalRecord | JournalBatch = (
+            clean[0] if len(clean) == 1 else JournalBatch(tx_id=last.tx_id, records=clean)
+        )
+        what = "+".join(f"#{r.seq} ({r.phase})" for r in clean)
+        wire, expected = self._wire, self._last_seq.get(last.tx_id)
+        if wire is None or expected is None:
+            raise JournalError(f"journal append for {last.tx_id} {what}: no wire, or the last sequence is unknown")
+        headers = {
+            "Nats-Msg-Id": f"{last.tx_id}:{last.seq}:{last.phase}",
+            "Nats-Expected-Last-Subject-Sequence": str(expected),
+        }
+        try:
+            wire.send(self.bus.topology.journal(last.tx_id), entry.model_dump_json().encode(), headers)
+        except WireError as exc:
+            raise JournalError(f"journal append for {last.tx_id} {what} not sent: {exc}") from exc
+        return WiredAppend(self, wire, last.tx_id, what, any(r.phase == "intent" for r in clean))
 
     async def append_checkpoint(self, checkpoint: TransactionCheckpoint) -> int:
         """Append the transaction's checkpoint (one per lease grant: a retry under the same lease is a no-op)."""
@@ -198,6 +248,32 @@ class Journal:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         return records
+
+
+class WiredAppend:
+    """A message ``Journal.begin_wired`` sent; ``wait`` (once, in the same thread) reads its acknowledgement."""
+
+    def __init__(self, journal: Journal, wire: WalWire, tx_id: str, what: str, intent: bool) -> None:
+        self.journal, self.wire, self.tx_id, self.what, self.intent = journal, wire, tx_id, what, intent
+
+    def abandon(self) -> None:
+        """The acknowledgement will not be read (the worker stopped before ``wait``): release the wire."""
+        self.wire.abandon()
+
+    def wait(self) -> int:
+        """The message's stream sequence; raises ``JournalError`` when JetStream refused it or did not answer."""
+        try:
+            seq = self.wire.ack()
+        except WireRefused as exc:
+            raise JournalError(
+                f"journal append for {self.tx_id} {self.what} refused by JetStream: {exc.description}"
+            ) from exc
+        except WireError as exc:
+            raise JournalError(f"journal append for {self.tx_id} {self.what} not acknowledged: {exc}") from exc
+        self.journal._last_seq[self.tx_id] = seq
+        if self.intent:
+            crash_point("journal.after_intent")  # the write it announces has not run yet
+        return seq
 
 
 def audit_view(record: JournalRecord, *, scrubbed_action: Action | None = None) -> JournalRecord:

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from stratus.lastgood import LastGoodStore
+from stratus.lastgood import bucket_name as lastgood_bucket
 from stratus.latency import SampleStore
 from stratus.latency import bucket_name as latency_bucket
 from stratus.localinfra import LocalServer
@@ -43,6 +45,23 @@ def slo_query_env(prometheus_url: str, queries: str | None = None) -> dict[str, 
 def latency_enabled(env: Mapping[str, str]) -> bool:
     """Whether these settings switch the latency term on (as the settings read a boolean)."""
     return env.get("STRATUS_LATENCY_SLO_ENABLED", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+async def wait_last_good(
+    js: Any, scope: str, since: float, timeout: float = 15.0, stream_prefix: str = "STRATUS"
+) -> bool:
+    """Until the detector has recorded a healthy snapshot of the scope taken after ``since`` (Unix time): a fix that
+    restores recorded content (code in a ConfigMap, a program a workload ran) needs it, and a fault injected before
+    it would leave the record of the app as it was before this scenario's preparation, or none. False when none came
+    within ``timeout`` (an app the detector never finds healthy): the scenario runs without it."""
+    store = LastGoodStore(js, lastgood_bucket(stream_prefix))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snap = await store.latest(scope)
+        if snap is not None and snap.taken_at >= since:
+            return True
+        await asyncio.sleep(0.25)
+    return False
 
 
 async def wait_latency(js: Any, scope: str, timeout: float = 90.0, stream_prefix: str = "STRATUS") -> None:

@@ -40,7 +40,13 @@ from typing import Any
 import yaml
 
 from arena.apps import APPS, AppSpec
-from arena.bench.detection_terms import latency_enabled, slo_query_env, start_slo_prometheus, wait_latency
+from arena.bench.detection_terms import (
+    latency_enabled,
+    slo_query_env,
+    start_slo_prometheus,
+    wait_last_good,
+    wait_latency,
+)
 from arena.bench.embedding.system import embedding_env, embedding_warmup_s, start_embedding_prometheus
 from arena.bench.llm_log import LogSlice
 from arena.bench.noise import NoiseGenerator, NoiseSpec, blamed, fault_names, wrong_attribution
@@ -711,12 +717,16 @@ class Bench:
             # each policy diagnoses its own way: the rulebook's runs never ask a configured LLM
             diagnosis = policy if policy in ("llm", "hybrid", "rulebook") else "auto"
             system = await self._system(key, env, diagnosis)
+            recorded_since = time.time()
             self._pause_detector(False)
             if self.prometheus is not None:  # the embedding learns the healthy app (again after the pause) first
                 await asyncio.sleep(embedding_warmup_s(fresh=self.systems_started != started))
             if latency_enabled(env):  # the latency term judges against the scope's healthy samples: they come first
                 await wait_latency(self.bus.js, app.namespace)
             rec.services_log = system.log.name
+            # the healthy app's last-known-good record comes before the fault (a fix may restore what it recorded)
+            if not await wait_last_good(self.bus.js, app.namespace, recorded_since):
+                self.echo(f"{pid}: no last-good record of {app.namespace} before the fault; injecting anyway")
             t_inject = datetime.now(UTC)
             server_log = LogSlice(self.opts.llm_log) if self.opts.llm_log and policy in ("llm", "hybrid") else None
             if server_log is not None:

@@ -86,18 +86,22 @@ class MitigateHandler:
         async def report(event: ActionExecuted) -> None:
             await deps.bus.publish(events(event.incident_id, event.kind), event)
 
-        ended = await run_transaction(
-            request,
-            api=deps.api,
-            alock=deps.alock,
-            journal=Journal(deps.bus),
-            reasoner=ApprovedPlanReasoner() if request.plan is not None else deps.reasoner,
-            measure=deps.meter.measure,
-            report=report,
-            lease_ttl_s=deps.lease_ttl_s,
-            jaeger_url=deps.jaeger_url,
-            last_good=deps.last_good,
-        )
+        journal = Journal(deps.bus)
+        try:
+            ended = await run_transaction(
+                request,
+                api=deps.api,
+                alock=deps.alock,
+                journal=journal,
+                reasoner=ApprovedPlanReasoner() if request.plan is not None else deps.reasoner,
+                measure=deps.meter.measure,
+                report=report,
+                lease_ttl_s=deps.lease_ttl_s,
+                jaeger_url=deps.jaeger_url,
+                last_good=deps.last_good,
+            )
+        finally:
+            journal.close()  # its wire to NATS, if the transaction's writes opened one
         await deps.bus.publish(events(ended.incident_id, ended.kind), ended)
         log.info(
             "%s: transaction %s ended (%s, %d write(s))",

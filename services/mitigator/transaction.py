@@ -81,6 +81,8 @@ async def run_transaction(
             max_writes=request.max_actions - len([r for r in existing if r.phase == "intent"]),
             default_namespace=request.scope,
             recorded=recorded,
+            journal_wire=journal,
+            fence_wire=alock.blocking_fence(),
         )
         tools = TransactionTools(gateway, namespace=request.scope, jaeger_url=jaeger_url, after_write=after_write)
         work = asyncio.create_task(reasoner.mitigate(request, tools))

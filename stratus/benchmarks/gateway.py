@@ -81,6 +81,8 @@ async def measure(kubeconfig: Path, nats_url: str, redis_url: str, n: int, round
         incident_id="bench",
         tx_id=tx,
         attempt=1,
+        journal_wire=journal,
+        fence_wire=lock.blocking_fence(),
     )
     counter = iter(range(1_000_000_000))
 
@@ -158,6 +160,7 @@ async def measure(kubeconfig: Path, nats_url: str, redis_url: str, n: int, round
     cold_ratio = statistics.median(cold) / statistics.median(bare)
     print(f"first write to obj p50 {pct(cold, 0.5):7.1f} ms  ratio {cold_ratio:.1f}x  (n={len(cold)})")
     print(f"undo of 20 writes  {undo_s * 1000:.0f} ms ({undo_s * 1000 / max(len(intents), 1):.1f} ms per write)")
+    journal.close()
     await lock.release(lease)
     await lock.aclose()
     await bus.close()
