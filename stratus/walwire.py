@@ -47,6 +47,10 @@ class WireError(Exception):
     """The publish was not sent, or its acknowledgement did not arrive: its fate is unknown."""
 
 
+_UNREADABLE = (WireError, OSError, ValueError, TypeError, RecursionError)
+"""What a connection or a server's answer can raise while it is read: each fails the publish as a ``WireError``."""
+
+
 class WireRefused(WireError):
     """JetStream answered the publish with an error (nothing was stored)."""
 
@@ -132,7 +136,7 @@ class WalWire:
             self._lock.release()
             if isinstance(exc, WireError):
                 raise
-            if isinstance(exc, OSError):
+            if isinstance(exc, _UNREADABLE):
                 raise WireError(f"the journal's wire failed: {exc!r}") from exc
             raise
 
@@ -146,7 +150,7 @@ class WalWire:
             answer = self._reply_to(reply)
         except BaseException as exc:
             self._close()
-            if isinstance(exc, OSError):
+            if isinstance(exc, _UNREADABLE) and not isinstance(exc, WireError):
                 raise WireError(f"the journal's wire failed: {exc!r}") from exc
             raise
         finally:
@@ -214,7 +218,7 @@ class WalWire:
                     raise WireError(f"NATS refused the journal's wire: {line.decode(errors='replace').strip()}")
             self._inbox = b"_INBOX.wal" + secrets.token_hex(8).encode()
             sock.sendall(b"SUB " + self._inbox + b".* 1\r\n")
-        except (WireError, ValueError) as exc:
+        except _UNREADABLE as exc:
             self._disabled_until = time.monotonic() + DISABLE_S
             self._close()
             raise WireError(str(exc)) from exc

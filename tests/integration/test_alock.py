@@ -392,6 +392,39 @@ async def test_a_fence_check_cancelled_before_its_reply_leaves_no_reply_for_the_
     await lock.ensure_fence("shop", successor.token)
 
 
+async def test_the_blocking_fence_says_yes_only_for_the_current_writer(lock: ALock, redis: aioredis.Redis) -> None:
+    # The fence check a gateway's worker thread makes (``BlockingFence``): a clear yes, or False and the caller asks
+    # ``ensure_fence``; a check in flight keeps the line (a second one is not sent), an abandoned one closes it.
+    fence = lock.blocking_fence()
+    assert fence is not None and lock.blocking_fence() is fence
+    lease = await lock.acquire_write("shop", "w", TTL)
+
+    def check(token: int) -> bool:
+        assert fence.send("shop", token)
+        return fence.passes()
+
+    def second_while_busy() -> bool:
+        assert fence.send("shop", lease.token)
+        try:
+            return fence.send("shop", lease.token)
+        finally:
+            fence.abandon()
+
+    await redis.script_flush()
+    assert not await asyncio.to_thread(check, lease.token)  # NOSCRIPT: no clear yes
+    await lock.ensure_fence("shop", lease.token)  # loads the script
+    assert await asyncio.to_thread(check, lease.token)
+    assert not await asyncio.to_thread(check, lease.token + 1)
+    assert not await asyncio.to_thread(second_while_busy)
+    assert await asyncio.to_thread(check, lease.token)
+    await lock.release(lease)
+    assert not await asyncio.to_thread(check, lease.token)
+    with pytest.raises(PermanentError):
+        fence.send("bad|scope", lease.token)
+    unix = ALock(aioredis.Redis(unix_socket_path="/nonexistent/redis.sock"), prefix="unix")
+    assert unix.blocking_fence() is None  # not plain TCP: the async check only
+
+
 async def test_tokens_strictly_increase_across_acquisitions_and_expiries(lock: ALock) -> None:
     tokens = []
     for i in range(12):

@@ -128,6 +128,7 @@ def test_pings_and_other_replies_before_the_acknowledgement_are_handled(
         (b"MSG {reply} 1 2\r\n[]\r\n", "not an object"),
         (b'MSG {reply} 1 14\r\n{"stream":"S"}\r\n', "no sequence"),
         (b"MSG {reply} 1 nope\r\n", "invalid literal"),
+        (b"MSG {reply} 1 40000\r\n" + b"[" * 20000 + b"]" * 20000 + b"\r\n", "RecursionError"),
         (b"WHAT\r\n", "unexpected line"),
     ],
 )
@@ -140,10 +141,10 @@ def test_an_answer_it_cannot_trust_fails_the_publish_and_closes_the_connection(
             conn.shutdown(socket.SHUT_RDWR)
 
     server, wire = serve(hostile)
-    with pytest.raises((WireError, ValueError), match=error):
+    with pytest.raises(WireError, match=error):
         publish(wire)
     assert wire._sock is None  # closed: a late answer is never read by the next publish
-    with pytest.raises((WireError, ValueError)):
+    with pytest.raises(WireError):
         publish(wire)  # a new connection
     assert server.connections == 2
 
