@@ -982,9 +982,7 @@ class WriteGateway(ReadGateway):
             except KubeApiError as exc:
                 if reused and _is_conflict(exc):
                     return None
-                return WriteResult(
-                    ok=False, action=action, executed=False, message=f"Dry run failed, nothing was changed: {exc}"
-                )
+                return _dry_run_failed(action, exc)
             if _needs_reads(action, pre, dry):
                 await self._call(self._judge_sync, action, pre, dry)
             else:
@@ -1020,9 +1018,7 @@ class WriteGateway(ReadGateway):
         try:
             request = await self._request(action, pre)
         except KubeApiError as exc:
-            return WriteResult(
-                ok=False, action=action, executed=False, message=f"Dry run failed, nothing was changed: {exc}"
-            )
+            return _dry_run_failed(action, exc)
         if reused and _stale(request, pre):
             return None
         intent = self._intent(action, pre, undo, note)
@@ -1041,14 +1037,7 @@ class WriteGateway(ReadGateway):
             raise
         if step.dry_error is not None:
             await self._void(intent, journaled, f"the dry run failed: {step.dry_error}")
-            if _is_conflict(step.dry_error):
-                return None
-            return WriteResult(
-                ok=False,
-                action=action,
-                executed=False,
-                message=f"Dry run failed, nothing was changed: {step.dry_error}",
-            )
+            return None if _is_conflict(step.dry_error) else _dry_run_failed(action, step.dry_error)
         if step.refusal is not None:
             await self._void(intent, journaled, str(step.refusal))
             raise step.refusal
@@ -1082,14 +1071,7 @@ class WriteGateway(ReadGateway):
             raise step.journal_error
         if step.dry_error is not None:
             self._send_outcome(_outcome_of(intent, False, f"Not sent: the dry run failed: {step.dry_error}"))
-            if _is_conflict(step.dry_error):
-                return None
-            return WriteResult(
-                ok=False,
-                action=action,
-                executed=False,
-                message=f"Dry run failed, nothing was changed: {step.dry_error}",
-            )
+            return None if _is_conflict(step.dry_error) else _dry_run_failed(action, step.dry_error)
         if step.refusal is not None or step.failure is not None:
             stopped = step.refusal if step.refusal is not None else step.failure
             self._send_outcome(_outcome_of(intent, False, f"Not sent: {stopped}"))
@@ -1780,6 +1762,10 @@ class _Step:
     error: KubeApiError | None = None
     journal_error: PermanentError | None = None  # the intent was not journaled (``_wired_write_sync``)
     failure: Exception | None = None  # the judgement failed otherwise (``_wired_write_sync``: after the intent)
+
+
+def _dry_run_failed(action: Action, error: KubeApiError) -> WriteResult:
+    return WriteResult(ok=False, action=action, executed=False, message=f"Dry run failed, nothing was changed: {error}")
 
 
 def _outcome_of(intent: JournalRecord, ok: bool | None, message: str) -> JournalRecord:
