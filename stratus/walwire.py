@@ -225,7 +225,10 @@ class WalWire:
 
     def _reply_to(self, reply: bytes) -> dict[str, Any]:
         assert self._sock is not None
+        deadline = time.monotonic() + self.timeout_s  # each read has the timeout too; this bounds them all
         while True:
+            if time.monotonic() > deadline:
+                raise WireError(f"no acknowledgement within {self.timeout_s:.0f}s")
             line = self._line()
             if line.startswith(b"MSG ") or line.startswith(b"HMSG "):
                 parts = line.split()

@@ -166,6 +166,25 @@ def test_a_silent_server_times_out(serve: Callable[..., tuple[Server, WalWire]])
         publish(wire)
 
 
+def test_a_server_that_keeps_talking_without_answering_times_out(
+    serve: Callable[..., tuple[Server, WalWire]],
+) -> None:
+    def chatter(conn: socket.socket, reply: bytes) -> None:
+        try:
+            for _ in range(40):  # a PING every 0.1 s: each read succeeds, the acknowledgement never comes
+                conn.sendall(b"PING\r\n")
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+    _, wire = serve(chatter)
+    wire.timeout_s = 1.0
+    started = time.monotonic()
+    with pytest.raises(WireError, match="no acknowledgement within"):
+        publish(wire)
+    assert time.monotonic() - started < 2.0
+
+
 def test_a_server_that_wants_tls_disables_the_wire_for_a_while(serve: Callable[..., tuple[Server, WalWire]]) -> None:
     _, wire = serve(ack(1), info=b'INFO {"server_id":"x","tls_required":true,"headers":true}\r\n')
     with pytest.raises(WireError, match="TLS"):
