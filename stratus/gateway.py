@@ -24,6 +24,14 @@ Why it is shaped this way:
   outcome of a write the API accepted goes out with the next intent as one JetStream message (``journal_batch``;
   alone at ``flush``), and any other outcome (a refused write, which the undoer skips; a failed command) is sent at
   once and acknowledged before the next intent.
+- **One thread per write where it can be.** A write is CPU-bound in one Python process. Given ``journal_wire`` and
+  ``fence_wire`` (the mitigator passes them), an update journaled ahead is one worker call (``_ahead_wired``): it
+  sends the fence check and the intent on connections of its own (``stratus.alock.BlockingFence``,
+  ``stratus.walwire``), sends the dry run, reads both answers, judges, and sends the write only after a clear yes from
+  the fence and the intent's acknowledgement; meanwhile the event loop is idle instead of competing for the
+  interpreter. What the worker cannot settle goes the event loop's way (a fence without a clear yes is asked of
+  ``check_fence``). The write and its dry run are serialised once (``KubeApi.prepare``): the same bytes, the dry run's
+  URL with ``dryRun=All`` appended.
 - **The undo restores exactly what the write replaced.** Every write carries the pre-image's ``resourceVersion`` as a
   precondition (in the patch body, as a JSON-patch ``test`` op, or as delete preconditions). Controllers bump it with
   status updates all the time, so on a conflict the object is read again: if its spec-level state (``digest.normalise``)
